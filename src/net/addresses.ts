@@ -1,0 +1,103 @@
+import IPCIDR from 'ip-cidr';
+import { UserError } from '../errors.js';
+
+// IPv4 prefixes as uint32 math: ip-cidr validates and finds the range, but has no subnet
+// split or overlap test (PLATFORM.md), and `contains('junk')` quietly says false.
+export interface Cidr4 {
+  network: number;
+  prefix: number;
+}
+
+const OCTET = '(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)';
+const IPV4_RE = new RegExp(`^${OCTET}(\\.${OCTET}){3}$`);
+
+export function isIPv4(text: string): boolean {
+  return IPV4_RE.test(text);
+}
+
+export function ipToInt(ip: string): number {
+  return ip.split('.').reduce((acc, o) => acc * 256 + Number(o), 0);
+}
+
+export function intToIp(n: number): string {
+  return [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join('.');
+}
+
+function mask(prefix: number): number {
+  return prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0;
+}
+
+// `what` names the option or key in the error ("--via", "dns in slow.toml").
+export function parseIPv4(text: string, what: string): string {
+  if (!isIPv4(text)) {
+    throw new UserError(`${what}: ${JSON.stringify(text)} is not an IPv4 address`, 'write it as four numbers, e.g. 192.168.2.1');
+  }
+  return text;
+}
+
+export function parseCidr4(text: string, what: string): Cidr4 {
+  const [addr, prefixText] = text.split('/');
+  if (prefixText === undefined || !isIPv4(addr ?? '') || !/^\d{1,2}$/.test(prefixText) || !IPCIDR.isValidCIDR(text)) {
+    throw new UserError(`${what}: ${JSON.stringify(text)} is not an IPv4 CIDR block`, 'write it as ADDRESS/PREFIX, e.g. 10.231.0.0/30');
+  }
+  const prefix = Number(prefixText);
+  if (prefix > 32) {
+    throw new UserError(`${what}: prefix /${prefix} is longer than 32 bits`, 'use a prefix between /0 and /32');
+  }
+  const start = new IPCIDR(text).start() as string;
+  const network = ipToInt(start);
+  if (network !== ipToInt(addr!)) {
+    throw new UserError(`${what}: ${text} has host bits set`, `did you mean ${start}/${prefix}?`);
+  }
+  return { network, prefix };
+}
+
+export function cidrToString(c: Cidr4): string {
+  return `${intToIp(c.network)}/${c.prefix}`;
+}
+
+export function cidrSize(c: Cidr4): number {
+  return 2 ** (32 - c.prefix);
+}
+
+export function cidrContains(c: Cidr4, ip: string): boolean {
+  return ((ipToInt(ip) & mask(c.prefix)) >>> 0) === c.network;
+}
+
+export function cidrsOverlap(a: Cidr4, b: Cidr4): boolean {
+  const p = Math.min(a.prefix, b.prefix);
+  return ((a.network & mask(p)) >>> 0) === ((b.network & mask(p)) >>> 0);
+}
+
+// Any address with a prefix ("10.0.0.5/24" or a bare address meaning /32) as the block it lies in.
+export function blockOf(address: string, prefix: number): Cidr4 {
+  return { network: (ipToInt(address) & mask(prefix)) >>> 0, prefix };
+}
+
+// Host end and namespace end of the veth link inside a subnet: on a /31 both addresses
+// are usable (RFC 3021); otherwise skip the network address.
+export function linkAddresses(subnet: Cidr4): { host: string; ns: string } {
+  if (subnet.prefix > 31) throw new UserError(`subnet ${cidrToString(subnet)} is too small`, 'use a /31, a /30 or a larger block');
+  if (subnet.prefix === 31) return { host: intToIp(subnet.network), ns: intToIp(subnet.network + 1) };
+  return { host: intToIp(subnet.network + 1), ns: intToIp(subnet.network + 2) };
+}
+
+export const DEFAULT_POOLS: readonly string[] = ['10.231.0.0/16', '172.29.0.0/16'];
+export const DEFAULT_PREFIX = 30;
+
+// First block of `prefix` bits in the pools that overlaps nothing taken (host addresses,
+// host routes, other namespaces). Returns undefined when every pool is full.
+export function allocateSubnet(pools: readonly Cidr4[], taken: readonly Cidr4[], prefix = DEFAULT_PREFIX): Cidr4 | undefined {
+  for (const pool of pools) {
+    const step = 2 ** (32 - prefix);
+    const end = pool.network + cidrSize(pool);
+    for (let n = pool.network; n + step <= end; n += step) {
+      const candidate = { network: n, prefix };
+      const clash = taken.find((t) => cidrsOverlap(t, candidate));
+      if (!clash) return candidate;
+      // Skip past a larger clashing block at once instead of probing each /30 inside it.
+      if (clash.prefix < prefix) n = Math.max(n, clash.network + cidrSize(clash) - step);
+    }
+  }
+  return undefined;
+}

@@ -1,0 +1,48 @@
+// The nftables table nsroute owns. It is always rendered whole from the namespaces in the
+// run dir and loaded with one `nft -f -`: atomic, idempotent ("table {}" + "delete table" +
+// body replaces whatever is there), and a flushed firewall is restored by the next render.
+// Per-packet cost does not grow with the number of namespaces: one set/map lookup per rule.
+
+export const NFT_FAMILY = 'inet';
+export const NFT_TABLE = 'nsroute';
+
+export interface NftMember {
+  iface: string; // host end of the namespace's veth
+  subnet: string; // the veth link's IPv4 block
+  mark?: number; // uplink mark when --via is used
+}
+
+export function hex(n: number): string {
+  return `0x${n.toString(16).padStart(8, '0')}`;
+}
+
+function elements(items: readonly string[]): string {
+  return items.length > 0 ? ` elements = { ${items.join(', ')} };` : '';
+}
+
+export function renderNftRuleset(members: readonly NftMember[]): string {
+  const head = `table ${NFT_FAMILY} ${NFT_TABLE} {}\ndelete table ${NFT_FAMILY} ${NFT_TABLE}\n`;
+  if (members.length === 0) return head;
+  const sorted = [...members].sort((a, b) => a.iface.localeCompare(b.iface));
+  const ifaces = sorted.map((m) => JSON.stringify(m.iface));
+  const nets = sorted.map((m) => m.subnet);
+  const marks = sorted.filter((m) => m.mark !== undefined).map((m) => `${JSON.stringify(m.iface)} : ${hex(m.mark!)}`);
+  return (
+    head +
+    `table ${NFT_FAMILY} ${NFT_TABLE} {
+\tcomment "managed by nsroute: rebuilt from its run dir on every change; do not edit"
+\tset ns_ifaces { type ifname;${elements(ifaces)} }
+\tset ns_nets4 { type ipv4_addr; flags interval;${elements(nets)} }
+\tmap uplink_mark { type ifname : mark;${elements(marks)} }
+\tchain prerouting {
+\t\ttype filter hook prerouting priority mangle; policy accept;
+\t\tmeta mark set iifname map @uplink_mark
+\t}
+\tchain postrouting {
+\t\ttype nat hook postrouting priority srcnat; policy accept;
+\t\tip saddr @ns_nets4 oifname != @ns_ifaces masquerade
+\t}
+}
+`
+  );
+}
