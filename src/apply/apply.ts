@@ -1,0 +1,38 @@
+import { AggregateSysError } from '../errors.js';
+import type { Step } from '../plan/types.js';
+import { Journal } from './journal.js';
+import { doStep, undoStep, type StepContext } from './executors.js';
+
+// Applies steps in order through the journal. On failure, everything intended so far is
+// undone (same code path as teardown) and the original error is rethrown.
+export async function applySteps(steps: readonly Step[], journal: Journal, ctx: StepContext): Promise<void> {
+  for (const [i, step] of steps.entries()) {
+    journal.intend(i, step);
+    try {
+      await doStep(step, ctx);
+    } catch (err) {
+      try {
+        await undoJournal(journal, ctx);
+      } catch (undoErr) {
+        (err as Error).message += `\n(rollback also failed: ${(undoErr as Error).message}; \`nsroute down ${ctx.self.name}\` retries it)`;
+      }
+      throw err;
+    }
+    journal.done(i);
+  }
+}
+
+// Undoes every intended step in reverse. Keeps going past failures and reports them all;
+// the journal is removed only when everything was undone, so a later run can retry.
+export async function undoJournal(journal: Journal, ctx: StepContext): Promise<void> {
+  const errors: Error[] = [];
+  for (const step of journal.intents().reverse()) {
+    try {
+      await undoStep(step, ctx);
+    } catch (e) {
+      errors.push(e as Error);
+    }
+  }
+  if (errors.length > 0) throw new AggregateSysError(errors);
+  journal.remove();
+}

@@ -1,0 +1,136 @@
+import { join } from 'node:path';
+import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
+import type { NamespaceConfig, Step } from '../plan/types.js';
+import { nsConfigLines, uplinkRouteLines, uplinkRuleArgs, vethLines } from '../plan/plan.js';
+import { renderNftRuleset } from '../net/nft.js';
+import { ipBatch, ipIgnoringGone, ipJson, netnsAdd, netnsDel } from '../sys/ip.js';
+import { nftApply } from '../sys/nft.js';
+import { readForwardingSysctls, tryRead, write as writeSysctl } from '../sys/sysctl.js';
+import { readTextIfExists, removeDirIfEmpty, removeIfExists, writeFileAtomic } from '../sys/fsx.js';
+import { parseRules } from '../net/iproute-json.js';
+import { netnsEtcDir, paths } from '../state/paths.js';
+import { readHostState, writeHostState } from '../state/store.js';
+
+// What a step needs to know beyond itself: its own namespace and the others (for the objects
+// several namespaces share: nft table, uplink tables, forwarding).
+export interface StepContext {
+  self: NamespaceConfig;
+  others: () => NamespaceConfig[];
+}
+
+function nftMembers(configs: readonly NamespaceConfig[]) {
+  return configs.map((c) => ({ iface: c.hostIface, subnet: c.subnet, mark: c.uplink?.mark }));
+}
+
+// Files nsroute writes carry this first line; undo only deletes files that still carry it,
+// so undoing twice never removes a file the user put back.
+const OURS = '# Written by nsroute';
+const CREATED_DIR_MARK = '.created-etc-netns-dir';
+
+async function ruleExists(args: string[]): Promise<boolean> {
+  const [, mark, , table, , pref] = args;
+  return parseRules(await ipJson(['-N', 'rule', 'show'])).some(
+    (r) => r.priority === Number(pref) && r.fwmark === Number(mark) && r.table === Number(table),
+  );
+}
+
+export async function doStep(step: Step, ctx: StepContext): Promise<void> {
+  switch (step.kind) {
+    case 'netns-add':
+      return netnsAdd(step.name);
+    case 'veth-add':
+      return ipBatch(vethLines(step));
+    case 'ns-config':
+      return ipBatch(nsConfigLines(step), step.netns);
+    case 'netns-files': {
+      const dir = netnsEtcDir(step.netns);
+      const backup = paths.backups(step.netns);
+      mkdirSync(backup, { recursive: true });
+      if (!existsSync(dir)) {
+        writeFileAtomic(join(backup, CREATED_DIR_MARK), '');
+        mkdirSync(dir, { recursive: true, mode: 0o755 });
+      }
+      for (const [file, text] of Object.entries(step.files)) {
+        const target = join(dir, file);
+        const existing = readTextIfExists(target);
+        if (existing !== undefined && !existing.startsWith(OURS) && !existsSync(join(backup, file))) copyFileSync(target, join(backup, file));
+        writeFileAtomic(target, text, 0o644);
+      }
+      return;
+    }
+    case 'ip-forward': {
+      const host = readHostState();
+      if (!host.forwarding) {
+        // Save first: a crash right after the write must still know what to put back.
+        writeHostState({ ...host, forwarding: { saved: readForwardingSysctls() } });
+      }
+      if (tryRead('ip_forward') !== '1') writeSysctl('ip_forward', '1');
+      return;
+    }
+    case 'uplink-route': {
+      await ipBatch(uplinkRouteLines(step.uplink));
+      const args = uplinkRuleArgs(step.uplink);
+      if (!(await ruleExists(args))) await ipBatch([`rule add ${args.join(' ')}`]);
+      return;
+    }
+    case 'nft-sync':
+      return nftApply(renderNftRuleset(nftMembers([...ctx.others(), ctx.self])));
+  }
+}
+
+export async function undoStep(step: Step, ctx: StepContext): Promise<void> {
+  switch (step.kind) {
+    case 'netns-add':
+      return netnsDel(step.name);
+    case 'veth-add':
+      // Deleting one end deletes the pair, even while processes keep the namespace alive.
+      return ipIgnoringGone(['link', 'del', 'dev', step.hostIface]);
+    case 'ns-config':
+      return; // addresses and routes inside die with the namespace
+    case 'netns-files': {
+      const dir = netnsEtcDir(step.netns);
+      const backup = paths.backups(step.netns);
+      for (const file of Object.keys(step.files)) {
+        const target = join(dir, file);
+        const saved = join(backup, file);
+        if (existsSync(saved)) {
+          copyFileSync(saved, target);
+          removeIfExists(saved);
+        } else if (readTextIfExists(target)?.startsWith(OURS)) {
+          removeIfExists(target);
+        }
+      }
+      if (existsSync(join(backup, CREATED_DIR_MARK))) {
+        removeDirIfEmpty(dir);
+        removeIfExists(join(backup, CREATED_DIR_MARK));
+      }
+      removeDirIfEmpty(backup);
+      return;
+    }
+    case 'ip-forward': {
+      if (ctx.others().length > 0) return; // still needed by another namespace
+      const host = readHostState();
+      const saved = host.forwarding?.saved;
+      if (!saved) return;
+      // ip_forward first: writing it resets every conf/*/forwarding, which are then put back.
+      if (saved.ip_forward !== undefined && tryRead('ip_forward') !== saved.ip_forward) writeSysctl('ip_forward', saved.ip_forward);
+      for (const [rel, value] of Object.entries(saved)) {
+        if (rel === 'ip_forward') continue;
+        const now = tryRead(rel);
+        if (now !== undefined && now !== value) writeSysctl(rel, value);
+      }
+      delete host.forwarding;
+      writeHostState(host);
+      return;
+    }
+    case 'uplink-route': {
+      if (ctx.others().some((o) => o.uplink?.table === step.uplink.table)) return;
+      const args = uplinkRuleArgs(step.uplink);
+      while (await ruleExists(args)) await ipIgnoringGone(['rule', 'del', ...args]);
+      await ipIgnoringGone(['route', 'flush', 'table', String(step.uplink.table)]);
+      return;
+    }
+    case 'nft-sync':
+      return nftApply(renderNftRuleset(nftMembers(ctx.others())));
+  }
+}

@@ -1,0 +1,192 @@
+import { UserError } from '../errors.js';
+import {
+  DEFAULT_POOLS,
+  allocateSubnet,
+  blockOf,
+  cidrContains,
+  cidrToString,
+  cidrsOverlap,
+  isIPv4,
+  linkAddresses,
+  parseCidr4,
+  type Cidr4,
+} from '../net/addresses.js';
+import { NS_IFACE, hostIfaceName } from '../net/names.js';
+import { renderGaiConf, renderResolvConf, chooseDnsServers } from '../net/resolv.js';
+import { hex } from '../net/nft.js';
+import type { Profile } from '../profile/profile.js';
+import type { HostFacts, NamespaceConfig, Step, Uplink } from './types.js';
+
+// Routing tables, marks and the rule priority nsroute uses. The rule sits before the main
+// table (32766) and before the rules VPN clients add (wg-quick 32764/32765, Tailscale 52xx),
+// so "around the VPN" works; after `local` (0) so the host's own addresses stay local.
+export const TABLE_BASE = 7100;
+export const MARK_BASE = 0x6e720000; // "nr"
+export const RULE_PREF = 4200;
+export const MAX_UPLINKS = 899;
+
+export interface Plan {
+  config: NamespaceConfig;
+  steps: Step[];
+}
+
+function describeRoute(r: { dst: string; table: number; dev?: string }): string {
+  const table = r.table === 254 ? 'main' : r.table === 255 ? 'local' : String(r.table);
+  return `${r.dst}${r.dev ? ` dev ${r.dev}` : ''} (table ${table})`;
+}
+
+// Every block the host already uses: its addresses and the destinations of its routes in all
+// tables (default routes excepted: they overlap everything by definition).
+function takenBlocks(facts: HostFacts, others: readonly NamespaceConfig[]): { block: Cidr4; what: string }[] {
+  const out: { block: Cidr4; what: string }[] = [];
+  for (const a of facts.addrs) if (a.family === 4) out.push({ block: blockOf(a.local, a.prefix), what: `the address ${a.local}/${a.prefix} on ${a.dev}` });
+  for (const r of facts.routes) {
+    if (r.dst === 'default') continue;
+    const [ip, p] = r.dst.split('/');
+    if (!ip || !isIPv4(ip)) continue;
+    out.push({ block: blockOf(ip, p === undefined ? 32 : Number(p)), what: `the route ${describeRoute(r)}` });
+  }
+  for (const o of others) out.push({ block: parseCidr4(o.subnet, 'state'), what: `namespace ${o.name}` });
+  return out;
+}
+
+function chooseSubnet(profile: Profile, facts: HostFacts, others: readonly NamespaceConfig[]): Cidr4 {
+  const taken = takenBlocks(facts, others);
+  if (profile.subnet) {
+    const wanted = parseCidr4(profile.subnet, '--subnet');
+    const clash = taken.find((t) => cidrsOverlap(t.block, wanted));
+    if (clash) {
+      throw new UserError(`subnet ${profile.subnet} overlaps ${clash.what}`, 'choose another --subnet, or leave it out to pick a free one');
+    }
+    return wanted;
+  }
+  const pools = DEFAULT_POOLS.map((p) => parseCidr4(p, 'pool'));
+  const found = allocateSubnet(pools, taken.map((t) => t.block));
+  if (!found) throw new UserError(`no free /30 left in ${DEFAULT_POOLS.join(', ')}`, 'pass --subnet CIDR with a free block');
+  return found;
+}
+
+function chooseUplinkDev(profile: Profile, facts: HostFacts): string {
+  const via = profile.via!;
+  const v4 = facts.addrs.filter((a) => a.family === 4);
+  if (profile.dev) {
+    const link = facts.links.find((l) => l.name === profile.dev);
+    if (!link) throw new UserError(`interface ${profile.dev} does not exist`, '`ip link` lists interfaces');
+    const own = v4.filter((a) => a.dev === profile.dev);
+    if (!own.some((a) => cidrContains(blockOf(a.local, a.prefix), via))) {
+      const nets = own.map((a) => `${a.local}/${a.prefix}`).join(', ') || 'no IPv4 address';
+      throw new UserError(`gateway ${via} is not on ${profile.dev}'s networks (${nets})`, 'pass a gateway on that network, or the --dev that reaches it');
+    }
+    return profile.dev;
+  }
+  const candidates = v4.filter((a) => cidrContains(blockOf(a.local, a.prefix), via) && a.local !== via);
+  if (candidates.length === 0) {
+    throw new UserError(`gateway ${via} is not reachable on any host link`, 'pass a gateway on a directly connected network (`ip -4 addr` lists them)');
+  }
+  const preferred = candidates.find((c) => c.dev === facts.routeToVia?.dev);
+  return (preferred ?? candidates[0]!).dev;
+}
+
+function chooseUplink(profile: Profile, facts: HostFacts, others: readonly NamespaceConfig[]): Uplink | undefined {
+  if (!profile.via && !profile.dev) return undefined;
+  let dev: string;
+  if (profile.via) dev = chooseUplinkDev(profile, facts);
+  else {
+    // --dev alone: a point-to-point uplink such as a VPN's tun0, routed without a gateway.
+    dev = profile.dev!;
+    if (!facts.links.some((l) => l.name === dev)) throw new UserError(`interface ${dev} does not exist`, '`ip link` lists interfaces');
+  }
+  const link = facts.links.find((l) => l.name === dev);
+  if (link && !link.up) throw new UserError(`interface ${dev} is down`, `bring it up first (ip link set ${dev} up)`);
+  const shared = others.find((o) => o.uplink && o.uplink.dev === dev && o.uplink.via === profile.via)?.uplink;
+  if (shared) return { ...shared };
+  const usedTables = new Set<number>([...facts.routes.map((r) => r.table), ...facts.rules.flatMap((r) => (r.table === undefined ? [] : [r.table]))]);
+  const usedMarks = new Set<number>(facts.rules.flatMap((r) => (r.fwmark === undefined ? [] : [r.fwmark])));
+  for (const o of others) if (o.uplink) (usedTables.add(o.uplink.table), usedMarks.add(o.uplink.mark));
+  for (let i = 1; i <= MAX_UPLINKS; i++) {
+    if (!usedTables.has(TABLE_BASE + i) && !usedMarks.has(MARK_BASE + i)) {
+      return { via: profile.via, dev, table: TABLE_BASE + i, mark: MARK_BASE + i, pref: RULE_PREF };
+    }
+  }
+  throw new UserError(`no free routing table in ${TABLE_BASE + 1}-${TABLE_BASE + MAX_UPLINKS}`, 'take down namespaces that use other uplinks');
+}
+
+function hostDefaultGateway(facts: HostFacts): string | undefined {
+  return facts.routes.find((r) => r.table === 254 && r.dst === 'default' && r.gateway)?.gateway;
+}
+
+// Pure: validated profile + host facts + the other nsroute namespaces -> config and steps.
+// Throws UserError for anything the user can fix; nothing has been changed at that point.
+export function buildPlan(profile: Profile, facts: HostFacts, others: readonly NamespaceConfig[]): Plan {
+  const { name } = profile;
+  const hostIface = hostIfaceName(name);
+  if (facts.links.some((l) => l.name === hostIface)) {
+    throw new UserError(`interface ${hostIface} already exists on the host and nsroute has no record of it`, `if it is left over, remove it with \`ip link del ${hostIface}\``);
+  }
+  const uplink = chooseUplink(profile, facts, others);
+  const subnet = chooseSubnet(profile, facts, others);
+  const { host, ns } = linkAddresses(subnet);
+  const dns = chooseDnsServers({
+    explicit: profile.dns,
+    hostResolvConf: facts.hostResolvConf,
+    resolvedConf: facts.resolvedConf,
+    gateway: uplink ? (uplink.via ?? undefined) : hostDefaultGateway(facts),
+  });
+  const config: NamespaceConfig = {
+    name,
+    mode: 'nat',
+    hostIface,
+    nsIface: NS_IFACE,
+    subnet: cidrToString(subnet),
+    hostAddress: host,
+    nsAddress: ns,
+    prefix: subnet.prefix,
+    uplink,
+    dns: dns.servers,
+    dnsSource: dns.source,
+  };
+  const steps: Step[] = [
+    { kind: 'netns-add', name },
+    { kind: 'veth-add', netns: name, hostIface, nsIface: NS_IFACE, hostCidr: `${host}/${subnet.prefix}` },
+    { kind: 'ns-config', netns: name, nsIface: NS_IFACE, nsCidr: `${ns}/${subnet.prefix}`, gateway: host },
+    { kind: 'netns-files', netns: name, files: { 'resolv.conf': renderResolvConf(name, dns.servers), 'gai.conf': renderGaiConf(name) } },
+    { kind: 'ip-forward' },
+    ...(uplink ? [{ kind: 'uplink-route', uplink } as const] : []),
+    { kind: 'nft-sync' },
+  ];
+  return { config, steps };
+}
+
+// The iproute2 lines of the steps that need no host knowledge to render (unit-tested).
+export function vethLines(step: Extract<Step, { kind: 'veth-add' }>): string[] {
+  return [
+    `link add name ${step.hostIface} type veth peer name ${step.nsIface} netns ${step.netns}`,
+    // No IPv6 link-local on either end: the namespace has no IPv6 path unless configured.
+    `link set dev ${step.hostIface} addrgenmode none`,
+    `address add ${step.hostCidr} dev ${step.hostIface}`,
+    `link set dev ${step.hostIface} up`,
+  ];
+}
+
+export function nsConfigLines(step: Extract<Step, { kind: 'ns-config' }>): string[] {
+  return [
+    'link set dev lo up',
+    `link set dev ${step.nsIface} addrgenmode none`,
+    `address add ${step.nsCidr} dev ${step.nsIface}`,
+    `link set dev ${step.nsIface} up`,
+    `route add default via ${step.gateway} dev ${step.nsIface}`,
+  ];
+}
+
+// The uplink table: the gateway route plus an unreachable fallback, so a marked packet
+// never falls through to the main table when the uplink's route is gone (no silent leak).
+export function uplinkRouteLines(u: Uplink): string[] {
+  return [
+    u.via ? `route replace default via ${u.via} dev ${u.dev} table ${u.table}` : `route replace default dev ${u.dev} table ${u.table}`,
+    `route replace unreachable default metric 4278190080 table ${u.table}`,
+  ];
+}
+
+export function uplinkRuleArgs(u: Uplink): string[] {
+  return ['fwmark', hex(u.mark), 'lookup', String(u.table), 'pref', String(u.pref)];
+}

@@ -1,0 +1,32 @@
+import { join } from 'node:path';
+
+// Runtime state lives under /run/nsroute (gone at reboot, like the namespaces themselves);
+// profiles under /etc/nsroute. Both overridable, for tests and unusual systems.
+export function runDir(): string {
+  return process.env.NSROUTE_RUN_DIR || '/run/nsroute';
+}
+export function configDir(): string {
+  return process.env.NSROUTE_CONFIG_DIR || '/etc/nsroute';
+}
+export function hostResolvConfPath(): string {
+  return process.env.NSROUTE_RESOLV_CONF || '/etc/resolv.conf';
+}
+export function resolvedConfPath(): string {
+  return process.env.NSROUTE_RESOLVED_CONF || '/run/systemd/resolve/resolv.conf';
+}
+// Fixed by iproute2: `ip netns exec` bind-mounts the files of this directory over /etc.
+export function netnsEtcDir(name: string): string {
+  return join('/etc/netns', name);
+}
+export const NETNS_RUN_DIR = '/run/netns';
+
+export const paths = {
+  lock: () => join(runDir(), 'nsroute.lock'),
+  host: () => join(runDir(), 'host.json'),
+  nsRoot: () => join(runDir(), 'ns'),
+  nsDir: (name: string) => join(runDir(), 'ns', name),
+  state: (name: string) => join(runDir(), 'ns', name, 'state.json'),
+  journal: (name: string) => join(runDir(), 'ns', name, 'journal.jsonl'),
+  backups: (name: string) => join(runDir(), 'ns', name, 'backup'),
+  profile: (name: string) => join(configDir(), `${name}.toml`),
+};

@@ -1,0 +1,6 @@
+import { run } from './run.js';
+
+// `nft -f -` is one transaction: a syntax or kernel error anywhere applies nothing.
+export async function nftApply(ruleset: string): Promise<void> {
+  await run(['nft', '-f', '-'], { input: ruleset });
+}
