@@ -1,0 +1,109 @@
+import { Command, CommanderError } from 'commander';
+import { UserError } from './errors.js';
+import { addRouteOptions } from './commands/options.js';
+import { runInNamespace, type ExecOptions } from './commands/exec.js';
+import { runUp } from './commands/up.js';
+import { runDown } from './commands/down.js';
+import { runList, runStatus } from './commands/list.js';
+import pkg from '../package.json';
+
+// Exit codes, decided here and only here.
+export const EXIT = {
+  ok: 0,
+  failure: 1, // the system failed (a tool, the kernel)
+  usage: 2, // bad input; nothing changed
+  execFailed: 125, // exec/shell: nsroute itself failed (env/chroot/docker convention)
+} as const;
+
+function formatError(e: unknown): string {
+  if (e instanceof UserError) return `nsroute: ${e.message}${e.hint ? ` (${e.hint})` : ''}`;
+  if (e instanceof Error) return `nsroute: ${e.message}`;
+  return `nsroute: ${String(e)}`;
+}
+
+function buildProgram(result: { code: number; isExec: boolean }): Command {
+  const program = new Command('nsroute')
+    .description('Give a program its own route to the network: its own gateway and DNS, everything else unchanged.')
+    .version(pkg.version)
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride();
+
+  const execLike = (cmd: Command) =>
+    addRouteOptions(cmd)
+      .option('--user <user>', 'run as this user (default: the user who ran sudo)')
+      .option('--as-root', 'run as root even under sudo')
+      .hook('preAction', () => {
+        result.isExec = true;
+      });
+
+  execLike(
+    program
+      .command('exec')
+      .description('run a command inside NAME (created for it and removed after, unless it is up)')
+      .argument('<name>', 'namespace name (profile /etc/nsroute/NAME.toml)')
+      .argument('<command...>', 'the command, after --'),
+  ).action(async (name: string, command: string[], opts: ExecOptions) => {
+    result.code = await runInNamespace(name, command, opts);
+  });
+
+  execLike(
+    program.command('shell').description("start your login shell inside NAME").argument('<name>', 'namespace name'),
+  ).action(async (name: string, opts: ExecOptions) => {
+    result.code = await runInNamespace(name, 'login-shell', opts);
+  });
+
+  addRouteOptions(program.command('up').description('bring NAME up and keep it until `nsroute down`').argument('<name>', 'namespace name'))
+    .option('--json', 'print the status as JSON')
+    .action(async (name: string, opts) => {
+      result.code = await runUp(name, opts);
+    });
+
+  program
+    .command('down')
+    .description('remove NAME and everything nsroute added for it')
+    .argument('<name>', 'namespace name')
+    .option('--force', 'end the commands still running inside first')
+    .option('--json', 'print the result as JSON')
+    .action(async (name: string, opts) => {
+      result.code = await runDown(name, opts);
+    });
+
+  program
+    .command('list')
+    .description('show the namespaces nsroute manages')
+    .option('--json', 'print JSON (an array of status objects)')
+    .action(async (opts) => {
+      result.code = await runList(opts);
+    });
+
+  program
+    .command('status')
+    .description('show one namespace (exit 3 when it is not up)')
+    .argument('<name>', 'namespace name')
+    .option('--json', 'print JSON')
+    .action(async (name: string, opts) => {
+      result.code = await runStatus(name, opts);
+    });
+
+  return program;
+}
+
+const EXEC_VERBS = new Set(['exec', 'shell']);
+
+export async function main(argv: string[]): Promise<number> {
+  const result = { code: EXIT.ok as number, isExec: EXEC_VERBS.has(argv[2] ?? '') };
+  const program = buildProgram(result);
+  try {
+    await program.parseAsync(argv);
+    return result.code;
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      // --help and --version end through here with exit code 0.
+      if (e.exitCode === 0) return EXIT.ok;
+      return result.isExec ? EXIT.execFailed : EXIT.usage;
+    }
+    process.stderr.write(formatError(e) + '\n');
+    if (result.isExec) return EXIT.execFailed;
+    return e instanceof UserError ? EXIT.usage : EXIT.failure;
+  }
+}

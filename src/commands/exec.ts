@@ -1,0 +1,105 @@
+import { constants } from 'node:os';
+import { UserError } from '../errors.js';
+import { bringUp, release } from '../apply/lifecycle.js';
+import type { RouteOptions } from '../profile/profile.js';
+import { namespaceArgv, spawnInherited } from '../sys/command.js';
+import { processStartTime } from '../sys/proc.js';
+import { lookupAccount, type Account } from '../sys/users.js';
+import type { Holder } from '../state/store.js';
+import { loadProfile, requireRoot } from './options.js';
+
+export interface ExecOptions extends RouteOptions {
+  user?: string;
+  asRoot?: boolean;
+}
+
+// Who the command runs as: --as-root, --user, else the user who ran sudo, else root.
+export async function targetAccount(opts: ExecOptions, env: NodeJS.ProcessEnv = process.env): Promise<{ account: Account; switchUser: boolean }> {
+  if (opts.asRoot && opts.user) throw new UserError('--user and --as-root exclude each other', 'pick one');
+  if (opts.user) {
+    const account = await lookupAccount(opts.user);
+    if (!account) throw new UserError(`user ${JSON.stringify(opts.user)} does not exist`, '`getent passwd` lists users');
+    return { account, switchUser: account.uid !== 0 };
+  }
+  const sudoUid = env.SUDO_UID;
+  if (!opts.asRoot && sudoUid && /^\d+$/.test(sudoUid) && sudoUid !== '0') {
+    const gid = /^\d+$/.test(env.SUDO_GID ?? '') ? Number(env.SUDO_GID) : undefined;
+    const found = await lookupAccount(sudoUid);
+    const account: Account = found ?? { name: env.SUDO_USER || sudoUid, uid: Number(sudoUid), gid: gid ?? Number(sudoUid), home: '/', shell: '/bin/sh', groups: [] };
+    if (gid !== undefined && gid !== account.gid) account.gid = gid;
+    if (!account.groups.includes(account.gid)) account.groups = [account.gid, ...account.groups];
+    return { account, switchUser: true };
+  }
+  const root = (await lookupAccount('0')) ?? { name: 'root', uid: 0, gid: 0, home: '/root', shell: '/bin/sh', groups: [0] };
+  return { account: root, switchUser: false };
+}
+
+export function exitCodeOf(result: { exitCode?: number; signal?: string }): number {
+  if (result.signal) return 128 + (constants.signals[result.signal as NodeJS.Signals] ?? 0);
+  return result.exitCode ?? 125;
+}
+
+const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+
+// exec and shell: bring NAME up (or join it), run the command inside as the chosen user,
+// forward signals, then leave; the last holder of an ephemeral namespace tears it down.
+// Returns the command's exit status (128+N for signal N).
+export async function runInNamespace(name: string, command: readonly string[] | 'login-shell', opts: ExecOptions): Promise<number> {
+  requireRoot();
+  const profile = loadProfile(name, opts);
+  const { account, switchUser } = await targetAccount(opts);
+  const argv = command === 'login-shell' ? [account.shell] : [...command];
+  if (argv.length === 0) throw new UserError('no command given', `put it after --, e.g. nsroute exec ${name} -- curl example.org`);
+
+  // From here on, signals never interrupt nsroute mid-change: they are remembered (before
+  // the command starts) or forwarded to it, and teardown always runs to the end.
+  let child: ReturnType<typeof spawnInherited> | undefined;
+  let earlySignal: NodeJS.Signals | undefined;
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (!child) {
+      earlySignal ??= sig;
+      return;
+    }
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    // A terminal's ^C already reaches the whole foreground process group, command included.
+    if (sig === 'SIGINT' && process.stdin.isTTY) return;
+    child.kill(sig);
+  };
+  for (const sig of FORWARDED) process.on(sig, onSignal);
+  try {
+    const holder: Holder = {
+      pid: process.pid,
+      startTime: processStartTime(process.pid) ?? 0,
+      command: argv,
+      user: account.name,
+      since: new Date().toISOString(),
+    };
+    await bringUp({ profile, persistent: false, holder });
+    let code: number;
+    try {
+      if (earlySignal) {
+        code = 128 + (constants.signals[earlySignal] ?? 0);
+      } else {
+        const env: NodeJS.ProcessEnv = {
+          ...process.env,
+          HOME: account.home,
+          USER: account.name,
+          LOGNAME: account.name,
+          SHELL: account.shell,
+          NSROUTE_NAMESPACE: name,
+        };
+        child = spawnInherited(namespaceArgv(name, argv, switchUser ? account : undefined), env);
+        const result = await child;
+        if (result.exitCode === undefined && !result.signal) {
+          throw new Error(`could not start ${argv[0]}: ${result.shortMessage ?? 'unknown error'}`);
+        }
+        code = exitCodeOf(result);
+      }
+    } finally {
+      await release(name, holder);
+    }
+    return code;
+  } finally {
+    for (const sig of FORWARDED) process.off(sig, onSignal);
+  }
+}

@@ -1,0 +1,40 @@
+import type { Command } from 'commander';
+import { UserError } from '../errors.js';
+import { parseProfileToml, resolveProfile, type Profile, type RouteOptions } from '../profile/profile.js';
+import { validateName } from '../net/names.js';
+import { paths } from '../state/paths.js';
+import { readTextIfExists } from '../sys/fsx.js';
+
+function collect(value: string, previous: string[] = []): string[] {
+  return [...previous, value];
+}
+
+// The route options shared by exec, shell and up.
+export function addRouteOptions(cmd: Command): Command {
+  return cmd
+    .option('--via <gateway>', 'next hop for the namespace traffic (policy-routed on the host)')
+    .option('--dev <iface>', 'host interface toward the gateway (default: the one that reaches it)')
+    .option('--dns <ip>', 'name server for the namespace (repeatable)', collect)
+    .option('--subnet <cidr>', 'address block for the veth link (default: a free /30)');
+}
+
+// Profile file + flags -> validated Profile. A missing profile is fine; an unreadable or
+// invalid one is an error naming the file.
+export function loadProfile(name: string, flags: RouteOptions): Profile {
+  validateName(name);
+  const file = paths.profile(name);
+  let text: string | undefined;
+  try {
+    text = readTextIfExists(file);
+  } catch (e) {
+    throw new UserError(`profile ${file} cannot be read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, 'fix its permissions, or move it away');
+  }
+  const fromFile = text === undefined ? undefined : parseProfileToml(text, file);
+  return resolveProfile(name, fromFile, { via: flags.via, dev: flags.dev, dns: flags.dns, subnet: flags.subnet }, text === undefined ? undefined : file);
+}
+
+export function requireRoot(): void {
+  if (typeof process.geteuid === 'function' && process.geteuid() !== 0) {
+    throw new UserError('nsroute needs root to create network namespaces', 'run it with sudo; commands still run as you');
+  }
+}
