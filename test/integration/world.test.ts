@@ -1,0 +1,115 @@
+// Proves the test world itself: both uplinks answer, DNS differs per gateway, snapshots are
+// stable and sensitive, and destroy() leaves nothing behind.
+import { existsSync, readdirSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  createWorld,
+  FAST_ANSWER,
+  HOST_FAST_ADDR,
+  HOST_FAST_ADDR6,
+  HOST_SLOW_ADDR,
+  PATH_SERVER,
+  SLOW_ANSWER,
+  SLOW_GW,
+  DNS_SERVER,
+  FAST_GW,
+  expandV6,
+  type World,
+} from '../world/world.js';
+
+describe('test world', () => {
+  let w: World;
+  beforeAll(async () => {
+    w = await createWorld();
+  });
+  afterAll(async () => {
+    await w?.destroy();
+  });
+
+  it('names every namespace with the world prefix', () => {
+    expect(w.prefix).toMatch(/^nt[0-9a-f]{4}-$/);
+    for (const ns of [w.host, w.gwFast, w.gwSlow]) {
+      expect(ns.startsWith(w.prefix)).toBe(true);
+      expect(w.netnsExists(ns)).toBe(true);
+    }
+  });
+
+  it('routes the fake host through the fast gateway by default, v4 and v6', async () => {
+    expect(await w.hostPath(4)).toBe(`fast ${HOST_FAST_ADDR}`);
+    expect(await w.hostPath(6)).toBe(`fast6 [${expandV6(HOST_FAST_ADDR6)}]`);
+    const get = await w.inHost(['ip', 'route', 'get', PATH_SERVER]);
+    expect(get.stdout).toContain(`via ${FAST_GW} dev upf`);
+  });
+
+  it('reaches the slow path server when the fake host routes there, and the snapshot sees it', async () => {
+    const before = await w.snapshot();
+    const add = await w.inHost(['ip', 'route', 'add', `${PATH_SERVER}/32`, 'via', SLOW_GW]);
+    expect(add.exitCode).toBe(0);
+    try {
+      expect((await w.inHost(['ip', 'route', 'get', PATH_SERVER])).stdout).toContain(`via ${SLOW_GW} dev ups`);
+      expect(await w.hostPath(4)).toBe(`slow ${HOST_SLOW_ADDR}`);
+      expect(await w.snapshot()).not.toEqual(before);
+    } finally {
+      await w.inHost(['ip', 'route', 'del', `${PATH_SERVER}/32`, 'via', SLOW_GW]);
+    }
+    expect(await w.snapshot()).toEqual(before);
+  });
+
+  it('does not answer traffic that comes from an address the gateway cannot route back to', async () => {
+    // Source 10.231.x would be a namespace that nsroute forgot to masquerade.
+    const r = await w.inHost(['sh', '-c', `ip addr add 10.231.250.1/32 dev lo && socat -T1 - TCP4:${PATH_SERVER}:7000,bind=10.231.250.1,connect-timeout=1; rc=$?; ip addr del 10.231.250.1/32 dev lo; exit $rc`]);
+    expect(r.stdout).toBe('');
+    expect(r.exitCode).not.toBe(0);
+  });
+
+  it('answers DNS differently per gateway and logs queries per server', async () => {
+    const name = `world-${Date.now()}.probe.test`;
+    expect(await w.hostLookup(FAST_GW, name)).toEqual([FAST_ANSWER]);
+    expect(await w.hostLookup(SLOW_GW, name)).toEqual([SLOW_ANSWER]);
+    expect(await w.hostLookup(DNS_SERVER, `x.${name}`)).toEqual([FAST_ANSWER]);
+    expect(w.dnsQueries('fast', name)).toBeGreaterThanOrEqual(1);
+    expect(w.dnsQueries('slow', name)).toBeGreaterThanOrEqual(1);
+    expect(w.dnsQueries('slow', `x.${name}`)).toBe(0);
+    expect(w.dnsQueries('fast', `x.${name}`)).toBeGreaterThanOrEqual(1);
+  });
+
+  it('takes a stable snapshot', async () => {
+    const a = await w.snapshot();
+    const b = await w.snapshot();
+    expect(b).toEqual(a);
+    expect(Object.keys(a.sysctl).length).toBeGreaterThan(100);
+    expect(a.sysctl['net.ipv4.ip_forward']).toBe('0');
+  });
+
+  it('sees a rule, an nft table and a sysctl change', async () => {
+    const before = await w.snapshot();
+    for (const [add, del] of [
+      [['ip', 'rule', 'add', 'fwmark', '0x1', 'lookup', '100', 'pref', '4200'], ['ip', 'rule', 'del', 'pref', '4200']],
+      [['nft', 'add', 'table', 'inet', 'worldtest'], ['nft', 'delete', 'table', 'inet', 'worldtest']],
+      [['sysctl', '-w', 'net.ipv4.ip_forward=1'], ['sysctl', '-w', 'net.ipv4.ip_forward=0']],
+      [['ip', 'link', 'add', 'wt0', 'type', 'veth', 'peer', 'name', 'wt1'], ['ip', 'link', 'del', 'wt0']],
+    ]) {
+      expect((await w.inHost(add!)).exitCode).toBe(0);
+      try {
+        expect(await w.snapshot()).not.toEqual(before);
+      } finally {
+        expect((await w.inHost(del!)).exitCode).toBe(0);
+      }
+      expect(await w.snapshot()).toEqual(before);
+    }
+  });
+
+  it('destroy() removes every namespace, process and file of the world, twice over', async () => {
+    const w2 = await createWorld();
+    // A namespace created from inside the fake host, as nsroute does.
+    expect((await w2.inHost(['ip', 'netns', 'add', w2.name('extra')])).exitCode).toBe(0);
+    const sleeper = w2.inNetns(w2.name('extra'), ['sleep', '600']);
+    const dir = w2.dir;
+    await w2.destroy();
+    await w2.destroy();
+    const r = await sleeper;
+    expect(r.signal ?? r.exitCode).toBeTruthy();
+    expect(readdirSync('/run/netns').filter((n) => n.startsWith(w2.prefix))).toEqual([]);
+    expect(existsSync(dir)).toBe(false);
+  });
+});

@@ -1,0 +1,631 @@
+// The test world: a fake host namespace with a fast default uplink and a slow second uplink to
+// two fake gateway namespaces, each serving "which path did you come through" over TCP and a
+// dnsmasq that answers differently per path. nsroute runs inside the fake host, so the real
+// machine's network is never touched (ARCHITECTURE.md, "The test world").
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, readlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+// Addresses of the world. Everything lives inside the world's namespaces.
+export const FAST_GW = '10.99.1.1';
+export const SLOW_GW = '10.99.2.1';
+export const HOST_FAST_ADDR = '10.99.1.2';
+export const HOST_SLOW_ADDR = '10.99.2.2';
+export const FAST_GW6 = 'fd99:1::1';
+export const SLOW_GW6 = 'fd99:2::1';
+export const HOST_FAST_ADDR6 = 'fd99:1::2';
+export const HOST_SLOW_ADDR6 = 'fd99:2::2';
+export const PATH_SERVER = '198.18.0.10';
+export const PATH_SERVER6 = 'fd99:ff::10';
+export const PATH_PORT = 7000;
+export const DNS_SERVER = '198.18.0.53';
+export const PROBE_DOMAIN = 'probe.test';
+export const FAST_ANSWER = '198.18.1.1';
+export const SLOW_ANSWER = '198.18.2.2';
+// Host-side uplink interface names in the fake host; the gateway end is always lan0.
+export const FAST_DEV = 'upf';
+export const SLOW_DEV = 'ups';
+
+export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+export const NSROUTE_JS = join(REPO_ROOT, 'dist', 'nsroute.js');
+
+const PREFIX_RE = /^nt[0-9a-f]{4}-/;
+const WORLD_DIR_PREFIX = 'nsroute-world-';
+const REQUIRED_TOOLS = ['ip', 'nft', 'socat', 'dnsmasq', 'nsenter', 'sysctl', 'ss'];
+const SYS_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
+export interface RunResult {
+  exitCode: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+export interface RunOptions {
+  // Extra environment; a value of undefined removes the variable.
+  env?: Record<string, string | undefined>;
+  input?: string;
+  cwd?: string;
+  // The process is SIGKILLed after this long (default 30 s); the result then has signal SIGKILL.
+  timeoutMs?: number;
+}
+
+export interface Spawned {
+  child: ChildProcess;
+  pid: number;
+  // Output so far.
+  stdout(): string;
+  stderr(): string;
+  // Settles once the process has exited (never rejects).
+  result: Promise<RunResult>;
+  kill(signal?: NodeJS.Signals): void;
+}
+
+export interface Snapshot {
+  link: unknown;
+  addr: unknown;
+  route4: unknown;
+  route6: unknown;
+  rule4: unknown;
+  rule6: unknown;
+  nft: string;
+  sysctl: Record<string, string>;
+}
+
+export type Gateway = 'fast' | 'slow';
+
+export interface World {
+  prefix: string;
+  // Namespace names.
+  host: string;
+  gwFast: string;
+  gwSlow: string;
+  // Temp dir of this world and what lives in it.
+  dir: string;
+  runDir: string;
+  configDir: string;
+  resolvConf: string;
+  resolvedConf: string;
+  // `${prefix}${suffix}`: names for nsroute namespaces that destroy() sweeps.
+  name(suffix: string): string;
+  // nsroute inside the fake host (nsenter --net, so its /run/netns mounts persist).
+  nsroute(args: readonly string[], opts?: RunOptions): Promise<RunResult>;
+  spawnNsroute(args: readonly string[], opts?: RunOptions): Spawned;
+  // Any command in the fake host / in one of the world's namespaces (nsenter --net).
+  inHost(argv: readonly string[], opts?: RunOptions): Promise<RunResult>;
+  inNetns(netns: string, argv: readonly string[], opts?: RunOptions): Promise<RunResult>;
+  // Connect from the fake host to the path server (v4 or v6) and return its answer line.
+  hostPath(family?: 4 | 6): Promise<string>;
+  // Ask the DNS server at `server` (from the fake host) for A records of `name`.
+  hostLookup(server: string, name: string): Promise<string[]>;
+  // Everything about the fake host's network that nsroute may change and must restore.
+  snapshot(): Promise<Snapshot>;
+  // How many queries for NAME the given gateway's dnsmasq has logged.
+  dnsQueries(gw: Gateway, name: string): number;
+  netnsExists(name: string): boolean;
+  writeProfile(name: string, text: string): string;
+  writeResolvConf(text: string): void;
+  writeResolvedConf(text: string | null): void;
+  destroy(): Promise<void>;
+}
+
+// Poll until fn() returns a truthy value; throws with `what` after timeoutMs.
+export async function waitFor<T>(fn: () => T | Promise<T>, what: string, timeoutMs = 10_000, stepMs = 50): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v) return v;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+    await sleep(stepMs);
+  }
+}
+
+// socat reports IPv6 peers fully expanded: fd99:1::2 -> fd99:0001:0000:...:0002.
+export function expandV6(addr: string): string {
+  const [head, tail] = addr.split('::') as [string, string | undefined];
+  const h = head ? head.split(':') : [];
+  const t = tail ? tail.split(':') : [];
+  const groups = tail === undefined ? h : [...h, ...Array<string>(8 - h.length - t.length).fill('0'), ...t];
+  return groups.map((g) => g.padStart(4, '0')).join(':');
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+function buildEnv(base: Record<string, string>, extra?: Record<string, string | undefined>): NodeJS.ProcessEnv {
+  const env: Record<string, string> = { ...base };
+  for (const [k, v] of Object.entries(extra ?? {})) {
+    if (v === undefined) delete env[k];
+    else env[k] = v;
+  }
+  return env;
+}
+
+function spawnTracked(argv: readonly string[], opts: RunOptions & { baseEnv: Record<string, string> }, pids: Set<number>): Spawned {
+  const [file, ...args] = argv;
+  const child = spawn(file!, args, {
+    cwd: opts.cwd ?? REPO_ROOT,
+    env: buildEnv(opts.baseEnv, opts.env),
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let err = '';
+  child.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
+  child.stdin!.on('error', () => {});
+  if (opts.input !== undefined) child.stdin!.end(opts.input);
+  else child.stdin!.end();
+  const pid = child.pid ?? -1;
+  if (pid > 0) pids.add(pid);
+  const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 30_000);
+  const result = new Promise<RunResult>((res) => {
+    child.on('error', (e) => {
+      clearTimeout(timer);
+      pids.delete(pid);
+      res({ exitCode: null, signal: null, stdout: out, stderr: err + String(e) });
+    });
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      pids.delete(pid);
+      res({ exitCode: code, signal, stdout: out, stderr: err });
+    });
+  });
+  return {
+    child,
+    pid,
+    stdout: () => out,
+    stderr: () => err,
+    result,
+    kill: (signal: NodeJS.Signals = 'SIGTERM') => {
+      child.kill(signal);
+    },
+  };
+}
+
+function runSync(argv: readonly string[], input?: string): { code: number | null; stdout: string; stderr: string } {
+  const [file, ...args] = argv;
+  const r = spawnSync(file!, args, { input, encoding: 'utf8', env: { PATH: SYS_PATH, LC_ALL: 'C' }, timeout: 20_000 });
+  return { code: r.status, stdout: r.stdout ?? '', stderr: (r.stderr ?? '') + (r.error ? String(r.error) : '') };
+}
+
+function mustSync(argv: readonly string[], input?: string): string {
+  const r = runSync(argv, input);
+  if (r.code !== 0) throw new Error(`test world: \`${argv.join(' ')}\` failed (exit ${r.code}): ${r.stderr.trim()}`);
+  return r.stdout;
+}
+
+function checkTools(): void {
+  if (process.getuid?.() !== 0) throw new Error('test world: integration tests need root (they create network namespaces)');
+  const missing = REQUIRED_TOOLS.filter((t) => runSync(['sh', '-c', `command -v ${t}`]).code !== 0);
+  if (missing.length) {
+    throw new Error(
+      `test world: missing tools: ${missing.join(', ')}. Install: apt-get install iproute2 nftables socat dnsmasq-base util-linux procps`,
+    );
+  }
+}
+
+function listNetns(): string[] {
+  try {
+    return readdirSync('/run/netns');
+  } catch {
+    return [];
+  }
+}
+
+function netnsInode(path: string): number | null {
+  try {
+    return statSync(path).ino;
+  } catch {
+    return null;
+  }
+}
+
+// Pids of processes whose network namespace is one of the given ones (inode numbers). These
+// were all started by this world (servers, nsroute and the commands it ran inside).
+function pidsInNetns(inodes: Set<number>): number[] {
+  if (inodes.size === 0) return [];
+  const pids: number[] = [];
+  for (const ent of readdirSync('/proc')) {
+    if (!/^\d+$/.test(ent)) continue;
+    try {
+      const m = /^net:\[(\d+)\]$/.exec(readlinkSync(`/proc/${ent}/ns/net`));
+      if (m && inodes.has(Number(m[1]))) pids.push(Number(ent));
+    } catch {
+      /* gone or not ours to read */
+    }
+  }
+  return pids.filter((p) => p !== process.pid);
+}
+
+// A zombie counts as dead: our own children are only reaped when the event loop runs again.
+function alive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+function killPids(pids: readonly number[], signal: NodeJS.Signals): void {
+  for (const pid of pids) {
+    try {
+      process.kill(pid, signal);
+    } catch {
+      /* already gone */
+    }
+  }
+}
+
+// Synchronous teardown of everything carrying `prefix`: used by destroy(), by the exit hook and
+// by the sweep of worlds whose owner process died.
+function sweepPrefix(prefix: string, extraPids: readonly number[], dir: string | null): string[] {
+  const problems: string[] = [];
+  const names = listNetns().filter((n) => n.startsWith(prefix));
+  const inodes = new Set<number>();
+  for (const n of names) {
+    const ino = netnsInode(`/run/netns/${n}`);
+    if (ino !== null) inodes.add(ino);
+  }
+  let victims = [...new Set([...extraPids, ...pidsInNetns(inodes)])].filter(alive);
+  killPids(victims, 'SIGTERM');
+  const end = Date.now() + 2000;
+  while (victims.some(alive) && Date.now() < end) spawnSync('sleep', ['0.05']);
+  victims = victims.filter(alive);
+  killPids(victims, 'SIGKILL');
+  for (const n of names) {
+    const r = runSync(['ip', 'netns', 'del', n]);
+    if (r.code !== 0 && existsSync(`/run/netns/${n}`)) problems.push(`ip netns del ${n}: ${r.stderr.trim()}`);
+  }
+  try {
+    for (const e of readdirSync('/etc/netns')) {
+      if (e.startsWith(prefix)) rmSync(join('/etc/netns', e), { recursive: true, force: true });
+    }
+  } catch {
+    /* no /etc/netns */
+  }
+  if (dir) rmSync(dir, { recursive: true, force: true });
+  return problems;
+}
+
+// Worlds left behind by a test process that was killed: their owner pid file names a dead pid.
+function sweepStaleWorlds(): void {
+  const prefixes = new Set(listNetns().map((n) => PREFIX_RE.exec(n)?.[0]).filter((p): p is string => !!p));
+  for (const ent of readdirSync(tmpdir())) {
+    if (ent.startsWith(WORLD_DIR_PREFIX)) {
+      const p = ent.slice(WORLD_DIR_PREFIX.length);
+      if (PREFIX_RE.test(p)) prefixes.add(p);
+    }
+  }
+  for (const p of prefixes) {
+    const dir = join(tmpdir(), WORLD_DIR_PREFIX + p);
+    let owner = NaN;
+    try {
+      owner = Number(readFileSync(join(dir, 'owner.pid'), 'utf8'));
+    } catch {
+      continue; // no owner record: maybe being created right now, leave it
+    }
+    if (Number.isInteger(owner) && owner > 0 && !alive(owner)) sweepPrefix(p, [], dir);
+  }
+}
+
+const liveWorlds = new Set<World>();
+let exitHookInstalled = false;
+function installExitHook(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.on('exit', () => {
+    for (const w of liveWorlds) sweepPrefix(w.prefix, [], w.dir);
+  });
+}
+
+function serverCommand(netns: string, argv: readonly string[]): string[] {
+  return ['nsenter', `--net=/run/netns/${netns}`, ...argv];
+}
+
+async function listening(netns: string, proto: 'tcp' | 'udp', addr: string, port: number): Promise<boolean> {
+  const r = runSync(['nsenter', `--net=/run/netns/${netns}`, 'ss', '-Hln', proto === 'tcp' ? '-t' : '-u']);
+  const want = addr.includes(':') ? `[${addr}]:${port}` : `${addr}:${port}`;
+  return r.code === 0 && r.stdout.split('\n').some((l) => l.split(/\s+/).includes(want));
+}
+
+export interface WorldOptions {
+  // Content of the fake host's resolv.conf (NSROUTE_RESOLV_CONF). Default: the fast gateway.
+  resolvConf?: string;
+}
+
+export async function createWorld(opts: WorldOptions = {}): Promise<World> {
+  checkTools();
+  sweepStaleWorlds();
+  installExitHook();
+
+  let prefix = '';
+  for (;;) {
+    prefix = `nt${randomBytes(2).toString('hex')}-`;
+    const taken = listNetns().some((n) => n.startsWith(prefix)) || existsSync(join(tmpdir(), WORLD_DIR_PREFIX + prefix));
+    if (!taken) break;
+  }
+  const dir = join(tmpdir(), WORLD_DIR_PREFIX + prefix);
+  mkdirSync(dir, { mode: 0o755 });
+  writeFileSync(join(dir, 'owner.pid'), String(process.pid));
+  const runDir = join(dir, 'run');
+  const configDir = join(dir, 'config');
+  const resolvConf = join(dir, 'host-resolv.conf');
+  const resolvedConf = join(dir, 'host-resolved-resolv.conf'); // absent unless a test writes it
+  mkdirSync(runDir);
+  mkdirSync(configDir);
+  writeFileSync(resolvConf, opts.resolvConf ?? `nameserver ${FAST_GW}\n`);
+
+  const host = `${prefix}host`;
+  const gwFast = `${prefix}gwf`;
+  const gwSlow = `${prefix}gws`;
+  const pids = new Set<number>();
+  const baseEnv: Record<string, string> = {
+    PATH: process.env.PATH ? `${process.env.PATH}:${SYS_PATH}` : SYS_PATH,
+    HOME: '/root',
+    LANG: 'C',
+    LC_ALL: 'C',
+    NSROUTE_RUN_DIR: runDir,
+    NSROUTE_CONFIG_DIR: configDir,
+    NSROUTE_RESOLV_CONF: resolvConf,
+    NSROUTE_RESOLVED_CONF: resolvedConf,
+  };
+  let destroyed = false;
+
+  const inNetns = (netns: string, argv: readonly string[], o: RunOptions = {}): Promise<RunResult> =>
+    spawnTracked(['nsenter', `--net=/run/netns/${netns}`, ...argv], { ...o, baseEnv }, pids).result;
+
+  const world: World = {
+    prefix,
+    host,
+    gwFast,
+    gwSlow,
+    dir,
+    runDir,
+    configDir,
+    resolvConf,
+    resolvedConf,
+    name: (suffix) => `${prefix}${suffix}`,
+    nsroute: (args, o = {}) => world.spawnNsroute(args, o).result,
+    spawnNsroute(args, o = {}) {
+      if (!existsSync(NSROUTE_JS)) throw new Error(`${NSROUTE_JS} is missing: run \`npm run build\` first`);
+      return spawnTracked(['nsenter', `--net=/run/netns/${host}`, process.execPath, NSROUTE_JS, ...args], { ...o, baseEnv }, pids);
+    },
+    inHost: (argv, o) => inNetns(host, argv, o),
+    inNetns,
+    async hostPath(family = 4) {
+      const target = family === 4 ? `TCP4:${PATH_SERVER}:${PATH_PORT}` : `TCP6:[${PATH_SERVER6}]:${PATH_PORT}`;
+      const r = await inNetns(host, ['socat', '-T3', '-', target], { timeoutMs: 10_000 });
+      return r.stdout.trim();
+    },
+    async hostLookup(server, name) {
+      const script =
+        "const {Resolver}=require('node:dns').promises;const r=new Resolver({timeout:2000,tries:1});" +
+        'r.setServers([process.argv[1]]);r.resolve4(process.argv[2]).then(a=>console.log(JSON.stringify(a)),e=>{console.error(String(e));process.exit(1)})';
+      const r = await inNetns(host, [process.execPath, '-e', script, server, name], { timeoutMs: 10_000 });
+      if (r.exitCode !== 0) throw new Error(`lookup of ${name} at ${server} failed: ${r.stderr.trim()}`);
+      return JSON.parse(r.stdout) as string[];
+    },
+    async snapshot() {
+      const json = async (argv: string[]): Promise<unknown> => {
+        const r = await inNetns(host, argv);
+        if (r.exitCode !== 0) throw new Error(`snapshot: ${argv.join(' ')} failed: ${r.stderr}`);
+        return r.stdout.trim() === '' ? [] : JSON.parse(r.stdout);
+      };
+      const [link, addr, route4, route6, rule4, rule6, nftR, sysR] = await Promise.all([
+        json(['ip', '-j', 'link', 'show']),
+        json(['ip', '-j', 'addr', 'show']),
+        json(['ip', '-4', '-j', 'route', 'show', 'table', 'all']),
+        json(['ip', '-6', '-j', 'route', 'show', 'table', 'all']),
+        json(['ip', '-4', '-j', 'rule', 'show']),
+        json(['ip', '-6', '-j', 'rule', 'show']),
+        inNetns(host, ['nft', 'list', 'ruleset']),
+        inNetns(host, ['sysctl', '-a']),
+      ]);
+      if (nftR.exitCode !== 0) throw new Error(`snapshot: nft list ruleset failed: ${nftR.stderr}`);
+      return {
+        link: stripVolatile(link),
+        addr: stripVolatile(addr),
+        route4,
+        route6,
+        rule4,
+        rule6,
+        nft: nftR.stdout,
+        sysctl: parseSysctl(sysR.stdout),
+      };
+    },
+    dnsQueries(gw, name) {
+      let log = '';
+      try {
+        log = readFileSync(join(dir, `dnsmasq-${gw}.log`), 'utf8');
+      } catch {
+        return 0;
+      }
+      const needle = ` ${name} from `;
+      return log.split('\n').filter((l) => /query\[[A-Z0-9]+\]/.test(l) && l.includes(needle)).length;
+    },
+    netnsExists: (name) => existsSync(`/run/netns/${name}`),
+    writeProfile(name, text) {
+      const p = join(configDir, `${name}.toml`);
+      writeFileSync(p, text);
+      return p;
+    },
+    writeResolvConf(text) {
+      writeFileSync(resolvConf, text);
+    },
+    writeResolvedConf(text) {
+      if (text === null) rmSync(resolvedConf, { force: true });
+      else writeFileSync(resolvedConf, text);
+    },
+    async destroy() {
+      if (destroyed) return;
+      destroyed = true;
+      liveWorlds.delete(world);
+      const problems = sweepPrefix(prefix, [...pids], dir);
+      if (problems.length) throw new Error(`test world ${prefix}: teardown problems:\n${problems.join('\n')}`);
+    },
+  };
+  liveWorlds.add(world);
+
+  try {
+    build(world);
+    // Carrier reaches veths through linkwatch, up to a second later; IPv6 (and the snapshot's
+    // operstate) wait for it.
+    for (const ns of [host, gwFast, gwSlow]) {
+      await waitFor(() => {
+        const links = JSON.parse(mustSync(['ip', '-n', ns, '-j', 'link', 'show'])) as { ifname: string; operstate: string }[];
+        return links.filter((l) => l.ifname !== 'lo').every((l) => l.operstate === 'UP');
+      }, `links of ${ns} to come up`, 5000, 20);
+    }
+    await startServers(world, pids, baseEnv);
+  } catch (e) {
+    await world.destroy().catch(() => {});
+    throw e;
+  }
+  return world;
+}
+
+function build(w: World): void {
+  const { host, gwFast, gwSlow } = w;
+  mustSync(['ip', '-batch', '-'], [host, gwFast, gwSlow].map((n) => `netns add ${n}`).join('\n') + '\n');
+  // No DAD anywhere in the fake host, so link-local and global IPv6 addresses are usable at once
+  // and the snapshot does not change while DAD completes.
+  for (const ns of [host, gwFast, gwSlow]) {
+    mustSync(['nsenter', `--net=/run/netns/${ns}`, 'sysctl', '-q', '-w', 'net.ipv6.conf.all.accept_dad=0', 'net.ipv6.conf.default.accept_dad=0']);
+  }
+  mustSync(
+    ['ip', '-n', host, '-batch', '-'],
+    [
+      'link set lo up',
+      `link add ${FAST_DEV} type veth peer name lan0 netns ${gwFast}`,
+      `link add ${SLOW_DEV} type veth peer name lan0 netns ${gwSlow}`,
+      `addr add ${HOST_FAST_ADDR}/24 dev ${FAST_DEV}`,
+      `addr add ${HOST_FAST_ADDR6}/64 dev ${FAST_DEV} nodad`,
+      `addr add ${HOST_SLOW_ADDR}/24 dev ${SLOW_DEV}`,
+      `addr add ${HOST_SLOW_ADDR6}/64 dev ${SLOW_DEV} nodad`,
+      `link set ${FAST_DEV} up`,
+      `link set ${SLOW_DEV} up`,
+      `route add default via ${FAST_GW} dev ${FAST_DEV}`,
+      `route add default via ${FAST_GW6} dev ${FAST_DEV}`,
+      '',
+    ].join('\n'),
+  );
+  for (const [gw, addr, addr6, extra] of [
+    [gwFast, FAST_GW, FAST_GW6, [`addr add ${PATH_SERVER6}/128 dev lo nodad`]],
+    [gwSlow, SLOW_GW, SLOW_GW6, []],
+  ] as const) {
+    mustSync(
+      ['ip', '-n', gw, '-batch', '-'],
+      [
+        'link set lo up',
+        `addr add ${PATH_SERVER}/32 dev lo`,
+        `addr add ${DNS_SERVER}/32 dev lo`,
+        ...extra,
+        `addr add ${addr}/24 dev lan0`,
+        `addr add ${addr6}/64 dev lan0 nodad`,
+        'link set lan0 up',
+        '',
+      ].join('\n'),
+    );
+  }
+}
+
+async function startServers(w: World, pids: Set<number>, baseEnv: Record<string, string>): Promise<void> {
+  const servers: { ns: string; argv: string[]; proto: 'tcp' | 'udp'; addr: string; port: number }[] = [];
+  for (const [gw, tag, linkAddr, answer] of [
+    [w.gwFast, 'fast', FAST_GW, FAST_ANSWER],
+    [w.gwSlow, 'slow', SLOW_GW, SLOW_ANSWER],
+  ] as const) {
+    servers.push({
+      ns: gw,
+      argv: ['socat', `TCP4-LISTEN:${PATH_PORT},bind=${PATH_SERVER},fork,reuseaddr`, `SYSTEM:echo ${tag} $SOCAT_PEERADDR`],
+      proto: 'tcp',
+      addr: PATH_SERVER,
+      port: PATH_PORT,
+    });
+    servers.push({
+      ns: gw,
+      argv: [
+        'dnsmasq',
+        '--keep-in-foreground',
+        '--conf-file=/dev/null',
+        '--no-resolv',
+        '--no-hosts',
+        '--bind-interfaces',
+        `--listen-address=${DNS_SERVER}`,
+        `--listen-address=${linkAddr}`,
+        '--user=root',
+        '--group=root',
+        `--pid-file=${join(w.dir, `dnsmasq-${tag}.pid`)}`,
+        '--log-queries',
+        `--log-facility=${join(w.dir, `dnsmasq-${tag}.log`)}`,
+        `--address=/${PROBE_DOMAIN}/${answer}`,
+      ],
+      proto: 'udp',
+      addr: DNS_SERVER,
+      port: 53,
+    });
+  }
+  servers.push({
+    ns: w.gwFast,
+    argv: ['socat', `TCP6-LISTEN:${PATH_PORT},bind=[${PATH_SERVER6}],fork,reuseaddr`, `SYSTEM:echo fast6 $SOCAT_PEERADDR`],
+    proto: 'tcp',
+    addr: PATH_SERVER6,
+    port: PATH_PORT,
+  });
+  const started = servers.map((s) => ({ s, p: spawnTracked(serverCommand(s.ns, s.argv), { baseEnv, timeoutMs: 24 * 3600_000 }, pids) }));
+  for (const { s, p } of started) {
+    let exited: RunResult | null = null;
+    void p.result.then((r) => (exited = r));
+    await waitFor(
+      () => {
+        if (exited) throw new Error(`server ${s.argv[0]} in ${s.ns} exited: ${JSON.stringify(exited)}`);
+        return listening(s.ns, s.proto, s.addr, s.port);
+      },
+      `${s.argv[0]} in ${s.ns} to listen on ${s.addr}:${s.port}`,
+      10_000,
+    ).catch((e: unknown) => {
+      throw new Error(`${String(e)} (stderr: ${p.stderr().trim()})`);
+    });
+  }
+}
+
+// Lifetimes count down and link state flags can flicker; neither is something nsroute changes.
+function stripVolatile(v: unknown): unknown {
+  if (!Array.isArray(v)) return v;
+  return v.map((entry: Record<string, unknown>) => {
+    const e = { ...entry };
+    if (Array.isArray(e.addr_info)) {
+      e.addr_info = (e.addr_info as Record<string, unknown>[]).map((a) => {
+        const { valid_life_time: _v, preferred_life_time: _p, ...rest } = a;
+        return rest;
+      });
+    }
+    return e;
+  });
+}
+
+// net.* sysctls of the fake host, minus values the kernel changes on its own.
+const VOLATILE_SYSCTL = [/^net\.netfilter\.nf_conntrack_count$/, /\.stable_secret$/];
+function parseSysctl(text: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const line of text.split('\n')) {
+    const i = line.indexOf(' = ');
+    if (i < 0) continue;
+    const k = line.slice(0, i);
+    if (!(k.startsWith('net.ipv4.') || k.startsWith('net.ipv6.'))) continue;
+    if (VOLATILE_SYSCTL.some((r) => r.test(k))) continue;
+    out[k] = line.slice(i + 3);
+  }
+  return out;
+}
+
