@@ -25,8 +25,11 @@ function buildProgram(result: { code: number; isExec: boolean }): Command {
   const program = new Command('nsroute')
     .description('Give a program its own route to the network: its own gateway and DNS, everything else unchanged.')
     .version(pkg.version)
-    .showHelpAfterError('(run with --help for usage)')
-    .exitOverride();
+    .exitOverride()
+    // Parse errors are one line like every other error: problem, then the fix.
+    .configureOutput({
+      outputError: (text, write) => write(`nsroute: ${text.replace(/^error: /, '').trimEnd()} (see \`nsroute --help\`)\n`),
+    });
 
   const execLike = (cmd: Command) =>
     addRouteOptions(cmd)

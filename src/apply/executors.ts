@@ -6,7 +6,7 @@ import { renderNftRuleset } from '../net/nft.js';
 import { ipBatch, ipIgnoringGone, ipJson, netnsAdd, netnsDel } from '../sys/ip.js';
 import { nftApply } from '../sys/nft.js';
 import { readForwardingSysctls, tryRead, write as writeSysctl } from '../sys/sysctl.js';
-import { readTextIfExists, removeDirIfEmpty, removeIfExists, writeFileAtomic } from '../sys/fsx.js';
+import { listDir, readTextIfExists, removeDirIfEmpty, removeIfExists, writeFileAtomic } from '../sys/fsx.js';
 import { parseRules } from '../net/iproute-json.js';
 import { netnsEtcDir, paths } from '../state/paths.js';
 import { readHostState, writeHostState } from '../state/store.js';
@@ -27,6 +27,14 @@ function nftMembers(configs: readonly NamespaceConfig[]) {
 const OURS = '# Written by nsroute';
 const CREATED_DIR_MARK = '.created-etc-netns-dir';
 
+function isOurs(path: string): boolean {
+  try {
+    return readTextIfExists(path)?.startsWith(OURS) ?? false;
+  } catch {
+    return false; // a directory, unreadable: not ours
+  }
+}
+
 async function ruleExists(args: string[]): Promise<boolean> {
   const [, mark, , table, , pref] = args;
   return parseRules(await ipJson(['-N', 'rule', 'show'])).some(
@@ -46,14 +54,14 @@ export async function doStep(step: Step, ctx: StepContext): Promise<void> {
       const dir = netnsEtcDir(step.netns);
       const backup = paths.backups(step.netns);
       mkdirSync(backup, { recursive: true });
-      if (!existsSync(dir)) {
+      // A directory holding only files nsroute wrote (left by a reboot) counts as ours too.
+      if (!existsSync(dir) || listDir(dir).every((f) => isOurs(join(dir, f)))) {
         writeFileAtomic(join(backup, CREATED_DIR_MARK), '');
         mkdirSync(dir, { recursive: true, mode: 0o755 });
       }
       for (const [file, text] of Object.entries(step.files)) {
         const target = join(dir, file);
-        const existing = readTextIfExists(target);
-        if (existing !== undefined && !existing.startsWith(OURS) && !existsSync(join(backup, file))) copyFileSync(target, join(backup, file));
+        if (existsSync(target) && !isOurs(target) && !existsSync(join(backup, file))) copyFileSync(target, join(backup, file));
         writeFileAtomic(target, text, 0o644);
       }
       return;
@@ -96,7 +104,7 @@ export async function undoStep(step: Step, ctx: StepContext): Promise<void> {
         if (existsSync(saved)) {
           copyFileSync(saved, target);
           removeIfExists(saved);
-        } else if (readTextIfExists(target)?.startsWith(OURS)) {
+        } else if (isOurs(target)) {
           removeIfExists(target);
         }
       }

@@ -6,7 +6,7 @@ import type { NamespaceConfig } from '../plan/types.js';
 import type { Profile } from '../profile/profile.js';
 import { gatherHostFacts } from '../sys/hostfacts.js';
 import { netnsPids } from '../sys/ip.js';
-import { isSameProcessAlive } from '../sys/proc.js';
+import { bootId, isSameProcessAlive } from '../sys/proc.js';
 import { withHostLock } from '../state/lock.js';
 import { NETNS_RUN_DIR, paths } from '../state/paths.js';
 import { allStates, readState, removeNamespaceDir, writeState, type Holder, type NamespaceState } from '../state/store.js';
@@ -41,6 +41,12 @@ async function sweep(name: string): Promise<NamespaceState | undefined> {
   const st = readState(name);
   if (!st) {
     if (existsSync(paths.nsDir(name)) && new Journal(paths.journal(name)).intents().length === 0) removeNamespaceDir(name);
+    return undefined;
+  }
+  if (st.bootId !== bootId()) {
+    // Left from before a reboot: the kernel objects are gone; undo removes the rest (files).
+    st.holders = [];
+    await teardown(st);
     return undefined;
   }
   const live = liveHolders(st);
@@ -104,6 +110,7 @@ export async function bringUp(req: UpRequest): Promise<UpResult> {
       status: 'creating',
       persistent: req.persistent,
       createdAt: new Date().toISOString(),
+      bootId: bootId(),
       config: plan.config,
       holders: [],
     };

@@ -20,6 +20,7 @@ export interface NamespaceState {
   status: Status;
   persistent: boolean;
   createdAt: string;
+  bootId: string;
   config: NamespaceConfig;
   holders: Holder[];
 }

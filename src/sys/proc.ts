@@ -17,3 +17,13 @@ export function processStartTime(pid: number): number | undefined {
 export function isSameProcessAlive(pid: number, startTime: number): boolean {
   return processStartTime(pid) === startTime;
 }
+
+// Changes at every boot. State from another boot describes namespaces that no longer exist
+// (/run is not always a tmpfs, so the run dir itself can survive a reboot).
+export function bootId(): string {
+  try {
+    return readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+  } catch {
+    return 'unknown';
+  }
+}
