@@ -341,6 +341,9 @@ async function listening(netns: string, proto: 'tcp' | 'udp', addr: string, port
 export interface WorldOptions {
   // Content of the fake host's resolv.conf (NSROUTE_RESOLV_CONF). Default: the fast gateway.
   resolvConf?: string;
+  // Turn on IPv6 forwarding in the fake host (like a container host), so a namespace that got
+  // an IPv6 route would really escape through it.
+  ipv6Forwarding?: boolean;
 }
 
 export async function createWorld(opts: WorldOptions = {}): Promise<World> {
@@ -478,6 +481,7 @@ export async function createWorld(opts: WorldOptions = {}): Promise<World> {
 
   try {
     build(world);
+    if (opts.ipv6Forwarding) mustSync(['nsenter', `--net=/run/netns/${host}`, 'sysctl', '-q', '-w', 'net.ipv6.conf.all.forwarding=1']);
     // Carrier reaches veths through linkwatch, up to a second later; IPv6 (and the snapshot's
     // operstate) wait for it.
     for (const ns of [host, gwFast, gwSlow]) {

@@ -1,0 +1,83 @@
+// Small assertions and command lines shared by the integration tests.
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { expect } from 'vitest';
+import { PATH_PORT, PATH_SERVER, PATH_SERVER6, waitFor, type RunResult, type World } from './world.js';
+
+// Ask the path server which uplink we came through ("fast 10.99.1.2" / "slow 10.99.2.2").
+export const PATH4 = ['socat', '-T3', '-', `TCP4:${PATH_SERVER}:${PATH_PORT}`];
+export const PATH6 = ['socat', '-T3', '-', `TCP6:[${PATH_SERVER6}]:${PATH_PORT}`];
+
+// What a test prints on failure: the whole result, so product bugs are readable in the log.
+export function show(r: RunResult): string {
+  return `exit=${r.exitCode} signal=${r.signal}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`;
+}
+
+export function expectOk(r: RunResult): void {
+  expect(r.exitCode, show(r)).toBe(0);
+}
+
+// Bad input: the given exit code and exactly one stderr line starting with "nsroute: ".
+export function expectUserError(r: RunResult, code: number): void {
+  expect(r.exitCode, show(r)).toBe(code);
+  const lines = r.stderr.trimEnd().split('\n');
+  expect(lines, show(r)).toHaveLength(1);
+  expect(lines[0], show(r)).toMatch(/^nsroute: \S/);
+}
+
+// A shell script that marks itself ready, then runs until a stop file appears.
+export function holdScript(ready: string, stop: string, code = 0): string[] {
+  return ['sh', '-c', `touch '${ready}'; while [ ! -e '${stop}' ]; do sleep 0.05; done; exit ${code}`];
+}
+
+export function marker(w: World, name: string): string {
+  return join(w.dir, name);
+}
+
+export async function waitForFile(path: string, timeoutMs = 15_000): Promise<void> {
+  await waitFor(() => existsSync(path), `file ${path}`, timeoutMs);
+}
+
+export function readIfExists(path: string): string | null {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return null;
+  }
+}
+
+// `getent ahostsv4 NAME` output -> the distinct addresses.
+export function ahostsAddresses(stdout: string): string[] {
+  return [...new Set(stdout.split('\n').map((l) => l.trim().split(/\s+/)[0]).filter((a): a is string => !!a))];
+}
+
+// Unique probe names, so counting dnsmasq log lines per test is exact.
+let probeSeq = 0;
+export function probeName(tag: string): string {
+  probeSeq += 1;
+  return `${tag}${probeSeq}-${process.pid}.probe.test`;
+}
+
+export interface StatusJson {
+  name: string;
+  up: boolean;
+  persistent: boolean;
+  mode: string;
+  holders: { pid: number; startTime: number; command: string[]; user: string; since: string }[];
+  hostInterface: string;
+  namespaceInterface: string;
+  subnet: string;
+  hostAddress: string;
+  namespaceAddress: string;
+  gateway: string | null;
+  dev: string | null;
+  table: number | null;
+  dns: string[];
+  createdAt: string;
+}
+
+export async function statusJson(w: World, name: string): Promise<StatusJson> {
+  const r = await w.nsroute(['status', name, '--json']);
+  expect(r.exitCode, show(r)).toBe(0);
+  return JSON.parse(r.stdout) as StatusJson;
+}
