@@ -1,0 +1,191 @@
+import { describe, expect, it } from 'vitest';
+import { UserError } from '../../../src/errors.js';
+import {
+  allocateSubnet,
+  blockOf,
+  cidrContains,
+  cidrToString,
+  cidrsOverlap,
+  intToIp,
+  ipToInt,
+  linkAddresses,
+  parseCidr4,
+  parseIPv4,
+  type Cidr4,
+} from '../../../src/net/addresses.js';
+
+const c = (text: string): Cidr4 => parseCidr4(text, 'test');
+const str = (x: Cidr4 | undefined) => (x ? cidrToString(x) : x);
+
+function catchUserError(fn: () => unknown): UserError {
+  try {
+    fn();
+  } catch (e) {
+    expect(e).toBeInstanceOf(UserError);
+    return e as UserError;
+  }
+  throw new Error('expected a UserError, nothing was thrown');
+}
+
+describe('ipToInt / intToIp', () => {
+  it('round-trips addresses above 128.0.0.0 without going negative', () => {
+    expect(ipToInt('255.255.255.255')).toBe(0xffffffff);
+    expect(ipToInt('192.168.2.1')).toBe(0xc0a80201);
+    expect(intToIp(0xc0a80201)).toBe('192.168.2.1');
+    expect(intToIp(ipToInt('10.231.0.2'))).toBe('10.231.0.2');
+  });
+});
+
+describe('parseIPv4', () => {
+  it.each(['192.168.2.1', '0.0.0.0', '255.255.255.255', '10.0.0.1'])('accepts %s', (ip) => {
+    expect(parseIPv4(ip, '--via')).toBe(ip);
+  });
+
+  it.each(['junk', '', '1.2.3', '1.2.3.4.5', '256.1.1.1', '01.2.3.4', '1.2.3.4 ', ' 1.2.3.4', '::1', '2001:db8::1', '::ffff:1.2.3.4', '1.2.3.4/32', '1.2.3.4\n'])(
+    'rejects %j naming the option',
+    (text) => {
+      const e = catchUserError(() => parseIPv4(text, '--via'));
+      expect(e.message).toContain('--via');
+      expect(e.message).toContain(JSON.stringify(text));
+      expect(e.hint).toBeTruthy();
+    },
+  );
+});
+
+describe('parseCidr4', () => {
+  it('parses a network block', () => {
+    expect(c('10.231.0.0/30')).toEqual({ network: ipToInt('10.231.0.0'), prefix: 30 });
+    expect(c('0.0.0.0/0')).toEqual({ network: 0, prefix: 0 });
+    expect(c('192.168.2.1/32')).toEqual({ network: ipToInt('192.168.2.1'), prefix: 32 });
+    expect(c('224.0.0.0/4')).toEqual({ network: ipToInt('224.0.0.0'), prefix: 4 });
+  });
+
+  it.each(['junk', '', '10.0.0.0', '10.0.0.0/', '/30', '10.0.0.0/x', '10.0.0.0/030', '10.0.0/24', '300.0.0.0/8', 'fd00::/64', '2001:db8::/32', '10.0.0.0/24/1', '10.0.0.0/-1'])(
+    'rejects %j with a UserError naming the option',
+    (text) => {
+      const e = catchUserError(() => parseCidr4(text, '--subnet'));
+      expect(e.message).toContain('--subnet');
+    },
+  );
+
+  it('rejects a prefix longer than 32 bits', () => {
+    const e = catchUserError(() => parseCidr4('10.0.0.0/33', '--subnet'));
+    expect(e.message).toContain('--subnet');
+    expect(e.message).toMatch(/33|CIDR/);
+    catchUserError(() => parseCidr4('10.0.0.0/99', '--subnet'));
+  });
+
+  it('rejects host bits set, and the hint names the network', () => {
+    const e = catchUserError(() => parseCidr4('10.231.0.5/24', 'subnet in slow.toml'));
+    expect(e.message).toContain('subnet in slow.toml');
+    expect(e.message).toContain('host bits');
+    expect(e.hint).toContain('10.231.0.0/24');
+    const e2 = catchUserError(() => parseCidr4('192.168.2.3/30', '--subnet'));
+    expect(e2.hint).toContain('192.168.2.0/30');
+  });
+});
+
+describe('cidrsOverlap', () => {
+  const cases: [string, string, boolean][] = [
+    ['10.0.0.0/8', '10.231.0.0/30', true],
+    ['10.231.0.0/30', '10.231.0.0/30', true],
+    ['10.231.0.0/30', '10.231.0.4/30', false], // adjacent
+    ['10.231.0.0/29', '10.231.0.4/30', true],
+    ['10.231.0.0/30', '10.231.0.3/32', true],
+    ['10.231.0.0/30', '10.231.0.4/32', false],
+    ['0.0.0.0/0', '203.0.113.7/32', true],
+    ['192.168.0.0/16', '192.168.1.0/24', true],
+    ['200.0.0.0/8', '201.0.0.0/8', false],
+    ['128.0.0.0/1', '127.255.255.255/32', false],
+    ['128.0.0.0/1', '255.255.255.255/32', true],
+    ['172.29.0.0/16', '10.231.0.0/16', false],
+  ];
+  it.each(cases)('%s vs %s -> %s (both ways)', (a, b, want) => {
+    expect(cidrsOverlap(c(a), c(b))).toBe(want);
+    expect(cidrsOverlap(c(b), c(a))).toBe(want);
+  });
+});
+
+describe('cidrContains / blockOf', () => {
+  it('finds the block an address lies in', () => {
+    expect(str(blockOf('192.168.2.10', 24))).toBe('192.168.2.0/24');
+    expect(str(blockOf('192.168.2.10', 32))).toBe('192.168.2.10/32');
+    expect(cidrContains(c('192.168.2.0/24'), '192.168.2.1')).toBe(true);
+    expect(cidrContains(c('192.168.2.0/24'), '192.168.3.1')).toBe(false);
+    expect(cidrContains(c('0.0.0.0/0'), '250.1.1.1')).toBe(true);
+  });
+});
+
+describe('linkAddresses', () => {
+  it('uses .1 (host) and .2 (namespace) in a /30', () => {
+    expect(linkAddresses(c('10.231.0.4/30'))).toEqual({ host: '10.231.0.5', ns: '10.231.0.6' });
+  });
+  it('uses both addresses of a /31 (RFC 3021)', () => {
+    expect(linkAddresses(c('10.231.0.8/31'))).toEqual({ host: '10.231.0.8', ns: '10.231.0.9' });
+  });
+  it('uses .1 and .2 of a larger block', () => {
+    expect(linkAddresses(c('192.168.50.0/24'))).toEqual({ host: '192.168.50.1', ns: '192.168.50.2' });
+  });
+  it('refuses a /32', () => {
+    catchUserError(() => linkAddresses(c('10.231.0.1/32')));
+  });
+});
+
+describe('allocateSubnet', () => {
+  const pools = [c('10.231.0.0/16'), c('172.29.0.0/16')];
+
+  it('returns the first /30 of the first pool when nothing is taken', () => {
+    expect(str(allocateSubnet(pools, []))).toBe('10.231.0.0/30');
+  });
+
+  it('skips blocks holding a host address', () => {
+    expect(str(allocateSubnet(pools, [c('10.231.0.1/32')]))).toBe('10.231.0.4/30');
+    expect(str(allocateSubnet(pools, [c('10.231.0.0/29')]))).toBe('10.231.0.8/30');
+    expect(str(allocateSubnet(pools, [c('10.231.0.0/30'), c('10.231.0.6/32'), c('10.231.0.8/30')]))).toBe('10.231.0.12/30');
+  });
+
+  it('returns a block of the requested prefix', () => {
+    expect(str(allocateSubnet(pools, [c('10.231.0.5/32')], 24))).toBe('10.231.1.0/24');
+    expect(str(allocateSubnet(pools, [c('10.231.0.0/31')], 31))).toBe('10.231.0.2/31');
+  });
+
+  it('skips past a large clashing block in one probe', () => {
+    const taken: Cidr4[] = [c('10.231.0.0/17')];
+    let probes = 0;
+    const find = taken.find.bind(taken);
+    (taken as { find: typeof find }).find = ((...args: Parameters<typeof find>) => {
+      probes++;
+      return find(...args);
+    }) as typeof find;
+    expect(str(allocateSubnet(pools, taken))).toBe('10.231.128.0/30');
+    expect(probes).toBeLessThanOrEqual(3);
+  });
+
+  it('moves on to the second pool when a /16 covers the first, quickly', () => {
+    const taken: Cidr4[] = [c('10.231.0.0/16')];
+    let probes = 0;
+    const find = taken.find.bind(taken);
+    (taken as { find: typeof find }).find = ((...args: Parameters<typeof find>) => {
+      probes++;
+      return find(...args);
+    }) as typeof find;
+    expect(str(allocateSubnet(pools, taken))).toBe('172.29.0.0/30');
+    expect(probes).toBeLessThanOrEqual(3); // not 16384 probes of each /30
+  });
+
+  it('uses the second pool when a block larger than the pool (10/8) covers the first', () => {
+    expect(str(allocateSubnet(pools, [c('10.0.0.0/8'), c('172.29.0.0/30')]))).toBe('172.29.0.4/30');
+  });
+
+  it('returns undefined when every pool is full', () => {
+    expect(allocateSubnet(pools, [c('10.0.0.0/8'), c('172.16.0.0/12')])).toBeUndefined();
+    expect(allocateSubnet(pools, [c('0.0.0.0/0')])).toBeUndefined();
+    expect(allocateSubnet([], [])).toBeUndefined();
+  });
+
+  it('finds the last free /30 of a nearly full pool', () => {
+    const small = [c('10.231.0.0/28')];
+    expect(str(allocateSubnet(small, [c('10.231.0.0/29'), c('10.231.0.8/30')]))).toBe('10.231.0.12/30');
+    expect(allocateSubnet(small, [c('10.231.0.0/29'), c('10.231.0.8/30'), c('10.231.0.14/32')])).toBeUndefined();
+  });
+});

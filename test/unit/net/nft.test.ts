@@ -1,0 +1,112 @@
+import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { hex, renderNftRuleset, type NftMember } from '../../../src/net/nft.js';
+
+const HEAD = 'table inet nsroute {}\ndelete table inet nsroute\n';
+
+const A: NftMember = { iface: 'nsr-alpha', subnet: '10.231.0.0/30', mark: 0x6e720001 };
+const B: NftMember = { iface: 'nsr-bravo', subnet: '10.231.0.4/30' };
+const C: NftMember = { iface: 'nsr.long.1a2b3c', subnet: '172.29.0.8/31', mark: 0x6e720002 };
+
+function line(text: string, startsWith: string): string {
+  const found = text.split('\n').find((l) => l.trim().startsWith(startsWith));
+  if (found === undefined) throw new Error(`no line starting with ${startsWith} in:\n${text}`);
+  return found.trim();
+}
+
+describe('hex', () => {
+  it('renders marks as 0x + 8 hex digits', () => {
+    expect(hex(0x6e720001)).toBe('0x6e720001');
+    expect(hex(1)).toBe('0x00000001');
+  });
+});
+
+describe('renderNftRuleset', () => {
+  it('always starts by creating then deleting the table (idempotent replace)', () => {
+    expect(renderNftRuleset([A]).startsWith(HEAD)).toBe(true);
+  });
+
+  it('renders only the removal when there are no members', () => {
+    expect(renderNftRuleset([])).toBe(HEAD);
+  });
+
+  it('puts every member in the interface and subnet sets', () => {
+    const text = renderNftRuleset([A, B, C]);
+    expect(line(text, 'set ns_ifaces')).toBe('set ns_ifaces { type ifname; elements = { "nsr-alpha", "nsr-bravo", "nsr.long.1a2b3c" }; }');
+    expect(line(text, 'set ns_nets4')).toBe('set ns_nets4 { type ipv4_addr; flags interval; elements = { 10.231.0.0/30, 10.231.0.4/30, 172.29.0.8/31 }; }');
+  });
+
+  it('maps marks only for members that have one', () => {
+    const text = renderNftRuleset([A, B, C]);
+    expect(line(text, 'map uplink_mark')).toBe('map uplink_mark { type ifname : mark; elements = { "nsr-alpha" : 0x6e720001, "nsr.long.1a2b3c" : 0x6e720002 }; }');
+  });
+
+  it('has no elements clause in a set or map that would be empty', () => {
+    const text = renderNftRuleset([B]);
+    expect(line(text, 'map uplink_mark')).toBe('map uplink_mark { type ifname : mark; }');
+    expect(line(text, 'set ns_ifaces')).toContain('elements = { "nsr-bravo" }');
+  });
+
+  it('sorts members, so the text does not depend on the order of the run dir', () => {
+    const want = renderNftRuleset([A, B, C]);
+    expect(renderNftRuleset([C, B, A])).toBe(want);
+    expect(renderNftRuleset([B, C, A])).toBe(want);
+    // and the subnets stay paired with their interface's position
+    expect(line(renderNftRuleset([B, A]), 'set ns_nets4')).toContain('10.231.0.0/30, 10.231.0.4/30');
+  });
+
+  it('marks in prerouting and masquerades namespace traffic that leaves by a non-namespace interface', () => {
+    const text = renderNftRuleset([A]);
+    expect(text).toMatch(/chain prerouting \{\s*type filter hook prerouting priority mangle; policy accept;\s*meta mark set iifname map @uplink_mark\s*\}/);
+    expect(text).toMatch(/chain postrouting \{\s*type nat hook postrouting priority srcnat; policy accept;\s*ip saddr @ns_nets4 oifname != @ns_ifaces masquerade\s*\}/);
+  });
+});
+
+// The rendered text is checked by nft itself (`nft -c`: parse + kernel validation, no commit),
+// only inside a throwaway namespace so the host's ruleset is never involved.
+function which(cmd: string): boolean {
+  return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
+}
+const canCheck = process.platform === 'linux' && process.getuid?.() === 0 && which('nft') && which('ip');
+
+describe.skipIf(!canCheck)('renderNftRuleset accepted by nft -c (in a scratch netns)', () => {
+  const ns = `ut-${randomBytes(4).toString('hex')}`;
+  let created = false;
+
+  beforeAll(() => {
+    const r = spawnSync('ip', ['netns', 'add', ns], { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`ip netns add ${ns}: ${r.stderr}`);
+    created = true;
+  });
+
+  afterAll(() => {
+    if (created) spawnSync('ip', ['netns', 'del', ns]);
+  });
+
+  function nftCheck(text: string): { status: number | null; stderr: string } {
+    const r = spawnSync('ip', ['netns', 'exec', ns, 'nft', '-c', '-f', '-'], { input: text, encoding: 'utf8' });
+    return { status: r.status, stderr: r.stderr };
+  }
+
+  it('rejects a broken ruleset (the check can fail)', () => {
+    expect(nftCheck(renderNftRuleset([A]).replace('masquerade', 'masquerade bogus')).status).not.toBe(0);
+  });
+
+  it.each([
+    ['removal only', [] as NftMember[]],
+    ['one member without mark (empty map)', [B]],
+    ['one member with mark', [A]],
+    ['mixed members, hashed name, /31', [A, B, C]],
+  ])('accepts %s', (_label, members) => {
+    const r = nftCheck(renderNftRuleset(members));
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+  });
+
+  it('left the scratch namespace\'s ruleset empty (check mode commits nothing)', () => {
+    const r = spawnSync('ip', ['netns', 'exec', ns, 'nft', 'list', 'ruleset'], { encoding: 'utf8' });
+    expect(r.status).toBe(0);
+    expect(r.stdout.trim()).toBe('');
+  });
+});

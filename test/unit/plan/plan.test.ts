@@ -1,0 +1,367 @@
+import { describe, expect, it } from 'vitest';
+import { UserError } from '../../../src/errors.js';
+import { buildPlan, MARK_BASE, nsConfigLines, RULE_PREF, TABLE_BASE, uplinkRouteLines, uplinkRuleArgs, vethLines } from '../../../src/plan/plan.js';
+import type { HostFacts, NamespaceConfig, Step, Uplink } from '../../../src/plan/types.js';
+import type { Profile } from '../../../src/profile/profile.js';
+import type { AddrFact, LinkFact, RouteFact, RuleFact } from '../../../src/net/iproute-json.js';
+
+// A laptop: eth0 on the home LAN (default route), eth1 on a second LAN with a slower router,
+// systemd-resolved's stub in /etc/resolv.conf.
+const STUB = 'nameserver 127.0.0.53\noptions edns0 trust-ad\nsearch .\n';
+
+function facts(over: Partial<HostFacts> = {}): HostFacts {
+  const links: LinkFact[] = [
+    { index: 1, name: 'lo', up: true },
+    { index: 2, name: 'eth0', up: true },
+    { index: 3, name: 'eth1', up: true, kind: 'veth' },
+  ];
+  const addrs: AddrFact[] = [
+    { dev: 'lo', family: 4, local: '127.0.0.1', prefix: 8 },
+    { dev: 'lo', family: 6, local: '::1', prefix: 128 },
+    { dev: 'eth0', family: 4, local: '192.168.1.50', prefix: 24 },
+    { dev: 'eth0', family: 6, local: 'fe80::1', prefix: 64 },
+    { dev: 'eth1', family: 4, local: '192.168.2.10', prefix: 24 },
+  ];
+  const routes: RouteFact[] = [
+    { dst: 'default', table: 254, type: 'unicast', dev: 'eth0', gateway: '192.168.1.1' },
+    { dst: '192.168.1.0/24', table: 254, type: 'unicast', dev: 'eth0' },
+    { dst: '192.168.2.0/24', table: 254, type: 'unicast', dev: 'eth1' },
+    { dst: '127.0.0.0/8', table: 255, type: 'local', dev: 'lo' },
+    { dst: '192.168.1.50', table: 255, type: 'local', dev: 'eth0' },
+    { dst: '192.168.1.255', table: 255, type: 'broadcast', dev: 'eth0' },
+  ];
+  const rules: RuleFact[] = [
+    { priority: 0, table: 255 },
+    { priority: 32766, table: 254 },
+    { priority: 32767, table: 253 },
+  ];
+  return { links, addrs, routes, rules, netns: [], hostResolvConf: STUB, ...over };
+}
+
+function profile(over: Partial<Profile> = {}): Profile {
+  return { name: 'slow', dns: [], ...over };
+}
+
+function other(name: string, subnet: string, uplink?: Uplink): NamespaceConfig {
+  const [net] = subnet.split('/');
+  const base = net!.split('.').map(Number);
+  const ip = (d: number) => [base[0], base[1], base[2], base[3]! + d].join('.');
+  return {
+    name,
+    mode: 'nat',
+    hostIface: `nsr-${name}`,
+    nsIface: 'eth0',
+    subnet,
+    hostAddress: ip(1),
+    nsAddress: ip(2),
+    prefix: Number(subnet.split('/')[1]),
+    uplink,
+    dns: ['192.168.2.1'],
+    dnsSource: 'gateway',
+  };
+}
+
+function userError(fn: () => unknown): UserError {
+  try {
+    fn();
+  } catch (e) {
+    expect(e).toBeInstanceOf(UserError);
+    return e as UserError;
+  }
+  throw new Error('expected a UserError, nothing was thrown');
+}
+
+function step<K extends Step['kind']>(steps: Step[], kind: K): Extract<Step, { kind: K }> {
+  const s = steps.find((x) => x.kind === kind);
+  if (!s) throw new Error(`no ${kind} step`);
+  return s as Extract<Step, { kind: K }>;
+}
+
+describe('buildPlan: steps', () => {
+  it('orders the steps without --via', () => {
+    const { steps } = buildPlan(profile(), facts(), []);
+    expect(steps.map((s) => s.kind)).toEqual(['netns-add', 'veth-add', 'ns-config', 'netns-files', 'ip-forward', 'nft-sync']);
+  });
+
+  it('orders the steps with --via (uplink route before nft-sync)', () => {
+    const { steps } = buildPlan(profile({ via: '192.168.2.1' }), facts(), []);
+    expect(steps.map((s) => s.kind)).toEqual(['netns-add', 'veth-add', 'ns-config', 'netns-files', 'ip-forward', 'uplink-route', 'nft-sync']);
+  });
+
+  it('fills the steps from the config', () => {
+    const { config, steps } = buildPlan(profile({ via: '192.168.2.1' }), facts(), []);
+    expect(config).toMatchObject({
+      name: 'slow',
+      mode: 'nat',
+      hostIface: 'nsr-slow',
+      nsIface: 'eth0',
+      subnet: '10.231.0.0/30',
+      hostAddress: '10.231.0.1',
+      nsAddress: '10.231.0.2',
+      prefix: 30,
+    });
+    expect(step(steps, 'netns-add')).toEqual({ kind: 'netns-add', name: 'slow' });
+    expect(step(steps, 'veth-add')).toEqual({ kind: 'veth-add', netns: 'slow', hostIface: 'nsr-slow', nsIface: 'eth0', hostCidr: '10.231.0.1/30' });
+    expect(step(steps, 'ns-config')).toEqual({ kind: 'ns-config', netns: 'slow', nsIface: 'eth0', nsCidr: '10.231.0.2/30', gateway: '10.231.0.1' });
+    expect(step(steps, 'uplink-route').uplink).toEqual(config.uplink);
+    const files = step(steps, 'netns-files').files;
+    expect(Object.keys(files).sort()).toEqual(['gai.conf', 'resolv.conf']);
+    expect(files['resolv.conf']).toContain('nameserver 192.168.2.1');
+    expect(files['gai.conf']).toContain('::ffff:0:0/96');
+  });
+
+  it('uses the hashed host interface name for long names', () => {
+    const { config } = buildPlan(profile({ name: 'a-very-long-namespace' }), facts(), []);
+    expect(config.hostIface).toMatch(/^nsr\.a-ve\.[0-9a-f]{6}$/);
+  });
+
+  it('uses .0/.1 for a /31 subnet', () => {
+    const { config, steps } = buildPlan(profile({ subnet: '10.99.0.0/31' }), facts(), []);
+    expect(config).toMatchObject({ subnet: '10.99.0.0/31', hostAddress: '10.99.0.0', nsAddress: '10.99.0.1', prefix: 31 });
+    expect(step(steps, 'ns-config').gateway).toBe('10.99.0.0');
+  });
+
+  it('is plain data (JSON round-trips, for the journal and --dry-run)', () => {
+    const plan = buildPlan(profile({ via: '192.168.2.1' }), facts(), []);
+    expect(JSON.parse(JSON.stringify(plan))).toEqual(plan);
+  });
+});
+
+describe('buildPlan: uplink', () => {
+  it('finds the device whose network holds the gateway', () => {
+    const { config } = buildPlan(profile({ via: '192.168.2.1' }), facts(), []);
+    expect(config.uplink).toEqual({ via: '192.168.2.1', dev: 'eth1', table: TABLE_BASE + 1, mark: MARK_BASE + 1, pref: RULE_PREF });
+    expect(config.uplink?.table).toBe(7101);
+    expect(config.uplink?.mark).toBe(0x6e720001);
+  });
+
+  it('prefers the device `ip route get VIA` answered when several networks hold the gateway', () => {
+    const f = facts({
+      addrs: [...facts().addrs, { dev: 'eth2', family: 4, local: '192.168.0.9', prefix: 16 }],
+      links: [...facts().links, { index: 4, name: 'eth2', up: true }],
+      routeToVia: { dev: 'eth2' },
+    });
+    expect(buildPlan(profile({ via: '192.168.2.1' }), f, []).config.uplink?.dev).toBe('eth2');
+  });
+
+  it('has no uplink without --via', () => {
+    const { config, steps } = buildPlan(profile(), facts(), []);
+    expect(config.uplink).toBeUndefined();
+    expect(steps.some((s) => s.kind === 'uplink-route')).toBe(false);
+  });
+
+  it('rejects a gateway that is on no host link', () => {
+    const e = userError(() => buildPlan(profile({ via: '10.20.30.1' }), facts(), []));
+    expect(e.message).toContain('10.20.30.1');
+  });
+
+  it('rejects a gateway that is the host\'s own address', () => {
+    userError(() => buildPlan(profile({ via: '192.168.2.10' }), facts(), []));
+  });
+
+  it('rejects a gateway that is the host\'s own address on --dev, too', () => {
+    // Without --dev this is a UserError; with --dev the plan accepts it and the kernel (6.x) takes
+    // `route replace default via <own address>` too, so the uplink silently goes nowhere.
+    userError(() => buildPlan(profile({ via: '192.168.2.10', dev: 'eth1' }), facts(), []));
+  });
+
+  it('rejects an unknown --dev', () => {
+    const e = userError(() => buildPlan(profile({ via: '192.168.2.1', dev: 'eth9' }), facts(), []));
+    expect(e.message).toContain('eth9');
+  });
+
+  it('rejects a gateway that is not on --dev\'s networks, listing them', () => {
+    const e = userError(() => buildPlan(profile({ via: '192.168.2.1', dev: 'eth0' }), facts(), []));
+    expect(e.message).toContain('eth0');
+    expect(e.message).toContain('192.168.1.50/24');
+  });
+
+  it('accepts a gateway on --dev\'s network', () => {
+    expect(buildPlan(profile({ via: '192.168.2.1', dev: 'eth1' }), facts(), []).config.uplink?.dev).toBe('eth1');
+  });
+
+  it('rejects an uplink interface that is down', () => {
+    const f = facts({ links: facts().links.map((l) => (l.name === 'eth1' ? { ...l, up: false } : l)) });
+    const e = userError(() => buildPlan(profile({ via: '192.168.2.1' }), f, []));
+    expect(e.message).toContain('eth1');
+    expect(e.message).toContain('down');
+    expect(e.hint).toContain('ip link set eth1 up');
+  });
+
+  it('routes a --dev-only (point-to-point) uplink without a gateway', () => {
+    const f = facts({ links: [...facts().links, { index: 9, name: 'tun0', up: true, kind: 'tun' }] });
+    const { config } = buildPlan(profile({ dev: 'tun0', dns: ['10.8.0.1'] }), f, []);
+    expect(config.uplink).toMatchObject({ via: undefined, dev: 'tun0', table: 7101 });
+    userError(() => buildPlan(profile({ dev: 'tun9', dns: ['10.8.0.1'] }), f, []));
+  });
+
+  it('shares the uplink of another namespace with the same gateway and device', () => {
+    const up: Uplink = { via: '192.168.2.1', dev: 'eth1', table: 7101, mark: MARK_BASE + 1, pref: RULE_PREF };
+    const f = facts({
+      routes: [...facts().routes, { dst: 'default', table: 7101, type: 'unicast', dev: 'eth1', gateway: '192.168.2.1' }, { dst: 'default', table: 7101, type: 'unreachable' }],
+      rules: [...facts().rules, { priority: 4200, table: 7101, fwmark: MARK_BASE + 1 }],
+    });
+    const { config } = buildPlan(profile({ name: 'slow2', via: '192.168.2.1' }), f, [other('slow', '10.231.0.0/30', up)]);
+    expect(config.uplink).toEqual(up);
+  });
+
+  it('uses a new table and mark when the gateway differs', () => {
+    const up: Uplink = { via: '192.168.2.1', dev: 'eth1', table: 7101, mark: MARK_BASE + 1, pref: RULE_PREF };
+    const { config } = buildPlan(profile({ name: 'other', via: '192.168.2.254' }), facts(), [other('slow', '10.231.0.0/30', up)]);
+    expect(config.uplink).toEqual({ via: '192.168.2.254', dev: 'eth1', table: 7102, mark: MARK_BASE + 2, pref: RULE_PREF });
+  });
+
+  it('skips table ids used by host routes and rules, and marks used by host rules', () => {
+    const f = facts({
+      routes: [...facts().routes, { dst: '10.9.0.0/24', table: 7101, type: 'unicast', dev: 'eth0' }],
+      rules: [...facts().rules, { priority: 100, table: 7102 }, { priority: 101, table: 51820, fwmark: MARK_BASE + 3 }],
+    });
+    const { config } = buildPlan(profile({ via: '192.168.2.1' }), f, []);
+    expect(config.uplink?.table).toBe(7104);
+    expect(config.uplink?.mark).toBe(MARK_BASE + 4);
+  });
+});
+
+describe('buildPlan: subnet', () => {
+  it('takes the first free /30 of 10.231.0.0/16', () => {
+    expect(buildPlan(profile(), facts(), []).config.subnet).toBe('10.231.0.0/30');
+  });
+
+  it('avoids host addresses', () => {
+    const f = facts({ addrs: [...facts().addrs, { dev: 'eth0', family: 4, local: '10.231.0.2', prefix: 32 }] });
+    expect(buildPlan(profile(), f, []).config.subnet).toBe('10.231.0.4/30');
+  });
+
+  it('avoids the whole network of a host address', () => {
+    const f = facts({ addrs: [...facts().addrs, { dev: 'eth0', family: 4, local: '10.231.0.5', prefix: 29 }] });
+    expect(buildPlan(profile(), f, []).config.subnet).toBe('10.231.0.8/30');
+  });
+
+  it('avoids host routes in any table', () => {
+    const f = facts({ routes: [...facts().routes, { dst: '10.231.0.0/29', table: 51820, type: 'unicast', dev: 'wg0' }, { dst: '10.231.0.8', table: 254, type: 'unicast', dev: 'eth0' }] });
+    expect(buildPlan(profile(), f, []).config.subnet).toBe('10.231.0.12/30');
+  });
+
+  it('avoids other namespaces', () => {
+    expect(buildPlan(profile({ name: 'b' }), facts(), [other('a', '10.231.0.0/30'), other('c', '10.231.0.4/30')]).config.subnet).toBe('10.231.0.8/30');
+  });
+
+  it('does not treat default routes or IPv6 addresses as taken', () => {
+    const f = facts({ addrs: [...facts().addrs, { dev: 'eth0', family: 6, local: '::', prefix: 0 }] });
+    expect(buildPlan(profile(), f, []).config.subnet).toBe('10.231.0.0/30');
+  });
+
+  it('moves to 172.29.0.0/16 when 10.231.0.0/16 is routed elsewhere', () => {
+    const f = facts({ routes: [...facts().routes, { dst: '10.0.0.0/8', table: 254, type: 'unicast', dev: 'eth0', gateway: '192.168.1.2' }] });
+    expect(buildPlan(profile(), f, []).config.subnet).toBe('172.29.0.0/30');
+  });
+
+  it('rejects when both pools are full', () => {
+    const f = facts({ routes: [...facts().routes, { dst: '10.0.0.0/8', table: 254, type: 'unicast', dev: 'eth0' }, { dst: '172.16.0.0/12', table: 254, type: 'unicast', dev: 'eth0' }] });
+    const e = userError(() => buildPlan(profile(), f, []));
+    expect(e.hint).toContain('--subnet');
+  });
+
+  it('uses a free --subnet as given', () => {
+    expect(buildPlan(profile({ subnet: '10.77.0.0/24' }), facts(), []).config).toMatchObject({ subnet: '10.77.0.0/24', hostAddress: '10.77.0.1', nsAddress: '10.77.0.2' });
+  });
+
+  it('rejects a --subnet that overlaps a route in a non-main table, naming the route and table', () => {
+    const f = facts({ routes: [...facts().routes, { dst: '10.9.0.0/16', table: 51820, type: 'unicast', dev: 'wg0' }] });
+    const e = userError(() => buildPlan(profile({ subnet: '10.9.4.0/30' }), f, []));
+    expect(e.message).toContain('10.9.0.0/16');
+    expect(e.message).toContain('wg0');
+    expect(e.message).toContain('51820');
+  });
+
+  it('rejects a --subnet that overlaps a host address, naming it', () => {
+    const e = userError(() => buildPlan(profile({ subnet: '192.168.1.0/30' }), facts(), []));
+    expect(e.message).toContain('192.168.1.50/24');
+    expect(e.message).toContain('eth0');
+  });
+
+  it('rejects a --subnet that overlaps another namespace, naming it', () => {
+    const e = userError(() => buildPlan(profile({ name: 'b', subnet: '10.231.0.0/29' }), facts(), [other('a', '10.231.0.4/30')]));
+    expect(e.message).toContain('namespace a');
+  });
+});
+
+describe('buildPlan: DNS', () => {
+  it('uses --dns as given', () => {
+    const { config } = buildPlan(profile({ via: '192.168.2.1', dns: ['9.9.9.9'] }), facts(), []);
+    expect(config.dns).toEqual(['9.9.9.9']);
+    expect(config.dnsSource).toBe('option');
+  });
+
+  it('uses the --via gateway when the host only has the loopback stub', () => {
+    const { config } = buildPlan(profile({ via: '192.168.2.1' }), facts(), []);
+    expect(config.dns).toEqual(['192.168.2.1']);
+    expect(config.dnsSource).toBe('gateway');
+  });
+
+  it('uses the host\'s default gateway without --via when the host only has the loopback stub', () => {
+    const { config } = buildPlan(profile(), facts(), []);
+    expect(config.dns).toEqual(['192.168.1.1']);
+    expect(config.dnsSource).toBe('gateway');
+  });
+
+  it('uses the systemd-resolved upstreams before the gateway', () => {
+    const { config } = buildPlan(profile({ via: '192.168.2.1' }), facts({ resolvedConf: 'nameserver 192.168.1.1\n' }), []);
+    expect(config).toMatchObject({ dns: ['192.168.1.1'], dnsSource: 'systemd-resolved' });
+  });
+
+  it('is a UserError when no resolver is usable and there is no gateway', () => {
+    const f = facts({ routes: facts().routes.filter((r) => r.dst !== 'default') });
+    userError(() => buildPlan(profile(), f, []));
+  });
+});
+
+describe('buildPlan: name clash', () => {
+  it('rejects a host interface that already has the planned name', () => {
+    const f = facts({ links: [...facts().links, { index: 7, name: 'nsr-slow', up: false, kind: 'veth' }] });
+    const e = userError(() => buildPlan(profile(), f, []));
+    expect(e.message).toContain('nsr-slow');
+    expect(e.hint).toContain('ip link del nsr-slow');
+  });
+});
+
+describe('iproute2 lines', () => {
+  it('vethLines creates the pair, disables IPv6 link-local before bringing it up', () => {
+    const lines = vethLines({ kind: 'veth-add', netns: 'slow', hostIface: 'nsr-slow', nsIface: 'eth0', hostCidr: '10.231.0.1/30' });
+    expect(lines).toEqual([
+      'link add name nsr-slow type veth peer name eth0 netns slow',
+      'link set dev nsr-slow addrgenmode none',
+      'address add 10.231.0.1/30 dev nsr-slow',
+      'link set dev nsr-slow up',
+    ]);
+  });
+
+  it('nsConfigLines brings up lo and eth0 and routes by the host end', () => {
+    const lines = nsConfigLines({ kind: 'ns-config', netns: 'slow', nsIface: 'eth0', nsCidr: '10.231.0.2/30', gateway: '10.231.0.1' });
+    expect(lines).toEqual([
+      'link set dev lo up',
+      'link set dev eth0 addrgenmode none',
+      'address add 10.231.0.2/30 dev eth0',
+      'link set dev eth0 up',
+      'route add default via 10.231.0.1 dev eth0',
+    ]);
+    expect(lines.indexOf('link set dev eth0 addrgenmode none')).toBeLessThan(lines.indexOf('link set dev eth0 up'));
+  });
+
+  it('uplinkRouteLines: gateway route plus an unreachable fallback in the same table', () => {
+    const u: Uplink = { via: '192.168.2.1', dev: 'eth1', table: 7101, mark: MARK_BASE + 1, pref: RULE_PREF };
+    expect(uplinkRouteLines(u)).toEqual([
+      'route replace default via 192.168.2.1 dev eth1 table 7101',
+      'route replace unreachable default metric 4278190080 table 7101',
+    ]);
+    expect(uplinkRouteLines({ ...u, via: undefined, dev: 'tun0', table: 7102 })).toEqual([
+      'route replace default dev tun0 table 7102',
+      'route replace unreachable default metric 4278190080 table 7102',
+    ]);
+  });
+
+  it('uplinkRuleArgs: fwmark in hex, table and pref', () => {
+    const u: Uplink = { via: '192.168.2.1', dev: 'eth1', table: 7103, mark: MARK_BASE + 3, pref: RULE_PREF };
+    expect(uplinkRuleArgs(u)).toEqual(['fwmark', '0x6e720003', 'lookup', '7103', 'pref', '4200']);
+  });
+});

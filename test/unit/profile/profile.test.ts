@@ -1,0 +1,130 @@
+import { describe, expect, it } from 'vitest';
+import { UserError } from '../../../src/errors.js';
+import { parseProfileToml, resolveProfile } from '../../../src/profile/profile.js';
+
+const FILE = '/etc/nsroute/slow.toml';
+
+function userError(fn: () => unknown): UserError {
+  try {
+    fn();
+  } catch (e) {
+    expect(e).toBeInstanceOf(UserError);
+    return e as UserError;
+  }
+  throw new Error('expected a UserError, nothing was thrown');
+}
+
+describe('parseProfileToml', () => {
+  it('reads a full profile', () => {
+    const text = ['# the slow uplink', 'via = "192.168.2.1"', 'dev = "eth1"', 'dns = ["192.168.2.1", "1.1.1.1"]', 'subnet = "10.231.5.0/30"', ''].join('\n');
+    expect(parseProfileToml(text, FILE)).toEqual({ via: '192.168.2.1', dev: 'eth1', dns: ['192.168.2.1', '1.1.1.1'], subnet: '10.231.5.0/30' });
+  });
+
+  it('reads an empty file as no options', () => {
+    expect(parseProfileToml('', FILE)).toEqual({});
+  });
+
+  it('accepts dns as a single string', () => {
+    expect(parseProfileToml('dns = "9.9.9.9"', FILE)).toEqual({ dns: ['9.9.9.9'] });
+  });
+
+  it('names the unknown key and the file', () => {
+    const e = userError(() => parseProfileToml('via = "192.168.2.1"\ngateway = "192.168.2.1"\n', FILE));
+    expect(e.message).toContain('"gateway"');
+    expect(e.message).toContain(FILE);
+    expect(e.hint).toMatch(/via.*dev.*dns.*subnet/);
+  });
+
+  it('rejects a table as an unknown key', () => {
+    const e = userError(() => parseProfileToml('[extra]\nx = 1\n', FILE));
+    expect(e.message).toContain('"extra"');
+  });
+
+  it.each([
+    ['via = 1', 'via'],
+    ['dev = true', 'dev'],
+    ['subnet = ["10.231.0.0/30"]', 'subnet'],
+    ['via = 1979-05-27', 'via'],
+    ['dns = [1, 2]', 'dns'],
+    ['dns = 53', 'dns'],
+    ['dns = ["1.1.1.1", 2]', 'dns'],
+  ])('rejects wrong type %j, naming the key and the file', (text, key) => {
+    const e = userError(() => parseProfileToml(text, FILE));
+    expect(e.message).toContain(FILE);
+    expect(e.message).toContain(key);
+  });
+
+  it.each(['via = ', 'via = "192.168.2.1', 'via = "a"\nvia = "b"', 'dns = [', 'this is not toml'])('names the file when the TOML is invalid: %j', (text) => {
+    const e = userError(() => parseProfileToml(text, FILE));
+    expect(e.message).toContain(FILE);
+    expect(e.message).toMatch(/not valid TOML/);
+    expect(e.message).not.toContain('\n');
+  });
+});
+
+describe('resolveProfile', () => {
+  it('returns a profile with dns [] when nothing is given', () => {
+    expect(resolveProfile('slow', undefined, {})).toEqual({ name: 'slow', dns: [] });
+  });
+
+  it('lets flags override file values key by key', () => {
+    const p = resolveProfile('slow', { via: '192.168.2.1', dev: 'eth1', dns: ['1.1.1.1'], subnet: '10.231.5.0/30' }, { via: '192.168.3.1', dev: 'eth2' }, FILE);
+    expect(p).toEqual({ name: 'slow', via: '192.168.3.1', dev: 'eth2', dns: ['1.1.1.1'], subnet: '10.231.5.0/30' });
+    expect(resolveProfile('slow', { dns: ['1.1.1.1'] }, { dns: ['9.9.9.9', '8.8.8.8'] }, FILE).dns).toEqual(['9.9.9.9', '8.8.8.8']);
+  });
+
+  it('keeps the file\'s dns when the flag list is empty', () => {
+    expect(resolveProfile('slow', { dns: ['1.1.1.1'] }, { dns: [] }, FILE).dns).toEqual(['1.1.1.1']);
+  });
+
+  it('names --via for a bad flag value, even when a file exists', () => {
+    const e = userError(() => resolveProfile('slow', { via: '192.168.2.1' }, { via: 'junk' }, FILE));
+    expect(e.message).toContain('--via');
+    expect(e.message).not.toContain(FILE);
+  });
+
+  it('names "via in FILE" for a bad file value', () => {
+    const e = userError(() => resolveProfile('slow', { via: 'gateway.lan' }, {}, FILE));
+    expect(e.message).toContain(`via in ${FILE}`);
+  });
+
+  it.each([
+    ['dns', { dns: ['1.1.1.1', 'fd00::1'] }],
+    ['subnet', { subnet: '10.231.0.1/30' }],
+    ['dev', { dev: 'eth 1', via: '192.168.2.1' }],
+  ])('names "%s in FILE" for a bad file value', (key, fromFile) => {
+    const e = userError(() => resolveProfile('slow', fromFile, {}, FILE));
+    expect(e.message).toContain(`${key} in ${FILE}`);
+  });
+
+  it('names --dns / --subnet / --dev for bad flags', () => {
+    expect(userError(() => resolveProfile('slow', undefined, { dns: ['9.9.9.9', 'junk'] })).message).toContain('--dns');
+    expect(userError(() => resolveProfile('slow', undefined, { subnet: '10.231.0.0/33' })).message).toContain('--subnet');
+    expect(userError(() => resolveProfile('slow', undefined, { via: '192.168.2.1', dev: 'a/b' })).message).toContain('--dev');
+    expect(userError(() => resolveProfile('slow', undefined, { via: '192.168.2.1', dev: 'a'.repeat(16) })).message).toContain('--dev');
+  });
+
+  it('rejects a /32 subnet (no room for two link addresses), accepts /31 and /30', () => {
+    const e = userError(() => resolveProfile('slow', undefined, { subnet: '10.231.0.1/32' }));
+    expect(e.message).toContain('--subnet');
+    expect(e.message).toContain('/32');
+    expect(resolveProfile('slow', undefined, { subnet: '10.231.0.0/31' }).subnet).toBe('10.231.0.0/31');
+    expect(resolveProfile('slow', undefined, { subnet: '10.231.0.4/30' }).subnet).toBe('10.231.0.4/30');
+  });
+
+  it('rejects a subnet with host bits, hinting the network', () => {
+    const e = userError(() => resolveProfile('slow', undefined, { subnet: '10.231.0.5/30' }));
+    expect(e.hint).toContain('10.231.0.4/30');
+  });
+
+  it.each(['', 'a.b', '../x', '-x', 'a'.repeat(65)])('rejects the invalid name %j', (name) => {
+    userError(() => resolveProfile(name, undefined, {}));
+  });
+
+  it('requires a gateway with --dev', () => {
+    const e = userError(() => resolveProfile('slow', undefined, { dev: 'eth1' }));
+    expect(e.message).toContain('--dev');
+    const f = userError(() => resolveProfile('slow', { dev: 'eth1' }, {}, FILE));
+    expect(f.message).toContain(`dev in ${FILE}`);
+  });
+});
