@@ -73,13 +73,19 @@ function chooseUplinkDev(profile: Profile, facts: HostFacts): string {
     const link = facts.links.find((l) => l.name === profile.dev);
     if (!link) throw new UserError(`interface ${profile.dev} does not exist`, '`ip link` lists interfaces');
     const own = v4.filter((a) => a.dev === profile.dev);
+    if (v4.some((a) => a.local === via)) {
+      throw new UserError(`gateway ${via} is this host's own address`, 'pass the address of the router on that network');
+    }
     if (!own.some((a) => cidrContains(blockOf(a.local, a.prefix), via))) {
       const nets = own.map((a) => `${a.local}/${a.prefix}`).join(', ') || 'no IPv4 address';
       throw new UserError(`gateway ${via} is not on ${profile.dev}'s networks (${nets})`, 'pass a gateway on that network, or the --dev that reaches it');
     }
     return profile.dev;
   }
-  const candidates = v4.filter((a) => cidrContains(blockOf(a.local, a.prefix), via) && a.local !== via);
+  if (v4.some((a) => a.local === via)) {
+    throw new UserError(`gateway ${via} is this host's own address`, 'pass the address of the router on that network');
+  }
+  const candidates = v4.filter((a) => cidrContains(blockOf(a.local, a.prefix), via));
   if (candidates.length === 0) {
     throw new UserError(`gateway ${via} is not reachable on any host link`, 'pass a gateway on a directly connected network (`ip -4 addr` lists them)');
   }

@@ -77,8 +77,5 @@ export function resolveProfile(name: string, fromFile: RouteOptions | undefined,
     }
     profile.subnet = cidrToString(subnet);
   }
-  if (profile.dev !== undefined && profile.via === undefined) {
-    throw new UserError(`${where('dev')} needs a gateway`, 'add --via GATEWAY (the next hop on that interface)');
-  }
   return profile;
 }

@@ -121,10 +121,8 @@ describe('resolveProfile', () => {
     userError(() => resolveProfile(name, undefined, {}));
   });
 
-  it('requires a gateway with --dev', () => {
-    const e = userError(() => resolveProfile('slow', undefined, { dev: 'eth1' }));
-    expect(e.message).toContain('--dev');
-    const f = userError(() => resolveProfile('slow', { dev: 'eth1' }, {}, FILE));
-    expect(f.message).toContain(`dev in ${FILE}`);
+  it('accepts --dev without --via (a point-to-point uplink such as tun0)', () => {
+    expect(resolveProfile('office', undefined, { dev: 'tun0' })).toEqual({ name: 'office', dev: 'tun0', dns: [] });
+    expect(resolveProfile('office', { dev: 'tun0' }, {}, FILE)).toEqual({ name: 'office', dev: 'tun0', dns: [] });
   });
 });
