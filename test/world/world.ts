@@ -30,7 +30,8 @@ export const FAST_DEV = 'upf';
 export const SLOW_DEV = 'ups';
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-export const NSROUTE_JS = join(REPO_ROOT, 'dist', 'nsroute.js');
+// NSROUTE_TEST_BIN runs the tests against another build (e.g. a deliberately broken copy).
+export const NSROUTE_JS = process.env.NSROUTE_TEST_BIN ? resolve(process.env.NSROUTE_TEST_BIN) : join(REPO_ROOT, 'dist', 'nsroute.js');
 
 const PREFIX_RE = /^nt[0-9a-f]{4}-/;
 const WORLD_DIR_PREFIX = 'nsroute-world-';

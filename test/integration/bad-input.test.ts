@@ -1,0 +1,129 @@
+// Every kind of bad input: non-zero exit (2 for up, 125 for exec), one clear stderr line, and the
+// fake host exactly as before (validation happens before the first change).
+import { existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createWorld, FAST_DEV, FAST_GW, SLOW_GW, type Snapshot, type World } from '../world/world.js';
+import { expectOk, expectUserError, show } from '../world/helpers.js';
+
+let w: World;
+let clean: Snapshot;
+// A route of the fake host that is not a connected one: subnets inside it are taken too.
+const ROUTED = '10.88.0.0/24';
+beforeAll(async () => {
+  w = await createWorld();
+  expectOk(await w.inHost(['ip', 'route', 'add', ROUTED, 'via', FAST_GW]));
+  clean = await w.snapshot();
+});
+afterAll(async () => {
+  await w?.destroy();
+});
+
+// [what, NAME suffix (prefixed with the world prefix unless it starts with '!'), route options,
+//  what the one stderr line must mention]
+const NAME = /name/i;
+const VIA = /via|gateway/i;
+const DNS = /dns/i;
+const SUBNET = /subnet/i;
+const DEV = /nosuch0|--dev|interface|device/i;
+const cases: [string, string, string[], RegExp][] = [
+  ['a NAME with a dot', 'bad.name', [], NAME],
+  ['a NAME with a slash', 'bad/name', [], NAME],
+  ['a NAME with a space', 'bad name', [], NAME],
+  ['a NAME longer than 64 characters', 'x'.repeat(60), [], NAME],
+  ['a NAME starting with "_"', '!_bad', [], NAME],
+  ['--via that is not an address', 'bv1', ['--via', 'gateway'], VIA],
+  ['--via with an octet > 255', 'bv2', ['--via', '10.99.2.300'], VIA],
+  ['--via IPv6', 'bv3', ['--via', 'fd99:2::1'], VIA],
+  ['--via not on any host link', 'bv4', ['--via', '192.0.2.1'], /192\.0\.2\.1/],
+  ['--via not on the given --dev', 'bv5', ['--via', SLOW_GW, '--dev', FAST_DEV], new RegExp(FAST_DEV)],
+  ['--dns that is not an address', 'bd1', ['--dns', 'dns.example'], DNS],
+  ['--dns with an octet > 255', 'bd2', ['--dns', '198.18.0.256'], DNS],
+  ['--subnet that is not a CIDR', 'bs1', ['--subnet', 'subnet'], SUBNET],
+  ['--subnet /33', 'bs2', ['--subnet', '10.77.0.0/33'], SUBNET],
+  ['--subnet /32 (too small)', 'bs3', ['--subnet', '10.77.0.0/32'], SUBNET],
+  ['--subnet IPv6', 'bs4', ['--subnet', 'fd77::/64'], SUBNET],
+  ['--subnet overlapping a connected route', 'bs5', ['--subnet', '10.99.1.0/30'], /overlap/i],
+  ['--subnet containing host routes', 'bs6', ['--subnet', '10.99.0.0/16'], /overlap/i],
+  ['--subnet inside a routed prefix', 'bs7', ['--subnet', '10.88.0.4/30'], /10\.88\.0\.0\/24/],
+  ['--dev that does not exist', 'bx1', ['--dev', 'nosuch0'], DEV],
+  ['--dev that does not exist, with --via', 'bx2', ['--via', SLOW_GW, '--dev', 'nosuch0'], /nosuch0/],
+  ['an unknown option', 'bx3', ['--bogus'], /--bogus/],
+];
+
+function nameOf(suffix: string): string {
+  return suffix.startsWith('!') ? suffix.slice(1) : w.name(suffix);
+}
+
+async function expectNothingCreated(name: string): Promise<void> {
+  // Removed here if the product created it anyway, so a failing test leaves nothing behind.
+  const leaked = !name.includes('/') && w.netnsExists(name);
+  if (leaked) await w.inHost(['ip', 'netns', 'del', name]);
+  expect(leaked, `netns ${name} was created`).toBe(false);
+  if (!name.includes('/')) expect(existsSync(`/etc/netns/${name}`)).toBe(false);
+  expect(await w.snapshot()).toEqual(clean);
+}
+
+describe('bad input leaves the host unchanged', () => {
+  for (const [what, suffix, opts, mentions] of cases) {
+    it(`${what}: up exits 2`, async () => {
+      const name = nameOf(suffix);
+      const r = await w.nsroute(['up', name, ...opts]);
+      expectUserError(r, 2);
+      expect(r.stderr, show(r)).toMatch(mentions);
+      await expectNothingCreated(name);
+    });
+    it(`${what}: exec exits 125 and does not run the command`, async () => {
+      const name = nameOf(suffix);
+      const r = await w.nsroute(['exec', name, ...opts, '--', 'echo', 'ran']);
+      expectUserError(r, 125);
+      expect(r.stderr, show(r)).toMatch(mentions);
+      expect(r.stdout).toBe('');
+      await expectNothingCreated(name);
+    });
+  }
+
+  it('an unreadable profile: up 2, exec 125', async () => {
+    const name = w.name('bp1');
+    mkdirSync(join(w.configDir, `${name}.toml`)); // a directory where the file should be
+    expectUserError(await w.nsroute(['up', name]), 2);
+    await expectNothingCreated(name);
+    const r = await w.nsroute(['exec', name, '--', 'echo', 'ran']);
+    expectUserError(r, 125);
+    expect(r.stdout).toBe('');
+    await expectNothingCreated(name);
+  });
+
+  it('exec with a user that does not exist, or with both --user and --as-root: 125', async () => {
+    const name = w.name('bu1');
+    for (const opts of [['--user', 'nsroute-no-such-user'], ['--user', 'nobody', '--as-root']]) {
+      const r = await w.nsroute(['exec', name, ...opts, '--', 'echo', 'ran']);
+      expectUserError(r, 125);
+      expect(r.stdout).toBe('');
+      await expectNothingCreated(name);
+    }
+  });
+
+  it('exec without a command: 125', async () => {
+    const name = w.name('bc1');
+    const r = await w.nsroute(['exec', name]);
+    expectUserError(r, 125);
+    await expectNothingCreated(name);
+  });
+
+  it('down and status with an invalid NAME: 2', async () => {
+    for (const verb of ['down', 'status']) {
+      const r = await w.nsroute([verb, w.name('bad.name')]);
+      expectUserError(r, 2);
+    }
+    expect(await w.snapshot()).toEqual(clean);
+  });
+
+  it('the same options are fine when valid (the cases above fail for the stated reason)', async () => {
+    const name = w.name('bok');
+    const r = await w.nsroute(['exec', name, '--via', SLOW_GW, '--dns', '198.18.0.53', '--subnet', '10.77.0.0/30', '--', 'echo', 'ran']);
+    expectOk(r);
+    expect(r.stdout, show(r)).toBe('ran\n');
+    await expectNothingCreated(name);
+  });
+});
