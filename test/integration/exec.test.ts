@@ -56,6 +56,16 @@ describe('exit codes', () => {
   });
 });
 
+describe('shell', () => {
+  it("starts the user's login shell inside, reading stdin, and returns its exit code", async () => {
+    const n = w.name('sh1');
+    const r = await w.nsroute(['shell', n], { input: 'echo "ns=$NSROUTE_NAMESPACE uid=$(id -u)"\nexit 3\n' });
+    expect(r.exitCode, show(r)).toBe(3);
+    expect(r.stdout).toContain(`ns=${n} uid=0`);
+    expect(w.netnsExists(n)).toBe(false);
+  });
+});
+
 describe('signals sent to nsroute reach the command', () => {
   for (const [sig, code] of [
     ['SIGTERM', 41],

@@ -1,6 +1,6 @@
 // Proves the test world itself: both uplinks answer, DNS differs per gateway, snapshots are
 // stable and sensitive, and destroy() leaves nothing behind.
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   createWorld,
@@ -105,11 +105,13 @@ describe('test world', () => {
     expect((await w2.inHost(['ip', 'netns', 'add', w2.name('extra')])).exitCode).toBe(0);
     const sleeper = w2.inNetns(w2.name('extra'), ['sleep', '600']);
     const dir = w2.dir;
+    mkdirSync(`/etc/netns/${w2.name('extra')}`, { recursive: true });
     await w2.destroy();
     await w2.destroy();
     const r = await sleeper;
     expect(r.signal ?? r.exitCode).toBeTruthy();
     expect(readdirSync('/run/netns').filter((n) => n.startsWith(w2.prefix))).toEqual([]);
     expect(existsSync(dir)).toBe(false);
+    expect(existsSync(`/etc/netns/${w2.name('extra')}`)).toBe(false);
   });
 });
