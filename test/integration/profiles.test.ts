@@ -41,7 +41,7 @@ describe('profiles', () => {
     const r = await w.nsroute(['exec', n, '--', ...pathAndDns(probe)]);
     expectOk(r);
     expect(split(r.stdout)).toEqual({ path: `slow ${HOST_SLOW_ADDR}`, addresses: [SLOW_ANSWER] });
-    expect(w.dnsQueries('slow', probe)).toBeGreaterThanOrEqual(1);
+    expect(await w.waitDnsQueries('slow', probe)).toBeGreaterThanOrEqual(1);
     expect(w.dnsQueries('fast', probe)).toBe(0);
   });
 

@@ -85,7 +85,7 @@ describe('DNS', () => {
     expectOk(r);
     expect(nameservers).toEqual([DNS_SERVER]);
     expect(addresses).toEqual([SLOW_ANSWER]);
-    expect(w.dnsQueries('slow', probe)).toBeGreaterThanOrEqual(1);
+    expect(await w.waitDnsQueries('slow', probe)).toBeGreaterThanOrEqual(1);
     expect(w.dnsQueries('fast', probe)).toBe(0);
   });
 
@@ -94,7 +94,7 @@ describe('DNS', () => {
     const { r, addresses } = await lookupInside(w.name('d2'), ['--dns', DNS_SERVER], probe);
     expectOk(r);
     expect(addresses).toEqual([FAST_ANSWER]);
-    expect(w.dnsQueries('fast', probe)).toBeGreaterThanOrEqual(1);
+    expect(await w.waitDnsQueries('fast', probe)).toBeGreaterThanOrEqual(1);
     expect(w.dnsQueries('slow', probe)).toBe(0);
   });
 
@@ -106,7 +106,7 @@ describe('DNS', () => {
     expectOk(r);
     expect(nameservers).toEqual([SLOW_GW]);
     expect(addresses).toEqual([SLOW_ANSWER]);
-    expect(w.dnsQueries('slow', probe)).toBeGreaterThanOrEqual(1);
+    expect(await w.waitDnsQueries('slow', probe)).toBeGreaterThanOrEqual(1);
     expect(w.dnsQueries('fast', probe)).toBe(0);
 
     w.writeResolvConf(`nameserver ${FAST_GW}\n`);
@@ -134,6 +134,7 @@ describe('DNS', () => {
     expectOk(r);
     expect(nameservers).toEqual([SLOW_GW]);
     expect(addresses).toEqual([SLOW_ANSWER]);
+    expect(await w.waitDnsQueries('slow', probe)).toBeGreaterThanOrEqual(1);
     expect(w.dnsQueries('fast', probe)).toBe(0);
   });
 

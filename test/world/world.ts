@@ -106,6 +106,8 @@ export interface World {
   snapshot(): Promise<Snapshot>;
   // How many queries for NAME the given gateway's dnsmasq has logged.
   dnsQueries(gw: Gateway, name: string): number;
+  // dnsmasq writes its log from its event loop, possibly just after the answer: poll for it.
+  waitDnsQueries(gw: Gateway, name: string, atLeast?: number, timeoutMs?: number): Promise<number>;
   netnsExists(name: string): boolean;
   writeProfile(name: string, text: string): string;
   writeResolvConf(text: string): void;
@@ -456,6 +458,16 @@ export async function createWorld(opts: WorldOptions = {}): Promise<World> {
       }
       const needle = ` ${name} from `;
       return log.split('\n').filter((l) => /query\[[A-Z0-9]+\]/.test(l) && l.includes(needle)).length;
+    },
+    async waitDnsQueries(gw, name, atLeast = 1, timeoutMs = 3000) {
+      try {
+        return await waitFor(() => {
+          const n = world.dnsQueries(gw, name);
+          return n >= atLeast ? n : 0;
+        }, `${atLeast} ${gw} dnsmasq queries for ${name}`, timeoutMs);
+      } catch {
+        return world.dnsQueries(gw, name);
+      }
     },
     netnsExists: (name) => existsSync(`/run/netns/${name}`),
     writeProfile(name, text) {
