@@ -1,5 +1,4 @@
 import { describe, expect, it } from 'vitest';
-import { UserError } from '../../../src/errors.js';
 import {
   allocateSubnet,
   blockOf,
@@ -13,19 +12,11 @@ import {
   parseIPv4,
   type Cidr4,
 } from '../../../src/net/addresses.js';
+import { catchUserError } from '../helpers.js';
 
 const c = (text: string): Cidr4 => parseCidr4(text, 'test');
 const str = (x: Cidr4 | undefined) => (x ? cidrToString(x) : x);
 
-function catchUserError(fn: () => unknown): UserError {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(UserError);
-    return e as UserError;
-  }
-  throw new Error('expected a UserError, nothing was thrown');
-}
 
 describe('ipToInt / intToIp', () => {
   it('round-trips addresses above 128.0.0.0 without going negative', () => {

@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { UserError } from '../../../src/errors.js';
 import { buildPlan, MARK_BASE, nsConfigLines, RULE_PREF, TABLE_BASE, uplinkRouteLines, uplinkRuleArgs, vethLines } from '../../../src/plan/plan.js';
 import type { HostFacts, NamespaceConfig, Step, Uplink } from '../../../src/plan/types.js';
 import type { Profile } from '../../../src/profile/profile.js';
 import type { AddrFact, LinkFact, RouteFact, RuleFact } from '../../../src/net/iproute-json.js';
+import { catchUserError } from '../helpers.js';
 
 // A laptop: eth0 on the home LAN (default route), eth1 on a second LAN with a slower router,
 // systemd-resolved's stub in /etc/resolv.conf.
@@ -61,15 +61,6 @@ function other(name: string, subnet: string, uplink?: Uplink): NamespaceConfig {
   };
 }
 
-function userError(fn: () => unknown): UserError {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(UserError);
-    return e as UserError;
-  }
-  throw new Error('expected a UserError, nothing was thrown');
-}
 
 function step<K extends Step['kind']>(steps: Step[], kind: K): Extract<Step, { kind: K }> {
   const s = steps.find((x) => x.kind === kind);
@@ -151,27 +142,27 @@ describe('buildPlan: uplink', () => {
   });
 
   it('rejects a gateway that is on no host link', () => {
-    const e = userError(() => buildPlan(profile({ via: '10.20.30.1' }), facts(), []));
+    const e = catchUserError(() => buildPlan(profile({ via: '10.20.30.1' }), facts(), []));
     expect(e.message).toContain('10.20.30.1');
   });
 
   it('rejects a gateway that is the host\'s own address', () => {
-    userError(() => buildPlan(profile({ via: '192.168.2.10' }), facts(), []));
+    catchUserError(() => buildPlan(profile({ via: '192.168.2.10' }), facts(), []));
   });
 
   it('rejects a gateway that is the host\'s own address on --dev, too', () => {
     // Without --dev this is a UserError; with --dev the plan accepts it and the kernel (6.x) takes
     // `route replace default via <own address>` too, so the uplink silently goes nowhere.
-    userError(() => buildPlan(profile({ via: '192.168.2.10', dev: 'eth1' }), facts(), []));
+    catchUserError(() => buildPlan(profile({ via: '192.168.2.10', dev: 'eth1' }), facts(), []));
   });
 
   it('rejects an unknown --dev', () => {
-    const e = userError(() => buildPlan(profile({ via: '192.168.2.1', dev: 'eth9' }), facts(), []));
+    const e = catchUserError(() => buildPlan(profile({ via: '192.168.2.1', dev: 'eth9' }), facts(), []));
     expect(e.message).toContain('eth9');
   });
 
   it('rejects a gateway that is not on --dev\'s networks, listing them', () => {
-    const e = userError(() => buildPlan(profile({ via: '192.168.2.1', dev: 'eth0' }), facts(), []));
+    const e = catchUserError(() => buildPlan(profile({ via: '192.168.2.1', dev: 'eth0' }), facts(), []));
     expect(e.message).toContain('eth0');
     expect(e.message).toContain('192.168.1.50/24');
   });
@@ -182,7 +173,7 @@ describe('buildPlan: uplink', () => {
 
   it('rejects an uplink interface that is down', () => {
     const f = facts({ links: facts().links.map((l) => (l.name === 'eth1' ? { ...l, up: false } : l)) });
-    const e = userError(() => buildPlan(profile({ via: '192.168.2.1' }), f, []));
+    const e = catchUserError(() => buildPlan(profile({ via: '192.168.2.1' }), f, []));
     expect(e.message).toContain('eth1');
     expect(e.message).toContain('down');
     expect(e.hint).toContain('ip link set eth1 up');
@@ -192,7 +183,7 @@ describe('buildPlan: uplink', () => {
     const f = facts({ links: [...facts().links, { index: 9, name: 'tun0', up: true, kind: 'tun' }] });
     const { config } = buildPlan(profile({ dev: 'tun0', dns: ['10.8.0.1'] }), f, []);
     expect(config.uplink).toMatchObject({ via: undefined, dev: 'tun0', table: 7101 });
-    userError(() => buildPlan(profile({ dev: 'tun9', dns: ['10.8.0.1'] }), f, []));
+    catchUserError(() => buildPlan(profile({ dev: 'tun9', dns: ['10.8.0.1'] }), f, []));
   });
 
   it('shares the uplink of another namespace with the same gateway and device', () => {
@@ -258,7 +249,7 @@ describe('buildPlan: subnet', () => {
 
   it('rejects when both pools are full', () => {
     const f = facts({ routes: [...facts().routes, { dst: '10.0.0.0/8', table: 254, type: 'unicast', dev: 'eth0' }, { dst: '172.16.0.0/12', table: 254, type: 'unicast', dev: 'eth0' }] });
-    const e = userError(() => buildPlan(profile(), f, []));
+    const e = catchUserError(() => buildPlan(profile(), f, []));
     expect(e.hint).toContain('--subnet');
   });
 
@@ -268,20 +259,20 @@ describe('buildPlan: subnet', () => {
 
   it('rejects a --subnet that overlaps a route in a non-main table, naming the route and table', () => {
     const f = facts({ routes: [...facts().routes, { dst: '10.9.0.0/16', table: 51820, type: 'unicast', dev: 'wg0' }] });
-    const e = userError(() => buildPlan(profile({ subnet: '10.9.4.0/30' }), f, []));
+    const e = catchUserError(() => buildPlan(profile({ subnet: '10.9.4.0/30' }), f, []));
     expect(e.message).toContain('10.9.0.0/16');
     expect(e.message).toContain('wg0');
     expect(e.message).toContain('51820');
   });
 
   it('rejects a --subnet that overlaps a host address, naming it', () => {
-    const e = userError(() => buildPlan(profile({ subnet: '192.168.1.0/30' }), facts(), []));
+    const e = catchUserError(() => buildPlan(profile({ subnet: '192.168.1.0/30' }), facts(), []));
     expect(e.message).toContain('192.168.1.50/24');
     expect(e.message).toContain('eth0');
   });
 
   it('rejects a --subnet that overlaps another namespace, naming it', () => {
-    const e = userError(() => buildPlan(profile({ name: 'b', subnet: '10.231.0.0/29' }), facts(), [other('a', '10.231.0.4/30')]));
+    const e = catchUserError(() => buildPlan(profile({ name: 'b', subnet: '10.231.0.0/29' }), facts(), [other('a', '10.231.0.4/30')]));
     expect(e.message).toContain('namespace a');
   });
 });
@@ -312,14 +303,14 @@ describe('buildPlan: DNS', () => {
 
   it('is a UserError when no resolver is usable and there is no gateway', () => {
     const f = facts({ routes: facts().routes.filter((r) => r.dst !== 'default') });
-    userError(() => buildPlan(profile(), f, []));
+    catchUserError(() => buildPlan(profile(), f, []));
   });
 });
 
 describe('buildPlan: name clash', () => {
   it('rejects a host interface that already has the planned name', () => {
     const f = facts({ links: [...facts().links, { index: 7, name: 'nsr-slow', up: false, kind: 'veth' }] });
-    const e = userError(() => buildPlan(profile(), f, []));
+    const e = catchUserError(() => buildPlan(profile(), f, []));
     expect(e.message).toContain('nsr-slow');
     expect(e.hint).toContain('ip link del nsr-slow');
   });

@@ -1,18 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { UserError } from '../../../src/errors.js';
 import { parseProfileToml, resolveProfile } from '../../../src/profile/profile.js';
+import { catchUserError } from '../helpers.js';
 
 const FILE = '/etc/nsroute/slow.toml';
 
-function userError(fn: () => unknown): UserError {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(UserError);
-    return e as UserError;
-  }
-  throw new Error('expected a UserError, nothing was thrown');
-}
 
 describe('parseProfileToml', () => {
   it('reads a full profile', () => {
@@ -29,14 +20,14 @@ describe('parseProfileToml', () => {
   });
 
   it('names the unknown key and the file', () => {
-    const e = userError(() => parseProfileToml('via = "192.168.2.1"\ngateway = "192.168.2.1"\n', FILE));
+    const e = catchUserError(() => parseProfileToml('via = "192.168.2.1"\ngateway = "192.168.2.1"\n', FILE));
     expect(e.message).toContain('"gateway"');
     expect(e.message).toContain(FILE);
     expect(e.hint).toMatch(/via.*dev.*dns.*subnet/);
   });
 
   it('rejects a table as an unknown key', () => {
-    const e = userError(() => parseProfileToml('[extra]\nx = 1\n', FILE));
+    const e = catchUserError(() => parseProfileToml('[extra]\nx = 1\n', FILE));
     expect(e.message).toContain('"extra"');
   });
 
@@ -49,13 +40,13 @@ describe('parseProfileToml', () => {
     ['dns = 53', 'dns'],
     ['dns = ["1.1.1.1", 2]', 'dns'],
   ])('rejects wrong type %j, naming the key and the file', (text, key) => {
-    const e = userError(() => parseProfileToml(text, FILE));
+    const e = catchUserError(() => parseProfileToml(text, FILE));
     expect(e.message).toContain(FILE);
     expect(e.message).toContain(key);
   });
 
   it.each(['via = ', 'via = "192.168.2.1', 'via = "a"\nvia = "b"', 'dns = [', 'this is not toml'])('names the file when the TOML is invalid: %j', (text) => {
-    const e = userError(() => parseProfileToml(text, FILE));
+    const e = catchUserError(() => parseProfileToml(text, FILE));
     expect(e.message).toContain(FILE);
     expect(e.message).toMatch(/not valid TOML/);
     expect(e.message).not.toContain('\n');
@@ -78,13 +69,13 @@ describe('resolveProfile', () => {
   });
 
   it('names --via for a bad flag value, even when a file exists', () => {
-    const e = userError(() => resolveProfile('slow', { via: '192.168.2.1' }, { via: 'junk' }, FILE));
+    const e = catchUserError(() => resolveProfile('slow', { via: '192.168.2.1' }, { via: 'junk' }, FILE));
     expect(e.message).toContain('--via');
     expect(e.message).not.toContain(FILE);
   });
 
   it('names "via in FILE" for a bad file value', () => {
-    const e = userError(() => resolveProfile('slow', { via: 'gateway.lan' }, {}, FILE));
+    const e = catchUserError(() => resolveProfile('slow', { via: 'gateway.lan' }, {}, FILE));
     expect(e.message).toContain(`via in ${FILE}`);
   });
 
@@ -93,19 +84,19 @@ describe('resolveProfile', () => {
     ['subnet', { subnet: '10.231.0.1/30' }],
     ['dev', { dev: 'eth 1', via: '192.168.2.1' }],
   ])('names "%s in FILE" for a bad file value', (key, fromFile) => {
-    const e = userError(() => resolveProfile('slow', fromFile, {}, FILE));
+    const e = catchUserError(() => resolveProfile('slow', fromFile, {}, FILE));
     expect(e.message).toContain(`${key} in ${FILE}`);
   });
 
   it('names --dns / --subnet / --dev for bad flags', () => {
-    expect(userError(() => resolveProfile('slow', undefined, { dns: ['9.9.9.9', 'junk'] })).message).toContain('--dns');
-    expect(userError(() => resolveProfile('slow', undefined, { subnet: '10.231.0.0/33' })).message).toContain('--subnet');
-    expect(userError(() => resolveProfile('slow', undefined, { via: '192.168.2.1', dev: 'a/b' })).message).toContain('--dev');
-    expect(userError(() => resolveProfile('slow', undefined, { via: '192.168.2.1', dev: 'a'.repeat(16) })).message).toContain('--dev');
+    expect(catchUserError(() => resolveProfile('slow', undefined, { dns: ['9.9.9.9', 'junk'] })).message).toContain('--dns');
+    expect(catchUserError(() => resolveProfile('slow', undefined, { subnet: '10.231.0.0/33' })).message).toContain('--subnet');
+    expect(catchUserError(() => resolveProfile('slow', undefined, { via: '192.168.2.1', dev: 'a/b' })).message).toContain('--dev');
+    expect(catchUserError(() => resolveProfile('slow', undefined, { via: '192.168.2.1', dev: 'a'.repeat(16) })).message).toContain('--dev');
   });
 
   it('rejects a /32 subnet (no room for two link addresses), accepts /31 and /30', () => {
-    const e = userError(() => resolveProfile('slow', undefined, { subnet: '10.231.0.1/32' }));
+    const e = catchUserError(() => resolveProfile('slow', undefined, { subnet: '10.231.0.1/32' }));
     expect(e.message).toContain('--subnet');
     expect(e.message).toContain('/32');
     expect(resolveProfile('slow', undefined, { subnet: '10.231.0.0/31' }).subnet).toBe('10.231.0.0/31');
@@ -113,12 +104,12 @@ describe('resolveProfile', () => {
   });
 
   it('rejects a subnet with host bits, hinting the network', () => {
-    const e = userError(() => resolveProfile('slow', undefined, { subnet: '10.231.0.5/30' }));
+    const e = catchUserError(() => resolveProfile('slow', undefined, { subnet: '10.231.0.5/30' }));
     expect(e.hint).toContain('10.231.0.4/30');
   });
 
   it.each(['', 'a.b', '../x', '-x', 'a'.repeat(65)])('rejects the invalid name %j', (name) => {
-    userError(() => resolveProfile(name, undefined, {}));
+    catchUserError(() => resolveProfile(name, undefined, {}));
   });
 
   it('accepts --dev without --via (a point-to-point uplink such as tun0)', () => {
