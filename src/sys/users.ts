@@ -1,4 +1,5 @@
 import { run } from './run.js';
+import { readTextIfExists } from './fsx.js';
 
 export interface Account {
   name: string;
@@ -9,12 +10,39 @@ export interface Account {
   groups: number[];
 }
 
-// Through NSS (getent), not /etc/passwd, so LDAP/sssd users work too.
-export async function lookupAccount(nameOrUid: string): Promise<Account | undefined> {
+function parsePasswdLine(line: string): Omit<Account, 'groups'> | undefined {
+  const [name, , uid, gid, , home, shell] = line.split(':');
+  if (!name || !/^\d+$/.test(uid ?? '') || !/^\d+$/.test(gid ?? '')) return undefined;
+  return { name, uid: Number(uid), gid: Number(gid), home: home || '/', shell: shell || '/bin/sh' };
+}
+
+// /etc/passwd and /etc/group first: "files" comes first in nsswitch.conf almost everywhere,
+// and reading them saves two spawns on every exec.
+function fromFiles(nameOrUid: string): Account | undefined {
+  const byUid = /^\d+$/.test(nameOrUid);
+  const entry = (readTextIfExists('/etc/passwd') ?? '')
+    .split('\n')
+    .map(parsePasswdLine)
+    .find((a) => a && (byUid ? a.uid === Number(nameOrUid) : a.name === nameOrUid));
+  if (!entry) return undefined;
+  const groups = new Set<number>([entry.gid]);
+  for (const line of (readTextIfExists('/etc/group') ?? '').split('\n')) {
+    const [, , gid, members] = line.split(':');
+    if (gid && /^\d+$/.test(gid) && (members ?? '').split(',').includes(entry.name)) groups.add(Number(gid));
+  }
+  return { ...entry, groups: [...groups] };
+}
+
+// Then NSS (getent, id), so LDAP/sssd users work too.
+async function fromNss(nameOrUid: string): Promise<Account | undefined> {
   const { stdout, exitCode } = await run(['getent', 'passwd', nameOrUid], { allowFail: true });
-  if (exitCode !== 0 || !stdout.trim()) return undefined;
-  const [name, , uid, gid, , home, shell] = stdout.trim().split('\n')[0]!.split(':');
-  const ids = await run(['id', '-G', name!], { allowFail: true });
-  const groups = ids.exitCode === 0 ? ids.stdout.trim().split(/\s+/).filter(Boolean).map(Number) : [Number(gid)];
-  return { name: name!, uid: Number(uid), gid: Number(gid), home: home || '/', shell: shell || '/bin/sh', groups };
+  const entry = exitCode === 0 ? parsePasswdLine(stdout.trim().split('\n')[0] ?? '') : undefined;
+  if (!entry) return undefined;
+  const ids = await run(['id', '-G', entry.name], { allowFail: true });
+  const groups = ids.exitCode === 0 ? ids.stdout.trim().split(/\s+/).filter(Boolean).map(Number) : [entry.gid];
+  return { ...entry, groups };
+}
+
+export async function lookupAccount(nameOrUid: string): Promise<Account | undefined> {
+  return fromFiles(nameOrUid) ?? (await fromNss(nameOrUid));
 }
