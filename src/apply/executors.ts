@@ -133,8 +133,8 @@ export async function undoStep(step: Step, ctx: StepContext): Promise<void> {
     }
     case 'uplink-route': {
       if (ctx.others().some((o) => o.uplink?.table === step.uplink.table)) return;
-      const args = uplinkRuleArgs(step.uplink);
-      while (await ruleExists(args)) await ipIgnoringGone(['rule', 'del', ...args]);
+      // Apply adds the rule only when it is missing, so there is at most one of ours.
+      await ipIgnoringGone(['rule', 'del', ...uplinkRuleArgs(step.uplink)]);
       await ipIgnoringGone(['route', 'flush', 'table', String(step.uplink.table)]);
       return;
     }
