@@ -186,7 +186,3 @@ export async function takeDown(name: string, force: boolean): Promise<DownResult
     return { wasUp: true, ended };
   });
 }
-
-export function listNamespaces(): NamespaceState[] {
-  return allStates();
-}

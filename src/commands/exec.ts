@@ -95,8 +95,16 @@ export async function runInNamespace(name: string, command: readonly string[] | 
         }
         code = exitCodeOf(result);
       }
-    } finally {
+    } catch (e) {
+      await release(name, holder).catch(() => undefined);
+      throw e;
+    }
+    // The command ran: its status stands even if teardown fails (as with `docker run --rm`),
+    // but the failure is reported with the way to retry it.
+    try {
       await release(name, holder);
+    } catch (e) {
+      process.stderr.write(`nsroute: leaving ${name} failed: ${(e as Error).message}\nnsroute: run \`nsroute down ${name}\` to retry the teardown\n`);
     }
     return code;
   } finally {

@@ -1,11 +1,10 @@
 import { validateName } from '../net/names.js';
-import { listNamespaces } from '../apply/lifecycle.js';
-import { readState } from '../state/store.js';
+import { allStates, readState } from '../state/store.js';
 import { listText, statusJson, statusText } from './format.js';
 
 // Reads only: state files are replaced atomically, so no lock is needed to show them.
 export async function runList(opts: { json?: boolean }): Promise<number> {
-  const all = listNamespaces().map(statusJson);
+  const all = allStates().map(statusJson);
   process.stdout.write((opts.json ? JSON.stringify(all, null, 2) : listText(all)) + '\n');
   return 0;
 }
