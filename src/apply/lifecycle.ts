@@ -7,12 +7,13 @@ import type { Profile } from '../profile/profile.js';
 import { gatherHostFacts } from '../sys/hostfacts.js';
 import { netnsPids } from '../sys/ip.js';
 import { bootId, isSameProcessAlive } from '../sys/proc.js';
+import { isDeadNetnsFile, removeIfExists } from '../sys/fsx.js';
 import { withHostLock } from '../state/lock.js';
 import { NETNS_RUN_DIR, paths } from '../state/paths.js';
-import { allStates, readState, removeNamespaceDir, writeState, type Holder, type NamespaceState } from '../state/store.js';
+import { allStates, readState, removeNamespaceDir, staleBootStates, writeState, type Holder, type NamespaceState } from '../state/store.js';
 import { applySteps, undoJournal } from './apply.js';
 import { Journal } from './journal.js';
-import type { StepContext } from './executors.js';
+import { undoStep, type StepContext } from './executors.js';
 
 function contextFor(config: NamespaceConfig): StepContext {
   return { self: config, others: () => allStates().filter((s) => s.name !== config.name).map((s) => s.config) };
@@ -34,6 +35,24 @@ async function teardown(st: NamespaceState): Promise<void> {
   }
 }
 
+// A state from before a reboot: the namespace, links, routes, rules, nft table and sysctls
+// it describes died with the old kernel, and undoing them now could hit objects created
+// since (a new netns of the same name, the admin's sysctls). Only files outlive a reboot:
+// undo those, clear a dead /run/netns placeholder, and forget the rest.
+async function forgetAfterReboot(st: NamespaceState): Promise<void> {
+  const journal = new Journal(paths.journal(st.name));
+  for (const step of journal.intents().reverse()) {
+    if (step.kind === 'netns-files') await undoStep(step, contextFor(st.config));
+  }
+  const placeholder = join(NETNS_RUN_DIR, st.name);
+  if (isDeadNetnsFile(placeholder)) removeIfExists(placeholder);
+  removeNamespaceDir(st.name);
+}
+
+async function forgetEarlierBoots(): Promise<void> {
+  for (const st of staleBootStates()) await forgetAfterReboot(st);
+}
+
 // The cheap part of gc for one NAME, run by every command that touches it (under the lock):
 // forget holders whose process is gone, finish a crashed create or teardown, and take down
 // an ephemeral namespace nobody holds any more.
@@ -41,12 +60,6 @@ async function sweep(name: string): Promise<NamespaceState | undefined> {
   const st = readState(name);
   if (!st) {
     if (existsSync(paths.nsDir(name)) && new Journal(paths.journal(name)).intents().length === 0) removeNamespaceDir(name);
-    return undefined;
-  }
-  if (st.bootId !== bootId()) {
-    // Left from before a reboot: the kernel objects are gone; undo removes the rest (files).
-    st.holders = [];
-    await teardown(st);
     return undefined;
   }
   const live = liveHolders(st);
@@ -87,6 +100,7 @@ export async function bringUp(req: UpRequest): Promise<UpResult> {
   const { profile } = req;
   const name = profile.name;
   return withHostLock(async () => {
+    await forgetEarlierBoots();
     const existing = await sweep(name);
     if (existing) {
       const diff = conflicts(profile, existing.config);
@@ -169,6 +183,7 @@ async function endProcesses(name: string, graceMs = 3000): Promise<number[]> {
 
 export async function takeDown(name: string, force: boolean): Promise<DownResult> {
   return withHostLock(async () => {
+    await forgetEarlierBoots();
     const st = await sweep(name);
     if (!st) {
       if (existsSync(join(NETNS_RUN_DIR, name)) && !existsSync(paths.nsDir(name))) {

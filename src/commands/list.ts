@@ -1,5 +1,5 @@
 import { validateName } from '../net/names.js';
-import { allStates, readState } from '../state/store.js';
+import { allStates, isFromEarlierBoot, readState } from '../state/store.js';
 import { listText, statusJson, statusText } from './format.js';
 
 // Reads only: state files are replaced atomically, so no lock is needed to show them.
@@ -14,7 +14,7 @@ export const STATUS_NOT_UP = 3;
 export async function runStatus(name: string, opts: { json?: boolean }): Promise<number> {
   validateName(name);
   const st = readState(name);
-  if (!st) {
+  if (!st || isFromEarlierBoot(st)) {
     if (opts.json) process.stdout.write(JSON.stringify({ name, up: false }) + '\n');
     else process.stdout.write(`${name}: not up\n`);
     return STATUS_NOT_UP;

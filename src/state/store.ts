@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import type { NamespaceConfig } from '../plan/types.js';
 import { listDir, removeIfExists, writeFileAtomic } from '../sys/fsx.js';
+import { bootId } from '../sys/proc.js';
 import { paths } from './paths.js';
 
 // A process using the namespace: pid + start time (pids are reused; the pair is not).
@@ -43,10 +44,19 @@ export function knownNames(): string[] {
   return listDir(paths.nsRoot()).sort();
 }
 
+// Every namespace of this boot (what shares the nft table, uplinks and forwarding).
 export function allStates(): NamespaceState[] {
   return knownNames().flatMap((n) => {
     const s = readState(n);
-    return s ? [s] : [];
+    return s && !isFromEarlierBoot(s) ? [s] : [];
+  });
+}
+
+// States left from an earlier boot (the run dir is not always on a tmpfs).
+export function staleBootStates(): NamespaceState[] {
+  return knownNames().flatMap((n) => {
+    const s = readState(n);
+    return s && isFromEarlierBoot(s) ? [s] : [];
   });
 }
 
@@ -54,20 +64,30 @@ export function removeNamespaceDir(name: string): void {
   removeIfExists(paths.nsDir(name));
 }
 
-// Host-wide facts nsroute must put back when its last namespace goes.
+// Host-wide facts nsroute must put back when its last namespace goes. Valid for one boot
+// only: after a reboot the kernel has its own values again, and restoring ours would
+// overwrite what the admin configured for this boot.
 export interface HostState {
+  bootId?: string;
   forwarding?: { saved: Record<string, string> };
 }
 
 export function readHostState(): HostState {
   try {
-    return JSON.parse(readFileSync(paths.host(), 'utf8')) as HostState;
+    const h = JSON.parse(readFileSync(paths.host(), 'utf8')) as HostState;
+    return h.bootId === bootId() ? h : {};
   } catch {
     return {};
   }
 }
 
 export function writeHostState(h: HostState): void {
-  if (Object.keys(h).length === 0) removeIfExists(paths.host());
-  else writeFileAtomic(paths.host(), JSON.stringify(h, null, 2) + '\n');
+  const { bootId: _ignored, ...rest } = h;
+  if (Object.keys(rest).length === 0) removeIfExists(paths.host());
+  else writeFileAtomic(paths.host(), JSON.stringify({ ...rest, bootId: bootId() }, null, 2) + '\n');
+}
+
+// States written before the last reboot describe kernel objects that no longer exist.
+export function isFromEarlierBoot(st: NamespaceState): boolean {
+  return st.bootId !== bootId();
 }

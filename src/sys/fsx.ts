@@ -1,5 +1,6 @@
 import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync, existsSync, readdirSync, rmdirSync, copyFileSync, appendFileSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { statSync } from 'node:fs';
 
 // File writes for state and system files. Writes go through temp file + rename, so a reader
 // without the lock never sees half-written JSON (PLATFORM.md, proper-lockfile section).
@@ -60,3 +61,14 @@ export function listDir(path: string): string[] {
 }
 
 export { existsSync, mkdirSync, copyFileSync, appendFileSync };
+
+// /run/netns/NAME is a live namespace only while an nsfs mount sits on it (its device then
+// differs from the directory's). A plain file there is a dead leftover, e.g. after a reboot
+// with /run on disk, and blocks `ip netns add NAME`.
+export function isDeadNetnsFile(path: string): boolean {
+  try {
+    return statSync(path).dev === statSync(dirname(path)).dev;
+  } catch {
+    return false;
+  }
+}
