@@ -54,8 +54,10 @@ export async function doStep(step: Step, ctx: StepContext): Promise<void> {
       const dir = netnsEtcDir(step.netns);
       const backup = paths.backups(step.netns);
       mkdirSync(backup, { recursive: true });
-      // A directory holding only files nsroute wrote (left by a reboot) counts as ours too.
-      if (!existsSync(dir) || listDir(dir).every((f) => isOurs(join(dir, f)))) {
+      // A directory holding only files nsroute wrote (left when /run was lost at a reboot)
+      // counts as ours too; an empty one the user made does not.
+      const entries = listDir(dir);
+      if (!existsSync(dir) || (entries.length > 0 && entries.every((f) => isOurs(join(dir, f))))) {
         writeFileAtomic(join(backup, CREATED_DIR_MARK), '');
         mkdirSync(dir, { recursive: true, mode: 0o755 });
       }

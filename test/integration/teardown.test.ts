@@ -162,4 +162,19 @@ describe('teardown exactness', () => {
     expect(existsSync(`${dir}/gai.conf`)).toBe(false);
     expect(await w.snapshot()).toEqual(clean);
   });
+
+  it('keeps an empty /etc/netns/NAME the user made, and removes one that holds only files nsroute left', async () => {
+    const empty = w.name('x8');
+    mkdirSync(`/etc/netns/${empty}`);
+    expectOk(await w.nsroute(['exec', empty, '--', 'true']));
+    expect(existsSync(`/etc/netns/${empty}`)).toBe(true);
+
+    // As after a reboot that cleared the run dir but not /etc: only nsroute's own files.
+    const leftover = w.name('x9');
+    mkdirSync(`/etc/netns/${leftover}`);
+    writeFileSync(`/etc/netns/${leftover}/resolv.conf`, `# Written by nsroute for namespace ${leftover}\nnameserver 192.0.2.53\n`);
+    expectOk(await w.nsroute(['exec', leftover, '--', 'true']));
+    expect(existsSync(`/etc/netns/${leftover}`)).toBe(false);
+    expect(await w.snapshot()).toEqual(clean);
+  });
 });
