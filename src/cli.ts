@@ -16,7 +16,7 @@ export const EXIT = {
 } as const;
 
 function formatError(e: unknown): string {
-  if (e instanceof UserError) return `nsroute: ${e.message}${e.hint ? ` (${e.hint})` : ''}`;
+  if (e instanceof UserError) return `nsroute: ${e.message}${e.hint ? `; ${e.hint}` : ''}`;
   if (e instanceof Error) return `nsroute: ${e.message}`;
   return `nsroute: ${String(e)}`;
 }
@@ -28,7 +28,7 @@ function buildProgram(result: { code: number; isExec: boolean }): Command {
     .exitOverride()
     // Parse errors are one line like every other error: problem, then the fix.
     .configureOutput({
-      outputError: (text, write) => write(`nsroute: ${text.replace(/^error: /, '').trimEnd()} (see \`nsroute --help\`)\n`),
+      outputError: (text, write) => write(`nsroute: ${text.replace(/^error: /, '').trimEnd()}; see \`nsroute --help\`\n`),
     });
 
   const execLike = (cmd: Command) =>
