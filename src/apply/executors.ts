@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
-import type { NamespaceConfig, Step } from '../plan/types.js';
+import type { NamespaceConfig, Step, Uplink } from '../plan/types.js';
 import { nsConfigLines, uplinkRouteLines, uplinkRuleArgs, vethLines } from '../plan/plan.js';
 import { renderNftRuleset } from '../net/nft.js';
 import { ipBatch, ipIgnoringGone, ipJson, netnsAdd, netnsDel } from '../sys/ip.js';
@@ -35,11 +35,8 @@ function isOurs(path: string): boolean {
   }
 }
 
-async function ruleExists(args: string[]): Promise<boolean> {
-  const [, mark, , table, , pref] = args;
-  return parseRules(await ipJson(['-N', 'rule', 'show'])).some(
-    (r) => r.priority === Number(pref) && r.fwmark === Number(mark) && r.table === Number(table),
-  );
+async function ruleExists(u: Uplink): Promise<boolean> {
+  return parseRules(await ipJson(['-N', 'rule', 'show'])).some((r) => r.priority === u.pref && r.fwmark === u.mark && r.table === u.table);
 }
 
 export async function doStep(step: Step, ctx: StepContext): Promise<void> {
@@ -79,8 +76,7 @@ export async function doStep(step: Step, ctx: StepContext): Promise<void> {
     }
     case 'uplink-route': {
       await ipBatch(uplinkRouteLines(step.uplink));
-      const args = uplinkRuleArgs(step.uplink);
-      if (!(await ruleExists(args))) await ipBatch([`rule add ${args.join(' ')}`]);
+      if (!(await ruleExists(step.uplink))) await ipBatch([`rule add ${uplinkRuleArgs(step.uplink).join(' ')}`]);
       return;
     }
     case 'nft-sync':
