@@ -44,20 +44,21 @@ export function knownNames(): string[] {
   return listDir(paths.nsRoot()).sort();
 }
 
-// Every namespace of this boot (what shares the nft table, uplinks and forwarding).
-export function allStates(): NamespaceState[] {
+function readAllStates(): NamespaceState[] {
   return knownNames().flatMap((n) => {
     const s = readState(n);
-    return s && !isFromEarlierBoot(s) ? [s] : [];
+    return s ? [s] : [];
   });
+}
+
+// Every namespace of this boot (what shares the nft table, uplinks and forwarding).
+export function allStates(): NamespaceState[] {
+  return readAllStates().filter((s) => !isFromEarlierBoot(s));
 }
 
 // States left from an earlier boot (the run dir is not always on a tmpfs).
 export function staleBootStates(): NamespaceState[] {
-  return knownNames().flatMap((n) => {
-    const s = readState(n);
-    return s && isFromEarlierBoot(s) ? [s] : [];
-  });
+  return readAllStates().filter(isFromEarlierBoot);
 }
 
 export function removeNamespaceDir(name: string): void {
