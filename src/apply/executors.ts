@@ -14,11 +14,13 @@ import { readHostState, writeHostState } from '../state/store.js';
 // What a step needs to know beyond itself: its own namespace and the others (for the objects
 // several namespaces share: nft table, uplink tables, forwarding).
 export interface StepContext {
-  self: NamespaceConfig;
+  name: string;
+  // Needed to apply steps; undo works without it (gc undoes journals whose state is lost).
+  self?: NamespaceConfig;
   others: () => NamespaceConfig[];
 }
 
-function nftMembers(configs: readonly NamespaceConfig[]) {
+export function nftMembers(configs: readonly NamespaceConfig[]) {
   return configs.map((c) => ({ iface: c.hostIface, subnet: c.subnet, mark: c.uplink?.mark }));
 }
 
@@ -26,6 +28,7 @@ function nftMembers(configs: readonly NamespaceConfig[]) {
 // so undoing twice never removes a file the user put back.
 const OURS = '# Written by nsroute';
 const CREATED_DIR_MARK = '.created-etc-netns-dir';
+const OWNED_MARK = '.nsroute-files';
 
 function isOurs(path: string): boolean {
   try {
@@ -33,6 +36,41 @@ function isOurs(path: string): boolean {
   } catch {
     return false; // a directory, unreadable: not ours
   }
+}
+
+// Puts /etc/netns/NAME back as it was: the user's saved files return, ours go, and the
+// directory goes if nsroute created it. Idempotent; also used by gc for a NAME whose state
+// is gone, with the files its record lists.
+export function undoNetnsFiles(netns: string, files: readonly string[]): void {
+  const dir = netnsEtcDir(netns);
+  const record = paths.files(netns);
+  for (const file of files) {
+    const target = join(dir, file);
+    const saved = join(record, file);
+    if (existsSync(saved)) {
+      copyFileSync(saved, target);
+      removeIfExists(saved);
+    } else if (isOurs(target)) {
+      removeIfExists(target);
+    }
+  }
+  if (existsSync(join(record, CREATED_DIR_MARK))) {
+    removeDirIfEmpty(dir);
+    removeIfExists(join(record, CREATED_DIR_MARK));
+  }
+  removeIfExists(join(record, OWNED_MARK));
+  removeDirIfEmpty(record);
+}
+
+// The files a NAME's record knows about: the ones nsroute writes plus any saved user file.
+export function recordedFiles(netns: string): string[] {
+  const saved = listDir(paths.files(netns)).filter((f) => !f.startsWith('.'));
+  return [...new Set(['resolv.conf', 'gai.conf', ...saved])];
+}
+
+// NAMEs with a files record (the namespace may be gone, and its state with it).
+export function namesWithFileRecords(): string[] {
+  return listDir(paths.filesRoot());
 }
 
 async function ruleExists(u: Uplink): Promise<boolean> {
@@ -49,18 +87,20 @@ export async function doStep(step: Step, ctx: StepContext): Promise<void> {
       return ipBatch(nsConfigLines(step), step.netns);
     case 'netns-files': {
       const dir = netnsEtcDir(step.netns);
-      const backup = paths.backups(step.netns);
-      mkdirSync(backup, { recursive: true });
+      const record = paths.files(step.netns);
+      mkdirSync(record, { recursive: true });
+      // Written first: with it, gc can put /etc/netns/NAME right even if the run dir is lost.
+      writeFileAtomic(join(record, OWNED_MARK), '');
       // A directory holding only files nsroute wrote (left when /run was lost at a reboot)
       // counts as ours too; an empty one the user made does not.
       const entries = listDir(dir);
       if (!existsSync(dir) || (entries.length > 0 && entries.every((f) => isOurs(join(dir, f))))) {
-        writeFileAtomic(join(backup, CREATED_DIR_MARK), '');
+        writeFileAtomic(join(record, CREATED_DIR_MARK), '');
         mkdirSync(dir, { recursive: true, mode: 0o755 });
       }
       for (const [file, text] of Object.entries(step.files)) {
         const target = join(dir, file);
-        if (existsSync(target) && !isOurs(target) && !existsSync(join(backup, file))) copyFileSync(target, join(backup, file));
+        if (existsSync(target) && !isOurs(target) && !existsSync(join(record, file))) copyFileSync(target, join(record, file));
         writeFileAtomic(target, text, 0o644);
       }
       return;
@@ -80,7 +120,7 @@ export async function doStep(step: Step, ctx: StepContext): Promise<void> {
       return;
     }
     case 'nft-sync':
-      return nftApply(renderNftRuleset(nftMembers([...ctx.others(), ctx.self])));
+      return nftApply(renderNftRuleset(nftMembers([...ctx.others(), ...(ctx.self ? [ctx.self] : [])])));
   }
 }
 
@@ -93,26 +133,8 @@ export async function undoStep(step: Step, ctx: StepContext): Promise<void> {
       return ipIgnoringGone(['link', 'del', 'dev', step.hostIface]);
     case 'ns-config':
       return; // addresses and routes inside die with the namespace
-    case 'netns-files': {
-      const dir = netnsEtcDir(step.netns);
-      const backup = paths.backups(step.netns);
-      for (const file of Object.keys(step.files)) {
-        const target = join(dir, file);
-        const saved = join(backup, file);
-        if (existsSync(saved)) {
-          copyFileSync(saved, target);
-          removeIfExists(saved);
-        } else if (isOurs(target)) {
-          removeIfExists(target);
-        }
-      }
-      if (existsSync(join(backup, CREATED_DIR_MARK))) {
-        removeDirIfEmpty(dir);
-        removeIfExists(join(backup, CREATED_DIR_MARK));
-      }
-      removeDirIfEmpty(backup);
-      return;
-    }
+    case 'netns-files':
+      return undoNetnsFiles(step.netns, Object.keys(step.files));
     case 'ip-forward': {
       if (ctx.others().length > 0) return; // still needed by another namespace
       const host = readHostState();

@@ -5,6 +5,11 @@ import { join } from 'node:path';
 export function runDir(): string {
   return process.env.NSROUTE_RUN_DIR || '/run/nsroute';
 }
+// What nsroute must be able to put back even if the run dir is lost (removed by hand, or a
+// tmpfs /run at reboot): the user's own files it replaced, and the host sysctls it changed.
+export function libDir(): string {
+  return process.env.NSROUTE_LIB_DIR || '/var/lib/nsroute';
+}
 export function configDir(): string {
   return process.env.NSROUTE_CONFIG_DIR || '/etc/nsroute';
 }
@@ -22,11 +27,13 @@ export const NETNS_RUN_DIR = '/run/netns';
 
 export const paths = {
   lock: () => join(runDir(), 'nsroute.lock'),
-  host: () => join(runDir(), 'host.json'),
+  host: () => join(libDir(), 'host.json'),
   nsRoot: () => join(runDir(), 'ns'),
   nsDir: (name: string) => join(runDir(), 'ns', name),
   state: (name: string) => join(runDir(), 'ns', name, 'state.json'),
   journal: (name: string) => join(runDir(), 'ns', name, 'journal.jsonl'),
-  backups: (name: string) => join(runDir(), 'ns', name, 'backup'),
+  // Per NAME: the user's files under /etc/netns/NAME that nsroute replaced, plus markers.
+  files: (name: string) => join(libDir(), 'files', name),
+  filesRoot: () => join(libDir(), 'files'),
   profile: (name: string) => join(configDir(), `${name}.toml`),
 };

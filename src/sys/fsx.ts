@@ -3,7 +3,7 @@ import { dirname } from 'node:path';
 import { statSync } from 'node:fs';
 
 // File writes for state and system files. Writes go through temp file + rename, so a reader
-// without the lock never sees half-written JSON (PLATFORM.md, proper-lockfile section).
+// without the lock never sees half-written JSON.
 export function writeFileAtomic(path: string, text: string, mode = 0o644): void {
   mkdirSync(dirname(path), { recursive: true });
   const tmp = `${path}.tmp-${process.pid}`;

@@ -36,10 +36,15 @@ describe('state from an earlier boot', () => {
     expect(existsSync(`/etc/netns/${old}/resolv.conf`)).toBe(true);
     expect(await ipForward()).toBe('1');
 
-    // "Reboot": the state and the saved sysctls now belong to an earlier boot. The kernel
-    // objects of `old` still exist here; in a real reboot they could be someone else's.
+    const hostIface = JSON.parse((await w.nsroute(['status', old, '--json'])).stdout).hostInterface as string;
+
+    // "Reboot": the state and the saved sysctls now belong to an earlier boot. In a real
+    // reboot the kernel objects are gone and a namespace called `old` may since have been
+    // made by someone else: remove the owner-tagged veth, so what is left of `old` is an
+    // untagged namespace, as someone else's would be.
     ageBootId(join(w.runDir, 'ns', old, 'state.json'));
-    ageBootId(join(w.runDir, 'host.json'));
+    ageBootId(join(w.libDir, 'host.json'));
+    expectOk(await w.inHost(['ip', 'link', 'del', 'dev', hostIface]));
 
     const st = await w.nsroute(['status', old, '--json']);
     expect(st.exitCode, show(st)).toBe(3);

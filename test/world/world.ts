@@ -87,6 +87,7 @@ export interface World {
   // Temp dir of this world and what lives in it.
   dir: string;
   runDir: string;
+  libDir: string; // NSROUTE_LIB_DIR: saved user files and sysctls
   configDir: string;
   resolvConf: string;
   resolvedConf: string;
@@ -364,6 +365,7 @@ export async function createWorld(opts: WorldOptions = {}): Promise<World> {
   mkdirSync(dir, { mode: 0o755 });
   writeFileSync(join(dir, 'owner.pid'), String(process.pid));
   const runDir = join(dir, 'run');
+  const libDir = join(dir, 'lib');
   const configDir = join(dir, 'config');
   const resolvConf = join(dir, 'host-resolv.conf');
   const resolvedConf = join(dir, 'host-resolved-resolv.conf'); // absent unless a test writes it
@@ -381,6 +383,7 @@ export async function createWorld(opts: WorldOptions = {}): Promise<World> {
     LANG: 'C',
     LC_ALL: 'C',
     NSROUTE_RUN_DIR: runDir,
+    NSROUTE_LIB_DIR: libDir,
     NSROUTE_CONFIG_DIR: configDir,
     NSROUTE_RESOLV_CONF: resolvConf,
     NSROUTE_RESOLVED_CONF: resolvedConf,
@@ -397,6 +400,7 @@ export async function createWorld(opts: WorldOptions = {}): Promise<World> {
     gwSlow,
     dir,
     runDir,
+    libDir,
     configDir,
     resolvConf,
     resolvedConf,
