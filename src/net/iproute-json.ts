@@ -7,6 +7,7 @@ export interface LinkFact {
   name: string;
   up: boolean;
   kind?: string;
+  alias?: string; // ifalias: nsroute's owner tag on the veths it made (net/tag.ts)
 }
 
 export interface AddrFact {
@@ -22,6 +23,7 @@ export interface RouteFact {
   type: string;
   dev?: string;
   gateway?: string;
+  metric?: number;
 }
 
 export interface RuleFact {
@@ -47,6 +49,7 @@ export function parseLinks(json: unknown): LinkFact[] {
       name: String(l.ifname),
       up: Array.isArray(l.flags) && (l.flags as string[]).includes('UP'),
       kind: linkinfo && typeof linkinfo.info_kind === 'string' ? linkinfo.info_kind : undefined,
+      ...(typeof l.ifalias === 'string' ? { alias: l.ifalias } : {}),
     };
   });
 }
@@ -69,6 +72,7 @@ export function parseRoutes(json: unknown): RouteFact[] {
     type: r.type === undefined ? 'unicast' : (RTN_NAMES[String(r.type)] ?? String(r.type)),
     dev: typeof r.dev === 'string' ? r.dev : undefined,
     gateway: typeof r.gateway === 'string' ? r.gateway : undefined,
+    ...(typeof r.metric === 'number' ? { metric: r.metric } : {}),
   }));
 }
 

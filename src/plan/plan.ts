@@ -14,6 +14,7 @@ import {
 import { NS_IFACE, hostIfaceName } from '../net/names.js';
 import { renderGaiConf, renderResolvConf, chooseDnsServers } from '../net/resolv.js';
 import { hex } from '../net/nft.js';
+import { renderTag } from '../net/tag.js';
 import type { Profile } from '../profile/profile.js';
 import type { HostFacts, NamespaceConfig, Step, Uplink } from './types.js';
 
@@ -123,7 +124,7 @@ function hostDefaultGateway(facts: HostFacts): string | undefined {
 
 // Pure: validated profile + host facts + the other nsroute namespaces -> config and steps.
 // Throws UserError for anything the user can fix; nothing has been changed at that point.
-export function buildPlan(profile: Profile, facts: HostFacts, others: readonly NamespaceConfig[]): Plan {
+export function buildPlan(profile: Profile, facts: HostFacts, others: readonly NamespaceConfig[], opts: { persistent?: boolean } = {}): Plan {
   const { name } = profile;
   const hostIface = hostIfaceName(name);
   if (facts.links.some((l) => l.name === hostIface)) {
@@ -151,16 +152,22 @@ export function buildPlan(profile: Profile, facts: HostFacts, others: readonly N
     dns: dns.servers,
     dnsSource: dns.source,
   };
-  const steps: Step[] = [
+  return { config, steps: stepsFor(config, { persistent: opts.persistent ?? false }) };
+}
+
+// The steps that create a namespace with this config, in order. Deterministic, so gc can
+// rebuild the journal of a namespace whose run dir was lost from its recovered config.
+export function stepsFor(config: NamespaceConfig, opts: { persistent: boolean }): Step[] {
+  const { name, hostIface, nsIface, hostAddress, nsAddress, prefix, uplink } = config;
+  return [
     { kind: 'netns-add', name },
-    { kind: 'veth-add', netns: name, hostIface, nsIface: NS_IFACE, hostCidr: `${host}/${subnet.prefix}` },
-    { kind: 'ns-config', netns: name, nsIface: NS_IFACE, nsCidr: `${ns}/${subnet.prefix}`, gateway: host },
-    { kind: 'netns-files', netns: name, files: { 'resolv.conf': renderResolvConf(name, dns.servers), 'gai.conf': renderGaiConf(name) } },
+    { kind: 'veth-add', netns: name, hostIface, nsIface, hostCidr: `${hostAddress}/${prefix}`, tag: renderTag({ name, persistent: opts.persistent, uplink }) },
+    { kind: 'ns-config', netns: name, nsIface, nsCidr: `${nsAddress}/${prefix}`, gateway: hostAddress },
+    { kind: 'netns-files', netns: name, files: { 'resolv.conf': renderResolvConf(name, config.dns), 'gai.conf': renderGaiConf(name) } },
     { kind: 'ip-forward' },
     ...(uplink ? [{ kind: 'uplink-route', uplink } as const] : []),
     { kind: 'nft-sync' },
   ];
-  return { config, steps };
 }
 
 // The iproute2 lines of the steps that need no host knowledge to render (unit-tested).
@@ -169,6 +176,8 @@ export function vethLines(step: Extract<Step, { kind: 'veth-add' }>): string[] {
     `link add name ${step.hostIface} type veth peer name ${step.nsIface} netns ${step.netns}`,
     // No IPv6 link-local on either end: the namespace has no IPv6 path unless configured.
     `link set dev ${step.hostIface} addrgenmode none`,
+    // The owner tag: the interface says which namespace it serves (src/net/tag.ts).
+    `link set dev ${step.hostIface} alias ${step.tag}`,
     `address add ${step.hostCidr} dev ${step.hostIface}`,
     `link set dev ${step.hostIface} up`,
   ];

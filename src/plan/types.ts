@@ -34,7 +34,8 @@ export interface NamespaceConfig {
   prefix: number;
   uplink?: Uplink;
   dns: string[];
-  dnsSource: 'option' | 'host' | 'systemd-resolved' | 'gateway';
+  // 'recovered': rebuilt by gc from the kernel and /etc/netns after the run dir was lost.
+  dnsSource: 'option' | 'host' | 'systemd-resolved' | 'gateway' | 'recovered';
 }
 
 // A change to the machine, as plain data. Applied in order, undone in reverse; every undo
@@ -42,7 +43,7 @@ export interface NamespaceConfig {
 // they die with it.
 export type Step =
   | { kind: 'netns-add'; name: string }
-  | { kind: 'veth-add'; netns: string; hostIface: string; nsIface: string; hostCidr: string }
+  | { kind: 'veth-add'; netns: string; hostIface: string; nsIface: string; hostCidr: string; tag: string }
   | { kind: 'ns-config'; netns: string; nsIface: string; nsCidr: string; gateway: string }
   | { kind: 'netns-files'; netns: string; files: Record<string, string> }
   | { kind: 'ip-forward' }

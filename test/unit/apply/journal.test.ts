@@ -7,7 +7,7 @@ import type { Step } from '../../../src/plan/types.js';
 
 const STEPS: Step[] = [
   { kind: 'netns-add', name: 'slow' },
-  { kind: 'veth-add', netns: 'slow', hostIface: 'nsr-slow', nsIface: 'eth0', hostCidr: '10.231.0.1/30' },
+  { kind: 'veth-add', netns: 'slow', hostIface: 'nsr-slow', nsIface: 'eth0', hostCidr: '10.231.0.1/30', tag: 'nsroute:ns=slow:persistent=0' },
   { kind: 'ns-config', netns: 'slow', nsIface: 'eth0', nsCidr: '10.231.0.2/30', gateway: '10.231.0.1' },
   { kind: 'netns-files', netns: 'slow', files: { 'resolv.conf': '# x\nnameserver 192.168.2.1\n', 'gai.conf': 'precedence ::ffff:0:0/96 100\n' } },
   { kind: 'ip-forward' },

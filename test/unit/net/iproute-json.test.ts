@@ -102,7 +102,7 @@ describe('parseRoutes', () => {
   it('keeps dst, dev and gateway as given', () => {
     expect(routes[4]).toEqual({ dst: 'default', table: 254, type: 'unicast', dev: 'eth1', gateway: '192.168.2.1' });
     expect(routes[0]).toEqual({ dst: '10.9.0.0/24', table: 51820, type: 'unicast', dev: 'wg0', gateway: undefined });
-    expect(routes[3]).toEqual({ dst: 'default', table: 7101, type: 'unreachable', dev: undefined, gateway: undefined });
+    expect(routes[3]).toEqual({ dst: 'default', table: 7101, type: 'unreachable', metric: 4278190080, dev: undefined, gateway: undefined });
     expect(routes[7]?.dst).toBe('192.168.2.10'); // host route: no /32 suffix
   });
 

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { buildPlan, MARK_BASE, nsConfigLines, RULE_PREF, TABLE_BASE, uplinkRouteLines, uplinkRuleArgs, vethLines } from '../../../src/plan/plan.js';
+import { buildPlan, MARK_BASE, nsConfigLines, RULE_PREF, stepsFor, TABLE_BASE, uplinkRouteLines, uplinkRuleArgs, vethLines } from '../../../src/plan/plan.js';
+import { parseTag } from '../../../src/net/tag.js';
 import type { HostFacts, NamespaceConfig, Step, Uplink } from '../../../src/plan/types.js';
 import type { Profile } from '../../../src/profile/profile.js';
 import type { AddrFact, LinkFact, RouteFact, RuleFact } from '../../../src/net/iproute-json.js';
@@ -92,7 +93,7 @@ describe('buildPlan: steps', () => {
       prefix: 30,
     });
     expect(step(steps, 'netns-add')).toEqual({ kind: 'netns-add', name: 'slow' });
-    expect(step(steps, 'veth-add')).toEqual({ kind: 'veth-add', netns: 'slow', hostIface: 'nsr-slow', nsIface: 'eth0', hostCidr: '10.231.0.1/30' });
+    expect(step(steps, 'veth-add')).toEqual({ kind: 'veth-add', netns: 'slow', hostIface: 'nsr-slow', nsIface: 'eth0', hostCidr: '10.231.0.1/30', tag: 'nsroute:ns=slow:persistent=0:via=192.168.2.1:dev=eth1:table=7101:mark=0x6e720001:pref=4200' });
     expect(step(steps, 'ns-config')).toEqual({ kind: 'ns-config', netns: 'slow', nsIface: 'eth0', nsCidr: '10.231.0.2/30', gateway: '10.231.0.1' });
     expect(step(steps, 'uplink-route').uplink).toEqual(config.uplink);
     const files = step(steps, 'netns-files').files;
@@ -317,11 +318,12 @@ describe('buildPlan: name clash', () => {
 });
 
 describe('iproute2 lines', () => {
-  it('vethLines creates the pair, disables IPv6 link-local before bringing it up', () => {
-    const lines = vethLines({ kind: 'veth-add', netns: 'slow', hostIface: 'nsr-slow', nsIface: 'eth0', hostCidr: '10.231.0.1/30' });
+  it('vethLines creates the pair, tags it, disables IPv6 link-local before bringing it up', () => {
+    const lines = vethLines({ kind: 'veth-add', netns: 'slow', hostIface: 'nsr-slow', nsIface: 'eth0', hostCidr: '10.231.0.1/30', tag: 'nsroute:ns=slow:persistent=0' });
     expect(lines).toEqual([
       'link add name nsr-slow type veth peer name eth0 netns slow',
       'link set dev nsr-slow addrgenmode none',
+      'link set dev nsr-slow alias nsroute:ns=slow:persistent=0',
       'address add 10.231.0.1/30 dev nsr-slow',
       'link set dev nsr-slow up',
     ]);
@@ -354,5 +356,20 @@ describe('iproute2 lines', () => {
   it('uplinkRuleArgs: fwmark in hex, table and pref', () => {
     const u: Uplink = { via: '192.168.2.1', dev: 'eth1', table: 7103, mark: MARK_BASE + 3, pref: RULE_PREF };
     expect(uplinkRuleArgs(u)).toEqual(['fwmark', '0x6e720003', 'lookup', '7103', 'pref', '4200']);
+  });
+});
+
+describe('stepsFor', () => {
+  it('rebuilds exactly the steps buildPlan made, so a recovered journal undoes the same objects', () => {
+    for (const persistent of [false, true]) {
+      const plan = buildPlan(profile({ via: '192.168.2.1' }), facts(), [], { persistent });
+      expect(stepsFor(plan.config, { persistent })).toEqual(plan.steps);
+    }
+  });
+
+  it('tags the host end with the name, lifetime and uplink', () => {
+    const plan = buildPlan(profile({ via: '192.168.2.1' }), facts(), [], { persistent: true });
+    const veth = plan.steps.find((s) => s.kind === 'veth-add');
+    expect(veth && parseTag(veth.tag)).toEqual({ name: 'slow', persistent: true, uplink: plan.config.uplink });
   });
 });
