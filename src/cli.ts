@@ -3,6 +3,7 @@ import { UserError } from './errors.js';
 import { addRouteOptions } from './commands/options.js';
 import { runInNamespace, type ExecOptions } from './commands/exec.js';
 import { runUp } from './commands/up.js';
+import { runGc } from './commands/gc.js';
 import { runDown } from './commands/down.js';
 import { runList, runStatus } from './commands/list.js';
 import pkg from '../package.json';
@@ -86,6 +87,14 @@ function buildProgram(result: { code: number; isExec: boolean }): Command {
     .option('--json', 'print JSON')
     .action(async (name: string, opts) => {
       result.code = await runStatus(name, opts);
+    });
+
+  program
+    .command('gc')
+    .description('clean up after crashes, kills and reboots: drop dead holders, undo interrupted changes, remove unused namespaces and leftovers')
+    .option('--json', 'print what was done as JSON')
+    .action(async (opts) => {
+      result.code = await runGc(opts);
     });
 
   return program;

@@ -2,6 +2,7 @@ import { AggregateSysError } from '../errors.js';
 import type { Step } from '../plan/types.js';
 import { Journal } from './journal.js';
 import { doStep, undoStep, type StepContext } from './executors.js';
+import { crashPoint } from './crash.js';
 
 // Applies steps in order through the journal. On failure, everything intended so far is
 // undone (same code path as teardown) and the original error is rethrown.
@@ -14,10 +15,11 @@ export async function applySteps(steps: readonly Step[], journal: Journal, ctx: 
       try {
         await undoJournal(journal, ctx);
       } catch (undoErr) {
-        (err as Error).message += `\n(rollback also failed: ${(undoErr as Error).message}; \`nsroute down ${ctx.self.name}\` retries it)`;
+        (err as Error).message += `\n(rollback also failed: ${(undoErr as Error).message}; \`nsroute down ${ctx.name}\` retries it)`;
       }
       throw err;
     }
+    crashPoint('apply', i);
     journal.done(i);
   }
 }
@@ -26,12 +28,14 @@ export async function applySteps(steps: readonly Step[], journal: Journal, ctx: 
 // the journal is removed only when everything was undone, so a later run can retry.
 export async function undoJournal(journal: Journal, ctx: StepContext): Promise<void> {
   const errors: Error[] = [];
-  for (const step of journal.intents().reverse()) {
+  const intents = journal.intents();
+  for (let i = intents.length - 1; i >= 0; i--) {
     try {
-      await undoStep(step, ctx);
+      await undoStep(intents[i]!, ctx);
     } catch (e) {
       errors.push(e as Error);
     }
+    crashPoint('undo', i);
   }
   if (errors.length > 0) throw new AggregateSysError(errors);
   journal.remove();

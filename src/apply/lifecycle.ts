@@ -1,34 +1,76 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { UserError } from '../errors.js';
-import { buildPlan } from '../plan/plan.js';
+import { buildPlan, stepsFor } from '../plan/plan.js';
 import type { NamespaceConfig } from '../plan/types.js';
+import { recoverConfig } from '../plan/recover.js';
 import type { Profile } from '../profile/profile.js';
+import { parseTag, renderTag } from '../net/tag.js';
+import { parseAddrs, parseLinks } from '../net/iproute-json.js';
 import { gatherHostFacts } from '../sys/hostfacts.js';
-import { netnsPids } from '../sys/ip.js';
-import { bootId, isSameProcessAlive } from '../sys/proc.js';
-import { isDeadNetnsFile, removeIfExists } from '../sys/fsx.js';
+import { ipIgnoringGone, ipJson, netnsDel, setLinkAlias } from '../sys/ip.js';
+import { bootId, isSameProcessAlive, netnsProcesses, processInfo } from '../sys/proc.js';
+import { isDeadNetnsFile, readTextIfExists, removeIfExists } from '../sys/fsx.js';
+import { lookupAccount } from '../sys/users.js';
 import { withHostLock } from '../state/lock.js';
-import { NETNS_RUN_DIR, paths } from '../state/paths.js';
+import { NETNS_RUN_DIR, netnsEtcDir, paths } from '../state/paths.js';
 import { allStates, readState, removeNamespaceDir, staleBootStates, writeState, type Holder, type NamespaceState } from '../state/store.js';
 import { applySteps, undoJournal } from './apply.js';
 import { Journal } from './journal.js';
 import { undoStep, type StepContext } from './executors.js';
 
-function contextFor(config: NamespaceConfig): StepContext {
-  return { self: config, others: () => allStates().filter((s) => s.name !== config.name).map((s) => s.config) };
+// What a sweep did, for gc's report (other commands ignore it).
+export interface SweepReport {
+  forgotten: string[]; // states from an earlier boot
+  recovered: string[]; // rebuilt from the kernel after the run dir was lost
+  rolledBack: string[]; // an interrupted create, undone
+  finished: string[]; // an interrupted teardown, completed
+  tornDown: string[]; // ephemeral and no longer used
+  droppedHolders: { name: string; pid: number; command: string[] }[];
+  foundProcesses: { name: string; pids: number[] }[];
+  removed: { object: string; name: string }[]; // leftovers with no state behind them
+  kept: { name: string; reason: string }[];
+}
+
+export function emptyReport(): SweepReport {
+  return { forgotten: [], recovered: [], rolledBack: [], finished: [], tornDown: [], droppedHolders: [], foundProcesses: [], removed: [], kept: [] };
+}
+
+export function contextFor(name: string, config?: NamespaceConfig): StepContext {
+  return { name, self: config, others: () => allStates().filter((s) => s.name !== name).map((s) => s.config) };
+}
+
+export function netnsPath(name: string): string {
+  return join(NETNS_RUN_DIR, name);
+}
+
+export function isLiveNetns(name: string): boolean {
+  return existsSync(netnsPath(name)) && !isDeadNetnsFile(netnsPath(name));
 }
 
 export function liveHolders(st: NamespaceState): Holder[] {
   return st.holders.filter((h) => isSameProcessAlive(h.pid, h.startTime));
 }
 
+// Processes running inside NAME, as holders: what keeps a namespace whose execs are gone
+// (a daemon a command left behind, or a command whose nsroute was SIGKILLed).
+export async function processHolders(name: string): Promise<Holder[]> {
+  const out: Holder[] = [];
+  for (const pid of netnsProcesses(netnsPath(name))) {
+    const info = processInfo(pid);
+    if (!info) continue;
+    const user = (await lookupAccount(String(info.uid)))?.name ?? String(info.uid);
+    out.push({ pid, startTime: info.startTime, command: info.command, user, since: new Date().toISOString(), kind: 'process' });
+  }
+  return out;
+}
+
 // Reverses everything in the namespace's journal and forgets it. Caller holds the host lock.
 async function teardown(st: NamespaceState): Promise<void> {
   st.status = 'tearing-down';
   writeState(st);
-  const leftovers = await netnsPids(st.name);
-  await undoJournal(new Journal(paths.journal(st.name)), contextFor(st.config));
+  const leftovers = netnsProcesses(netnsPath(st.name));
+  await undoJournal(new Journal(paths.journal(st.name)), contextFor(st.name, st.config));
   removeNamespaceDir(st.name);
   if (leftovers.length > 0) {
     process.stderr.write(`nsroute: ${st.name} is gone; processes still running in it have lost their network: ${leftovers.join(' ')}\n`);
@@ -42,36 +84,107 @@ async function teardown(st: NamespaceState): Promise<void> {
 async function forgetAfterReboot(st: NamespaceState): Promise<void> {
   const journal = new Journal(paths.journal(st.name));
   for (const step of journal.intents().reverse()) {
-    if (step.kind === 'netns-files') await undoStep(step, contextFor(st.config));
+    if (step.kind === 'netns-files') await undoStep(step, contextFor(st.name, st.config));
   }
-  const placeholder = join(NETNS_RUN_DIR, st.name);
-  if (isDeadNetnsFile(placeholder)) removeIfExists(placeholder);
+  if (isDeadNetnsFile(netnsPath(st.name))) removeIfExists(netnsPath(st.name));
   removeNamespaceDir(st.name);
 }
 
-async function forgetEarlierBoots(): Promise<void> {
-  for (const st of staleBootStates()) await forgetAfterReboot(st);
+export async function forgetEarlierBoots(report = emptyReport()): Promise<void> {
+  for (const st of staleBootStates()) {
+    await forgetAfterReboot(st);
+    report.forgotten.push(st.name);
+  }
+}
+
+// The owner-tagged host veths (net/tag.ts) and their addresses.
+export async function taggedVeths() {
+  const [links, addrs] = await Promise.all([ipJson(['link', 'show', 'type', 'veth']), ipJson(['address', 'show', 'type', 'veth'])]);
+  const parsedAddrs = parseAddrs(addrs);
+  return parseLinks(links).flatMap((l) => {
+    const tag = parseTag(l.alias);
+    return tag ? [{ link: l.name, tag, config: recoverConfig(tag, l.name, parsedAddrs, readTextIfExists(join(netnsEtcDir(tag.name), 'resolv.conf'))) }] : [];
+  });
+}
+
+// The state file of a live namespace is gone (run dir removed by hand): rebuild state and
+// journal from the kernel's owner tags, so the namespace is managed (and undone) as before.
+// A tagged veth whose namespace is gone, or that cannot be read back, is removed when no
+// process uses its namespace. Caller holds the host lock.
+export async function recoverLost(report: SweepReport, only?: string): Promise<void> {
+  for (const v of await taggedVeths()) {
+    const name = v.tag.name;
+    if ((only !== undefined && name !== only) || readState(name) || existsSync(paths.journal(name))) continue;
+    if (isLiveNetns(name) && v.config) {
+      const persistent = v.tag.persistent;
+      const journal = new Journal(paths.journal(name));
+      stepsFor(v.config, { persistent }).forEach((step, i) => {
+        journal.intend(i, step);
+        journal.done(i);
+      });
+      writeState({ version: 1, name, status: 'up', persistent, createdAt: new Date().toISOString(), bootId: bootId(), config: v.config, holders: [] });
+      report.recovered.push(name);
+      continue;
+    }
+    if (isLiveNetns(name) && netnsProcesses(netnsPath(name)).length > 0) {
+      report.kept.push({ name, reason: `its link ${v.link} cannot be read back and processes run inside; \`ip netns pids ${name}\` lists them` });
+      continue;
+    }
+    await ipIgnoringGone(['link', 'del', 'dev', v.link]);
+    report.removed.push({ object: 'link', name: v.link });
+    if (isLiveNetns(name)) {
+      await netnsDel(name);
+      report.removed.push({ object: 'netns', name });
+    }
+  }
 }
 
 // The cheap part of gc for one NAME, run by every command that touches it (under the lock):
-// forget holders whose process is gone, finish a crashed create or teardown, and take down
-// an ephemeral namespace nobody holds any more.
-async function sweep(name: string): Promise<NamespaceState | undefined> {
+// undo a journal left without state, finish a crashed create or teardown, forget holders
+// whose process is gone (pid + start time), count processes still inside as holders, and take
+// down an ephemeral namespace nothing uses any more.
+export async function sweep(name: string, report = emptyReport()): Promise<NamespaceState | undefined> {
   const st = readState(name);
   if (!st) {
-    if (existsSync(paths.nsDir(name)) && new Journal(paths.journal(name)).intents().length === 0) removeNamespaceDir(name);
+    const journal = new Journal(paths.journal(name));
+    if (journal.intents().length > 0) {
+      await undoJournal(journal, contextFor(name));
+      report.rolledBack.push(name);
+    }
+    if (existsSync(paths.nsDir(name))) removeNamespaceDir(name);
     return undefined;
   }
-  const live = liveHolders(st);
-  if (live.length !== st.holders.length) {
-    st.holders = live;
-    writeState(st);
-  }
-  if (st.status !== 'up' || (!st.persistent && live.length === 0)) {
+  if (st.status !== 'up') {
+    (st.status === 'creating' ? report.rolledBack : report.finished).push(name);
     await teardown(st);
     return undefined;
   }
+  const live = liveHolders(st);
+  let changed = live.length !== st.holders.length;
+  for (const h of st.holders) if (!live.includes(h)) report.droppedHolders.push({ name, pid: h.pid, command: h.command });
+  st.holders = live;
+  if (live.length === 0) {
+    const found = await processHolders(name);
+    if (found.length > 0) {
+      st.holders = found;
+      changed = true;
+      report.foundProcesses.push({ name, pids: found.map((h) => h.pid) });
+    }
+  }
+  if (changed) writeState(st);
+  if (!st.persistent && st.holders.length === 0) {
+    await teardown(st);
+    report.tornDown.push(name);
+    return undefined;
+  }
   return st;
+}
+
+// What every command does for the NAME it touches before acting on it.
+async function touch(name: string): Promise<NamespaceState | undefined> {
+  await forgetEarlierBoots();
+  if (!readState(name) && isLiveNetns(name)) await recoverLost(emptyReport(), name);
+  return sweep(name);
 }
 
 function conflicts(p: Profile, c: NamespaceConfig): string[] {
@@ -100,24 +213,27 @@ export async function bringUp(req: UpRequest): Promise<UpResult> {
   const { profile } = req;
   const name = profile.name;
   return withHostLock(async () => {
-    await forgetEarlierBoots();
-    const existing = await sweep(name);
+    const existing = await touch(name);
     if (existing) {
       const diff = conflicts(profile, existing.config);
       if (diff.length > 0) {
         throw new UserError(`${name} is already up with other settings (${diff.join(', ')})`, `use those settings, or \`nsroute down ${name}\` first`);
       }
-      if (req.persistent) existing.persistent = true;
+      if (req.persistent && !existing.persistent) {
+        existing.persistent = true;
+        // The owner tag carries the lifetime, so a lost run dir does not turn `up` into ephemeral.
+        await setLinkAlias(existing.config.hostIface, renderTag({ name, persistent: true, uplink: existing.config.uplink }));
+      }
       if (req.holder) existing.holders.push(req.holder);
       writeState(existing);
       return { state: existing, created: false };
     }
-    if (existsSync(join(NETNS_RUN_DIR, name))) {
+    if (existsSync(netnsPath(name))) {
       throw new UserError(`a network namespace called ${name} exists but nsroute did not create it`, 'pick another name; nsroute never touches namespaces it does not own');
     }
     const facts = await gatherHostFacts(profile.via);
     const others = allStates().filter((s) => s.name !== name);
-    const plan = buildPlan(profile, facts, others.map((s) => s.config));
+    const plan = buildPlan(profile, facts, others.map((s) => s.config), { persistent: req.persistent });
     const state: NamespaceState = {
       version: 1,
       name,
@@ -130,7 +246,7 @@ export async function bringUp(req: UpRequest): Promise<UpResult> {
     };
     writeState(state);
     try {
-      await applySteps(plan.steps, new Journal(paths.journal(name)), contextFor(plan.config));
+      await applySteps(plan.steps, new Journal(paths.journal(name)), contextFor(name, plan.config));
     } catch (e) {
       if (new Journal(paths.journal(name)).intents().length === 0) removeNamespaceDir(name);
       throw e;
@@ -142,15 +258,24 @@ export async function bringUp(req: UpRequest): Promise<UpResult> {
   });
 }
 
-// The holder is done; an ephemeral namespace goes with its last holder.
-export async function release(name: string, holder: Pick<Holder, 'pid' | 'startTime'>): Promise<{ tornDown: boolean }> {
+export interface ReleaseResult {
+  tornDown: boolean;
+  // Processes still running inside that keep an ephemeral namespace up after its last exec.
+  keptFor: number[];
+}
+
+// The holder is done; an ephemeral namespace goes with its last holder, unless processes the
+// command left behind still run inside (never tear a namespace down under a running program).
+export async function release(name: string, holder: Pick<Holder, 'pid' | 'startTime'>): Promise<ReleaseResult> {
   return withHostLock(async () => {
     const st = readState(name);
-    if (!st) return { tornDown: false };
+    if (!st) return { tornDown: false, keptFor: [] };
     st.holders = st.holders.filter((h) => !(h.pid === holder.pid && h.startTime === holder.startTime));
     writeState(st);
     const after = await sweep(name);
-    return { tornDown: after === undefined };
+    if (!after) return { tornDown: true, keptFor: [] };
+    const onlyProcesses = !after.persistent && after.holders.every((h) => h.kind === 'process');
+    return { tornDown: false, keptFor: onlyProcesses ? after.holders.map((h) => h.pid) : [] };
   });
 }
 
@@ -159,10 +284,14 @@ export interface DownResult {
   ended: number[];
 }
 
-// Ends the processes in the namespace: SIGTERM, then SIGKILL after a grace period.
-async function endProcesses(name: string, graceMs = 3000): Promise<number[]> {
-  const pids = await netnsPids(name);
-  for (const pid of pids) {
+// Ends everything using the namespace: SIGTERM to the nsroute execs holding it (they pass it
+// on to their commands and do not start one they have not started yet) and to every process
+// inside, then SIGKILL to what is still inside after a grace period.
+async function endProcesses(name: string, holders: readonly Holder[], graceMs = 3000): Promise<number[]> {
+  const inside = netnsProcesses(netnsPath(name));
+  const execs = holders.filter((h) => h.kind !== 'process').map((h) => h.pid);
+  const all = [...new Set([...execs, ...inside])];
+  for (const pid of all) {
     try {
       process.kill(pid, 'SIGTERM');
     } catch {
@@ -170,23 +299,22 @@ async function endProcesses(name: string, graceMs = 3000): Promise<number[]> {
     }
   }
   const deadline = Date.now() + graceMs;
-  while (Date.now() < deadline && (await netnsPids(name)).length > 0) await new Promise((r) => setTimeout(r, 50));
-  for (const pid of await netnsPids(name)) {
+  while (Date.now() < deadline && netnsProcesses(netnsPath(name)).length > 0) await new Promise((r) => setTimeout(r, 50));
+  for (const pid of netnsProcesses(netnsPath(name))) {
     try {
       process.kill(pid, 'SIGKILL');
     } catch {
       /* already gone */
     }
   }
-  return pids;
+  return all;
 }
 
 export async function takeDown(name: string, force: boolean): Promise<DownResult> {
   return withHostLock(async () => {
-    await forgetEarlierBoots();
-    const st = await sweep(name);
+    const st = await touch(name);
     if (!st) {
-      if (existsSync(join(NETNS_RUN_DIR, name)) && !existsSync(paths.nsDir(name))) {
+      if (existsSync(netnsPath(name)) && !existsSync(paths.nsDir(name))) {
         throw new UserError(`the network namespace ${name} was not created by nsroute`, `nsroute leaves it alone; \`ip netns del ${name}\` removes it`);
       }
       return { wasUp: false, ended: [] };
@@ -194,10 +322,43 @@ export async function takeDown(name: string, force: boolean): Promise<DownResult
     const live = liveHolders(st);
     if (live.length > 0 && !force) {
       const who = live.map((h) => `${h.pid} (${h.command.join(' ').slice(0, 40)})`).join(', ');
-      throw new UserError(`${live.length} command(s) still run inside ${name}: ${who}`, `wait for them, or \`nsroute down ${name} --force\` to end them`);
+      throw new UserError(`${live.length} process(es) still use ${name}: ${who}`, `wait for them, or \`nsroute down ${name} --force\` to end them`);
     }
-    const ended = force ? await endProcesses(name) : [];
+    const ended = force ? await endProcesses(name, live) : [];
     await teardown(st);
     return { wasUp: true, ended };
+  });
+}
+
+// How a namespace looks to `list` and `status`, read without changing anything:
+// 'stale': ephemeral and nothing uses it (the next command on it, or gc, removes it);
+// 'interrupted': a create or teardown that crashed (the next command on it, or gc, undoes it);
+// 'untracked': alive and tagged as nsroute's, but its state is gone (gc recovers it).
+export type Condition = 'up' | 'stale' | 'interrupted' | 'untracked';
+
+export interface NamespaceView {
+  state: NamespaceState;
+  condition: Condition;
+  holders: Holder[];
+}
+
+async function viewOf(st: NamespaceState, untracked = false): Promise<NamespaceView> {
+  if (st.status !== 'up') return { state: st, condition: 'interrupted', holders: [] };
+  let holders = liveHolders(st);
+  if (holders.length === 0) holders = await processHolders(st.name);
+  const condition: Condition = untracked ? 'untracked' : !st.persistent && holders.length === 0 ? 'stale' : 'up';
+  return { state: st, condition, holders };
+}
+
+// Under the lock, so a create or teardown in progress is never mistaken for a crashed one.
+export async function inspectAll(): Promise<NamespaceView[]> {
+  return withHostLock(async () => {
+    const views = await Promise.all(allStates().map((st) => viewOf(st)));
+    for (const v of await taggedVeths()) {
+      if (readState(v.tag.name) || !v.config || !isLiveNetns(v.tag.name)) continue;
+      const st: NamespaceState = { version: 1, name: v.tag.name, status: 'up', persistent: v.tag.persistent, createdAt: '', bootId: bootId(), config: v.config, holders: [] };
+      views.push(await viewOf(st, true));
+    }
+    return views.sort((a, b) => a.state.name.localeCompare(b.state.name));
   });
 }

@@ -1,9 +1,10 @@
 import { constants } from 'node:os';
 import { UserError } from '../errors.js';
-import { bringUp, release } from '../apply/lifecycle.js';
+import { bringUp, liveHolders, netnsPath, release } from '../apply/lifecycle.js';
+import { readState } from '../state/store.js';
 import type { RouteOptions } from '../profile/profile.js';
 import { namespaceArgv, spawnInherited } from '../sys/command.js';
-import { processStartTime } from '../sys/proc.js';
+import { netnsProcesses, processStartTime } from '../sys/proc.js';
 import { lookupAccount, type Account } from '../sys/users.js';
 import type { Holder } from '../state/store.js';
 import { loadProfile, requireRoot } from './options.js';
@@ -37,6 +38,21 @@ export async function targetAccount(opts: ExecOptions, env: NodeJS.ProcessEnv = 
 export function exitCodeOf(result: { exitCode?: number; signal?: string }): number {
   if (result.signal) return 128 + (constants.signals[result.signal as NodeJS.Signals] ?? 0);
   return result.exitCode ?? 125;
+}
+
+// A command that ends often leaves children that end a moment later (a shell killed while its
+// `sleep` runs). When this exec is the last one holding NAME, give them a second before
+// deciding: whatever still runs after that keeps the namespace up (never torn down under a
+// running program) and is reported.
+const SETTLE_MS = 1000;
+
+async function settle(name: string, self: Holder): Promise<void> {
+  const st = readState(name);
+  if (!st || st.persistent) return;
+  const othersExecs = liveHolders(st).some((h) => h.kind !== 'process' && !(h.pid === self.pid && h.startTime === self.startTime));
+  if (othersExecs) return;
+  const deadline = Date.now() + SETTLE_MS;
+  while (netnsProcesses(netnsPath(name)).length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
 }
 
 const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
@@ -102,7 +118,14 @@ export async function runInNamespace(name: string, command: readonly string[] | 
     // The command ran: its status stands even if teardown fails (as with `docker run --rm`),
     // but the failure is reported with the way to retry it.
     try {
-      await release(name, holder);
+      await settle(name, holder);
+      const { keptFor } = await release(name, holder);
+      if (keptFor.length > 0) {
+        process.stderr.write(
+          `nsroute: ${name} stays up while processes started in it still run (${keptFor.join(' ')}); ` +
+            'the next nsroute command on it, or `nsroute gc`, removes it after they end\n',
+        );
+      }
     } catch (e) {
       process.stderr.write(`nsroute: leaving ${name} failed: ${(e as Error).message}\nnsroute: run \`nsroute down ${name}\` to retry the teardown\n`);
     }

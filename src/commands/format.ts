@@ -1,16 +1,19 @@
 import type { NamespaceState } from '../state/store.js';
-import { liveHolders } from '../apply/lifecycle.js';
+import { liveHolders, type Condition, type NamespaceView } from '../apply/lifecycle.js';
 
 // The documented JSON shape of one namespace (README "JSON output"). Only live holders.
-export function statusJson(st: NamespaceState) {
+export function statusJson(view: NamespaceView | NamespaceState) {
+  const v: NamespaceView = 'condition' in view ? view : { state: view, condition: 'up', holders: liveHolders(view) };
+  const st = v.state;
   const c = st.config;
   return {
     name: st.name,
-    up: st.status === 'up',
-    status: st.status,
+    up: v.condition !== 'interrupted',
+    status: v.condition,
+    needsGc: v.condition !== 'up',
     persistent: st.persistent,
     mode: c.mode,
-    holders: liveHolders(st).map((h) => ({ pid: h.pid, startTime: h.startTime, command: h.command, user: h.user, since: h.since })),
+    holders: v.holders.map((h) => ({ pid: h.pid, startTime: h.startTime, command: h.command, user: h.user, since: h.since, kind: h.kind ?? 'exec' })),
     hostInterface: c.hostIface,
     namespaceInterface: c.nsIface,
     subnet: c.subnet,
@@ -21,21 +24,34 @@ export function statusJson(st: NamespaceState) {
     table: c.uplink?.table ?? null,
     dns: c.dns,
     dnsSource: c.dnsSource,
-    createdAt: st.createdAt,
+    createdAt: st.createdAt || null,
   };
 }
 
 export type StatusJson = ReturnType<typeof statusJson>;
 
+const CONDITION_HINT: Record<Exclude<Condition, 'up'>, string> = {
+  stale: 'ephemeral and unused; the next nsroute command on it, or `nsroute gc`, removes it',
+  interrupted: 'a create or teardown was interrupted; the next nsroute command on it, or `nsroute gc`, undoes it',
+  untracked: 'its state under the run dir is missing (was it removed?); `nsroute gc` recovers it',
+};
+
+export function conditionHint(s: StatusJson): string | undefined {
+  return s.status === 'up' ? undefined : `${s.name}: ${CONDITION_HINT[s.status]}`;
+}
+
 export function statusText(s: StatusJson): string {
   const route = s.gateway ? `via ${s.gateway} dev ${s.dev} (table ${s.table})` : s.dev ? `dev ${s.dev} (table ${s.table})` : 'host routing';
+  const holder = (h: StatusJson['holders'][number]) => `${h.pid} ${h.user}: ${h.command.join(' ')}${h.kind === 'process' ? ' (running inside)' : ''}`;
   const lines = [
     `${s.name}: ${s.status}, ${s.persistent ? 'persistent' : 'ephemeral'}, ${s.mode}`,
     `  link:    ${s.hostInterface} ${s.hostAddress} <-> ${s.namespaceInterface} ${s.namespaceAddress} (${s.subnet})`,
     `  route:   ${route}`,
     `  dns:     ${s.dns.join(', ')} (${s.dnsSource})`,
-    `  holders: ${s.holders.length === 0 ? 'none' : s.holders.map((h) => `${h.pid} ${h.user}: ${h.command.join(' ')}`).join('\n           ')}`,
+    `  holders: ${s.holders.length === 0 ? 'none' : s.holders.map(holder).join('\n           ')}`,
   ];
+  const hint = conditionHint(s);
+  if (hint) lines.push(`  note:    ${hint}`);
   return lines.join('\n');
 }
 

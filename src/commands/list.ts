@@ -1,11 +1,13 @@
+import { inspectAll } from '../apply/lifecycle.js';
 import { validateName } from '../net/names.js';
-import { allStates, isFromEarlierBoot, readState } from '../state/store.js';
-import { listText, statusJson, statusText } from './format.js';
+import { conditionHint, listText, statusJson, statusText } from './format.js';
 
-// Reads only: state files are replaced atomically, so no lock is needed to show them.
+// list and status change nothing: what needs cleaning up is shown, and `nsroute gc` (or the
+// next command on that NAME) does it.
 export async function runList(opts: { json?: boolean }): Promise<number> {
-  const all = allStates().map(statusJson);
+  const all = (await inspectAll()).map(statusJson);
   process.stdout.write((opts.json ? JSON.stringify(all, null, 2) : listText(all)) + '\n');
+  if (!opts.json) for (const s of all) if (conditionHint(s)) process.stderr.write(`nsroute: ${conditionHint(s)}\n`);
   return 0;
 }
 
@@ -13,13 +15,13 @@ export const STATUS_NOT_UP = 3;
 
 export async function runStatus(name: string, opts: { json?: boolean }): Promise<number> {
   validateName(name);
-  const st = readState(name);
-  if (!st || isFromEarlierBoot(st)) {
+  const view = (await inspectAll()).find((v) => v.state.name === name);
+  if (!view) {
     if (opts.json) process.stdout.write(JSON.stringify({ name, up: false }) + '\n');
     else process.stdout.write(`${name}: not up\n`);
     return STATUS_NOT_UP;
   }
-  const s = statusJson(st);
+  const s = statusJson(view);
   process.stdout.write((opts.json ? JSON.stringify(s, null, 2) : statusText(s)) + '\n');
   return s.up ? 0 : STATUS_NOT_UP;
 }

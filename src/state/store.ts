@@ -5,12 +5,16 @@ import { bootId } from '../sys/proc.js';
 import { paths } from './paths.js';
 
 // A process using the namespace: pid + start time (pids are reused; the pair is not).
+// 'exec': an `nsroute exec`/`shell` (the nsroute process itself, which outlives its command).
+// 'process': a process found running inside with no live exec left, e.g. a daemon a command
+// left behind, or a command whose nsroute was SIGKILLed. Absent in older states: 'exec'.
 export interface Holder {
   pid: number;
   startTime: number;
   command: string[];
   user: string;
   since: string;
+  kind?: 'exec' | 'process';
 }
 
 export type Status = 'creating' | 'up' | 'tearing-down';

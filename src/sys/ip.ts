@@ -34,13 +34,12 @@ export async function netnsDel(name: string): Promise<void> {
   await ipIgnoringGone(['netns', 'del', name]);
 }
 
-export async function netnsPids(name: string): Promise<number[]> {
-  const { stdout, exitCode } = await run(['ip', 'netns', 'pids', name], { allowFail: true });
-  if (exitCode !== 0) return [];
-  return stdout.split('\n').filter(Boolean).map(Number);
-}
-
 export async function routeGet(ip: string): Promise<unknown> {
   const { stdout, exitCode } = await run(['ip', '-j', 'route', 'get', ip], { allowFail: true });
   return exitCode === 0 && stdout.trim() ? JSON.parse(stdout) : [];
+}
+
+// The owner tag of a veth nsroute made (net/tag.ts).
+export async function setLinkAlias(dev: string, alias: string): Promise<void> {
+  await run(['ip', 'link', 'set', 'dev', dev, 'alias', alias]);
 }

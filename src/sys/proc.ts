@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, readdirSync, readlinkSync, statSync } from 'node:fs';
 
 // Start time of a process in clock ticks since boot (field 22 of /proc/PID/stat). A pid
 // alone is not an identity: pids are reused, pid + start time is not.
@@ -25,5 +25,51 @@ export function bootId(): string {
     return readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
   } catch {
     return 'unknown';
+  }
+}
+
+// The processes whose network namespace is the one mounted at nsPath (what `ip netns pids`
+// prints), read straight from /proc: no spawn, so every command can afford it.
+export function netnsProcesses(nsPath: string): number[] {
+  let ino: number;
+  try {
+    const st = statSync(nsPath);
+    // A dead placeholder file (no nsfs mount on it) has some tmpfs inode number that could
+    // equal a live namespace's: only an nsfs inode identifies a namespace.
+    if (st.dev !== statSync('/proc/self/ns/net').dev) return [];
+    ino = st.ino;
+  } catch {
+    return [];
+  }
+  const want = `net:[${ino}]`;
+  const out: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      if (readlinkSync(`/proc/${entry}/ns/net`) === want) out.push(Number(entry));
+    } catch {
+      /* gone meanwhile, or a kernel thread */
+    }
+  }
+  return out.sort((a, b) => a - b);
+}
+
+export interface ProcessInfo {
+  pid: number;
+  startTime: number;
+  command: string[];
+  uid: number;
+}
+
+export function processInfo(pid: number): ProcessInfo | undefined {
+  try {
+    const startTime = processStartTime(pid);
+    const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean);
+    const uidLine = readFileSync(`/proc/${pid}/status`, 'utf8').match(/^Uid:\s+(\d+)/m);
+    if (startTime === undefined) return undefined;
+    const comm = cmdline.length > 0 ? cmdline : [`[${readFileSync(`/proc/${pid}/comm`, 'utf8').trim()}]`];
+    return { pid, startTime, command: comm, uid: Number(uidLine?.[1] ?? -1) };
+  } catch {
+    return undefined;
   }
 }

@@ -1,0 +1,80 @@
+import { MARK_BASE, MAX_UPLINKS, RULE_PREF, TABLE_BASE, uplinkRuleArgs } from '../plan/plan.js';
+import { parseRoutes, parseRules } from '../net/iproute-json.js';
+import { renderNftRuleset } from '../net/nft.js';
+import { ipIgnoringGone, ipJson } from '../sys/ip.js';
+import { nftApply, nftTableExists } from '../sys/nft.js';
+import { isDeadNetnsFile, removeIfExists } from '../sys/fsx.js';
+import { withHostLock } from '../state/lock.js';
+import { allStates, knownNames, readHostState, readState } from '../state/store.js';
+import { namesWithFileRecords, nftMembers, recordedFiles, undoNetnsFiles, undoStep } from './executors.js';
+import { emptyReport, forgetEarlierBoots, isLiveNetns, netnsPath, recoverLost, sweep, type SweepReport } from './lifecycle.js';
+
+// The unreachable fallback route nsroute puts in every uplink table (plan.ts): a table in
+// nsroute's range holding it, and nothing but default routes, is one of ours.
+const FALLBACK_METRIC = 4278190080;
+
+// Uplink rules and tables nobody's state refers to any more (their state was lost). Only
+// objects with nsroute's shape are touched: rule priority, mark range and table range, and a
+// table holding nsroute's fallback route and nothing but default routes.
+async function removeOrphanUplinks(report: SweepReport): Promise<void> {
+  const used = new Set(allStates().flatMap((s) => (s.config.uplink ? [s.config.uplink.table] : [])));
+  const inRange = (t: number | undefined): t is number => t !== undefined && t > TABLE_BASE && t <= TABLE_BASE + MAX_UPLINKS;
+  const [rulesJson, routesJson] = await Promise.all([ipJson(['-4', '-N', 'rule', 'show']), ipJson(['-4', '-N', 'route', 'show', 'table', 'all'])]);
+  for (const r of parseRules(rulesJson)) {
+    if (r.priority !== RULE_PREF || !inRange(r.table) || used.has(r.table)) continue;
+    if (r.fwmark === undefined || r.fwmark <= MARK_BASE || r.fwmark > MARK_BASE + MAX_UPLINKS) continue;
+    await ipIgnoringGone(['rule', 'del', ...uplinkRuleArgs({ dev: '', table: r.table, mark: r.fwmark, pref: r.priority })]);
+    report.removed.push({ object: 'rule', name: `fwmark 0x${r.fwmark.toString(16)} lookup ${r.table}` });
+  }
+  const routes = parseRoutes(routesJson).filter((r) => inRange(r.table) && !used.has(r.table));
+  for (const table of new Set(routes.map((r) => r.table))) {
+    const rs = routes.filter((r) => r.table === table);
+    const ours = rs.every((r) => r.dst === 'default') && rs.some((r) => r.type === 'unreachable' && r.metric === FALLBACK_METRIC);
+    if (!ours) continue;
+    await ipIgnoringGone(['route', 'flush', 'table', String(table)]);
+    report.removed.push({ object: 'route-table', name: String(table) });
+  }
+}
+
+// /etc/netns/NAME files nsroute wrote for a NAME that has no state and no namespace any more.
+function removeOrphanFiles(report: SweepReport): void {
+  for (const name of namesWithFileRecords()) {
+    if (readState(name)) continue;
+    if (isLiveNetns(name)) {
+      report.kept.push({ name, reason: `its files under /etc/netns/${name} belong to a namespace nsroute cannot read back; \`nsroute down ${name}\` after removing it by hand` });
+      continue;
+    }
+    undoNetnsFiles(name, recordedFiles(name));
+    if (isDeadNetnsFile(netnsPath(name))) removeIfExists(netnsPath(name));
+    report.removed.push({ object: 'files', name: `/etc/netns/${name}` });
+  }
+}
+
+// gc: everything `sweep` does for one NAME, for all of them, plus what only a full scan finds:
+// namespaces whose run dir state was lost (recovered from the kernel's owner tags), and
+// leftovers with nsroute's tags and no state behind them. Then the shared objects are made
+// to match the states that remain: the nft table, and the forwarding sysctls once none do.
+export async function gc(): Promise<SweepReport> {
+  return withHostLock(async () => {
+    const report = emptyReport();
+    await forgetEarlierBoots(report);
+    await recoverLost(report);
+    const names = new Set([...knownNames(), ...allStates().map((s) => s.name)]);
+    for (const name of names) await sweep(name, report);
+    await removeOrphanUplinks(report);
+    const states = allStates();
+    const hadTable = await nftTableExists();
+    if (states.length > 0 || hadTable) await nftApply(renderNftRuleset(nftMembers(states.map((s) => s.config))));
+    if (states.length === 0 && hadTable) report.removed.push({ object: 'nft-table', name: 'inet nsroute' });
+    removeOrphanFiles(report);
+    if (states.length === 0 && readHostState().forwarding) {
+      await undoStep({ kind: 'ip-forward' }, { name: '', others: () => [] });
+      report.removed.push({ object: 'sysctl', name: 'forwarding (restored to the saved values)' });
+    }
+    return report;
+  });
+}
+
+export function reportIsEmpty(r: SweepReport): boolean {
+  return Object.values(r).every((v) => v.length === 0);
+}
