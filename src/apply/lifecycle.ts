@@ -53,12 +53,16 @@ export function liveHolders(st: NamespaceState): Holder[] {
 }
 
 // Processes running inside NAME, as holders: what keeps a namespace whose execs are gone
-// (a daemon a command left behind, or a command whose nsroute was SIGKILLed).
+// (a daemon a command left behind, or a command whose nsroute was SIGKILLed). Only the
+// topmost ones (parent outside NAME): their children come and go with them, and if such a
+// parent ends first, its children are re-parented and found at the next look.
 export async function processHolders(name: string): Promise<Holder[]> {
+  const pids = netnsProcesses(netnsPath(name));
+  const inside = new Set(pids);
   const out: Holder[] = [];
-  for (const pid of netnsProcesses(netnsPath(name))) {
+  for (const pid of pids) {
     const info = processInfo(pid);
-    if (!info) continue;
+    if (!info || inside.has(info.ppid)) continue;
     const user = (await lookupAccount(String(info.uid)))?.name ?? String(info.uid);
     out.push({ pid, startTime: info.startTime, command: info.command, user, since: new Date().toISOString(), kind: 'process' });
   }

@@ -56,6 +56,7 @@ export function netnsProcesses(nsPath: string): number[] {
 
 export interface ProcessInfo {
   pid: number;
+  ppid: number;
   startTime: number;
   command: string[];
   uid: number;
@@ -65,10 +66,12 @@ export function processInfo(pid: number): ProcessInfo | undefined {
   try {
     const startTime = processStartTime(pid);
     const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean);
-    const uidLine = readFileSync(`/proc/${pid}/status`, 'utf8').match(/^Uid:\s+(\d+)/m);
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const uidLine = status.match(/^Uid:\s+(\d+)/m);
+    const ppid = Number(status.match(/^PPid:\s+(\d+)/m)?.[1] ?? 0);
     if (startTime === undefined) return undefined;
     const comm = cmdline.length > 0 ? cmdline : [`[${readFileSync(`/proc/${pid}/comm`, 'utf8').trim()}]`];
-    return { pid, startTime, command: comm, uid: Number(uidLine?.[1] ?? -1) };
+    return { pid, ppid, startTime, command: comm, uid: Number(uidLine?.[1] ?? -1) };
   } catch {
     return undefined;
   }
