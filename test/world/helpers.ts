@@ -61,9 +61,11 @@ export function probeName(tag: string): string {
 export interface StatusJson {
   name: string;
   up: boolean;
+  status: 'up' | 'stale' | 'interrupted' | 'untracked';
+  needsGc: boolean;
   persistent: boolean;
   mode: string;
-  holders: { pid: number; startTime: number; command: string[]; user: string; since: string }[];
+  holders: { pid: number; startTime: number; command: string[]; user: string; since: string; kind: 'exec' | 'process' }[];
   hostInterface: string;
   namespaceInterface: string;
   subnet: string;
@@ -73,7 +75,8 @@ export interface StatusJson {
   dev: string | null;
   table: number | null;
   dns: string[];
-  createdAt: string;
+  dnsSource: string;
+  createdAt: string | null;
 }
 
 export async function statusJson(w: World, name: string): Promise<StatusJson> {

@@ -1,0 +1,148 @@
+// Fault injection: nsroute is SIGKILLed right after each step of bringing a namespace up and
+// of tearing it down (NSROUTE_TEST_CRASH, src/apply/crash.ts). After `nsroute gc` (or just the
+// next command on that NAME) the fake host is exactly as before and the next exec works, also
+// when another namespace shares the uplink, the nft table and the forwarding sysctls.
+import { existsSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createWorld, DNS_SERVER, HOST_SLOW_ADDR, SLOW_GW, type RunResult, type Snapshot, type World } from '../world/world.js';
+import { expectOk, PATH4, show } from '../world/helpers.js';
+
+let w: World;
+let clean: Snapshot;
+beforeAll(async () => {
+  w = await createWorld();
+  clean = await w.snapshot();
+});
+afterAll(async () => {
+  await w?.destroy();
+});
+
+const ROUTE = ['--via', SLOW_GW, '--dns', DNS_SERVER];
+// netns-add, veth-add, ns-config, netns-files, ip-forward, uplink-route, nft-sync
+const STEPS_WITH_UPLINK = 7;
+
+function crashingExec(name: string, crash: string): Promise<RunResult> {
+  return w.nsroute(['exec', name, ...ROUTE, '--', ...PATH4], { env: { NSROUTE_TEST_CRASH: crash } });
+}
+
+async function gcJson(): Promise<Record<string, unknown[]>> {
+  const r = await w.nsroute(['gc', '--json']);
+  expectOk(r);
+  return JSON.parse(r.stdout) as Record<string, unknown[]>;
+}
+
+async function expectWorks(name: string): Promise<void> {
+  const r = await w.nsroute(['exec', name, ...ROUTE, '--', ...PATH4]);
+  expect(r.exitCode, show(r)).toBe(0);
+  expect(r.stdout.trim()).toBe(`slow ${HOST_SLOW_ADDR}`);
+}
+
+// Runs the crash at every k of PHASE until nsroute no longer crashes; returns how many crashed.
+async function everyStep(phase: 'apply' | 'undo', check: (k: number, r: RunResult) => Promise<void>): Promise<number> {
+  let crashed = 0;
+  for (let k = 0; k < 20; k++) {
+    const name = w.name(`${phase[0]}${k}`);
+    const r = await crashingExec(name, `${phase}:${k}`);
+    if (r.signal !== 'SIGKILL') {
+      expect(r.exitCode, show(r)).toBe(0); // past the last step: a normal run
+      break;
+    }
+    crashed++;
+    await check(k, r);
+  }
+  return crashed;
+}
+
+describe('SIGKILL right after each step of bringing a namespace up', () => {
+  it('gc rolls it back: the host is exactly as before, and the next exec works', async () => {
+    const crashed = await everyStep('apply', async (k, r) => {
+      const name = w.name(`a${k}`);
+      expect(r.stdout, `crash after step ${k} must come before the command`).toBe('');
+      const report = await gcJson();
+      expect(report.rolledBack, `step ${k}`).toEqual([name]);
+      expect(await w.snapshot(), `after gc, crash after step ${k}`).toEqual(clean);
+      expect(w.netnsExists(name)).toBe(false);
+      expect(existsSync(`/etc/netns/${name}`)).toBe(false);
+      await expectWorks(name);
+      expect(await w.snapshot()).toEqual(clean);
+    });
+    expect(crashed).toBe(STEPS_WITH_UPLINK);
+  });
+
+  it('without gc, the next command on the NAME cleans up first', async () => {
+    for (const k of [0, 3, 6]) {
+      const name = w.name(`n${k}`);
+      const r = await crashingExec(name, `apply:${k}`);
+      expect(r.signal, show(r)).toBe('SIGKILL');
+      await expectWorks(name);
+      expect(await w.snapshot(), `crash after step ${k}`).toEqual(clean);
+    }
+  });
+
+  it('with a neighbour on the same uplink: gc undoes only the crashed one', async () => {
+    const neighbour = w.name('nb1');
+    expectOk(await w.nsroute(['up', neighbour, ...ROUTE]));
+    const withNeighbour = await w.snapshot();
+    try {
+      for (let k = 0; k < STEPS_WITH_UPLINK; k++) {
+        const name = w.name(`m${k}`);
+        const r = await crashingExec(name, `apply:${k}`);
+        expect(r.signal, show(r)).toBe('SIGKILL');
+        expect((await gcJson()).rolledBack).toEqual([name]);
+        expect(await w.snapshot(), `crash after step ${k}`).toEqual(withNeighbour);
+        await expectWorks(neighbour);
+      }
+    } finally {
+      expectOk(await w.nsroute(['down', neighbour]));
+    }
+    expect(await w.snapshot()).toEqual(clean);
+  });
+});
+
+describe('SIGKILL right after each step of tearing a namespace down', () => {
+  it('gc finishes the teardown: the host is exactly as before, and the next exec works', async () => {
+    const crashed = await everyStep('undo', async (k, r) => {
+      const name = w.name(`u${k}`);
+      // The command ran to the end before teardown started.
+      expect(r.stdout.trim()).toBe(`slow ${HOST_SLOW_ADDR}`);
+      const report = await gcJson();
+      expect(report.finished, `undo of step ${k}`).toEqual([name]);
+      expect(await w.snapshot(), `after gc, crash after undoing step ${k}`).toEqual(clean);
+      expect(w.netnsExists(name)).toBe(false);
+      await expectWorks(name);
+      expect(await w.snapshot()).toEqual(clean);
+    });
+    expect(crashed).toBe(STEPS_WITH_UPLINK);
+  });
+
+  it('with a neighbour on the same uplink: the neighbour keeps working throughout', async () => {
+    const neighbour = w.name('nb2');
+    expectOk(await w.nsroute(['up', neighbour, ...ROUTE]));
+    const withNeighbour = await w.snapshot();
+    try {
+      for (let k = 0; k < STEPS_WITH_UPLINK; k++) {
+        const name = w.name(`v${k}`);
+        const r = await crashingExec(name, `undo:${k}`);
+        expect(r.signal, show(r)).toBe('SIGKILL');
+        expect((await gcJson()).finished).toEqual([name]);
+        expect(await w.snapshot(), `crash after undoing step ${k}`).toEqual(withNeighbour);
+        await expectWorks(neighbour);
+      }
+    } finally {
+      expectOk(await w.nsroute(['down', neighbour]));
+    }
+    expect(await w.snapshot()).toEqual(clean);
+  });
+
+  it('a crashed `down` is finished by the next `down`', async () => {
+    const name = w.name('d1');
+    expectOk(await w.nsroute(['up', name, ...ROUTE]));
+    const r = await w.nsroute(['down', name], { env: { NSROUTE_TEST_CRASH: 'undo:3' } });
+    expect(r.signal, show(r)).toBe('SIGKILL');
+    const list = JSON.parse((await w.nsroute(['list', '--json'])).stdout) as { name: string; status: string; needsGc: boolean }[];
+    expect(list).toEqual([expect.objectContaining({ name, status: 'interrupted', needsGc: true })]);
+    const again = await w.nsroute(['down', name, '--json']);
+    expectOk(again);
+    expect(await w.snapshot()).toEqual(clean);
+  });
+});

@@ -1,0 +1,220 @@
+// gc and the lifecycle edge cases around it: SIGKILL of `nsroute exec` (the command keeps
+// running and keeps its network; the namespace goes after it ends), daemons left behind,
+// the run dir removed by hand while namespaces exist, down twice, down of an unknown NAME,
+// and gc with nothing to do.
+import { existsSync, rmSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createWorld, DNS_SERVER, HOST_SLOW_ADDR, SLOW_GW, waitFor, type Snapshot, type World } from '../world/world.js';
+import { expectOk, holdScript, marker, PATH4, show, statusJson, waitForFile } from '../world/helpers.js';
+
+let w: World;
+let clean: Snapshot;
+beforeAll(async () => {
+  w = await createWorld();
+  clean = await w.snapshot();
+});
+afterAll(async () => {
+  await w?.destroy();
+});
+
+const ROUTE = ['--via', SLOW_GW, '--dns', DNS_SERVER];
+
+interface Report {
+  forgotten: string[];
+  recovered: string[];
+  rolledBack: string[];
+  finished: string[];
+  tornDown: string[];
+  droppedHolders: { name: string; pid: number; command: string[] }[];
+  foundProcesses: { name: string; pids: number[] }[];
+  removed: { object: string; name: string }[];
+  kept: { name: string; reason: string }[];
+}
+
+async function gc(): Promise<Report> {
+  const r = await w.nsroute(['gc', '--json']);
+  expectOk(r);
+  return JSON.parse(r.stdout) as Report;
+}
+
+async function slowPath(name: string): Promise<string> {
+  const r = await w.nsroute(['exec', name, ...ROUTE, '--', ...PATH4]);
+  expect(r.exitCode, show(r)).toBe(0);
+  return r.stdout.trim();
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+describe('gc with nothing to do, down twice, down of an unknown NAME', () => {
+  it('gc on a clean host does nothing and says so', async () => {
+    const text = await w.nsroute(['gc']);
+    expectOk(text);
+    expect(text.stdout.trim()).toBe('nothing to clean up');
+    const report = await gc();
+    expect(Object.values(report).every((v) => Array.isArray(v) && v.length === 0), JSON.stringify(report)).toBe(true);
+    expect(await w.snapshot()).toEqual(clean);
+  });
+
+  it('gc leaves a namespace in use alone', async () => {
+    const n = w.name('g0');
+    expectOk(await w.nsroute(['up', n, ...ROUTE]));
+    const up = await w.snapshot();
+    try {
+      const report = await gc();
+      expect(report.tornDown).toEqual([]);
+      expect(report.rolledBack).toEqual([]);
+      expect(await w.snapshot()).toEqual(up);
+      expect(await slowPath(n)).toBe(`slow ${HOST_SLOW_ADDR}`);
+    } finally {
+      expectOk(await w.nsroute(['down', n]));
+    }
+  });
+
+  it('down of an unknown NAME and a second down both succeed and change nothing', async () => {
+    const unknown = await w.nsroute(['down', w.name('never'), '--json']);
+    expectOk(unknown);
+    expect(JSON.parse(unknown.stdout)).toEqual({ name: w.name('never'), wasUp: false, ended: [] });
+    const n = w.name('g1');
+    expectOk(await w.nsroute(['up', n, ...ROUTE]));
+    const first = await w.nsroute(['down', n, '--json']);
+    expect(JSON.parse(first.stdout)).toMatchObject({ wasUp: true });
+    const second = await w.nsroute(['down', n]);
+    expectOk(second);
+    expect(second.stderr).toMatch(/not up; nothing to do/);
+    expect(await w.snapshot()).toEqual(clean);
+  });
+});
+
+describe('SIGKILL of nsroute exec', () => {
+  it('the command keeps running and keeps its network; after it ends, gc removes the namespace', async () => {
+    const n = w.name('k1');
+    const [ready, stop] = [marker(w, 'k1-ready'), marker(w, 'k1-stop')];
+    const p = w.spawnNsroute(['exec', n, ...ROUTE, '--', ...holdScript(ready, stop)]);
+    await waitForFile(ready);
+    const commandPid = (await statusJson(w, n)).holders[0]!.pid; // nsroute itself
+    expect(commandPid).toBe(p.pid);
+    p.kill('SIGKILL');
+    await waitFor(() => !pidAlive(p.pid), 'nsroute to die');
+
+    // The namespace is still there for the command; list shows the process as its holder.
+    const st = await statusJson(w, n);
+    expect(st.holders).toEqual([expect.objectContaining({ kind: 'process', command: ['sh', '-c', expect.stringContaining(stop)] })]);
+    const report = await gc();
+    expect(report.droppedHolders).toEqual([expect.objectContaining({ name: n, pid: p.pid })]);
+    expect(report.foundProcesses).toEqual([expect.objectContaining({ name: n })]);
+    expect(report.tornDown).toEqual([]);
+    expect(w.netnsExists(n)).toBe(true);
+    // Another exec joins it and goes the chosen way; leaving does not remove it under the command.
+    expect(await slowPath(n)).toBe(`slow ${HOST_SLOW_ADDR}`);
+    expect(w.netnsExists(n)).toBe(true);
+
+    expect(report.foundProcesses[0]!.pids).toEqual([st.holders[0]!.pid]);
+    const shPid = st.holders[0]!.pid;
+    await import('node:fs').then((fs) => fs.writeFileSync(stop, ''));
+    await waitFor(() => !pidAlive(shPid), 'the command to end');
+    const after = await gc();
+    expect(after.tornDown).toEqual([n]);
+    expect(await w.snapshot()).toEqual(clean);
+  });
+
+  it('when the command ended too, the next exec of the NAME cleans up without the user noticing', async () => {
+    const n = w.name('k2');
+    const [ready, stop] = [marker(w, 'k2-ready'), marker(w, 'k2-stop')];
+    const p = w.spawnNsroute(['exec', n, ...ROUTE, '--', ...holdScript(ready, stop)]);
+    await waitForFile(ready);
+    const holderPid = (await statusJson(w, n)).holders[0]!.pid;
+    p.kill('SIGKILL');
+    await import('node:fs').then((fs) => fs.writeFileSync(stop, ''));
+    await waitFor(async () => (await statusJson(w, n)).status === 'stale', 'the namespace to be unused');
+    expect(pidAlive(holderPid)).toBe(false);
+    // The next exec sweeps the stale one away and makes a fresh one.
+    expect(await slowPath(n)).toBe(`slow ${HOST_SLOW_ADDR}`);
+    expect(await w.snapshot()).toEqual(clean);
+  });
+});
+
+describe('processes left behind', () => {
+  it('a daemon started by the command keeps an ephemeral namespace up until it ends', async () => {
+    const n = w.name('b1');
+    const stop = marker(w, 'b1-stop');
+    const r = await w.nsroute(['exec', n, ...ROUTE, '--', 'sh', '-c', `(while [ ! -e '${stop}' ]; do sleep 0.05; done) >/dev/null 2>&1 & echo $!`]);
+    expectOk(r);
+    expect(r.stderr).toMatch(new RegExp(`${n} stays up while processes started in it still run`));
+    const daemon = Number(r.stdout.trim());
+    const st = await statusJson(w, n);
+    expect(st.up).toBe(true);
+    expect(st.holders.map((h) => h.pid)).toContain(daemon);
+    // down refuses while it runs.
+    const down = await w.nsroute(['down', n]);
+    expect(down.exitCode, show(down)).toBe(2);
+    expect(down.stderr).toMatch(String(daemon));
+    await import('node:fs').then((fs) => fs.writeFileSync(stop, ''));
+    await waitFor(() => !pidAlive(daemon), 'the daemon to end');
+    expect((await gc()).tornDown).toEqual([n]);
+    expect(await w.snapshot()).toEqual(clean);
+  });
+});
+
+describe('the run dir removed by hand while namespaces exist', () => {
+  it('list says so, gc recovers both, and they are managed (and undone) exactly as before', async () => {
+    const persistent = w.name('r1');
+    const ephemeral = w.name('r2');
+    expectOk(await w.nsroute(['up', persistent, ...ROUTE]));
+    const [ready, stop] = [marker(w, 'r2-ready'), marker(w, 'r2-stop')];
+    const holder = w.spawnNsroute(['exec', ephemeral, '--', ...holdScript(ready, stop)]);
+    await waitForFile(ready);
+    const before = await w.snapshot();
+    const statusBefore = await statusJson(w, persistent);
+
+    rmSync(w.runDir, { recursive: true, force: true });
+
+    const list = await w.nsroute(['list', '--json']);
+    expectOk(list);
+    const rows = JSON.parse(list.stdout) as { name: string; status: string; needsGc: boolean; persistent: boolean }[];
+    expect(rows).toEqual([
+      expect.objectContaining({ name: persistent, status: 'untracked', needsGc: true, persistent: true }),
+      expect.objectContaining({ name: ephemeral, status: 'untracked', needsGc: true, persistent: false }),
+    ]);
+    const text = await w.nsroute(['list']);
+    expect(text.stderr).toMatch(/state under the run dir is missing.*nsroute gc/);
+
+    const report = await gc();
+    expect(report.recovered.sort()).toEqual([persistent, ephemeral].sort());
+    expect(await w.snapshot()).toEqual(before);
+    const recovered = await statusJson(w, persistent);
+    const { holders: _h1, createdAt: _c1, dnsSource: _d1, ...same } = statusBefore;
+    expect(recovered).toMatchObject({ ...same, status: 'up', needsGc: false });
+    expect(recovered.dnsSource).toBe('recovered');
+    expect(await slowPath(persistent)).toBe(`slow ${HOST_SLOW_ADDR}`);
+
+    // The ephemeral one is held by its command; when it ends, its exec tears it down.
+    expect((await statusJson(w, ephemeral)).holders).toEqual([expect.objectContaining({ kind: 'process' })]);
+    await import('node:fs').then((fs) => fs.writeFileSync(stop, ''));
+    expectOk(await holder.result);
+    expect(w.netnsExists(ephemeral)).toBe(false);
+
+    // The saved forwarding sysctls were outside the run dir: down restores them exactly.
+    expectOk(await w.nsroute(['down', persistent]));
+    expect(await w.snapshot()).toEqual(clean);
+    expect(existsSync(`/etc/netns/${persistent}`)).toBe(false);
+  });
+
+  it('gc removes leftovers whose namespace is gone too: uplink rule and table, nft table, files, sysctls', async () => {
+    const n = w.name('r3');
+    expectOk(await w.nsroute(['up', n, ...ROUTE]));
+    rmSync(w.runDir, { recursive: true, force: true });
+    expectOk(await w.inHost(['ip', 'netns', 'del', n])); // the veth goes with it
+    const report = await gc();
+    expect(report.removed.map((o) => o.object).sort()).toEqual(['files', 'nft-table', 'route-table', 'rule', 'sysctl']);
+    expect(await w.snapshot()).toEqual(clean);
+    expect(existsSync(`/etc/netns/${n}`)).toBe(false);
+    expect(Object.values(await gc()).every((v) => v.length === 0)).toBe(true);
+  });
+});
