@@ -19,7 +19,7 @@ export async function applySteps(steps: readonly Step[], journal: Journal, ctx: 
       }
       throw err;
     }
-    crashPoint('apply', i);
+    await crashPoint('apply', i);
     journal.done(i);
   }
 }
@@ -35,7 +35,7 @@ export async function undoJournal(journal: Journal, ctx: StepContext): Promise<v
     } catch (e) {
       errors.push(e as Error);
     }
-    crashPoint('undo', i);
+    await crashPoint('undo', i);
   }
   if (errors.length > 0) throw new AggregateSysError(errors);
   journal.remove();

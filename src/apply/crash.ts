@@ -1,10 +1,21 @@
-// Test-only fault injection: NSROUTE_TEST_CRASH=PHASE:K makes nsroute SIGKILL itself right
-// after step K of PHASE ('apply': bringing a namespace up; 'undo': teardown or rollback,
-// K being the step's index in the journal). It proves that a crash at any step boundary is
-// cleaned up by `nsroute gc` (test/integration/faults.test.ts). Unset in real use.
+import { existsSync, writeFileSync } from 'node:fs';
+
+// Test-only fault injection, unset in real use (test/integration/faults.test.ts):
+// NSROUTE_TEST_CRASH=PHASE:K makes nsroute SIGKILL itself right after step K of PHASE
+// ('apply': bringing a namespace up; 'undo': teardown or rollback, K being the step's index
+// in the journal), to prove that a crash at any step boundary is cleaned up by `nsroute gc`.
+// NSROUTE_TEST_PAUSE=PHASE:K:FILE makes it stop there, create FILE.reached, and go on once
+// FILE exists, so a test can send signals in the middle of a teardown.
 export type CrashPhase = 'apply' | 'undo';
 
-export function crashPoint(phase: CrashPhase, k: number): void {
-  const want = process.env.NSROUTE_TEST_CRASH;
-  if (want && want === `${phase}:${k}`) process.kill(process.pid, 'SIGKILL');
+export async function crashPoint(phase: CrashPhase, k: number): Promise<void> {
+  const crash = process.env.NSROUTE_TEST_CRASH;
+  if (crash && crash === `${phase}:${k}`) process.kill(process.pid, 'SIGKILL');
+  const pause = process.env.NSROUTE_TEST_PAUSE;
+  const at = `${phase}:${k}:`;
+  if (pause?.startsWith(at)) {
+    const file = pause.slice(at.length);
+    writeFileSync(`${file}.reached`, '');
+    while (!existsSync(file)) await new Promise((r) => setTimeout(r, 20));
+  }
 }

@@ -2,10 +2,10 @@
 // of tearing it down (NSROUTE_TEST_CRASH, src/apply/crash.ts). After `nsroute gc` (or just the
 // next command on that NAME) the fake host is exactly as before and the next exec works, also
 // when another namespace shares the uplink, the nft table and the forwarding sysctls.
-import { existsSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createWorld, DNS_SERVER, HOST_SLOW_ADDR, SLOW_GW, type RunResult, type Snapshot, type World } from '../world/world.js';
-import { expectOk, PATH4, show } from '../world/helpers.js';
+import { createWorld, DNS_SERVER, HOST_SLOW_ADDR, sleep, SLOW_GW, type RunResult, type Snapshot, type World } from '../world/world.js';
+import { expectOk, marker, PATH4, show, waitForFile } from '../world/helpers.js';
 
 let w: World;
 let clean: Snapshot;
@@ -131,6 +131,22 @@ describe('SIGKILL right after each step of tearing a namespace down', () => {
     } finally {
       expectOk(await w.nsroute(['down', neighbour]));
     }
+    expect(await w.snapshot()).toEqual(clean);
+  });
+
+  it('SIGTERM and SIGINT arriving during teardown do not interrupt it', async () => {
+    const name = w.name('t1');
+    const pause = marker(w, 't1-pause');
+    const p = w.spawnNsroute(['exec', name, ...ROUTE, '--', 'sh', '-c', 'exit 7'], { env: { NSROUTE_TEST_PAUSE: `undo:3:${pause}` } });
+    await waitForFile(`${pause}.reached`);
+    p.kill('SIGTERM');
+    p.kill('SIGINT');
+    p.kill('SIGHUP');
+    await sleep(100);
+    writeFileSync(pause, '');
+    const r = await p.result;
+    expect(r.exitCode, show(r)).toBe(7); // the command's own status
+    expect(w.netnsExists(name)).toBe(false);
     expect(await w.snapshot()).toEqual(clean);
   });
 
