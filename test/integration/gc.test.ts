@@ -206,6 +206,18 @@ describe('the run dir removed by hand while namespaces exist', () => {
     expect(existsSync(`/etc/netns/${persistent}`)).toBe(false);
   });
 
+  it('without gc, the next command on the NAME recovers it first', async () => {
+    const n = w.name('r4');
+    expectOk(await w.nsroute(['up', n, ...ROUTE]));
+    const up = await w.snapshot();
+    rmSync(w.runDir, { recursive: true, force: true });
+    expect(await slowPath(n)).toBe(`slow ${HOST_SLOW_ADDR}`);
+    expect(await statusJson(w, n)).toMatchObject({ status: 'up', persistent: true, needsGc: false });
+    expect(await w.snapshot()).toEqual(up);
+    expectOk(await w.nsroute(['down', n]));
+    expect(await w.snapshot()).toEqual(clean);
+  });
+
   it('gc removes leftovers whose namespace is gone too: uplink rule and table, nft table, files, sysctls', async () => {
     const n = w.name('r3');
     expectOk(await w.nsroute(['up', n, ...ROUTE]));
