@@ -118,10 +118,11 @@ export async function taggedVeths() {
 export async function recoverLost(report: SweepReport, only?: string): Promise<void> {
   for (const v of await taggedVeths()) {
     const name = v.tag.name;
-    if ((only !== undefined && name !== only) || readState(name) || existsSync(paths.journal(name))) continue;
+    if ((only !== undefined && name !== only) || readState(name)) continue;
     if (isLiveNetns(name) && v.config) {
       const persistent = v.tag.persistent;
       const journal = new Journal(paths.journal(name));
+      journal.remove(); // a journal left without its state: the rebuilt one covers the same steps
       stepsFor(v.config, { persistent }).forEach((step, i) => {
         journal.intend(i, step);
         journal.done(i);
@@ -152,6 +153,10 @@ export async function sweep(name: string, report = emptyReport()): Promise<Names
   if (!st) {
     const journal = new Journal(paths.journal(name));
     if (journal.intents().length > 0) {
+      if (netnsProcesses(netnsPath(name)).length > 0) {
+        report.kept.push({ name, reason: `its state file is missing and processes run inside; \`ip netns pids ${name}\` lists them` });
+        return undefined;
+      }
       await undoJournal(journal, contextFor(name));
       report.rolledBack.push(name);
     }

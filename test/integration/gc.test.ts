@@ -206,6 +206,18 @@ describe('the run dir removed by hand while namespaces exist', () => {
     expect(existsSync(`/etc/netns/${persistent}`)).toBe(false);
   });
 
+  it('only the state file removed (journal left): gc recovers it rather than undoing it', async () => {
+    const n = w.name('r5');
+    expectOk(await w.nsroute(['up', n, ...ROUTE]));
+    const up = await w.snapshot();
+    rmSync(`${w.runDir}/ns/${n}/state.json`);
+    expect((await gc()).recovered).toEqual([n]);
+    expect(await w.snapshot()).toEqual(up);
+    expect(await statusJson(w, n)).toMatchObject({ status: 'up', persistent: true });
+    expectOk(await w.nsroute(['down', n]));
+    expect(await w.snapshot()).toEqual(clean);
+  });
+
   it('without gc, the next command on the NAME recovers it first', async () => {
     const n = w.name('r4');
     expectOk(await w.nsroute(['up', n, ...ROUTE]));
