@@ -3,19 +3,13 @@
 // next command on that NAME) the fake host is exactly as before and the next exec works, also
 // when another namespace shares the uplink, the nft table and the forwarding sysctls.
 import { existsSync, writeFileSync } from 'node:fs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createWorld, DNS_SERVER, HOST_SLOW_ADDR, sleep, SLOW_GW, type RunResult, type Snapshot, type World } from '../world/world.js';
-import { expectOk, marker, PATH4, show, waitForFile } from '../world/helpers.js';
+import { describe, expect, it } from 'vitest';
+import { DNS_SERVER, HOST_SLOW_ADDR, sleep, SLOW_GW, type RunResult, type Snapshot, type World } from '../world/world.js';
+import { expectOk, marker, PATH4, show, waitForFile, useWorld } from '../world/helpers.js';
 
 let w: World;
 let clean: Snapshot;
-beforeAll(async () => {
-  w = await createWorld();
-  clean = await w.snapshot();
-});
-afterAll(async () => {
-  await w?.destroy();
-});
+useWorld((world, snapshot) => ((w = world), (clean = snapshot)));
 
 const ROUTE = ['--via', SLOW_GW, '--dns', DNS_SERVER];
 // netns-add, veth-add, ns-config, netns-files, ip-forward, uplink-route, nft-sync

@@ -3,19 +3,13 @@
 // the run dir removed by hand while namespaces exist, down twice, down of an unknown NAME,
 // and gc with nothing to do.
 import { existsSync, rmSync } from 'node:fs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createWorld, DNS_SERVER, HOST_SLOW_ADDR, SLOW_GW, waitFor, type Snapshot, type World } from '../world/world.js';
-import { expectOk, holdScript, marker, PATH4, show, statusJson, waitForFile } from '../world/helpers.js';
+import { describe, expect, it } from 'vitest';
+import { DNS_SERVER, HOST_SLOW_ADDR, SLOW_GW, waitFor, type Snapshot, type World } from '../world/world.js';
+import { expectOk, holdScript, marker, PATH4, show, statusJson, waitForFile, useWorld } from '../world/helpers.js';
 
 let w: World;
 let clean: Snapshot;
-beforeAll(async () => {
-  w = await createWorld();
-  clean = await w.snapshot();
-});
-afterAll(async () => {
-  await w?.destroy();
-});
+useWorld((world, snapshot) => ((w = world), (clean = snapshot)));
 
 const ROUTE = ['--via', SLOW_GW, '--dns', DNS_SERVER];
 

@@ -1,8 +1,7 @@
 // Profiles: $NSROUTE_CONFIG_DIR/NAME.toml carries the route options; flags override it;
 // a broken profile is a clear error naming the file, with the host unchanged.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
-  createWorld,
   DNS_SERVER,
   FAST_ANSWER,
   FAST_GW,
@@ -14,17 +13,11 @@ import {
   type Snapshot,
   type World,
 } from '../world/world.js';
-import { ahostsAddresses, expectOk, expectUserError, PATH4, probeName, show, statusJson } from '../world/helpers.js';
+import { ahostsAddresses, expectOk, expectUserError, PATH4, probeName, show, statusJson, useWorld } from '../world/helpers.js';
 
 let w: World;
 let clean: Snapshot;
-beforeAll(async () => {
-  w = await createWorld();
-  clean = await w.snapshot();
-});
-afterAll(async () => {
-  await w?.destroy();
-});
+useWorld((world, snapshot) => ((w = world), (clean = snapshot)));
 
 const pathAndDns = (probe: string) => ['sh', '-c', `${PATH4.join(' ')}; getent ahostsv4 ${probe}`];
 

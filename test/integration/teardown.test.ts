@@ -2,9 +2,8 @@
 // all tables, rules, nft ruleset and sysctls are identical to before, and only the namespace
 // being removed is affected.
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
-  createWorld,
   DNS_SERVER,
   FAST_GW,
   HOST_FAST_ADDR,
@@ -13,17 +12,11 @@ import {
   type Snapshot,
   type World,
 } from '../world/world.js';
-import { expectOk, holdScript, marker, PATH4, show, waitForFile } from '../world/helpers.js';
+import { expectOk, holdScript, marker, PATH4, show, waitForFile, useWorld } from '../world/helpers.js';
 
 let w: World;
 let clean: Snapshot;
-beforeAll(async () => {
-  w = await createWorld();
-  clean = await w.snapshot();
-});
-afterAll(async () => {
-  await w?.destroy();
-});
+useWorld((world, snapshot) => ((w = world), (clean = snapshot)));
 
 async function path(name: string): Promise<string> {
   const r = await w.nsroute(['exec', name, '--', ...PATH4]);

@@ -1,8 +1,8 @@
 // Small assertions and command lines shared by the integration tests.
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { expect } from 'vitest';
-import { PATH_PORT, PATH_SERVER, PATH_SERVER6, waitFor, type RunResult, type World } from './world.js';
+import { afterAll, beforeAll, expect } from 'vitest';
+import { createWorld, PATH_PORT, PATH_SERVER, PATH_SERVER6, waitFor, type RunResult, type Snapshot, type World, type WorldOptions } from './world.js';
 
 // Ask the path server which uplink we came through ("fast 10.99.1.2" / "slow 10.99.2.2").
 export const PATH4 = ['socat', '-T3', '-', `TCP4:${PATH_SERVER}:${PATH_PORT}`];
@@ -83,4 +83,17 @@ export async function statusJson(w: World, name: string): Promise<StatusJson> {
   const r = await w.nsroute(['status', name, '--json']);
   expect(r.exitCode, show(r)).toBe(0);
   return JSON.parse(r.stdout) as StatusJson;
+}
+
+// One world per test file, built before its tests (with a snapshot of the clean fake host)
+// and destroyed after them, also when they fail.
+export function useWorld(set: (w: World, clean: Snapshot) => void, opts?: WorldOptions): void {
+  let world: World | undefined;
+  beforeAll(async () => {
+    world = await createWorld(opts);
+    set(world, await world.snapshot());
+  });
+  afterAll(async () => {
+    await world?.destroy();
+  });
 }
