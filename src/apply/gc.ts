@@ -7,7 +7,7 @@ import { isDeadNetnsFile, removeIfExists } from '../sys/fsx.js';
 import { withHostLock } from '../state/lock.js';
 import { allStates, knownNames, readHostState, readState } from '../state/store.js';
 import { namesWithFileRecords, nftMembers, recordedFiles, undoNetnsFiles, undoStep } from './executors.js';
-import { emptyReport, forgetEarlierBoots, isLiveNetns, netnsPath, recoverLost, sweep, type SweepReport } from './lifecycle.js';
+import { emptyReport, forgetEarlierBoots, isLiveNetns, netnsPath, recoverLost, refuseInsideNamespace, sweep, type SweepReport } from './lifecycle.js';
 
 // The unreachable fallback route nsroute puts in every uplink table (plan.ts): a table in
 // nsroute's range holding it, and nothing but default routes, is one of ours.
@@ -55,6 +55,7 @@ function removeOrphanFiles(report: SweepReport): void {
 // leftovers with nsroute's tags and no state behind them. Then the shared objects are made
 // to match the states that remain: the nft table, and the forwarding sysctls once none do.
 export async function gc(): Promise<SweepReport> {
+  refuseInsideNamespace();
   return withHostLock(async () => {
     const report = emptyReport();
     await forgetEarlierBoots(report);

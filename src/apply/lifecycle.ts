@@ -9,7 +9,7 @@ import { parseTag, renderTag } from '../net/tag.js';
 import { parseAddrs, parseLinks } from '../net/iproute-json.js';
 import { gatherHostFacts } from '../sys/hostfacts.js';
 import { ipIgnoringGone, ipJson, netnsDel, setLinkAlias } from '../sys/ip.js';
-import { bootId, isSameProcessAlive, netnsProcesses, processInfo } from '../sys/proc.js';
+import { bootId, isSameProcessAlive, netnsInode, netnsProcesses, processInfo } from '../sys/proc.js';
 import { isDeadNetnsFile, readTextIfExists, removeIfExists } from '../sys/fsx.js';
 import { lookupAccount } from '../sys/users.js';
 import { withHostLock } from '../state/lock.js';
@@ -189,6 +189,18 @@ export async function sweep(name: string, report = emptyReport()): Promise<Names
   return st;
 }
 
+// nsroute must run in the host's network namespace: its lock lives there, and the links it
+// makes must be created there. Run from inside one of its namespaces (`nsroute shell`, then
+// `sudo nsroute ...`), it would do both wrong.
+export function refuseInsideNamespace(): void {
+  const self = netnsInode('/proc/self/ns/net');
+  if (self === undefined) return;
+  const inside = allStates().find((st) => netnsInode(netnsPath(st.name)) === self);
+  if (inside) {
+    throw new UserError(`nsroute is running inside its namespace ${inside.name}`, 'run it from the host (leave the `nsroute shell` first)');
+  }
+}
+
 // What every command does for the NAME it touches before acting on it.
 async function touch(name: string): Promise<NamespaceState | undefined> {
   await forgetEarlierBoots();
@@ -221,6 +233,7 @@ export interface UpResult {
 export async function bringUp(req: UpRequest): Promise<UpResult> {
   const { profile } = req;
   const name = profile.name;
+  refuseInsideNamespace();
   return withHostLock(async () => {
     const existing = await touch(name);
     if (existing) {
@@ -320,6 +333,7 @@ async function endProcesses(name: string, holders: readonly Holder[], graceMs = 
 }
 
 export async function takeDown(name: string, force: boolean): Promise<DownResult> {
+  refuseInsideNamespace();
   return withHostLock(async () => {
     const st = await touch(name);
     if (!st) {

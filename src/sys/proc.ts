@@ -28,19 +28,24 @@ export function bootId(): string {
   }
 }
 
+// The inode of a network namespace file (/proc/PID/ns/net or a /run/netns mount): equal
+// inodes on nsfs are the same namespace. undefined when it is not a live namespace.
+export function netnsInode(path: string): number | undefined {
+  try {
+    const st = statSync(path);
+    return st.dev === statSync('/proc/self/ns/net').dev ? st.ino : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 // The processes whose network namespace is the one mounted at nsPath (what `ip netns pids`
 // prints), read straight from /proc: no spawn, so every command can afford it.
 export function netnsProcesses(nsPath: string): number[] {
-  let ino: number;
-  try {
-    const st = statSync(nsPath);
-    // A dead placeholder file (no nsfs mount on it) has some tmpfs inode number that could
-    // equal a live namespace's: only an nsfs inode identifies a namespace.
-    if (st.dev !== statSync('/proc/self/ns/net').dev) return [];
-    ino = st.ino;
-  } catch {
-    return [];
-  }
+  // A dead placeholder file (no nsfs mount on it) has some tmpfs inode number that could
+  // equal a live namespace's: only an nsfs inode identifies a namespace.
+  const ino = netnsInode(nsPath);
+  if (ino === undefined) return [];
   const want = `net:[${ino}]`;
   const out: number[] = [];
   for (const entry of readdirSync('/proc')) {

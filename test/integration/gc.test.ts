@@ -4,7 +4,7 @@
 // and gc with nothing to do.
 import { existsSync, rmSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { DNS_SERVER, HOST_SLOW_ADDR, SLOW_GW, waitFor, type Snapshot, type World } from '../world/world.js';
+import { DNS_SERVER, HOST_SLOW_ADDR, NSROUTE_JS, SLOW_GW, waitFor, type Snapshot, type World } from '../world/world.js';
 import { expectOk, holdScript, marker, PATH4, show, statusJson, waitForFile, useWorld } from '../world/helpers.js';
 
 let w: World;
@@ -234,5 +234,19 @@ describe('the run dir removed by hand while namespaces exist', () => {
     expect(await w.snapshot()).toEqual(clean);
     expect(existsSync(`/etc/netns/${n}`)).toBe(false);
     expect(Object.values(await gc()).every((v) => v.length === 0)).toBe(true);
+  });
+});
+
+describe('nsroute run from inside one of its own namespaces', () => {
+  it('refuses with the fix, and changes nothing', async () => {
+    const outer = w.name('i1');
+    const inner = w.name('i2');
+    const r = await w.nsroute(['exec', outer, '--as-root', '--', process.execPath, NSROUTE_JS, 'exec', inner, '--', 'true']);
+    expect(r.exitCode, show(r)).toBe(125);
+    expect(r.stderr).toMatch(new RegExp(`nsroute: nsroute is running inside its namespace ${outer}; run it from the host`));
+    const down = await w.nsroute(['exec', outer, '--as-root', '--', process.execPath, NSROUTE_JS, 'gc']);
+    expect(down.exitCode, show(down)).toBe(2);
+    expect(w.netnsExists(inner)).toBe(false);
+    expect(await w.snapshot()).toEqual(clean);
   });
 });
