@@ -212,6 +212,22 @@ describe('the run dir removed by hand while namespaces exist', () => {
     expect(await w.snapshot()).toEqual(clean);
   });
 
+  it('an ephemeral NAME made persistent by `up` is recovered as persistent', async () => {
+    const n = w.name('r6');
+    const [ready, stop] = [marker(w, 'r6-ready'), marker(w, 'r6-stop')];
+    const holder = w.spawnNsroute(['exec', n, ...ROUTE, '--', ...holdScript(ready, stop)]);
+    await waitForFile(ready);
+    const up = await w.nsroute(['up', n, '--json']);
+    expect(JSON.parse(up.stdout)).toMatchObject({ created: false, persistent: true });
+    await import('node:fs').then((fs) => fs.writeFileSync(stop, ''));
+    expectOk(await holder.result);
+    rmSync(w.runDir, { recursive: true, force: true });
+    expect((await gc()).recovered).toEqual([n]);
+    expect(await statusJson(w, n)).toMatchObject({ status: 'up', persistent: true, holders: [] });
+    expectOk(await w.nsroute(['down', n]));
+    expect(await w.snapshot()).toEqual(clean);
+  });
+
   it('without gc, the next command on the NAME recovers it first', async () => {
     const n = w.name('r4');
     expectOk(await w.nsroute(['up', n, ...ROUTE]));
