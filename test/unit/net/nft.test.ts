@@ -58,8 +58,18 @@ describe('renderNftRuleset', () => {
 
   it('marks in prerouting and masquerades namespace traffic that leaves by a non-namespace interface', () => {
     const text = renderNftRuleset([A]);
-    expect(text).toMatch(/chain prerouting \{\s*type filter hook prerouting priority mangle; policy accept;\s*meta mark set iifname map @uplink_mark\s*\}/);
-    expect(text).toMatch(/chain postrouting \{\s*type nat hook postrouting priority srcnat; policy accept;\s*ip saddr @ns_nets4 oifname != @ns_ifaces masquerade\s*\}/);
+    expect(text).toMatch(
+      /chain prerouting \{\s*type filter hook prerouting priority mangle; policy accept;\s*meta mark set iifname map @uplink_mark ct mark set meta mark\s*ct direction reply ct mark & 0xffff0000 == 0x6e720000 meta mark set ct mark\s*\}/,
+    );
+    expect(text).toMatch(
+      /chain postrouting \{\s*type nat hook postrouting priority srcnat; policy accept;\s*ip saddr @ns_nets4 oifname != @ns_ifaces masquerade\s*ip6 saddr @ns_nets6 oifname != @ns_ifaces masquerade\s*\}/,
+    );
+  });
+
+  it('puts IPv6 blocks of --ipv6 nat members in ns_nets6', () => {
+    const text = renderNftRuleset([A, { ...B, subnet6: 'fd6e:7372:ae7:4::/64' }]);
+    expect(line(text, 'set ns_nets6')).toBe('set ns_nets6 { type ipv6_addr; flags interval; elements = { fd6e:7372:ae7:4::/64 }; }');
+    expect(line(renderNftRuleset([A]), 'set ns_nets6')).toBe('set ns_nets6 { type ipv6_addr; flags interval; }');
   });
 });
 
@@ -98,6 +108,7 @@ describe.skipIf(!canCheck)('renderNftRuleset accepted by nft -c (in a scratch ne
     ['one member without mark (empty map)', [B]],
     ['one member with mark', [A]],
     ['mixed members, hashed name, /31', [A, B, C]],
+    ['an IPv6 member', [{ ...A, subnet6: 'fd6e:7372:ae7:0::/64' }, B]],
   ])('accepts %s', (_label, members) => {
     const r = nftCheck(renderNftRuleset(members));
     expect(r.stderr).toBe('');
