@@ -1,0 +1,112 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { run } from './run.js';
+
+// Holes in another tool's FORWARD policy. Docker sets the iptables FORWARD policy to DROP
+// (ufw and others do similar); a packet dropped by any base chain at the forward hook is
+// dropped, whatever nsroute's own table says, so the namespaces' traffic has to be let
+// through in that chain itself. nsroute adds one chain of its own per iptables backend and
+// family, NSROUTE-FORWARD (accept from nsr* interfaces, and replies to them), jumped to
+// from the top of FORWARD. It touches only backends whose filter table already exists, so
+// a host without iptables rules keeps having none; the rules use the interface wildcard
+// nsr+, so they do not grow with the number of namespaces.
+export const CHAIN = 'NSROUTE-FORWARD';
+
+export interface Backend {
+  bin: string; // iptables-nft, ip6tables-legacy, ...
+  family: 4 | 6;
+  kind: 'nft' | 'legacy';
+}
+
+const BACKENDS: Backend[] = [
+  { bin: 'iptables-nft', family: 4, kind: 'nft' },
+  { bin: 'ip6tables-nft', family: 6, kind: 'nft' },
+  { bin: 'iptables-legacy', family: 4, kind: 'legacy' },
+  { bin: 'ip6tables-legacy', family: 6, kind: 'legacy' },
+];
+
+const SBIN = ['/usr/sbin', '/sbin', '/usr/bin', '/bin'];
+
+function binaryExists(bin: string): boolean {
+  return SBIN.some((d) => existsSync(`${d}/${bin}`));
+}
+
+// Does this backend have a filter table here? Checked without the iptables binary, which
+// could create the table just by listing it.
+async function hasFilterTable(b: Backend): Promise<boolean> {
+  if (b.kind === 'legacy') {
+    try {
+      return readFileSync(`/proc/net/${b.family === 4 ? 'ip' : 'ip6'}_tables_names`, 'utf8').split('\n').includes('filter');
+    } catch {
+      return false;
+    }
+  }
+  const r = await run(['nft', 'list', 'chain', b.family === 4 ? 'ip' : 'ip6', 'filter', 'FORWARD'], { allowFail: true });
+  return r.exitCode === 0;
+}
+
+async function ipt(b: Backend, args: readonly string[]): Promise<{ exitCode: number; stdout: string; stderr: string }> {
+  const r = await run([b.bin, '-w', '5', ...args], { allowFail: true });
+  return { exitCode: r.exitCode ?? 1, stdout: r.stdout, stderr: r.stderr };
+}
+
+async function mustIpt(b: Backend, args: readonly string[]): Promise<void> {
+  const r = await ipt(b, args);
+  if (r.exitCode !== 0) throw new Error(`${b.bin} ${args.join(' ')} failed: ${r.stderr.trim()}`);
+}
+
+// Backends whose FORWARD chain would stop the namespaces' traffic: policy DROP, or any rule
+// at all (a final DROP/REJECT rule is how ufw and others do it).
+async function restrictive(b: Backend): Promise<boolean> {
+  const r = await ipt(b, ['-S', 'FORWARD']);
+  if (r.exitCode !== 0) return false;
+  const lines = r.stdout.split('\n').filter(Boolean);
+  return lines.some((l) => l === '-P FORWARD DROP') || lines.some((l) => l.startsWith('-A FORWARD ') && !l.includes(`-j ${CHAIN}`));
+}
+
+export async function activeBackends(): Promise<Backend[]> {
+  const present = BACKENDS.filter((b) => binaryExists(b.bin));
+  const checks = await Promise.all(present.map(async (b) => ((await hasFilterTable(b)) ? b : undefined)));
+  return checks.filter((b): b is Backend => b !== undefined);
+}
+
+// Makes the holes exist where they are needed. Idempotent: run on every change and every
+// repair (a firewall reload removes them).
+export async function ensureForwardHoles(): Promise<void> {
+  for (const b of await activeBackends()) {
+    const has = (await ipt(b, ['-S', CHAIN])).exitCode === 0;
+    if (!has && !(await restrictive(b))) continue;
+    if (!has) await mustIpt(b, ['-N', CHAIN]);
+    const rules = (await ipt(b, ['-S', CHAIN])).stdout;
+    if (!rules.includes('-i nsr+')) await mustIpt(b, ['-A', CHAIN, '-i', 'nsr+', '-j', 'ACCEPT']);
+    if (!rules.includes('-o nsr+')) await mustIpt(b, ['-A', CHAIN, '-o', 'nsr+', '-m', 'conntrack', '--ctstate', 'RELATED,ESTABLISHED', '-j', 'ACCEPT']);
+    if ((await ipt(b, ['-C', 'FORWARD', '-j', CHAIN])).exitCode !== 0) await mustIpt(b, ['-I', 'FORWARD', '1', '-j', CHAIN]);
+  }
+}
+
+// Whether the holes are in place where they are needed (for `check`).
+export async function forwardHolesMissing(): Promise<string[]> {
+  const missing: string[] = [];
+  for (const b of await activeBackends()) {
+    if (!(await restrictive(b))) continue;
+    if ((await ipt(b, ['-C', 'FORWARD', '-j', CHAIN])).exitCode !== 0) missing.push(b.bin);
+  }
+  return missing;
+}
+
+// Backends where nsroute's chain exists (gc: leftovers once no namespace needs them).
+export async function forwardHolesPresent(): Promise<string[]> {
+  const out: string[] = [];
+  for (const b of await activeBackends()) if ((await ipt(b, ['-S', CHAIN])).exitCode === 0) out.push(b.bin);
+  return out;
+}
+
+export async function removeForwardHoles(): Promise<void> {
+  for (const b of await activeBackends()) {
+    if ((await ipt(b, ['-S', CHAIN])).exitCode !== 0) continue;
+    while ((await ipt(b, ['-D', 'FORWARD', '-j', CHAIN])).exitCode === 0) {
+      /* every jump, should there be more than one */
+    }
+    await mustIpt(b, ['-F', CHAIN]);
+    await mustIpt(b, ['-X', CHAIN]);
+  }
+}
