@@ -4,8 +4,10 @@ import { addRouteOptions } from './commands/options.js';
 import { runInNamespace, type ExecOptions } from './commands/exec.js';
 import { runUp } from './commands/up.js';
 import { runGc } from './commands/gc.js';
+import { runWatch } from './commands/watch.js';
 import { runDown } from './commands/down.js';
 import { runList, runStatus } from './commands/list.js';
+import { runCheck } from './commands/check.js';
 import pkg from '../package.json';
 
 // Exit codes, decided here and only here.
@@ -87,6 +89,25 @@ function buildProgram(result: { code: number; isExec: boolean }): Command {
     .option('--json', 'print JSON')
     .action(async (name: string, opts) => {
       result.code = await runStatus(name, opts);
+    });
+
+  program
+    .command('check')
+    .description('prove from inside NAME where its traffic and DNS go (exit 4 when something leaks or is broken, 3 when it is not up)')
+    .argument('<name>', 'namespace name')
+    .option('--json', 'print JSON')
+    .option('--name <dnsname>', 'name the DNS probe asks each server for (default: nsroute-check.invalid)')
+    .action(async (name: string, opts) => {
+      result.code = await runCheck(name, opts);
+    });
+
+  program
+    .command('watch')
+    .description('keep namespaces right in the foreground: put routes back when an uplink returns, restore a flushed firewall')
+    .argument('[names...]', 'namespace names (default: all)')
+    .option('--json', 'print each repair as a JSON line')
+    .action(async (names: string[], opts) => {
+      result.code = await runWatch(names, opts);
     });
 
   program

@@ -1,11 +1,12 @@
 import { join } from 'node:path';
 import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
 import type { NamespaceConfig, Step, Uplink } from '../plan/types.js';
-import { nsConfigLines, uplinkRouteLines, uplinkRuleArgs, vethLines } from '../plan/plan.js';
+import { nsConfigLines, uplinkRoute6Lines, uplinkRouteLines, uplinkRuleArgs, vethLines } from '../plan/plan.js';
+import { ensureForwardHoles, removeForwardHoles } from '../sys/iptables.js';
 import { renderNftRuleset } from '../net/nft.js';
 import { ipBatch, ipIgnoringGone, ipJson, netnsAdd, netnsDel } from '../sys/ip.js';
 import { nftApply } from '../sys/nft.js';
-import { readForwardingSysctls, tryRead, write as writeSysctl } from '../sys/sysctl.js';
+import { readForwarding6Sysctls, readForwardingSysctls, srcValidMarkPath, tryRead, tryRead6, write as writeSysctl, write6 } from '../sys/sysctl.js';
 import { listDir, readTextIfExists, removeDirIfEmpty, removeIfExists, writeFileAtomic } from '../sys/fsx.js';
 import { parseRules } from '../net/iproute-json.js';
 import { netnsEtcDir, paths } from '../state/paths.js';
@@ -21,7 +22,7 @@ export interface StepContext {
 }
 
 export function nftMembers(configs: readonly NamespaceConfig[]) {
-  return configs.map((c) => ({ iface: c.hostIface, subnet: c.subnet, mark: c.uplink?.mark }));
+  return configs.map((c) => ({ iface: c.hostIface, subnet: c.subnet, mark: c.uplink?.mark, ...(c.ipv6 === 'nat' && c.subnet6 ? { subnet6: c.subnet6 } : {}) }));
 }
 
 // Files nsroute writes carry this first line; undo only deletes files that still carry it,
@@ -65,7 +66,7 @@ export function undoNetnsFiles(netns: string, files: readonly string[]): void {
 // The files a NAME's record knows about: the ones nsroute writes plus any saved user file.
 export function recordedFiles(netns: string): string[] {
   const saved = listDir(paths.files(netns)).filter((f) => !f.startsWith('.'));
-  return [...new Set(['resolv.conf', 'gai.conf', ...saved])];
+  return [...new Set(['resolv.conf', 'gai.conf', 'nsswitch.conf', ...saved])];
 }
 
 // NAMEs with a files record (the namespace may be gone, and its state with it).
@@ -73,8 +74,34 @@ export function namesWithFileRecords(): string[] {
   return listDir(paths.filesRoot());
 }
 
-async function ruleExists(u: Uplink): Promise<boolean> {
-  return parseRules(await ipJson(['-N', 'rule', 'show'])).some((r) => r.priority === u.pref && r.fwmark === u.mark && r.table === u.table);
+async function ruleExists(u: Uplink, family: 4 | 6 = 4): Promise<boolean> {
+  return parseRules(await ipJson([`-${family}`, '-N', 'rule', 'show'])).some((r) => r.priority === u.pref && r.fwmark === u.mark && r.table === u.table);
+}
+
+// src_valid_mark=1 on an uplink makes strict rp_filter check its replies (which carry the
+// uplink mark again, net/nft.ts) against the uplink's table. Saved first, put back when the
+// last namespace using that device goes.
+function enableSrcValidMark(dev: string): void {
+  const rel = srcValidMarkPath(dev);
+  const now = tryRead(rel);
+  if (now === undefined) return; // a device without IPv4 config: nothing to do
+  const host = readHostState();
+  const saved = host.srcValidMark ?? {};
+  if (saved[dev] === undefined) {
+    saved[dev] = now;
+    writeHostState({ ...host, srcValidMark: saved });
+  }
+  if (now !== '1') writeSysctl(rel, '1');
+}
+
+export function restoreSrcValidMark(dev: string): void {
+  const host = readHostState();
+  const value = host.srcValidMark?.[dev];
+  if (value === undefined) return;
+  if (tryRead(srcValidMarkPath(dev)) !== undefined && tryRead(srcValidMarkPath(dev)) !== value) writeSysctl(srcValidMarkPath(dev), value);
+  const rest = { ...host.srcValidMark };
+  delete rest[dev];
+  writeHostState({ ...host, srcValidMark: Object.keys(rest).length > 0 ? rest : undefined });
 }
 
 export async function doStep(step: Step, ctx: StepContext): Promise<void> {
@@ -114,11 +141,28 @@ export async function doStep(step: Step, ctx: StepContext): Promise<void> {
       if (tryRead('ip_forward') !== '1') writeSysctl('ip_forward', '1');
       return;
     }
+    case 'ip6-forward': {
+      const host = readHostState();
+      if (!host.forwarding6) writeHostState({ ...host, forwarding6: { saved: readForwarding6Sysctls() } });
+      for (const dev of listDir('/proc/sys/net/ipv6/conf')) {
+        if (dev !== 'all' && tryRead6(`conf/${dev}/accept_ra`) === '1') write6(`conf/${dev}/accept_ra`, '2');
+      }
+      if (tryRead6('conf/all/forwarding') !== '1') write6('conf/all/forwarding', '1');
+      return;
+    }
     case 'uplink-route': {
+      enableSrcValidMark(step.uplink.dev);
       await ipBatch(uplinkRouteLines(step.uplink));
       if (!(await ruleExists(step.uplink))) await ipBatch([`rule add ${uplinkRuleArgs(step.uplink).join(' ')}`]);
       return;
     }
+    case 'uplink-route6': {
+      await ipBatch(uplinkRoute6Lines(step.uplink, step.via6), undefined, 6);
+      if (!(await ruleExists(step.uplink, 6))) await ipBatch([`rule add ${uplinkRuleArgs(step.uplink).join(' ')}`], undefined, 6);
+      return;
+    }
+    case 'fw-holes':
+      return ensureForwardHoles();
     case 'nft-sync':
       return nftApply(renderNftRuleset(nftMembers([...ctx.others(), ...(ctx.self ? [ctx.self] : [])])));
   }
@@ -151,13 +195,40 @@ export async function undoStep(step: Step, ctx: StepContext): Promise<void> {
       writeHostState(host);
       return;
     }
+    case 'ip6-forward': {
+      if (ctx.others().some((o) => o.ipv6 === 'nat')) return; // still needed by another namespace
+      const host = readHostState();
+      const saved = host.forwarding6?.saved;
+      if (!saved) return;
+      // all/forwarding first: writing it resets every conf/*/forwarding, which are then put back.
+      const all = saved['conf/all/forwarding'];
+      if (all !== undefined && tryRead6('conf/all/forwarding') !== all) write6('conf/all/forwarding', all);
+      for (const [rel, value] of Object.entries(saved)) {
+        if (rel === 'conf/all/forwarding') continue;
+        const now = tryRead6(rel);
+        if (now !== undefined && now !== value) write6(rel, value);
+      }
+      delete host.forwarding6;
+      writeHostState(host);
+      return;
+    }
     case 'uplink-route': {
+      if (!ctx.others().some((o) => o.uplink?.dev === step.uplink.dev)) restoreSrcValidMark(step.uplink.dev);
       if (ctx.others().some((o) => o.uplink?.table === step.uplink.table)) return;
       // Apply adds the rule only when it is missing, so there is at most one of ours.
       await ipIgnoringGone(['rule', 'del', ...uplinkRuleArgs(step.uplink)]);
       await ipIgnoringGone(['route', 'flush', 'table', String(step.uplink.table)]);
       return;
     }
+    case 'uplink-route6': {
+      if (ctx.others().some((o) => o.uplink?.table === step.uplink.table && o.ipv6 === 'nat')) return;
+      await ipIgnoringGone(['-6', 'rule', 'del', ...uplinkRuleArgs(step.uplink)]);
+      await ipIgnoringGone(['-6', 'route', 'flush', 'table', String(step.uplink.table)]);
+      return;
+    }
+    case 'fw-holes':
+      if (ctx.others().length > 0) return;
+      return removeForwardHoles();
     case 'nft-sync':
       return nftApply(renderNftRuleset(nftMembers(ctx.others())));
   }

@@ -4,10 +4,11 @@ import { renderNftRuleset } from '../net/nft.js';
 import { ipIgnoringGone, ipJson } from '../sys/ip.js';
 import { nftApply, nftTableExists } from '../sys/nft.js';
 import { isDeadNetnsFile, removeIfExists } from '../sys/fsx.js';
+import { forwardHolesPresent, removeForwardHoles } from '../sys/iptables.js';
 import { withHostLock } from '../state/lock.js';
 import { allStates, knownNames, readHostState, readState } from '../state/store.js';
-import { namesWithFileRecords, nftMembers, recordedFiles, undoNetnsFiles, undoStep } from './executors.js';
-import { emptyReport, forgetEarlierBoots, isLiveNetns, netnsPath, recoverLost, refuseInsideNamespace, sweep, type SweepReport } from './lifecycle.js';
+import { namesWithFileRecords, nftMembers, recordedFiles, restoreSrcValidMark, undoNetnsFiles, undoStep } from './executors.js';
+import { emptyReport, forgetEarlierBoots, isLiveNetns, netnsPath, recoverLost, refuseInsideNamespace, repair, sweep, type SweepReport } from './lifecycle.js';
 
 // The unreachable fallback route nsroute puts in every uplink table (plan.ts): a table in
 // nsroute's range holding it, and nothing but default routes, is one of ours.
@@ -62,15 +63,31 @@ export async function gc(): Promise<SweepReport> {
     await recoverLost(report);
     const names = new Set([...knownNames(), ...allStates().map((s) => s.name)]);
     for (const name of names) await sweep(name, report);
+    for (const st of allStates()) {
+      for (const p of await repair(st)) report.kept.push({ name: st.name, reason: `could not restore ${p}` });
+    }
     await removeOrphanUplinks(report);
     const states = allStates();
     const hadTable = await nftTableExists();
     if (states.length > 0 || hadTable) await nftApply(renderNftRuleset(nftMembers(states.map((s) => s.config))));
     if (states.length === 0 && hadTable) report.removed.push({ object: 'nft-table', name: 'inet nsroute' });
     removeOrphanFiles(report);
-    if (states.length === 0 && readHostState().forwarding) {
-      await undoStep({ kind: 'ip-forward' }, { name: '', others: () => [] });
-      report.removed.push({ object: 'sysctl', name: 'forwarding (restored to the saved values)' });
+    if (states.length === 0) {
+      const host = readHostState();
+      const none = { name: '', others: () => [] };
+      if (host.forwarding || host.forwarding6) {
+        await undoStep({ kind: 'ip-forward' }, none);
+        await undoStep({ kind: 'ip6-forward' }, none);
+        report.removed.push({ object: 'sysctl', name: 'forwarding (restored to the saved values)' });
+      }
+      for (const dev of Object.keys(host.srcValidMark ?? {})) {
+        restoreSrcValidMark(dev);
+        report.removed.push({ object: 'sysctl', name: `${dev} src_valid_mark (restored)` });
+      }
+      if ((await forwardHolesPresent()).length > 0) {
+        await removeForwardHoles();
+        report.removed.push({ object: 'iptables', name: 'NSROUTE-FORWARD' });
+      }
     }
     return report;
   });

@@ -1,14 +1,14 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { UserError } from '../errors.js';
-import { buildPlan, stepsFor } from '../plan/plan.js';
-import type { NamespaceConfig } from '../plan/types.js';
+import { buildPlan, stepsFor, vethRouteLines } from '../plan/plan.js';
+import type { NamespaceConfig, Step } from '../plan/types.js';
 import { recoverConfig } from '../plan/recover.js';
 import type { Profile } from '../profile/profile.js';
 import { parseTag, renderTag } from '../net/tag.js';
 import { parseAddrs, parseLinks } from '../net/iproute-json.js';
 import { gatherHostFacts } from '../sys/hostfacts.js';
-import { ipIgnoringGone, ipJson, netnsDel, setLinkAlias } from '../sys/ip.js';
+import { ipBatch, ipIgnoringGone, ipJson, netnsDel, setLinkAlias } from '../sys/ip.js';
 import { bootId, isSameProcessAlive, netnsInode, netnsProcesses, processInfo } from '../sys/proc.js';
 import { isDeadNetnsFile, readTextIfExists, removeIfExists } from '../sys/fsx.js';
 import { lookupAccount } from '../sys/users.js';
@@ -17,7 +17,7 @@ import { NETNS_RUN_DIR, netnsEtcDir, paths } from '../state/paths.js';
 import { allStates, readState, removeNamespaceDir, staleBootStates, writeState, type Holder, type NamespaceState } from '../state/store.js';
 import { applySteps, undoJournal } from './apply.js';
 import { Journal } from './journal.js';
-import { undoStep, type StepContext } from './executors.js';
+import { doStep, undoStep, type StepContext } from './executors.js';
 
 // What a sweep did, for gc's report (other commands ignore it).
 export interface SweepReport {
@@ -201,6 +201,31 @@ export function refuseInsideNamespace(): void {
   }
 }
 
+// Puts back what another tool removed from a namespace that is up: the nft table (a flushed
+// or reloaded firewall), the holes in a FORWARD policy of DROP, the uplink's routes and rule
+// (the kernel deletes routes when a link goes down; they come back with the link), the
+// forwarding sysctls. Everything here is idempotent. An uplink that is still down cannot take
+// its route back: the namespace's traffic stays blocked (kill switch), which is no error.
+// Caller holds the host lock.
+const REPAIRABLE = new Set<Step['kind']>(['ip-forward', 'ip6-forward', 'uplink-route', 'uplink-route6', 'fw-holes', 'nft-sync']);
+
+export async function repair(st: NamespaceState): Promise<string[]> {
+  const ctx = contextFor(st.name, st.config);
+  const steps = new Journal(paths.journal(st.name)).intents();
+  const problems: string[] = [];
+  const jobs = steps.flatMap((step) => {
+    if (step.kind === 'veth-add') return [ipBatch(vethRouteLines(step)).catch(() => undefined)];
+    if (!REPAIRABLE.has(step.kind)) return [];
+    return [
+      doStep(step, ctx).catch((e: Error) => {
+        if (step.kind !== 'uplink-route' && step.kind !== 'uplink-route6') problems.push(`${step.kind}: ${e.message.split('\n')[0]}`);
+      }),
+    ];
+  });
+  await Promise.all(jobs);
+  return problems;
+}
+
 // What every command does for the NAME it touches before acting on it.
 async function touch(name: string): Promise<NamespaceState | undefined> {
   await forgetEarlierBoots();
@@ -214,6 +239,8 @@ function conflicts(p: Profile, c: NamespaceConfig): string[] {
   if (p.dev !== undefined && p.dev !== c.uplink?.dev) out.push(`dev ${c.uplink?.dev ?? '(host routing)'}`);
   if (p.dns.length > 0 && p.dns.join(',') !== c.dns.join(',')) out.push(`dns ${c.dns.join(',')}`);
   if (p.subnet !== undefined && p.subnet !== c.subnet) out.push(`subnet ${c.subnet}`);
+  if (p.ipv6 !== undefined && p.ipv6 !== (c.ipv6 ?? 'off')) out.push(`ipv6 ${c.ipv6 ?? 'off'}`);
+  if (p.via6 !== undefined && p.via6 !== c.via6) out.push(`via6 ${c.via6 ?? '(none)'}`);
   return out;
 }
 
@@ -248,12 +275,13 @@ export async function bringUp(req: UpRequest): Promise<UpResult> {
       }
       if (req.holder) existing.holders.push(req.holder);
       writeState(existing);
+      for (const p of await repair(existing)) process.stderr.write(`nsroute: could not restore ${p}\n`);
       return { state: existing, created: false };
     }
     if (existsSync(netnsPath(name))) {
       throw new UserError(`a network namespace called ${name} exists but nsroute did not create it`, 'pick another name; nsroute never touches namespaces it does not own');
     }
-    const facts = await gatherHostFacts(profile.via);
+    const facts = await gatherHostFacts(profile.via, { ipv6: profile.ipv6 === 'nat' });
     const others = allStates().filter((s) => s.name !== name);
     const plan = buildPlan(profile, facts, others.map((s) => s.config), { persistent: req.persistent });
     const state: NamespaceState = {

@@ -4,6 +4,8 @@ import { bringUp, liveHolders, netnsPath, release } from '../apply/lifecycle.js'
 import { readState } from '../state/store.js';
 import type { RouteOptions } from '../profile/profile.js';
 import { namespaceArgv, spawnInherited } from '../sys/command.js';
+import { keepBindMounts } from '../sys/rebind.js';
+import { watchNamespaces } from '../apply/watch.js';
 import { netnsProcesses, processStartTime } from '../sys/proc.js';
 import { lookupAccount, type Account } from '../sys/users.js';
 import type { Holder } from '../state/store.js';
@@ -90,7 +92,7 @@ export async function runInNamespace(name: string, command: readonly string[] | 
       user: account.name,
       since: new Date().toISOString(),
     };
-    await bringUp({ profile, persistent: false, holder });
+    const { state } = await bringUp({ profile, persistent: false, holder });
     let code: number;
     try {
       if (earlySignal) {
@@ -105,7 +107,13 @@ export async function runInNamespace(name: string, command: readonly string[] | 
           NSROUTE_NAMESPACE: name,
         };
         child = spawnInherited(namespaceArgv(name, argv, switchUser ? account : undefined), env);
-        const result = await child;
+        // While the command runs: bind mounts kept in place, the uplink's routes put back
+        // when the link returns (kill switch until then), a flushed firewall restored.
+        const keepers = [
+          ...(child.pid ? [keepBindMounts(name, child.pid)] : []),
+          ...(state.config.uplink ? [watchNamespaces({ names: () => [name] })] : []),
+        ];
+        const result = await child.finally(() => keepers.forEach((k) => k.stop()));
         if (result.exitCode === undefined && !result.signal) {
           throw new Error(`could not start ${argv[0]}: ${result.shortMessage ?? 'unknown error'}`);
         }

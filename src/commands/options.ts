@@ -15,7 +15,9 @@ export function addRouteOptions(cmd: Command): Command {
     .option('--via <gateway>', 'next hop for the namespace traffic (policy-routed on the host)')
     .option('--dev <iface>', 'host interface toward the gateway (default: the one that reaches it)')
     .option('--dns <ip>', 'name server for the namespace (repeatable)', collect)
-    .option('--subnet <cidr>', 'address block for the veth link (default: a free /30)');
+    .option('--subnet <cidr>', 'address block for the veth link (default: a free /30)')
+    .option('--ipv6 <mode>', 'off (default): no IPv6 path out; nat: IPv6 leaves by the same uplink, masqueraded')
+    .option('--via6 <gateway6>', "IPv6 next hop with --ipv6 nat (default: the uplink's IPv6 default route)");
 }
 
 // Profile file + flags -> validated Profile. A missing profile is fine; an unreadable or
@@ -30,7 +32,7 @@ export function loadProfile(name: string, flags: RouteOptions): Profile {
     throw new UserError(`profile ${file} cannot be read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, 'fix its permissions, or move it away');
   }
   const fromFile = text === undefined ? undefined : parseProfileToml(text, file);
-  return resolveProfile(name, fromFile, { via: flags.via, dev: flags.dev, dns: flags.dns, subnet: flags.subnet }, text === undefined ? undefined : file);
+  return resolveProfile(name, fromFile, { via: flags.via, dev: flags.dev, dns: flags.dns, subnet: flags.subnet, ipv6: flags.ipv6, via6: flags.via6 }, text === undefined ? undefined : file);
 }
 
 export function requireRoot(): void {

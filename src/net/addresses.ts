@@ -101,3 +101,40 @@ export function allocateSubnet(pools: readonly Cidr4[], taken: readonly Cidr4[],
   }
   return undefined;
 }
+
+// IPv6 (--ipv6 nat): a ULA /64 per namespace, derived from its IPv4 block so that it is
+// unique exactly when that is, and needs no allocator or state of its own:
+// 10.231.0.4/30 -> fd6e:7372:ae7:4::/64 (host end ::1, namespace end ::2). Both ends also
+// get a fixed link-local address (fe80::1, fe80::2): neighbour discovery needs one, and a
+// fixed one needs no duplicate-address detection (which would delay the first packets).
+export const ULA_PREFIX = 'fd6e:7372';
+export const LINK_LOCAL_HOST = 'fe80::1';
+export const LINK_LOCAL_NS = 'fe80::2';
+
+export function ula64For(subnet: Cidr4): { subnet6: string; host6: string; ns6: string } {
+  const hi = (subnet.network >>> 16).toString(16);
+  const lo = (subnet.network & 0xffff).toString(16);
+  const base = `${ULA_PREFIX}:${hi}:${lo}`;
+  return { subnet6: `${base}::/64`, host6: `${base}::1`, ns6: `${base}::2` };
+}
+
+// Loose IPv6 syntax check (hex groups, at most one ::, optional embedded IPv4); the kernel
+// has the last word when the address is used.
+export function isIPv6(text: string): boolean {
+  if (!/^[0-9a-fA-F:.]+$/.test(text) || !text.includes(':')) return false;
+  const doubles = text.split('::').length - 1;
+  if (doubles > 1) return false;
+  const groups = text.split(':').filter((g) => g !== '');
+  const v4tail = groups.length > 0 && isIPv4(groups[groups.length - 1]!);
+  const hexGroups = v4tail ? groups.slice(0, -1) : groups;
+  if (!hexGroups.every((g) => /^[0-9a-fA-F]{1,4}$/.test(g))) return false;
+  const count = hexGroups.length + (v4tail ? 2 : 0);
+  return doubles === 1 ? count <= 7 : count === 8;
+}
+
+export function parseIPv6(text: string, what: string): string {
+  if (!isIPv6(text)) {
+    throw new UserError(`${what}: ${JSON.stringify(text)} is not an IPv6 address`, 'write it like fd00::1 or fe80::1');
+  }
+  return text.toLowerCase();
+}

@@ -68,3 +68,41 @@ export function chooseDnsServers(src: DnsSources): DnsChoice {
     'pass --dns IP (or dns = ["IP"] in the profile)',
   );
 }
+
+// nsswitch.conf for the namespace: the host's, with the hosts line cut down to sources that
+// resolve inside the namespace. `resolve` (systemd-resolved), `mdns*` (avahi) and
+// `mymachines` ask daemons on the host over unix sockets, which cross network namespaces:
+// lookups would leave by the host's routes and name servers. Their `[...]` actions go with
+// them; `files` and `dns` are made sure of.
+const HOST_DAEMON_SOURCES = /^(resolve|mdns.*|mymachines|wins)$/;
+
+export function nsswitchHostsLine(line: string | undefined): string {
+  const tokens = (line ?? '').replace(/^hosts:\s*/, '').split(/\s+/).filter(Boolean);
+  const out: string[] = [];
+  let dropping = false;
+  for (const t of tokens) {
+    if (t.startsWith('[')) {
+      if (!dropping) out.push(t);
+      continue;
+    }
+    dropping = HOST_DAEMON_SOURCES.test(t);
+    if (!dropping) out.push(t);
+  }
+  while (out[0]?.startsWith('[')) out.shift();
+  if (!out.includes('files')) out.unshift('files');
+  if (!out.includes('dns')) out.push('dns');
+  return `hosts:          ${out.join(' ')}`;
+}
+
+export function renderNsswitchConf(name: string, host: string | undefined): string {
+  const lines = (host ?? '').split('\n');
+  const hostsAt = lines.findIndex((l) => /^hosts:/.test(l.trim()));
+  const body = lines.filter((l, i) => i !== hostsAt && !l.startsWith('# Written by nsroute'));
+  while (body.length > 0 && body[body.length - 1]!.trim() === '') body.pop();
+  return [
+    `# Written by nsroute for namespace ${name}: the host's nsswitch.conf, with host name lookups kept inside the namespace.`,
+    nsswitchHostsLine(hostsAt >= 0 ? lines[hostsAt]!.trim() : undefined),
+    ...body,
+    '',
+  ].join('\n');
+}

@@ -8,13 +8,17 @@ import {
   cidrsOverlap,
   isIPv4,
   linkAddresses,
+  LINK_LOCAL_HOST,
+  LINK_LOCAL_NS,
   parseCidr4,
+  ula64For,
   type Cidr4,
 } from '../net/addresses.js';
 import { NS_IFACE, hostIfaceName } from '../net/names.js';
 import { renderGaiConf, renderResolvConf, chooseDnsServers } from '../net/resolv.js';
 import { hex } from '../net/nft.js';
 import { renderTag } from '../net/tag.js';
+import { renderNsswitchConf } from '../net/resolv.js';
 import type { Profile } from '../profile/profile.js';
 import type { HostFacts, NamespaceConfig, Step, Uplink } from './types.js';
 
@@ -118,6 +122,19 @@ function chooseUplink(profile: Profile, facts: HostFacts, others: readonly Names
   throw new UserError(`no free routing table in ${TABLE_BASE + 1}-${TABLE_BASE + MAX_UPLINKS}`, 'take down namespaces that use other uplinks');
 }
 
+// The IPv6 next hop of an uplink: --via6, else the host's own IPv6 default route on that
+// device. A point-to-point device (a VPN's tun0) needs none.
+function chooseVia6(profile: Profile, uplink: Uplink, facts: HostFacts): string | undefined {
+  if (profile.via6) return profile.via6;
+  const viaDev = (facts.routes6 ?? []).find((r) => r.table === 254 && r.dst === 'default' && r.dev === uplink.dev && r.gateway);
+  if (viaDev) return viaDev.gateway;
+  if (!uplink.via) return undefined; // --dev alone: routed by device
+  throw new UserError(
+    `${uplink.dev} has no IPv6 default route to take the namespace's IPv6 traffic`,
+    `pass --via6 with the IPv6 router on ${uplink.dev}, or use --ipv6 off`,
+  );
+}
+
 function hostDefaultGateway(facts: HostFacts): string | undefined {
   return facts.routes.find((r) => r.table === 254 && r.dst === 'default' && r.gateway)?.gateway;
 }
@@ -152,22 +169,50 @@ export function buildPlan(profile: Profile, facts: HostFacts, others: readonly N
     dns: dns.servers,
     dnsSource: dns.source,
   };
-  return { config, steps: stepsFor(config, { persistent: opts.persistent ?? false }) };
+  if (profile.ipv6 === 'nat') {
+    const v6 = ula64For(subnet);
+    Object.assign(config, { ipv6: 'nat', subnet6: v6.subnet6, hostAddress6: v6.host6, nsAddress6: v6.ns6 });
+    const via6 = uplink ? chooseVia6(profile, uplink, facts) : undefined;
+    if (via6) config.via6 = via6;
+  }
+  return { config, steps: stepsFor(config, { persistent: opts.persistent ?? false, nsswitch: facts.hostNsswitch }) };
 }
 
 // The steps that create a namespace with this config, in order. Deterministic, so gc can
 // rebuild the journal of a namespace whose run dir was lost from its recovered config.
-export function stepsFor(config: NamespaceConfig, opts: { persistent: boolean }): Step[] {
+export function stepsFor(config: NamespaceConfig, opts: { persistent: boolean; nsswitch?: string }): Step[] {
   const { name, hostIface, nsIface, hostAddress, nsAddress, prefix, uplink } = config;
+  const v6 = config.ipv6 === 'nat' && config.subnet6 ? { hostCidr6: `${config.hostAddress6}/64`, subnet6: config.subnet6 } : undefined;
   return [
     { kind: 'netns-add', name },
-    { kind: 'veth-add', netns: name, hostIface, nsIface, hostCidr: `${hostAddress}/${prefix}`, tag: renderTag({ name, persistent: opts.persistent, uplink }) },
-    { kind: 'ns-config', netns: name, nsIface, nsCidr: `${nsAddress}/${prefix}`, gateway: hostAddress },
-    { kind: 'netns-files', netns: name, files: { 'resolv.conf': renderResolvConf(name, config.dns), 'gai.conf': renderGaiConf(name) } },
+    {
+      kind: 'veth-add',
+      netns: name,
+      hostIface,
+      nsIface,
+      hostCidr: `${hostAddress}/${prefix}`,
+      tag: renderTag({ name, persistent: opts.persistent, uplink }),
+      ...(uplink ? { uplinkTable: uplink.table, subnet: config.subnet } : {}),
+      ...(v6 ?? {}),
+    },
+    { kind: 'ns-config', netns: name, nsIface, nsCidr: `${nsAddress}/${prefix}`, gateway: hostAddress, ...(v6 ? { nsCidr6: `${config.nsAddress6}/64` } : {}) },
+    { kind: 'netns-files', netns: name, files: netnsFiles(config, opts.nsswitch) },
     { kind: 'ip-forward' },
+    ...(v6 ? [{ kind: 'ip6-forward' } as const] : []),
     ...(uplink ? [{ kind: 'uplink-route', uplink } as const] : []),
+    ...(uplink && v6 ? [{ kind: 'uplink-route6', uplink, ...(config.via6 ? { via6: config.via6 } : {}) } as const] : []),
+    { kind: 'fw-holes' },
     { kind: 'nft-sync' },
   ];
+}
+
+// The files bind-mounted over /etc inside the namespace (by `ip netns exec`).
+function netnsFiles(config: NamespaceConfig, hostNsswitch: string | undefined): Record<string, string> {
+  return {
+    'resolv.conf': renderResolvConf(config.name, config.dns),
+    'gai.conf': renderGaiConf(config.name),
+    'nsswitch.conf': renderNsswitchConf(config.name, hostNsswitch),
+  };
 }
 
 // The iproute2 lines of the steps that need no host knowledge to render (unit-tested).
@@ -179,7 +224,18 @@ export function vethLines(step: Extract<Step, { kind: 'veth-add' }>): string[] {
     // The owner tag: the interface says which namespace it serves (src/net/tag.ts).
     `link set dev ${step.hostIface} alias ${step.tag}`,
     `address add ${step.hostCidr} dev ${step.hostIface}`,
+    ...(step.hostCidr6 ? [`address add ${LINK_LOCAL_HOST}/64 dev ${step.hostIface} nodad`, `address add ${step.hostCidr6} dev ${step.hostIface} nodad`] : []),
     `link set dev ${step.hostIface} up`,
+    ...vethRouteLines(step),
+  ];
+}
+
+// The namespace's own routes in its uplink's table (replayed by repairs: a flushed table loses them).
+export function vethRouteLines(step: Extract<Step, { kind: 'veth-add' }>): string[] {
+  if (step.uplinkTable === undefined) return [];
+  return [
+    ...(step.subnet ? [`route replace ${step.subnet} dev ${step.hostIface} table ${step.uplinkTable}`] : []),
+    ...(step.subnet6 ? [`route replace ${step.subnet6} dev ${step.hostIface} table ${step.uplinkTable}`] : []),
   ];
 }
 
@@ -188,8 +244,10 @@ export function nsConfigLines(step: Extract<Step, { kind: 'ns-config' }>): strin
     'link set dev lo up',
     `link set dev ${step.nsIface} addrgenmode none`,
     `address add ${step.nsCidr} dev ${step.nsIface}`,
+    ...(step.nsCidr6 ? [`address add ${LINK_LOCAL_NS}/64 dev ${step.nsIface} nodad`, `address add ${step.nsCidr6} dev ${step.nsIface} nodad`] : []),
     `link set dev ${step.nsIface} up`,
     `route add default via ${step.gateway} dev ${step.nsIface}`,
+    ...(step.nsCidr6 ? [`route add default via ${LINK_LOCAL_HOST} dev ${step.nsIface}`] : []),
   ];
 }
 
@@ -198,6 +256,15 @@ export function nsConfigLines(step: Extract<Step, { kind: 'ns-config' }>): strin
 export function uplinkRouteLines(u: Uplink): string[] {
   return [
     u.via ? `route replace default via ${u.via} dev ${u.dev} table ${u.table}` : `route replace default dev ${u.dev} table ${u.table}`,
+    `route replace unreachable default metric 4278190080 table ${u.table}`,
+  ];
+}
+
+// The same for IPv6 (--ipv6 nat); the table number and mark are shared with IPv4 (the
+// kernel keeps IPv4 and IPv6 tables and rules apart).
+export function uplinkRoute6Lines(u: Uplink, via6: string | undefined): string[] {
+  return [
+    via6 ? `route replace default via ${via6} dev ${u.dev} table ${u.table}` : `route replace default dev ${u.dev} table ${u.table}`,
     `route replace unreachable default metric 4278190080 table ${u.table}`,
   ];
 }

@@ -6,10 +6,12 @@ export interface HostFacts {
   addrs: AddrFact[];
   routes: RouteFact[]; // IPv4, all tables, numeric table ids
   rules: RuleFact[]; // IPv4
+  routes6?: RouteFact[]; // IPv6, main table (for the uplink's IPv6 gateway)
   netns: string[]; // names under /run/netns
   routeToVia?: { dev?: string; gateway?: string }; // `ip route get VIA`, when --via is given
   hostResolvConf?: string;
   resolvedConf?: string;
+  hostNsswitch?: string; // /etc/nsswitch.conf
 }
 
 // The uplink a namespace's traffic is policy-routed through; shared by every namespace
@@ -34,6 +36,12 @@ export interface NamespaceConfig {
   prefix: number;
   uplink?: Uplink;
   dns: string[];
+  // IPv6 (--ipv6 nat): a ULA /64 on the link and the uplink's IPv6 gateway. Absent: off.
+  ipv6?: 'off' | 'nat';
+  subnet6?: string;
+  hostAddress6?: string;
+  nsAddress6?: string;
+  via6?: string;
   // 'recovered': rebuilt by gc from the kernel and /etc/netns after the run dir was lost.
   dnsSource: 'option' | 'host' | 'systemd-resolved' | 'gateway' | 'recovered';
 }
@@ -43,11 +51,27 @@ export interface NamespaceConfig {
 // they die with it.
 export type Step =
   | { kind: 'netns-add'; name: string }
-  | { kind: 'veth-add'; netns: string; hostIface: string; nsIface: string; hostCidr: string; tag: string }
-  | { kind: 'ns-config'; netns: string; nsIface: string; nsCidr: string; gateway: string }
+  | {
+      kind: 'veth-add';
+      netns: string;
+      hostIface: string;
+      nsIface: string;
+      hostCidr: string;
+      tag: string;
+      // With an uplink: the namespace's blocks are also routed in the uplink's table, for
+      // replies that carry the uplink mark (strict rp_filter, see net/nft.ts).
+      uplinkTable?: number;
+      subnet?: string;
+      hostCidr6?: string; // --ipv6 nat
+      subnet6?: string;
+    }
+  | { kind: 'ns-config'; netns: string; nsIface: string; nsCidr: string; gateway: string; nsCidr6?: string }
   | { kind: 'netns-files'; netns: string; files: Record<string, string> }
   | { kind: 'ip-forward' }
+  | { kind: 'ip6-forward' }
   | { kind: 'uplink-route'; uplink: Uplink }
+  | { kind: 'uplink-route6'; uplink: Uplink; via6?: string }
+  | { kind: 'fw-holes' }
   | { kind: 'nft-sync' };
 
 export type StepKind = Step['kind'];

@@ -1,6 +1,6 @@
 import { parse as parseToml } from 'smol-toml';
 import { UserError } from '../errors.js';
-import { parseCidr4, parseIPv4, cidrToString } from '../net/addresses.js';
+import { parseCidr4, parseIPv4, parseIPv6, cidrToString } from '../net/addresses.js';
 import { validateName } from '../net/names.js';
 
 // What the user asked for, from /etc/nsroute/NAME.toml and the command line (flags win).
@@ -9,7 +9,12 @@ export interface RouteOptions {
   dev?: string;
   dns?: string[];
   subnet?: string;
+  ipv6?: string;
+  via6?: string;
 }
+
+export type Ipv6Mode = 'off' | 'nat';
+export const IPV6_MODES: readonly Ipv6Mode[] = ['off', 'nat'];
 
 // A validated request: every address parsed, nothing looked up on the host yet.
 export interface Profile {
@@ -18,9 +23,11 @@ export interface Profile {
   dev?: string;
   dns: string[];
   subnet?: string;
+  ipv6?: Ipv6Mode; // undefined: not asked for (off, or whatever a running namespace has)
+  via6?: string;
 }
 
-const KEYS = ['via', 'dev', 'dns', 'subnet'] as const;
+const KEYS = ['via', 'dev', 'dns', 'subnet', 'ipv6', 'via6'] as const;
 const IFACE_RE = /^[^\s/:]{1,15}$/;
 
 // Parses a profile file's text. `file` is only used to name the file in errors.
@@ -30,7 +37,7 @@ export function parseProfileToml(text: string, file: string): RouteOptions {
     doc = parseToml(text) as Record<string, unknown>;
   } catch (e) {
     const first = (e as Error).message.split('\n')[0];
-    throw new UserError(`profile ${file} is not valid TOML: ${first}`, 'fix the file (keys: via, dev, dns, subnet)');
+    throw new UserError(`profile ${file} is not valid TOML: ${first}`, `fix the file (keys: ${KEYS.join(', ')})`);
   }
   const out: RouteOptions = {};
   for (const [key, value] of Object.entries(doc)) {
@@ -47,7 +54,7 @@ export function parseProfileToml(text: string, file: string): RouteOptions {
       if (typeof value !== 'string') {
         throw new UserError(`profile ${file}: ${key} must be a string`, `write e.g. ${key} = "..."`);
       }
-      out[key as 'via' | 'dev' | 'subnet'] = value;
+      out[key as 'via' | 'dev' | 'subnet' | 'ipv6' | 'via6'] = value;
     }
   }
   return out;
@@ -76,6 +83,17 @@ export function resolveProfile(name: string, fromFile: RouteOptions | undefined,
       throw new UserError(`${where('subnet')}: /${subnet.prefix} leaves no room for two link addresses`, 'use a /31, a /30 or a larger block');
     }
     profile.subnet = cidrToString(subnet);
+  }
+  if (merged.ipv6 !== undefined) {
+    if (!(IPV6_MODES as readonly string[]).includes(merged.ipv6)) {
+      throw new UserError(`${where('ipv6')}: ${JSON.stringify(merged.ipv6)} is not an IPv6 mode`, `use one of ${IPV6_MODES.join(', ')}`);
+    }
+    profile.ipv6 = merged.ipv6 as Ipv6Mode;
+  }
+  if (merged.via6 !== undefined) {
+    profile.via6 = parseIPv6(merged.via6, where('via6'));
+    if (profile.ipv6 !== 'nat') throw new UserError(`${where('via6')} only applies to IPv6 in nat mode`, 'add --ipv6 nat, or leave --via6 out');
+    if (!profile.via && !profile.dev) throw new UserError(`${where('via6')} needs an uplink`, 'add --via GATEWAY (or --dev IFACE) for the same link');
   }
   return profile;
 }

@@ -16,6 +16,9 @@ export function configDir(): string {
 export function hostResolvConfPath(): string {
   return process.env.NSROUTE_RESOLV_CONF || '/etc/resolv.conf';
 }
+export function hostNsswitchPath(): string {
+  return process.env.NSROUTE_NSSWITCH_CONF || '/etc/nsswitch.conf';
+}
 export function resolvedConfPath(): string {
   return process.env.NSROUTE_RESOLVED_CONF || '/run/systemd/resolve/resolv.conf';
 }

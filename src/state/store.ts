@@ -75,6 +75,8 @@ export function removeNamespaceDir(name: string): void {
 export interface HostState {
   bootId?: string;
   forwarding?: { saved: Record<string, string> };
+  forwarding6?: { saved: Record<string, string> };
+  srcValidMark?: Record<string, string>; // per uplink device
 }
 
 export function readHostState(): HostState {
@@ -87,7 +89,8 @@ export function readHostState(): HostState {
 }
 
 export function writeHostState(h: HostState): void {
-  const { bootId: _ignored, ...rest } = h;
+  const { bootId: _ignored, ...withUndefined } = h;
+  const rest = Object.fromEntries(Object.entries(withUndefined).filter(([, v]) => v !== undefined));
   if (Object.keys(rest).length === 0) removeIfExists(paths.host());
   else writeFileAtomic(paths.host(), JSON.stringify({ ...rest, bootId: bootId() }, null, 2) + '\n');
 }

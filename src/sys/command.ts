@@ -2,15 +2,38 @@ import { execa, type ResultPromise } from 'execa';
 import type { Account } from './users.js';
 
 // The argv that runs CMD inside NAME: `ip netns exec` enters the namespace and bind-mounts
-// /etc/netns/NAME/* over /etc (resolv.conf, gai.conf); setpriv switches user and reports
-// 126/127 when the command cannot be run / is not found. Both exec in place, so the pid we
-// get is the command's, and its exit status and signals pass straight through.
+// /etc/netns/NAME/* over /etc (resolv.conf, gai.conf, nsswitch.conf); a small sh script
+// hides the host's resolver sockets (below); setpriv switches user and reports 126/127 when
+// the command cannot be run / is not found. All exec in place, so the pid we get is the
+// command's, and its exit status and signals pass straight through.
 export function namespaceArgv(name: string, command: readonly string[], account?: Account): string[] {
   const priv = account
     ? [`--reuid=${account.uid}`, `--regid=${account.gid}`, account.groups.length > 0 ? `--groups=${account.groups.join(',')}` : '--clear-groups']
     : [];
-  return ['ip', 'netns', 'exec', name, 'setpriv', ...priv, '--', ...command];
+  return ['ip', 'netns', 'exec', name, 'sh', '-c', HIDE_HOST_RESOLVERS, 'nsroute-exec', name, 'setpriv', ...priv, '--', ...command];
 }
+
+// Runs first inside the mount namespace `ip netns exec` made (as root, before setpriv):
+// hides the host's resolver daemons, whose unix sockets cross network namespaces, so that
+// lookups cannot leave by the host's routes: systemd-resolved's socket directory and nscd's
+// get an empty tmpfs (nothing propagates back to the host: ip netns exec made / a slave).
+// When /etc/resolv.conf is a symlink into resolved's directory (the usual stub setup), the
+// bind mount of /etc/netns/NAME/resolv.conf landed on its target, so the namespace's file is
+// copied into the new tmpfs at that name: the link keeps pointing at nsroute's file, and
+// resolved rewriting its own files on the host does not reach the namespace.
+export const HIDE_HOST_RESOLVERS = [
+  'n=$1; shift',
+  'if [ -d /run/systemd/resolve ] || [ -d /run/nscd ] || [ -d /var/run/nscd ]; then',
+  '  r=$(readlink -f /etc/resolv.conf); seen=',
+  '  for d in /run/systemd/resolve /run/nscd /var/run/nscd; do',
+  '    [ -d "$d" ] || continue; t=$(readlink -f "$d")',
+  '    case " $seen " in *" $t "*) continue;; esac; seen="$seen $t"',
+  '    mount -t tmpfs -o mode=0755,size=256k nsroute "$t" || exit 125',
+  '  done',
+  '  case "$r" in /run/systemd/resolve/*) cp "/etc/netns/$n/resolv.conf" "$r" || exit 125;; esac',
+  'fi',
+  'exec "$@"',
+].join('\n');
 
 export function spawnInherited(argv: readonly string[], env: NodeJS.ProcessEnv): ResultPromise<{ stdio: 'inherit'; reject: false; extendEnv: false; env: NodeJS.ProcessEnv; cleanup: false }> {
   const [file, ...args] = argv;

@@ -4,9 +4,9 @@ import { SysError } from '../errors.js';
 // iproute2, batched: one `ip -batch -` per namespace side (PLATFORM.md: ~3 ms for 100 lines).
 // `ip -batch` is NOT atomic: lines before a failing one stay applied. Callers journal the
 // step before running its batch, and undo is idempotent, so a partial batch is undone too.
-export async function ipBatch(lines: readonly string[], netns?: string): Promise<void> {
+export async function ipBatch(lines: readonly string[], netns?: string, family?: 4 | 6): Promise<void> {
   if (lines.length === 0) return;
-  const argv = netns ? ['ip', '-n', netns, '-batch', '-'] : ['ip', '-batch', '-'];
+  const argv = ['ip', ...(family ? [`-${family}`] : []), ...(netns ? ['-n', netns] : []), '-batch', '-'];
   await run(argv, { input: lines.join('\n') + '\n' });
 }
 

@@ -1,5 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import {
+  ula64For,
+  isIPv6,
+  parseIPv6,
   allocateSubnet,
   blockOf,
   cidrContains,
@@ -179,5 +182,26 @@ describe('allocateSubnet', () => {
     const small = [c('10.231.0.0/28')];
     expect(str(allocateSubnet(small, [c('10.231.0.0/29'), c('10.231.0.8/30')]))).toBe('10.231.0.12/30');
     expect(allocateSubnet(small, [c('10.231.0.0/29'), c('10.231.0.8/30'), c('10.231.0.14/32')])).toBeUndefined();
+  });
+});
+
+describe('ula64For', () => {
+  it('derives the /64 from the IPv4 block, so distinct blocks get distinct /64s', () => {
+    expect(ula64For(parseCidr4('10.231.0.4/30', 't'))).toEqual({ subnet6: 'fd6e:7372:ae7:4::/64', host6: 'fd6e:7372:ae7:4::1', ns6: 'fd6e:7372:ae7:4::2' });
+    expect(ula64For(parseCidr4('172.29.1.0/31', 't')).subnet6).toBe('fd6e:7372:ac1d:100::/64');
+    const seen = new Set<string>();
+    for (let i = 0; i < 64; i++) seen.add(ula64For({ network: ipToInt('10.231.0.0') + 4 * i, prefix: 30 }).subnet6);
+    expect(seen.size).toBe(64);
+  });
+});
+
+describe('isIPv6 / parseIPv6', () => {
+  it('accepts the usual forms', () => {
+    for (const a of ['fd99:2::1', '::1', 'fe80::1', '2001:db8:0:0:0:0:0:1', '::ffff:192.0.2.1', 'FD00::A']) expect(isIPv6(a), a).toBe(true);
+    expect(parseIPv6('FD00::A', '--via6')).toBe('fd00::a');
+  });
+  it('rejects junk with the option named', () => {
+    for (const a of ['', '1.2.3.4', 'fd99::2::1', 'fd99:12345::1', 'g::1', '1:2:3:4:5:6:7:8:9', 'example.org']) expect(isIPv6(a), a).toBe(false);
+    expect(() => parseIPv6('nope', '--via6')).toThrow(/--via6: "nope" is not an IPv6 address/);
   });
 });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { UserError } from '../../../src/errors.js';
-import { chooseDnsServers, parseNameservers, renderGaiConf, renderResolvConf } from '../../../src/net/resolv.js';
+import { chooseDnsServers, nsswitchHostsLine, parseNameservers, renderGaiConf, renderNsswitchConf, renderResolvConf } from '../../../src/net/resolv.js';
 
 describe('renderResolvConf', () => {
   it('lists the servers in order, at most 3 (glibc ignores the rest)', () => {
@@ -101,5 +101,30 @@ describe('chooseDnsServers', () => {
     }
     expect(caught).toBeInstanceOf(UserError);
     expect((caught as UserError).hint).toContain('--dns');
+  });
+});
+
+describe('renderNsswitchConf', () => {
+  it('keeps host name lookups inside the namespace: no resolve, mdns or mymachines, their actions gone too', () => {
+    expect(nsswitchHostsLine('hosts: files resolve [!UNAVAIL=return] myhostname dns')).toBe('hosts:          files myhostname dns');
+    expect(nsswitchHostsLine('hosts: files mdns4_minimal [NOTFOUND=return] dns mymachines')).toBe('hosts:          files dns');
+    expect(nsswitchHostsLine('hosts: resolve [!UNAVAIL=return] dns')).toBe('hosts:          files dns');
+    expect(nsswitchHostsLine('hosts: files dns')).toBe('hosts:          files dns');
+    expect(nsswitchHostsLine(undefined)).toBe('hosts:          files dns');
+  });
+
+  it("keeps the host's other lines and marks the file as nsroute's", () => {
+    const host = '# comment\npasswd:         files systemd\nhosts:          files resolve [!UNAVAIL=return] dns\nnetworks:       files\n';
+    const text = renderNsswitchConf('slow', host);
+    expect(text.split('\n')[0]).toMatch(/^# Written by nsroute for namespace slow/);
+    expect(text).toContain('passwd:         files systemd');
+    expect(text).toContain('networks:       files');
+    expect(text.match(/^hosts:.*$/gm)).toEqual(['hosts:          files dns']);
+    // Rendering nsroute's own output again changes nothing (no second header).
+    expect(renderNsswitchConf('slow', text)).toBe(text);
+  });
+
+  it('works without a host nsswitch.conf', () => {
+    expect(renderNsswitchConf('slow', undefined)).toMatch(/^# Written by nsroute.*\nhosts: +files dns\n$/);
   });
 });

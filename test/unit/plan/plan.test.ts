@@ -72,12 +72,34 @@ function step<K extends Step['kind']>(steps: Step[], kind: K): Extract<Step, { k
 describe('buildPlan: steps', () => {
   it('orders the steps without --via', () => {
     const { steps } = buildPlan(profile(), facts(), []);
-    expect(steps.map((s) => s.kind)).toEqual(['netns-add', 'veth-add', 'ns-config', 'netns-files', 'ip-forward', 'nft-sync']);
+    expect(steps.map((s) => s.kind)).toEqual(['netns-add', 'veth-add', 'ns-config', 'netns-files', 'ip-forward', 'fw-holes', 'nft-sync']);
   });
 
   it('orders the steps with --via (uplink route before nft-sync)', () => {
     const { steps } = buildPlan(profile({ via: '192.168.2.1' }), facts(), []);
-    expect(steps.map((s) => s.kind)).toEqual(['netns-add', 'veth-add', 'ns-config', 'netns-files', 'ip-forward', 'uplink-route', 'nft-sync']);
+    expect(steps.map((s) => s.kind)).toEqual(['netns-add', 'veth-add', 'ns-config', 'netns-files', 'ip-forward', 'uplink-route', 'fw-holes', 'nft-sync']);
+  });
+
+  it('adds IPv6 forwarding and the uplink IPv6 route with --ipv6 nat', () => {
+    const f = facts();
+    f.routes6 = [{ dst: 'default', table: 254, type: 'unicast', dev: 'eth1', gateway: 'fe80::1' }];
+    const { config, steps } = buildPlan(profile({ via: '192.168.2.1', ipv6: 'nat' }), f, []);
+    expect(steps.map((s) => s.kind)).toEqual(['netns-add', 'veth-add', 'ns-config', 'netns-files', 'ip-forward', 'ip6-forward', 'uplink-route', 'uplink-route6', 'fw-holes', 'nft-sync']);
+    expect(config).toMatchObject({ ipv6: 'nat', subnet6: 'fd6e:7372:ae7:0::/64', hostAddress6: 'fd6e:7372:ae7:0::1', nsAddress6: 'fd6e:7372:ae7:0::2', via6: 'fe80::1' });
+    expect(step(steps, 'uplink-route6')).toEqual({ kind: 'uplink-route6', uplink: config.uplink, via6: 'fe80::1' });
+    expect(vethLines(step(steps, 'veth-add'))).toEqual(
+      expect.arrayContaining(['address add fe80::1/64 dev nsr-slow nodad', 'address add fd6e:7372:ae7:0::1/64 dev nsr-slow nodad', 'route replace fd6e:7372:ae7:0::/64 dev nsr-slow table 7101']),
+    );
+    expect(nsConfigLines(step(steps, 'ns-config'))).toEqual(expect.arrayContaining(['route add default via fe80::1 dev eth0', 'address add fd6e:7372:ae7:0::2/64 dev eth0 nodad']));
+  });
+
+  it('--ipv6 nat with --via needs an IPv6 router on the uplink: --via6 or a default route there', () => {
+    const e = catchUserError(() => buildPlan(profile({ via: '192.168.2.1', ipv6: 'nat' }), facts(), []));
+    expect(e.message).toBe('eth1 has no IPv6 default route to take the namespace\'s IPv6 traffic');
+    expect(e.hint).toContain('--via6');
+    expect(buildPlan(profile({ via: '192.168.2.1', ipv6: 'nat', via6: 'fd00::1' }), facts(), []).config.via6).toBe('fd00::1');
+    // Without an uplink, IPv6 follows the host's routing: no router needed.
+    expect(buildPlan(profile({ ipv6: 'nat' }), facts(), []).config.via6).toBeUndefined();
   });
 
   it('fills the steps from the config', () => {
@@ -93,11 +115,11 @@ describe('buildPlan: steps', () => {
       prefix: 30,
     });
     expect(step(steps, 'netns-add')).toEqual({ kind: 'netns-add', name: 'slow' });
-    expect(step(steps, 'veth-add')).toEqual({ kind: 'veth-add', netns: 'slow', hostIface: 'nsr-slow', nsIface: 'eth0', hostCidr: '10.231.0.1/30', tag: 'nsroute:ns=slow:persistent=0:via=192.168.2.1:dev=eth1:table=7101:mark=0x6e720001:pref=4200' });
+    expect(step(steps, 'veth-add')).toEqual({ kind: 'veth-add', netns: 'slow', hostIface: 'nsr-slow', nsIface: 'eth0', hostCidr: '10.231.0.1/30', tag: 'nsroute:ns=slow:persistent=0:via=192.168.2.1:dev=eth1:table=7101:mark=0x6e720001:pref=4200', uplinkTable: 7101, subnet: '10.231.0.0/30' });
     expect(step(steps, 'ns-config')).toEqual({ kind: 'ns-config', netns: 'slow', nsIface: 'eth0', nsCidr: '10.231.0.2/30', gateway: '10.231.0.1' });
     expect(step(steps, 'uplink-route').uplink).toEqual(config.uplink);
     const files = step(steps, 'netns-files').files;
-    expect(Object.keys(files).sort()).toEqual(['gai.conf', 'resolv.conf']);
+    expect(Object.keys(files).sort()).toEqual(['gai.conf', 'nsswitch.conf', 'resolv.conf']);
     expect(files['resolv.conf']).toContain('nameserver 192.168.2.1');
     expect(files['gai.conf']).toContain('::ffff:0:0/96');
   });

@@ -117,3 +117,21 @@ describe('resolveProfile', () => {
     expect(resolveProfile('office', { dev: 'tun0' }, {}, FILE)).toEqual({ name: 'office', dev: 'tun0', dns: [] });
   });
 });
+
+describe('ipv6 and via6', () => {
+  it('takes ipv6 = "nat" and via6 from the profile, flags winning', () => {
+    const file = parseProfileToml('via = "10.0.0.1"\nipv6 = "nat"\nvia6 = "fd00::1"\n', 'p.toml');
+    expect(resolveProfile('slow', file, {}, 'p.toml')).toMatchObject({ ipv6: 'nat', via6: 'fd00::1' });
+    const noVia6 = parseProfileToml('via = "10.0.0.1"\nipv6 = "nat"\n', 'p.toml');
+    expect(resolveProfile('slow', noVia6, { ipv6: 'off' }, 'p.toml').ipv6).toBe('off');
+    // A via6 left in the profile while the flag turns IPv6 off is a contradiction, said so.
+    expect(catchUserError(() => resolveProfile('slow', file, { ipv6: 'off' }, 'p.toml')).message).toBe('via6 in p.toml only applies to IPv6 in nat mode');
+  });
+
+  it('names the problem and the fix for bad values', () => {
+    expect(catchUserError(() => resolveProfile('slow', undefined, { ipv6: 'yes' })).message).toBe('--ipv6: "yes" is not an IPv6 mode');
+    expect(catchUserError(() => resolveProfile('slow', undefined, { via: '10.0.0.1', ipv6: 'nat', via6: '10.0.0.1' })).message).toMatch(/--via6: "10.0.0.1" is not an IPv6 address/);
+    expect(catchUserError(() => resolveProfile('slow', undefined, { via: '10.0.0.1', via6: 'fd00::1' })).hint).toContain('--ipv6 nat');
+    expect(catchUserError(() => resolveProfile('slow', undefined, { ipv6: 'nat', via6: 'fd00::1' })).hint).toContain('--via');
+  });
+});

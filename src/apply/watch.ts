@@ -1,0 +1,115 @@
+import { execa } from 'execa';
+import { withHostLock } from '../state/lock.js';
+import { readState } from '../state/store.js';
+import { nftTableExists } from '../sys/nft.js';
+import { repair } from './lifecycle.js';
+
+// Keeps namespaces right while they are in use: follows netlink (`ip monitor`) and repairs
+// (lifecycle.ts `repair`) when something nsroute relies on changes: the uplink goes down and
+// up (the kernel deleted its routes), gets a new address, or a route or rule of nsroute's is
+// deleted. `nft flush ruleset` is not a netlink route event, so the nft table is also looked
+// at every few seconds. Repairs are debounced: a link going up brings a burst of events.
+export interface Watcher {
+  stop(): void;
+}
+
+export interface WatchOptions {
+  names: () => string[]; // the namespaces to keep right (read on every repair)
+  debounceMs?: number;
+  nftCheckMs?: number; // 0: do not poll the nft table
+  onRepair?: (name: string, problems: string[]) => void;
+}
+
+// Whether a line of `ip monitor link address route rule` concerns what the namespaces use.
+export function relevantEvent(line: string, devs: ReadonlySet<string>, tables: ReadonlySet<number>): boolean {
+  const deleted = line.startsWith('Deleted ');
+  for (const t of tables) if (deleted && new RegExp(`\\b(table|lookup) ${t}\\b`).test(line)) return true;
+  for (const d of devs) {
+    const esc = d.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    // link state change ("3: ups: <...,UP,...>"), address added, route via the device added back
+    if (new RegExp(`^(Deleted )?\\d+: ${esc}(@\\S+)?: <`).test(line)) return true;
+    if (!deleted && new RegExp(`^\\d+: ${esc}\\s+inet6? `).test(line)) return true;
+  }
+  return false;
+}
+
+export function watchNamespaces(opts: WatchOptions): Watcher {
+  const debounceMs = opts.debounceMs ?? 200;
+  let timer: NodeJS.Timeout | undefined;
+  let running = false;
+  let again = false;
+  let stopped = false;
+
+  const targets = () =>
+    opts.names().flatMap((n) => {
+      const st = readState(n);
+      return st && st.status === 'up' ? [st] : [];
+    });
+
+  const runRepair = async () => {
+    if (running) {
+      again = true;
+      return;
+    }
+    running = true;
+    try {
+      await withHostLock(async () => {
+        for (const n of opts.names()) {
+          const st = readState(n);
+          if (!st || st.status !== 'up') continue;
+          const problems = await repair(st);
+          opts.onRepair?.(n, problems);
+        }
+      });
+    } catch {
+      /* a failed repair is retried at the next event */
+    } finally {
+      running = false;
+      if (again && !stopped) {
+        again = false;
+        schedule();
+      }
+    }
+  };
+
+  const schedule = () => {
+    if (stopped) return;
+    if (timer) clearTimeout(timer);
+    timer = setTimeout(() => void runRepair(), debounceMs);
+  };
+
+  const monitor = execa('ip', ['monitor', 'link', 'address', 'route', 'rule'], { reject: false, buffer: false, cleanup: true, stdin: 'ignore', stderr: 'ignore' });
+  let pending = '';
+  monitor.stdout?.setEncoding('utf8');
+  monitor.stdout?.on('data', (chunk: string) => {
+    pending += chunk;
+    const lines = pending.split('\n');
+    pending = lines.pop() ?? '';
+    const sts = targets();
+    const devs = new Set(sts.flatMap((s) => (s.config.uplink ? [s.config.uplink.dev] : [])));
+    const tables = new Set(sts.flatMap((s) => (s.config.uplink ? [s.config.uplink.table] : [])));
+    if (lines.some((l) => relevantEvent(l, devs, tables))) schedule();
+  });
+  void monitor.catch(() => undefined);
+
+  const nftCheckMs = opts.nftCheckMs ?? 3000;
+  const poll =
+    nftCheckMs > 0
+      ? setInterval(() => {
+          if (running || targets().length === 0) return;
+          void nftTableExists().then((ok) => {
+            if (!ok) schedule();
+          });
+        }, nftCheckMs)
+      : undefined;
+  poll?.unref();
+
+  return {
+    stop() {
+      stopped = true;
+      if (timer) clearTimeout(timer);
+      if (poll) clearInterval(poll);
+      monitor.kill('SIGTERM');
+    },
+  };
+}

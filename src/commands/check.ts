@@ -1,0 +1,46 @@
+import { UserError } from '../errors.js';
+import { isLiveNetns, refuseInsideNamespace } from '../apply/lifecycle.js';
+import { DEFAULT_PROBE_NAME, evaluate, reportText } from '../check/evaluate.js';
+import { gatherCheckFacts } from '../check/gather.js';
+import { validateName } from '../net/names.js';
+import { isFromEarlierBoot, readState } from '../state/store.js';
+import { STATUS_NOT_UP } from './list.js';
+
+// Exit code of `check` when a check failed: something leaks or is broken (README, exit codes).
+export const CHECK_FAILED = 4;
+
+export interface CheckOptions {
+  json?: boolean;
+  name?: string;
+}
+
+function notUpHint(name: string, state: ReturnType<typeof readState>, live: boolean): string {
+  if (state && state.status !== 'up' && !isFromEarlierBoot(state)) return 'a create or teardown of it was interrupted or is running; `nsroute gc` finishes it';
+  if (!state && live) return `its state is missing (was the run dir removed?); \`nsroute gc\` recovers it if nsroute made it`;
+  return `\`nsroute up ${name}\` brings it up; \`nsroute list\` shows what is up`;
+}
+
+// Proves from inside the namespace where its traffic and lookups go. Changes nothing (no
+// lock, no sweep): it reports what it finds, including what the next command would clean up.
+export async function runCheck(name: string, opts: CheckOptions): Promise<number> {
+  validateName(name);
+  if (typeof process.geteuid === 'function' && process.geteuid() !== 0) {
+    throw new UserError('nsroute check needs root: it enters the namespace and reads the firewall', 'run it with sudo');
+  }
+  const probeName = opts.name ?? DEFAULT_PROBE_NAME;
+  if (!/^[A-Za-z0-9_.-]{1,253}$/.test(probeName)) {
+    throw new UserError(`--name ${JSON.stringify(probeName)} is not a DNS name`, 'pass a name like example.org');
+  }
+  refuseInsideNamespace();
+  const state = readState(name);
+  const live = isLiveNetns(name);
+  if (!state || state.status !== 'up' || isFromEarlierBoot(state) || !live) {
+    if (opts.json) process.stdout.write(JSON.stringify({ name, up: false, ok: false, checks: [] }) + '\n');
+    process.stderr.write(`nsroute: ${name} is not up; ${notUpHint(name, state, live)}\n`);
+    return STATUS_NOT_UP;
+  }
+  const report = evaluate(await gatherCheckFacts(state.config, probeName));
+  const json = { name: report.name, up: true, ok: report.ok, leak: report.leak, checks: report.checks };
+  process.stdout.write((opts.json ? JSON.stringify(json, null, 2) : reportText(report)) + '\n');
+  return report.ok ? 0 : CHECK_FAILED;
+}
