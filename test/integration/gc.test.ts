@@ -246,7 +246,7 @@ describe('the run dir removed by hand while namespaces exist', () => {
     rmSync(w.runDir, { recursive: true, force: true });
     expectOk(await w.inHost(['ip', 'netns', 'del', n])); // the veth goes with it
     const report = await gc();
-    expect(report.removed.map((o) => o.object).sort()).toEqual(['files', 'nft-table', 'route-table', 'rule', 'sysctl']);
+    expect(report.removed.map((o) => o.object).sort()).toEqual(['files', 'nft-table', 'route-table', 'rule', 'sysctl', 'sysctl']);
     expect(await w.snapshot()).toEqual(clean);
     expect(existsSync(`/etc/netns/${n}`)).toBe(false);
     expect(Object.values(await gc()).every((v) => v.length === 0)).toBe(true);
