@@ -97,6 +97,7 @@ function buildProgram(result: { code: number; isExec: boolean }): Command {
     .argument('<name>', 'namespace name')
     .option('--json', 'print JSON')
     .option('--name <dnsname>', 'name the DNS probe asks each server for (default: nsroute-check.invalid)')
+    .addHelpText('after', '\nExit codes: 0 all checks passed; 4: check found a leak or something broken; 3 NAME is not up; 2 bad input; 1 a system tool failed.')
     .action(async (name: string, opts) => {
       result.code = await runCheck(name, opts);
     });

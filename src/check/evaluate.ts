@@ -86,6 +86,7 @@ export interface DnsServerResult {
   server: string;
   answered: boolean;
   result: string; // "answer" (addresses), or the resolver's code: ENOTFOUND, EREFUSED, ETIMEOUT...
+  addresses?: string[]; // the A records, when result is "answer"
 }
 
 export interface DnsCheck extends CheckBase {
@@ -241,16 +242,18 @@ export function parseNftTable(o: CommandOutput): NftTable | undefined {
 // The probe script's output: [{server, result, addresses?}] in the order asked.
 export function parseDnsProbe(o: CommandOutput, servers: readonly string[]): DnsServerResult[] {
   const json = o.exitCode === 0 ? parseJson(o.stdout) : undefined;
-  const byServer = new Map<string, string>();
+  const byServer = new Map<string, { result: string; addresses?: string[] }>();
   if (Array.isArray(json)) {
-    for (const r of json as { server?: unknown; result?: unknown }[]) {
-      if (r && typeof r.server === 'string') byServer.set(r.server, String(r.result));
+    for (const r of json as { server?: unknown; result?: unknown; addresses?: unknown }[]) {
+      if (!r || typeof r.server !== 'string') continue;
+      const addresses = Array.isArray(r.addresses) ? r.addresses.map(String) : undefined;
+      byServer.set(r.server, { result: String(r.result), ...(addresses ? { addresses } : {}) });
     }
   }
-  const failed = `probe failed: ${stderrOf(o)}`;
+  const failed = { result: `probe failed: ${stderrOf(o)}` };
   return servers.map((server) => {
-    const result = byServer.get(server) ?? failed;
-    return { server, answered: ANSWERED.has(result), result };
+    const r = byServer.get(server) ?? failed;
+    return { server, answered: ANSWERED.has(r.result), ...r };
   });
 }
 
@@ -324,7 +327,7 @@ export function checkRoute(f: CheckFacts): RouteCheck {
     if (!rule) problems.push(`the rule fwmark ${hex(u.mark)} lookup ${u.table} pref ${u.pref} is missing: the namespace's traffic follows the host's routes`);
     if (!host) {
       if (!uplinkRoute && fallback) {
-        problems.push(`uplink ${u.dev} has no route in table ${u.table}: traffic is blocked (kill switch), nothing leaks; \`nsroute down\` and \`up\` again once ${u.dev} is back`);
+        problems.push(`uplink ${u.dev} has no route in table ${u.table}: traffic is blocked (kill switch), nothing leaks; once ${u.dev} is up, \`nsroute up ${c.name}\` or \`nsroute gc\` puts the route back`);
       } else {
         problems.push(`the host has no route for the namespace's traffic (${stderrOf(f.hostRoute)}); expected ${want}`);
       }
@@ -362,7 +365,7 @@ export function checkNat(f: CheckFacts): NatCheck {
       // Without the table nothing is marked or masqueraded: packets follow the host's main
       // table, with the namespace's private source address.
       leak: u !== undefined,
-      detail: `table inet nsroute is missing (${why}): the firewall was flushed or reloaded by another tool; \`nsroute gc\` restores it`,
+      detail: `table inet nsroute is missing (${why}): the firewall was flushed or reloaded by another tool; \`nsroute up ${c.name}\` (or an exec on it, or \`nsroute gc\`) restores it`,
       table: false,
       missing: ['table inet nsroute'],
     };
@@ -386,7 +389,7 @@ export function checkNat(f: CheckFacts): NatCheck {
   const ok = missing.length === 0;
   const detail = ok
     ? `masquerade of ${c.subnet} from ${c.hostIface}${u ? `, mark ${hex(u.mark)}` : ''}`
-    : `table inet nsroute lacks ${missing.join(', ')}: it was changed by another tool; \`nsroute gc\` renders it again`;
+    : `table inet nsroute lacks ${missing.join(', ')}: it was changed by another tool; \`nsroute up ${c.name}\` or \`nsroute gc\` renders it again`;
   return { id: 'nat', ok, leak, detail, table: true, missing };
 }
 
@@ -413,7 +416,8 @@ export function checkDns(f: CheckFacts): DnsCheck {
     problems.push(`${silent.map((s) => `${s.server} (${s.result})`).join(', ')} did not answer through the namespace's route`);
   }
   const ok = problems.length === 0;
-  const detail = ok ? `${servers.map((s) => `${s.server} answered (${s.result})`).join(', ')}` : problems.join('; ');
+  const said = (s: DnsServerResult) => (s.addresses ? s.addresses.join(' ') || 'no address' : s.result);
+  const detail = ok ? `${servers.map((s) => `${s.server} answered (${said(s)})`).join(', ')}` : problems.join('; ');
   return { id: 'dns', ok, leak, detail, expected, nameservers, name: f.probeName, servers };
 }
 
@@ -538,7 +542,7 @@ export const DNS_PROBE_SCRIPT = [
   'const [name, ...servers] = process.argv.slice(1);',
   'Promise.all(servers.map(async (server) => {',
   '  const r = new Resolver({ timeout: 2000, tries: 1 });',
-  '  try { r.setServers([server]); await r.resolve4(name); return { server, result: "answer" }; }',
+  '  try { r.setServers([server]); return { server, result: "answer", addresses: await r.resolve4(name) }; }',
   '  catch (e) { return { server, result: (e && e.code) || String(e) }; }',
   '})).then((x) => process.stdout.write(JSON.stringify(x) + "\\n"));',
 ].join('\n');

@@ -402,6 +402,9 @@ describe('dns', () => {
     const results = ['answer', 'ENOTFOUND', 'ENODATA', 'EREFUSED', 'ESERVFAIL', 'ECANCELLED'];
     const parsed = parseDnsProbe(ok(JSON.stringify(servers.map((server, i) => ({ server, result: results[i] })))), servers);
     expect(parsed.map((p) => p.answered)).toEqual([true, true, true, true, true, false]);
+    expect(parseDnsProbe(ok('[{"server":"a","result":"answer","addresses":["198.18.1.1"]}]'), ['a'])).toEqual([
+      { server: 'a', answered: true, result: 'answer', addresses: ['198.18.1.1'] },
+    ]);
     const crashed = parseDnsProbe(fail('setns: Invalid argument', 255), ['198.18.0.53']);
     expect(crashed).toEqual([{ server: '198.18.0.53', answered: false, result: 'probe failed: setns: Invalid argument' }]);
   });
