@@ -1,4 +1,5 @@
-import { existsSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { closeSync, existsSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import { UserError } from '../errors.js';
 import { buildPlan, stepsFor, vethRouteLines } from '../plan/plan.js';
@@ -9,7 +10,7 @@ import { parseTag, renderTag } from '../net/tag.js';
 import { parseAddrs, parseLinks } from '../net/iproute-json.js';
 import { gatherHostFacts } from '../sys/hostfacts.js';
 import { ipBatch, ipIgnoringGone, ipJson, netnsDel, setLinkAlias } from '../sys/ip.js';
-import { bootId, isSameProcessAlive, netnsInode, netnsProcesses, processInfo } from '../sys/proc.js';
+import { bootId, isSameProcessAlive, netnsInode, netnsProcesses, processInfo, processStartTime } from '../sys/proc.js';
 import { isDeadNetnsFile, readTextIfExists, removeIfExists } from '../sys/fsx.js';
 import { lookupAccount } from '../sys/users.js';
 import { withHostLock } from '../state/lock.js';
@@ -69,8 +70,38 @@ export async function processHolders(name: string): Promise<Holder[]> {
   return out;
 }
 
+// A persistent namespace has nobody running `nsroute exec` in it to put its routes back when
+// the uplink returns, so `up` starts `nsroute watch NAME` in the background (its repairs are
+// logged to the run dir) and teardown stops it. The watcher also ends by itself once NAME
+// is gone. Caller holds the host lock.
+export function startWatcher(st: NamespaceState): void {
+  if (st.watcher && isSameProcessAlive(st.watcher.pid, st.watcher.startTime)) return;
+  const script = process.argv[1];
+  if (!script) return;
+  const log = openSync(paths.watchLog(st.name), 'a', 0o644);
+  try {
+    const child = spawn(process.execPath, [script, 'watch', st.name, '--json'], { detached: true, stdio: ['ignore', log, log], env: process.env });
+    child.unref();
+    if (child.pid) st.watcher = { pid: child.pid, startTime: processStartTime(child.pid) ?? 0 };
+  } finally {
+    closeSync(log);
+  }
+  writeState(st);
+}
+
+function stopWatcher(st: NamespaceState): void {
+  if (st.watcher && isSameProcessAlive(st.watcher.pid, st.watcher.startTime)) {
+    try {
+      process.kill(st.watcher.pid, 'SIGTERM');
+    } catch {
+      /* gone meanwhile */
+    }
+  }
+}
+
 // Reverses everything in the namespace's journal and forgets it. Caller holds the host lock.
 async function teardown(st: NamespaceState): Promise<void> {
+  stopWatcher(st);
   st.status = 'tearing-down';
   writeState(st);
   const leftovers = netnsProcesses(netnsPath(st.name));
@@ -248,6 +279,8 @@ export interface UpRequest {
   profile: Profile;
   persistent: boolean;
   holder?: Holder;
+  // Start `nsroute watch NAME` for a persistent namespace (up; not with --no-watch).
+  watch?: boolean;
 }
 
 export interface UpResult {
@@ -276,6 +309,7 @@ export async function bringUp(req: UpRequest): Promise<UpResult> {
       if (req.holder) existing.holders.push(req.holder);
       writeState(existing);
       for (const p of await repair(existing)) process.stderr.write(`nsroute: could not restore ${p}\n`);
+      if (req.watch && existing.persistent) startWatcher(existing);
       return { state: existing, created: false };
     }
     if (existsSync(netnsPath(name))) {
@@ -304,6 +338,7 @@ export async function bringUp(req: UpRequest): Promise<UpResult> {
     state.status = 'up';
     if (req.holder) state.holders.push(req.holder);
     writeState(state);
+    if (req.watch && state.persistent) startWatcher(state);
     return { state, created: true };
   });
 }

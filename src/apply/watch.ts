@@ -18,6 +18,7 @@ export interface WatchOptions {
   debounceMs?: number;
   nftCheckMs?: number; // 0: do not poll the nft table
   onRepair?: (name: string, problems: string[]) => void;
+  onGone?: () => void; // none of the namespaces is up any more (checked with the nft poll)
 }
 
 // Whether a line of `ip monitor link address route rule` concerns what the namespaces use.
@@ -96,7 +97,11 @@ export function watchNamespaces(opts: WatchOptions): Watcher {
   const poll =
     nftCheckMs > 0
       ? setInterval(() => {
-          if (running || targets().length === 0) return;
+          if (targets().length === 0) {
+            opts.onGone?.();
+            return;
+          }
+          if (running) return;
           void nftTableExists().then((ok) => {
             if (!ok) schedule();
           });

@@ -14,11 +14,13 @@ export async function runWatch(names: string[], opts: { json?: boolean }): Promi
     const line = opts.json ? JSON.stringify({ at: new Date().toISOString(), name, repaired: true, problems }) : `repaired ${name}${problems.length ? `: ${problems.join('; ')}` : ''}`;
     process.stdout.write(line + '\n');
   };
-  const watcher = watchNamespaces({ names: pick, onRepair: log });
+  let done: () => void = () => undefined;
+  const finished = new Promise<void>((resolve) => (done = resolve));
+  // Watching given names ends once they are all gone; watching every namespace never does.
+  const watcher = watchNamespaces({ names: pick, onRepair: log, ...(names.length > 0 ? { onGone: () => done() } : {}) });
   if (!opts.json) process.stderr.write(`nsroute: watching ${names.length > 0 ? names.join(', ') : 'every namespace'}; ^C to stop\n`);
-  await new Promise<void>((resolve) => {
-    for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.once(sig, () => resolve());
-  });
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.once(sig, () => done());
+  await finished;
   watcher.stop();
   return 0;
 }

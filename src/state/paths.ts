@@ -35,6 +35,7 @@ export const paths = {
   nsDir: (name: string) => join(runDir(), 'ns', name),
   state: (name: string) => join(runDir(), 'ns', name, 'state.json'),
   journal: (name: string) => join(runDir(), 'ns', name, 'journal.jsonl'),
+  watchLog: (name: string) => join(runDir(), 'ns', name, 'watch.log'),
   // Per NAME: the user's files under /etc/netns/NAME that nsroute replaced, plus markers.
   files: (name: string) => join(libDir(), 'files', name),
   filesRoot: () => join(libDir(), 'files'),

@@ -28,6 +28,8 @@ export interface NamespaceState {
   bootId: string;
   config: NamespaceConfig;
   holders: Holder[];
+  // The `nsroute watch NAME` that `up` started for a persistent namespace (stopped at teardown).
+  watcher?: { pid: number; startTime: number };
 }
 
 export function readState(name: string): NamespaceState | undefined {

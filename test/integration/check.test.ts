@@ -68,7 +68,7 @@ async function down(name: string): Promise<void> {
 describe('check of a healthy namespace', () => {
   it('via the slow uplink: route, source, DNS, IPv6 and files all prove out', async () => {
     const n = w.name('c1');
-    expectOk(await w.nsroute(['up', n, ...SLOW]));
+    expectOk(await w.nsroute(['up', n, '--no-watch', ...SLOW]));
     try {
       const { r, report, ms } = await check(n);
       expect(r.exitCode, show(r)).toBe(0);
@@ -100,7 +100,7 @@ describe('check of a healthy namespace', () => {
 
   it('with the host routing: the far side sees the fast uplink address', async () => {
     const n = w.name('c2');
-    expectOk(await w.nsroute(['up', n]));
+    expectOk(await w.nsroute(['up', n, '--no-watch']));
     try {
       const { r, report } = await check(n, ['--name', 'x.probe.test']);
       expect(r.exitCode, show(r)).toBe(0);
@@ -118,7 +118,7 @@ describe('check of a healthy namespace', () => {
 
   it('with --ipv6 nat: IPv6 leaves by the uplink too', async () => {
     const n = w.name('c8');
-    expectOk(await w.nsroute(['up', n, ...SLOW, '--ipv6', 'nat', '--via6', SLOW_GW6]));
+    expectOk(await w.nsroute(['up', n, '--no-watch', ...SLOW, '--ipv6', 'nat', '--via6', SLOW_GW6]));
     try {
       const { r, report } = await check(n);
       expect(r.exitCode, show(r)).toBe(0);
@@ -145,7 +145,7 @@ describe('check of a healthy namespace', () => {
 describe('check finds what was broken behind nsroute', () => {
   it('the nft table deleted: nat fails; up or gc restores it', async () => {
     const n = w.name('c3');
-    expectOk(await w.nsroute(['up', n, ...SLOW]));
+    expectOk(await w.nsroute(['up', n, '--no-watch', ...SLOW]));
     try {
       await inHostOk(['nft', 'delete', 'table', 'inet', 'nsroute']);
       const { r, report } = await check(n);
@@ -163,7 +163,7 @@ describe('check finds what was broken behind nsroute', () => {
       expect(text.stdout.trimEnd().split('\n').at(-1)).toBe(`${n}: 2 of 6 checks failed (nat, dns); leaking: nat`);
 
       // Another command on NAME (here `up`, joining the running namespace) puts it back...
-      expectOk(await w.nsroute(['up', n, ...SLOW]));
+      expectOk(await w.nsroute(['up', n, '--no-watch', ...SLOW]));
       const repaired = await check(n);
       expect(repaired.r.exitCode, show(repaired.r)).toBe(0);
       // ...and so does gc.
@@ -179,7 +179,7 @@ describe('check finds what was broken behind nsroute', () => {
 
   it('the uplink route deleted: route fails, blocked by the kill switch', async () => {
     const n = w.name('c4');
-    expectOk(await w.nsroute(['up', n, ...SLOW]));
+    expectOk(await w.nsroute(['up', n, '--no-watch', ...SLOW]));
     const table = String((await statusJson(w, n)).table);
     try {
       await inHostOk(['ip', 'route', 'del', 'default', 'via', SLOW_GW, 'table', table]);
@@ -193,7 +193,7 @@ describe('check finds what was broken behind nsroute', () => {
       expect(route.killSwitch).toEqual({ table: Number(table), uplinkRoute: false, fallback: true, rule: true });
       expect(report.leak).toBe(false);
       // `up` of the running NAME puts the route back; the check passes again.
-      expectOk(await w.nsroute(['up', n, ...SLOW]));
+      expectOk(await w.nsroute(['up', n, '--no-watch', ...SLOW]));
       const repaired = await check(n);
       expect(repaired.r.exitCode, show(repaired.r)).toBe(0);
     } finally {
@@ -203,7 +203,7 @@ describe('check finds what was broken behind nsroute', () => {
 
   it('the uplink link down: blocked by the kill switch; after it comes back the route is missing until the next up', async () => {
     const n = w.name('c5');
-    expectOk(await w.nsroute(['up', n, ...SLOW]));
+    expectOk(await w.nsroute(['up', n, '--no-watch', ...SLOW]));
     const table = String((await statusJson(w, n)).table);
     try {
       await inHostOk(['ip', 'link', 'set', SLOW_DEV, 'down']);
@@ -226,7 +226,7 @@ describe('check finds what was broken behind nsroute', () => {
       expect(byId(upReport.report, 'route').killSwitch).toEqual({ table: Number(table), uplinkRoute: false, fallback: true, rule: true });
       expect(byId(upReport.report, 'route').detail).toContain('kill switch');
       // The next command on NAME repairs it.
-      expectOk(await w.nsroute(['up', n, ...SLOW]));
+      expectOk(await w.nsroute(['up', n, '--no-watch', ...SLOW]));
       const fixed = await check(n);
       expect(fixed.r.exitCode, show(fixed.r)).toBe(0);
     } finally {
@@ -236,7 +236,7 @@ describe('check finds what was broken behind nsroute', () => {
 
   it('resolv.conf in /etc/netns/NAME replaced by another tool: files fails', async () => {
     const n = w.name('c6');
-    expectOk(await w.nsroute(['up', n, ...SLOW]));
+    expectOk(await w.nsroute(['up', n, '--no-watch', ...SLOW]));
     const path = join('/etc/netns', n, 'resolv.conf');
     const original = readFileSync(path, 'utf8');
     try {
@@ -264,7 +264,7 @@ describe('check finds what was broken behind nsroute', () => {
 
   it('an IPv6 address given to the namespace with IPv6 off: ipv6 fails as a leak', async () => {
     const n = w.name('c9');
-    expectOk(await w.nsroute(['up', n, ...SLOW]));
+    expectOk(await w.nsroute(['up', n, '--no-watch', ...SLOW]));
     try {
       await inHostOk(['ip', '-n', n, 'addr', 'add', '2001:db8:1::5/64', 'dev', 'eth0', 'nodad']);
       const { r, report } = await check(n);
@@ -281,7 +281,7 @@ describe('check finds what was broken behind nsroute', () => {
 
   it('a name server nobody serves: dns fails for that server', async () => {
     const n = w.name('c7');
-    expectOk(await w.nsroute(['up', n, '--via', SLOW_GW, '--dns', DNS_SERVER, '--dns', '192.0.2.99']));
+    expectOk(await w.nsroute(['up', n, '--no-watch', '--via', SLOW_GW, '--dns', DNS_SERVER, '--dns', '192.0.2.99']));
     try {
       const { r, report } = await check(n);
       expect(r.exitCode, show(r)).toBe(CHECK_FAILED);
