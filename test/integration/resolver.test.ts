@@ -64,7 +64,10 @@ describe('the host replaces /etc/resolv.conf while a command runs', () => {
   it('the command keeps seeing the namespace file', async () => {
     const n = w.name('rs2');
     const dir = join(w.dir, 'rs2');
-    const [out1, out2, ready, go] = ['out1', 'out2', 'ready', 'go'].map((f) => join(dir, f));
+    const out1 = join(dir, 'out1');
+    const out2 = join(dir, 'out2');
+    const ready = join(dir, 'ready');
+    const go = join(dir, 'go');
     const command = `cat /etc/resolv.conf > ${out1}; touch ${ready}; while [ ! -e ${go} ]; do sleep 0.05; done; cat /etc/resolv.conf > ${out2}`;
     const body = [
       // A regular-file resolv.conf on this host, as NetworkManager or dhclient manage it.

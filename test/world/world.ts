@@ -25,6 +25,9 @@ export const DNS_SERVER = '198.18.0.53';
 export const PROBE_DOMAIN = 'probe.test';
 export const FAST_ANSWER = '198.18.1.1';
 export const SLOW_ANSWER = '198.18.2.2';
+// The fake host's own "resolved-style" stub (option resolvedStub) and what it answers.
+export const STUB_ADDR = '127.0.0.53';
+export const STUB_ANSWER = '198.18.9.9';
 // Host-side uplink interface names in the fake host; the gateway end is always lan0.
 export const FAST_DEV = 'upf';
 export const SLOW_DEV = 'ups';
@@ -66,6 +69,10 @@ export interface Spawned {
 }
 
 export interface Snapshot {
+  // Only in worlds made with forwardDrop: `iptables-save` / `ip6tables-save` of the fake host,
+  // comments and packet counters removed (the nft ruleset shows these tables too).
+  iptables?: string;
+  ip6tables?: string;
   link: unknown;
   addr: unknown;
   route4: unknown;
@@ -77,6 +84,19 @@ export interface Snapshot {
 }
 
 export type Gateway = 'fast' | 'slow';
+// DNS servers whose queries are logged: the two gateways' and the fake host's stub.
+export type DnsServerTag = Gateway | 'stub';
+
+// Packets a gateway received on its lan0, counted by an nft table in the gateway namespace
+// (prerouting, so also packets it then drops because they are not for it).
+export interface GatewayPackets {
+  path4: number; // TCP to port PATH_PORT over IPv4
+  path6: number; // the same over IPv6
+  dns: number; // UDP or TCP to port 53, any destination address
+  // Sources outside the world's links (10.99.0.0/16, fd99::/16, fe80::/10, ::): traffic that
+  // left the fake host without masquerade, e.g. straight from an nsroute namespace.
+  foreign: number;
+}
 
 export interface World {
   prefix: string;
@@ -105,10 +125,18 @@ export interface World {
   hostLookup(server: string, name: string): Promise<string[]>;
   // Everything about the fake host's network that nsroute may change and must restore.
   snapshot(): Promise<Snapshot>;
-  // How many queries for NAME the given gateway's dnsmasq has logged.
-  dnsQueries(gw: Gateway, name: string): number;
+  // How many queries for NAME the given gateway's dnsmasq (or, with resolvedStub, the fake
+  // host's stub) has logged.
+  dnsQueries(gw: DnsServerTag, name: string): number;
   // dnsmasq writes its log from its event loop, possibly just after the answer: poll for it.
-  waitDnsQueries(gw: Gateway, name: string, atLeast?: number, timeoutMs?: number): Promise<number>;
+  waitDnsQueries(gw: DnsServerTag, name: string, atLeast?: number, timeoutMs?: number): Promise<number>;
+  // Packets the gateway has received on lan0 so far (compare before/after an action).
+  gatewayPackets(gw: Gateway): Promise<GatewayPackets>;
+  // Take the fake host's uplink to that gateway down (`ip link set upf|ups down`: the kernel
+  // drops its routes, in every table) or up again. Up waits for carrier and puts back what the
+  // kernel removed and the world had set up (the IPv6 address, and for fast the default
+  // routes), so the snapshot is the world's again; routes others (nsroute) added are not.
+  setUplink(gw: Gateway, up: boolean): Promise<void>;
   netnsExists(name: string): boolean;
   writeProfile(name: string, text: string): string;
   writeResolvConf(text: string): void;
@@ -207,12 +235,12 @@ function mustSync(argv: readonly string[], input?: string): string {
   return r.stdout;
 }
 
-function checkTools(): void {
+function checkTools(extra: readonly string[] = []): void {
   if (process.getuid?.() !== 0) throw new Error('test world: integration tests need root (they create network namespaces)');
-  const missing = REQUIRED_TOOLS.filter((t) => runSync(['sh', '-c', `command -v ${t}`]).code !== 0);
+  const missing = [...REQUIRED_TOOLS, ...extra].filter((t) => runSync(['sh', '-c', `command -v ${t}`]).code !== 0);
   if (missing.length) {
     throw new Error(
-      `test world: missing tools: ${missing.join(', ')}. Install: apt-get install iproute2 nftables socat dnsmasq-base util-linux procps`,
+      `test world: missing tools: ${missing.join(', ')}. Install: apt-get install iproute2 nftables socat dnsmasq-base util-linux procps iptables`,
     );
   }
 }
@@ -348,10 +376,25 @@ export interface WorldOptions {
   // Turn on IPv6 forwarding in the fake host (like a container host), so a namespace that got
   // an IPv6 route would really escape through it.
   ipv6Forwarding?: boolean;
+  // A second IPv6 default route in the fake host's main table, via the slow gateway with a
+  // worse metric (2048), as on a host that takes router advertisements on both links. The
+  // host's own IPv6 still goes fast.
+  slowIpv6Default?: boolean;
+  // Strict reverse-path filtering in the fake host: rp_filter=1 on all, default, lo, upf, ups.
+  rpFilter?: boolean;
+  // `iptables -P FORWARD DROP` and `ip6tables -P FORWARD DROP` in the fake host, as Docker
+  // does (iptables-nft: a `table ip filter` / `ip6 filter` with a drop-policy FORWARD chain).
+  // The snapshot then also holds iptables-save / ip6tables-save. Needs `iptables`.
+  forwardDrop?: boolean;
+  // A systemd-resolved-like host: a dnsmasq stub on 127.0.0.53 in the fake host (answering
+  // *.probe.test with STUB_ANSWER, queries logged: dnsQueries('stub', name)), the fake host's
+  // resolv.conf pointing at it, and the resolved upstream file pointing at the fast gateway.
+  // Overrides resolvConf.
+  resolvedStub?: boolean;
 }
 
 export async function createWorld(opts: WorldOptions = {}): Promise<World> {
-  checkTools();
+  checkTools(opts.forwardDrop ? ['iptables', 'ip6tables', 'iptables-save', 'ip6tables-save'] : []);
   sweepStaleWorlds();
   installExitHook();
 
@@ -371,7 +414,12 @@ export async function createWorld(opts: WorldOptions = {}): Promise<World> {
   const resolvedConf = join(dir, 'host-resolved-resolv.conf'); // absent unless a test writes it
   mkdirSync(runDir);
   mkdirSync(configDir);
-  writeFileSync(resolvConf, opts.resolvConf ?? `nameserver ${FAST_GW}\n`);
+  if (opts.resolvedStub) {
+    writeFileSync(resolvConf, `nameserver ${STUB_ADDR}\noptions edns0 trust-ad\nsearch .\n`);
+    writeFileSync(resolvedConf, `nameserver ${FAST_GW}\n`);
+  } else {
+    writeFileSync(resolvConf, opts.resolvConf ?? `nameserver ${FAST_GW}\n`);
+  }
 
   const host = `${prefix}host`;
   const gwFast = `${prefix}gwf`;
@@ -431,7 +479,12 @@ export async function createWorld(opts: WorldOptions = {}): Promise<World> {
         if (r.exitCode !== 0) throw new Error(`snapshot: ${argv.join(' ')} failed: ${r.stderr}`);
         return r.stdout.trim() === '' ? [] : JSON.parse(r.stdout);
       };
-      const [link, addr, route4, route6, rule4, rule6, nftR, sysR] = await Promise.all([
+      const iptablesSave = async (tool: string): Promise<string> => {
+        const r = await inNetns(host, [tool]);
+        if (r.exitCode !== 0) throw new Error(`snapshot: ${tool} failed: ${r.stderr}`);
+        return normalizeIptablesSave(r.stdout);
+      };
+      const [link, addr, route4, route6, rule4, rule6, nftR, sysR, ipt4, ipt6] = await Promise.all([
         json(['ip', '-j', 'link', 'show']),
         json(['ip', '-j', 'addr', 'show']),
         json(['ip', '-4', '-j', 'route', 'show', 'table', 'all']),
@@ -440,13 +493,16 @@ export async function createWorld(opts: WorldOptions = {}): Promise<World> {
         json(['ip', '-6', '-j', 'rule', 'show']),
         inNetns(host, ['nft', 'list', 'ruleset']),
         inNetns(host, ['sysctl', '-a']),
+        opts.forwardDrop ? iptablesSave('iptables-save') : undefined,
+        opts.forwardDrop ? iptablesSave('ip6tables-save') : undefined,
       ]);
       if (nftR.exitCode !== 0) throw new Error(`snapshot: nft list ruleset failed: ${nftR.stderr}`);
       return {
+        ...(opts.forwardDrop ? { iptables: ipt4, ip6tables: ipt6 } : {}),
         link: stripVolatile(link),
         addr: stripVolatile(addr),
-        route4,
-        route6,
+        route4: sortRoutes(route4),
+        route6: sortRoutes(route6),
         rule4,
         rule6,
         nft: nftR.stdout,
@@ -462,6 +518,37 @@ export async function createWorld(opts: WorldOptions = {}): Promise<World> {
       }
       const needle = ` ${name} from `;
       return log.split('\n').filter((l) => /query\[[A-Z0-9]+\]/.test(l) && l.includes(needle)).length;
+    },
+    async setUplink(gw, up) {
+      const dev = gw === 'fast' ? FAST_DEV : SLOW_DEV;
+      const must = async (argv: string[]) => {
+        const r = await inNetns(host, argv);
+        if (r.exitCode !== 0) throw new Error(`setUplink: ${argv.join(' ')} failed: ${r.stderr.trim()}`);
+      };
+      if (!up) return must(['ip', 'link', 'set', dev, 'down']);
+      await must(['ip', 'link', 'set', dev, 'up']);
+      await waitFor(async () => {
+        const r = await inNetns(host, ['ip', '-j', 'link', 'show', dev]);
+        return (JSON.parse(r.stdout) as { operstate: string }[])[0]?.operstate === 'UP';
+      }, `${dev} to come up`, 5000, 20);
+      // IPv6 addresses go with the link (keep_addr_on_down=0); IPv4 ones stay.
+      await must(['ip', '-6', 'addr', 'replace', `${gw === 'fast' ? HOST_FAST_ADDR6 : HOST_SLOW_ADDR6}/64`, 'dev', dev, 'nodad']);
+      if (gw === 'fast') {
+        await must(['ip', 'route', 'replace', 'default', 'via', FAST_GW, 'dev', FAST_DEV]);
+        await must(['ip', '-6', 'route', 'replace', 'default', 'via', FAST_GW6, 'dev', FAST_DEV]);
+      } else if (opts.slowIpv6Default) {
+        await must(['ip', '-6', 'route', 'replace', 'default', 'via', SLOW_GW6, 'dev', SLOW_DEV, 'metric', '2048']);
+      }
+    },
+    async gatewayPackets(gw) {
+      const r = await inNetns(gw === 'fast' ? gwFast : gwSlow, ['nft', '-j', 'list', 'counters', 'table', 'inet', COUNTER_TABLE]);
+      if (r.exitCode !== 0) throw new Error(`gatewayPackets(${gw}): nft failed: ${r.stderr}`);
+      const out: GatewayPackets = { path4: 0, path6: 0, dns: 0, foreign: 0 };
+      const parsed = JSON.parse(r.stdout) as { nftables: { counter?: { name: string; packets: number } }[] };
+      for (const e of parsed.nftables) {
+        if (e.counter && e.counter.name in out) out[e.counter.name as keyof GatewayPackets] = e.counter.packets;
+      }
+      return out;
     },
     async waitDnsQueries(gw, name, atLeast = 1, timeoutMs = 3000) {
       try {
@@ -499,6 +586,26 @@ export async function createWorld(opts: WorldOptions = {}): Promise<World> {
   try {
     build(world);
     if (opts.ipv6Forwarding) mustSync(['nsenter', `--net=/run/netns/${host}`, 'sysctl', '-q', '-w', 'net.ipv6.conf.all.forwarding=1']);
+    if (opts.slowIpv6Default) {
+      mustSync(['ip', '-n', host, '-6', 'route', 'add', 'default', 'via', SLOW_GW6, 'dev', SLOW_DEV, 'metric', '2048']);
+    }
+    if (opts.rpFilter) {
+      mustSync([
+        'nsenter',
+        `--net=/run/netns/${host}`,
+        'sysctl',
+        '-q',
+        '-w',
+        ...['all', 'default', 'lo', FAST_DEV, SLOW_DEV].map((i) => `net.ipv4.conf.${i}.rp_filter=1`),
+      ]);
+    }
+    if (opts.forwardDrop) {
+      // Debian 12's iptables is iptables-nft: this makes `table ip filter` / `table ip6 filter`
+      // with a FORWARD chain of policy drop, inside the fake host only.
+      mustSync(['nsenter', `--net=/run/netns/${host}`, 'iptables', '-P', 'FORWARD', 'DROP']);
+      mustSync(['nsenter', `--net=/run/netns/${host}`, 'ip6tables', '-P', 'FORWARD', 'DROP']);
+    }
+    for (const gw of [gwFast, gwSlow]) mustSync(['nsenter', `--net=/run/netns/${gw}`, 'nft', '-f', '-'], COUNTER_RULESET);
     // Carrier reaches veths through linkwatch, up to a second later; IPv6 (and the snapshot's
     // operstate) wait for it.
     for (const ns of [host, gwFast, gwSlow]) {
@@ -507,7 +614,7 @@ export async function createWorld(opts: WorldOptions = {}): Promise<World> {
         return links.filter((l) => l.ifname !== 'lo').every((l) => l.operstate === 'UP');
       }, `links of ${ns} to come up`, 5000, 20);
     }
-    await startServers(world, pids, baseEnv);
+    await startServers(world, pids, baseEnv, !!opts.resolvedStub);
   } catch (e) {
     await world.destroy().catch(() => {});
     throw e;
@@ -540,9 +647,10 @@ function build(w: World): void {
       '',
     ].join('\n'),
   );
+  // Both gateways serve the IPv6 path server too (the fake host's own IPv6 default is fast).
   for (const [gw, addr, addr6, extra] of [
     [gwFast, FAST_GW, FAST_GW6, [`addr add ${PATH_SERVER6}/128 dev lo nodad`]],
-    [gwSlow, SLOW_GW, SLOW_GW6, []],
+    [gwSlow, SLOW_GW, SLOW_GW6, [`addr add ${PATH_SERVER6}/128 dev lo nodad`]],
   ] as const) {
     mustSync(
       ['ip', '-n', gw, '-batch', '-'],
@@ -560,7 +668,25 @@ function build(w: World): void {
   }
 }
 
-async function startServers(w: World, pids: Set<number>, baseEnv: Record<string, string>): Promise<void> {
+function dnsmasqArgv(w: World, tag: DnsServerTag, listen: readonly string[], answer: string): string[] {
+  return [
+    'dnsmasq',
+    '--keep-in-foreground',
+    '--conf-file=/dev/null',
+    '--no-resolv',
+    '--no-hosts',
+    '--bind-interfaces',
+    ...listen.map((a) => `--listen-address=${a}`),
+    '--user=root',
+    '--group=root',
+    `--pid-file=${join(w.dir, `dnsmasq-${tag}.pid`)}`,
+    '--log-queries',
+    `--log-facility=${join(w.dir, `dnsmasq-${tag}.log`)}`,
+    `--address=/${PROBE_DOMAIN}/${answer}`,
+  ];
+}
+
+async function startServers(w: World, pids: Set<number>, baseEnv: Record<string, string>, stub: boolean): Promise<void> {
   const servers: { ns: string; argv: string[]; proto: 'tcp' | 'udp'; addr: string; port: number }[] = [];
   for (const [gw, tag, linkAddr, answer] of [
     [w.gwFast, 'fast', FAST_GW, FAST_ANSWER],
@@ -575,34 +701,22 @@ async function startServers(w: World, pids: Set<number>, baseEnv: Record<string,
     });
     servers.push({
       ns: gw,
-      argv: [
-        'dnsmasq',
-        '--keep-in-foreground',
-        '--conf-file=/dev/null',
-        '--no-resolv',
-        '--no-hosts',
-        '--bind-interfaces',
-        `--listen-address=${DNS_SERVER}`,
-        `--listen-address=${linkAddr}`,
-        '--user=root',
-        '--group=root',
-        `--pid-file=${join(w.dir, `dnsmasq-${tag}.pid`)}`,
-        '--log-queries',
-        `--log-facility=${join(w.dir, `dnsmasq-${tag}.log`)}`,
-        `--address=/${PROBE_DOMAIN}/${answer}`,
-      ],
+      argv: dnsmasqArgv(w, tag, [DNS_SERVER, linkAddr], answer),
       proto: 'udp',
       addr: DNS_SERVER,
       port: 53,
     });
+    servers.push({
+      ns: gw,
+      argv: ['socat', `TCP6-LISTEN:${PATH_PORT},bind=[${PATH_SERVER6}],fork,reuseaddr`, `SYSTEM:echo ${tag}6 $SOCAT_PEERADDR`],
+      proto: 'tcp',
+      addr: PATH_SERVER6,
+      port: PATH_PORT,
+    });
   }
-  servers.push({
-    ns: w.gwFast,
-    argv: ['socat', `TCP6-LISTEN:${PATH_PORT},bind=[${PATH_SERVER6}],fork,reuseaddr`, `SYSTEM:echo fast6 $SOCAT_PEERADDR`],
-    proto: 'tcp',
-    addr: PATH_SERVER6,
-    port: PATH_PORT,
-  });
+  if (stub) {
+    servers.push({ ns: w.host, argv: dnsmasqArgv(w, 'stub', [STUB_ADDR], STUB_ANSWER), proto: 'udp', addr: STUB_ADDR, port: 53 });
+  }
   const started = servers.map((s) => ({ s, p: spawnTracked(serverCommand(s.ns, s.argv), { baseEnv, timeoutMs: 24 * 3600_000 }, pids) }));
   for (const { s, p } of started) {
     let exited: RunResult | null = null;
@@ -618,6 +732,44 @@ async function startServers(w: World, pids: Set<number>, baseEnv: Record<string,
       throw new Error(`${String(e)} (stderr: ${p.stderr().trim()})`);
     });
   }
+}
+
+// Counters in each gateway namespace (never in the fake host): what arrived on lan0.
+const COUNTER_TABLE = 'worldcount';
+const COUNTER_RULESET = `table inet ${COUNTER_TABLE} {
+	counter path4 {}
+	counter path6 {}
+	counter dns {}
+	counter foreign {}
+	chain prerouting {
+		type filter hook prerouting priority -400; policy accept;
+		iifname "lan0" meta nfproto ipv4 tcp dport ${PATH_PORT} counter name "path4"
+		iifname "lan0" meta nfproto ipv6 tcp dport ${PATH_PORT} counter name "path6"
+		iifname "lan0" meta l4proto { tcp, udp } th dport 53 counter name "dns"
+		iifname "lan0" ip saddr != 10.99.0.0/16 counter name "foreign"
+		iifname "lan0" ip6 saddr != { fd99::/16, fe80::/10, ::/128 } counter name "foreign"
+	}
+}
+`;
+
+// The kernel dumps routes with the same destination in the order they were added (fe80::/64 of
+// upf and ups, say): an uplink taken down and up again moves its routes behind the other's.
+// That order means nothing (metrics decide), so routes are compared as a sorted list.
+function sortRoutes(v: unknown): unknown {
+  if (!Array.isArray(v)) return v;
+  return v
+    .map((r) => [JSON.stringify(r), r] as const)
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .map(([, r]) => r as unknown);
+}
+
+// iptables-save without its dated comment lines and the chains' packet counters.
+function normalizeIptablesSave(text: string): string {
+  return text
+    .split('\n')
+    .filter((l) => !l.startsWith('#'))
+    .map((l) => l.replace(/ \[\d+:\d+\]$/, ''))
+    .join('\n');
 }
 
 // Lifetimes count down and link state flags can flicker; neither is something nsroute changes.
