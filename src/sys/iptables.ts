@@ -1,5 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { run } from './run.js';
+import { forwardChains, renderHoleDeletes, renderHoleInserts } from '../net/fwholes.js';
 
 // Holes in another tool's FORWARD policy. Docker sets the iptables FORWARD policy to DROP
 // (ufw and others do similar); a packet dropped by any base chain at the forward hook is
@@ -8,7 +9,8 @@ import { run } from './run.js';
 // family, NSROUTE-FORWARD (accept from nsr* interfaces, and replies to them), jumped to
 // from the top of FORWARD. It touches only backends whose filter table already exists, so
 // a host without iptables rules keeps having none; the rules use the interface wildcard
-// nsr+, so they do not grow with the number of namespaces.
+// nsr+, so they do not grow with the number of namespaces. Native nftables forward chains of
+// other tools get the same two rules at their top (net/fwholes.ts).
 export const CHAIN = 'NSROUTE-FORWARD';
 
 export interface Backend {
@@ -69,9 +71,16 @@ export async function activeBackends(): Promise<Backend[]> {
   return checks.filter((b): b is Backend => b !== undefined);
 }
 
+async function nativeForwardChains() {
+  const r = await run(['nft', '-j', 'list', 'ruleset'], { allowFail: true });
+  return r.exitCode === 0 && r.stdout.trim() ? forwardChains(JSON.parse(r.stdout)) : [];
+}
+
 // Makes the holes exist where they are needed. Idempotent: run on every change and every
 // repair (a firewall reload removes them).
 export async function ensureForwardHoles(): Promise<void> {
+  const inserts = renderHoleInserts(await nativeForwardChains());
+  if (inserts) await run(['nft', '-f', '-'], { input: inserts });
   for (const b of await activeBackends()) {
     const has = (await ipt(b, ['-S', CHAIN])).exitCode === 0;
     if (!has && !(await restrictive(b))) continue;
@@ -85,7 +94,7 @@ export async function ensureForwardHoles(): Promise<void> {
 
 // Whether the holes are in place where they are needed (for `check`).
 export async function forwardHolesMissing(): Promise<string[]> {
-  const missing: string[] = [];
+  const missing: string[] = (await nativeForwardChains()).filter((c) => c.restrictive && c.ourRules.length === 0).map((c) => `nft ${c.family} ${c.table} ${c.name}`);
   for (const b of await activeBackends()) {
     if (!(await restrictive(b))) continue;
     if ((await ipt(b, ['-C', 'FORWARD', '-j', CHAIN])).exitCode !== 0) missing.push(b.bin);
@@ -95,12 +104,14 @@ export async function forwardHolesMissing(): Promise<string[]> {
 
 // Backends where nsroute's chain exists (gc: leftovers once no namespace needs them).
 export async function forwardHolesPresent(): Promise<string[]> {
-  const out: string[] = [];
+  const out: string[] = (await nativeForwardChains()).filter((c) => c.ourRules.length > 0).map((c) => `nft ${c.family} ${c.table} ${c.name}`);
   for (const b of await activeBackends()) if ((await ipt(b, ['-S', CHAIN])).exitCode === 0) out.push(b.bin);
   return out;
 }
 
 export async function removeForwardHoles(): Promise<void> {
+  const deletes = renderHoleDeletes(await nativeForwardChains());
+  if (deletes) await run(['nft', '-f', '-'], { input: deletes });
   for (const b of await activeBackends()) {
     if ((await ipt(b, ['-S', CHAIN])).exitCode !== 0) continue;
     while ((await ipt(b, ['-D', 'FORWARD', '-j', CHAIN])).exitCode === 0) {

@@ -23,12 +23,10 @@ import {
   type Snapshot,
   type World,
 } from '../world/world.js';
-import { ahostsAddresses, expectOk, PATH4 as PATH4_, PATH6 as PATH6_, probeName, show, statusJson, useWorld } from '../world/helpers.js';
+import { ahostsAddresses, expectOk, PATH4, PATH6, probeName, show, statusJson, useWorld } from '../world/helpers.js';
 
 // The path probes with a bounded connect: a SYN that gets no answer (a leak the gateway drops)
 // fails after 4 s instead of the kernel's two minutes, so nsroute exec ends by itself.
-const PATH4 = [...PATH4_.slice(0, -1), `${PATH4_.at(-1)},connect-timeout=4`];
-const PATH6 = [...PATH6_.slice(0, -1), `${PATH6_.at(-1)},connect-timeout=4`];
 
 let w: World;
 let clean: Snapshot;

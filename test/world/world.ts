@@ -386,6 +386,8 @@ export interface WorldOptions {
   // does (iptables-nft: a `table ip filter` / `ip6 filter` with a drop-policy FORWARD chain).
   // The snapshot then also holds iptables-save / ip6tables-save. Needs `iptables`.
   forwardDrop?: boolean;
+  // A native nft table `inet filter` with a forward chain of policy drop in the fake host.
+  nftForwardDrop?: boolean;
   // A systemd-resolved-like host: a dnsmasq stub on 127.0.0.53 in the fake host (answering
   // *.probe.test with STUB_ANSWER, queries logged: dnsQueries('stub', name)), the fake host's
   // resolv.conf pointing at it, and the resolved upstream file pointing at the fast gateway.
@@ -605,6 +607,11 @@ export async function createWorld(opts: WorldOptions = {}): Promise<World> {
       mustSync(['nsenter', `--net=/run/netns/${host}`, 'iptables', '-P', 'FORWARD', 'DROP']);
       mustSync(['nsenter', `--net=/run/netns/${host}`, 'ip6tables', '-P', 'FORWARD', 'DROP']);
     }
+    if (opts.nftForwardDrop) {
+      // A native nftables firewall (a hardened /etc/nftables.conf; firewalld's forward chain
+      // ends in a reject the same way): forward policy drop, in a table of its own.
+      mustSync(['nsenter', `--net=/run/netns/${host}`, 'nft', '-f', '-'], NFT_FORWARD_DROP);
+    }
     for (const gw of [gwFast, gwSlow]) mustSync(['nsenter', `--net=/run/netns/${gw}`, 'nft', '-f', '-'], COUNTER_RULESET);
     // Carrier reaches veths through linkwatch, up to a second later; IPv6 (and the snapshot's
     // operstate) wait for it.
@@ -621,6 +628,14 @@ export async function createWorld(opts: WorldOptions = {}): Promise<World> {
   }
   return world;
 }
+
+const NFT_FORWARD_DROP = `table inet filter {
+	chain forward {
+		type filter hook forward priority filter; policy drop;
+		ct state invalid drop
+	}
+}
+`;
 
 function build(w: World): void {
   const { host, gwFast, gwSlow } = w;

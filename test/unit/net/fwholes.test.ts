@@ -1,0 +1,54 @@
+import { describe, expect, it } from 'vitest';
+import { forwardChains, renderHoleDeletes, renderHoleInserts } from '../../../src/net/fwholes.js';
+
+// `nft -j list ruleset` as nft 1.0.6 prints it (trimmed to what matters).
+const ruleset = (extra: object[] = []) => ({
+  nftables: [
+    { metainfo: { version: '1.0.6' } },
+    { chain: { family: 'inet', table: 'filter', name: 'forward', handle: 1, type: 'filter', hook: 'forward', prio: 0, policy: 'drop' } },
+    { chain: { family: 'inet', table: 'firewalld', name: 'filter_FORWARD', handle: 5, type: 'filter', hook: 'forward', prio: 10, policy: 'accept' } },
+    { rule: { family: 'inet', table: 'firewalld', chain: 'filter_FORWARD', handle: 9, expr: [{ reject: { type: 'icmpx', expr: 'admin-prohibited' } }] } },
+    { chain: { family: 'inet', table: 'open', name: 'fwd', handle: 1, type: 'filter', hook: 'forward', prio: 0, policy: 'accept' } },
+    { chain: { family: 'ip', table: 'filter', name: 'FORWARD', handle: 2, type: 'filter', hook: 'forward', prio: 0, policy: 'drop' } },
+    { chain: { family: 'inet', table: 'nsroute', name: 'forward', handle: 3, type: 'filter', hook: 'forward', prio: 0, policy: 'drop' } },
+    { chain: { family: 'inet', table: 'filter', name: 'input', handle: 4, type: 'filter', hook: 'input', prio: 0, policy: 'drop' } },
+    ...extra,
+  ],
+});
+
+describe('forwardChains', () => {
+  it('finds restrictive forward chains of other tools, not ours, not iptables-nft ones, not other hooks', () => {
+    const chains = forwardChains(ruleset());
+    expect(chains.map((c) => [`${c.family} ${c.table} ${c.name}`, c.restrictive])).toEqual([
+      ['inet filter forward', true],
+      ['inet firewalld filter_FORWARD', true],
+      ['inet open fwd', false],
+    ]);
+  });
+
+  it('sees its own holes by their comment, and does not count them as restrictive', () => {
+    const ours = { rule: { family: 'inet', table: 'open', chain: 'fwd', handle: 7, comment: 'nsroute', expr: [{ accept: null }] } };
+    const chains = forwardChains(ruleset([ours]));
+    expect(chains.find((c) => c.table === 'open')).toMatchObject({ restrictive: false, ourRules: [7] });
+  });
+});
+
+describe('renderHoleInserts / renderHoleDeletes', () => {
+  it('opens each restrictive chain once, accept first, then replies', () => {
+    const text = renderHoleInserts(forwardChains(ruleset()));
+    expect(text.split('\n').filter(Boolean)).toEqual([
+      'insert rule inet filter forward oifname "nsr*" ct state established,related accept comment "nsroute"',
+      'insert rule inet filter forward iifname "nsr*" accept comment "nsroute"',
+      'insert rule inet firewalld filter_FORWARD oifname "nsr*" ct state established,related accept comment "nsroute"',
+      'insert rule inet firewalld filter_FORWARD iifname "nsr*" accept comment "nsroute"',
+    ]);
+  });
+
+  it('does nothing for chains already open, and deletes exactly its own rules', () => {
+    const holes = [7, 8].map((handle) => ({ rule: { family: 'inet', table: 'filter', chain: 'forward', handle, comment: 'nsroute', expr: [{ accept: null }] } }));
+    const chains = forwardChains(ruleset(holes));
+    expect(renderHoleInserts(chains)).not.toContain('inet filter forward');
+    expect(renderHoleDeletes(chains)).toBe('delete rule inet filter forward handle 7\ndelete rule inet filter forward handle 8\n');
+    expect(renderHoleDeletes(forwardChains(ruleset()))).toBe('');
+  });
+});
