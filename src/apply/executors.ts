@@ -1,11 +1,12 @@
 import { join } from 'node:path';
 import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
 import type { NamespaceConfig, Step, Uplink } from '../plan/types.js';
-import { nsConfigLines, uplinkRoute6Lines, uplinkRouteLines, uplinkRuleArgs, vethLines } from '../plan/plan.js';
-import { ensureForwardHoles, removeForwardHoles } from '../sys/iptables.js';
+import { nsConfigLines, uplinkRoute6Lines, uplinkRouteLines, uplinkRuleArgs, vethLines, vethRouteLines } from '../plan/plan.js';
+import { forwardChains, hasNsrouteTable, renderHoleInserts, xtablesHolesMissing } from '../net/fwholes.js';
+import { ensureForwardHoles, legacyFilterTables, removeForwardHoles } from '../sys/iptables.js';
 import { renderNftRuleset } from '../net/nft.js';
-import { ipBatch, ipIgnoringGone, ipJson, netnsAdd, netnsDel } from '../sys/ip.js';
-import { nftApply } from '../sys/nft.js';
+import { ipBatch, ipBatchForce, ipIgnoringGone, ipJson, netnsAdd, netnsDel } from '../sys/ip.js';
+import { nftApply, nftRulesetJson } from '../sys/nft.js';
 import { readForwarding6Sysctls, readForwardingSysctls, srcValidMarkPath, tryRead, tryRead6, write as writeSysctl, write6 } from '../sys/sysctl.js';
 import { listDir, readTextIfExists, removeDirIfEmpty, removeIfExists, writeFileAtomic } from '../sys/fsx.js';
 import { parseRules } from '../net/iproute-json.js';
@@ -232,4 +233,54 @@ export async function undoStep(step: Step, ctx: StepContext): Promise<void> {
     case 'nft-sync':
       return nftApply(renderNftRuleset(nftMembers(ctx.others())));
   }
+}
+
+// Puts back, for a namespace that is up, what other tools removed (lifecycle.ts `repair`),
+// looking before touching: one `nft -j list ruleset` tells whether nsroute's table and the
+// firewall holes are still there; routes and rules are re-added in one `ip -force -batch`
+// per family (`route replace` is idempotent, a second `rule add` fails with EEXIST and is
+// skipped). A few milliseconds, so every joining exec can afford it. Returns the problems
+// (an uplink that is down is none: its traffic is blocked by the kill switch, as it should).
+export async function repairSteps(steps: readonly Step[], ctx: StepContext): Promise<string[]> {
+  const problems: string[] = [];
+  const v4: string[] = [];
+  const v6: string[] = [];
+  let holes = false;
+  let nft = false;
+  for (const step of steps) {
+    switch (step.kind) {
+      case 'veth-add':
+        for (const l of vethRouteLines(step)) (l.split(' ')[2]!.includes(':') ? v6 : v4).push(l);
+        break;
+      case 'ip-forward':
+      case 'ip6-forward':
+        await doStep(step, ctx); // sysctl files only
+        break;
+      case 'uplink-route':
+        enableSrcValidMark(step.uplink.dev);
+        v4.push(...uplinkRouteLines(step.uplink), `rule add ${uplinkRuleArgs(step.uplink).join(' ')}`);
+        break;
+      case 'uplink-route6':
+        v6.push(...uplinkRoute6Lines(step.uplink, step.via6), `rule add ${uplinkRuleArgs(step.uplink).join(' ')}`);
+        break;
+      case 'fw-holes':
+        holes = true;
+        break;
+      case 'nft-sync':
+        nft = true;
+        break;
+    }
+  }
+  const ruleset = nft || holes ? await nftRulesetJson() : undefined;
+  await Promise.all([
+    ipBatchForce(v4, 4),
+    ipBatchForce(v6, 6),
+    nft && !hasNsrouteTable(ruleset)
+      ? nftApply(renderNftRuleset(nftMembers([...ctx.others(), ...(ctx.self ? [ctx.self] : [])]))).catch((e: Error) => problems.push(`nft table: ${e.message.split('\n')[0]}`))
+      : undefined,
+    holes && (renderHoleInserts(forwardChains(ruleset)) !== '' || xtablesHolesMissing(ruleset).length > 0 || legacyFilterTables())
+      ? ensureForwardHoles().catch((e: Error) => problems.push(`firewall holes: ${e.message.split('\n')[0]}`))
+      : undefined,
+  ]);
+  return problems;
 }

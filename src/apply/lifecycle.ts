@@ -2,14 +2,14 @@ import { spawn } from 'node:child_process';
 import { closeSync, existsSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import { UserError } from '../errors.js';
-import { buildPlan, stepsFor, vethRouteLines } from '../plan/plan.js';
-import type { NamespaceConfig, Step } from '../plan/types.js';
+import { buildPlan, stepsFor } from '../plan/plan.js';
+import type { NamespaceConfig } from '../plan/types.js';
 import { recoverConfig } from '../plan/recover.js';
 import type { Profile } from '../profile/profile.js';
 import { parseTag, renderTag } from '../net/tag.js';
 import { parseAddrs, parseLinks } from '../net/iproute-json.js';
 import { gatherHostFacts } from '../sys/hostfacts.js';
-import { ipBatch, ipIgnoringGone, ipJson, netnsDel, setLinkAlias } from '../sys/ip.js';
+import { ipIgnoringGone, ipJson, netnsDel, setLinkAlias } from '../sys/ip.js';
 import { bootId, isSameProcessAlive, netnsInode, netnsProcesses, processInfo, processStartTime } from '../sys/proc.js';
 import { isDeadNetnsFile, readTextIfExists, removeIfExists } from '../sys/fsx.js';
 import { lookupAccount } from '../sys/users.js';
@@ -18,7 +18,7 @@ import { NETNS_RUN_DIR, netnsEtcDir, paths } from '../state/paths.js';
 import { allStates, readState, removeNamespaceDir, staleBootStates, writeState, type Holder, type NamespaceState } from '../state/store.js';
 import { applySteps, undoJournal } from './apply.js';
 import { Journal } from './journal.js';
-import { doStep, undoStep, type StepContext } from './executors.js';
+import { repairSteps, undoStep, type StepContext } from './executors.js';
 
 // What a sweep did, for gc's report (other commands ignore it).
 export interface SweepReport {
@@ -238,23 +238,8 @@ export function refuseInsideNamespace(): void {
 // forwarding sysctls. Everything here is idempotent. An uplink that is still down cannot take
 // its route back: the namespace's traffic stays blocked (kill switch), which is no error.
 // Caller holds the host lock.
-const REPAIRABLE = new Set<Step['kind']>(['ip-forward', 'ip6-forward', 'uplink-route', 'uplink-route6', 'fw-holes', 'nft-sync']);
-
 export async function repair(st: NamespaceState): Promise<string[]> {
-  const ctx = contextFor(st.name, st.config);
-  const steps = new Journal(paths.journal(st.name)).intents();
-  const problems: string[] = [];
-  const jobs = steps.flatMap((step) => {
-    if (step.kind === 'veth-add') return [ipBatch(vethRouteLines(step)).catch(() => undefined)];
-    if (!REPAIRABLE.has(step.kind)) return [];
-    return [
-      doStep(step, ctx).catch((e: Error) => {
-        if (step.kind !== 'uplink-route' && step.kind !== 'uplink-route6') problems.push(`${step.kind}: ${e.message.split('\n')[0]}`);
-      }),
-    ];
-  });
-  await Promise.all(jobs);
-  return problems;
+  return repairSteps(new Journal(paths.journal(st.name)).intents(), contextFor(st.name, st.config));
 }
 
 // What every command does for the NAME it touches before acting on it.

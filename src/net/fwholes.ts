@@ -73,3 +73,26 @@ export function renderHoleDeletes(chains: readonly ForwardChain[]): string {
   const lines = chains.flatMap((c) => c.ourRules.map((h) => `delete rule ${c.family} ${c.table} ${c.name} handle ${h}`));
   return lines.length > 0 ? lines.join('\n') + '\n' : '';
 }
+
+// iptables-nft's FORWARD chains (seen in the same `nft -j list ruleset`) that would drop the
+// namespaces' traffic and have no jump to NSROUTE-FORWARD yet.
+export function xtablesHolesMissing(rulesetJson: unknown, chain = 'NSROUTE-FORWARD'): string[] {
+  const all = items(rulesetJson);
+  const out: string[] = [];
+  for (const it of all) {
+    const c = it.chain as Json | undefined;
+    if (!c || c.name !== 'FORWARD' || c.table !== 'filter' || (c.family !== 'ip' && c.family !== 'ip6')) continue;
+    const rules = all.map((x) => x.rule as Json | undefined).filter((r): r is Json => !!r && r.family === c.family && r.table === 'filter' && r.chain === 'FORWARD');
+    const jumps = rules.some((r) => JSON.stringify(r.expr ?? []).includes(`"target":"${chain}"`));
+    if (!jumps && (c.policy === 'drop' || rules.length > 0)) out.push(`${c.family} filter FORWARD`);
+  }
+  return out;
+}
+
+// Whether nsroute's own table is there (a flushed ruleset has lost it).
+export function hasNsrouteTable(rulesetJson: unknown): boolean {
+  return items(rulesetJson).some((it) => {
+    const t = it.table as Json | undefined;
+    return !!t && t.family === 'inet' && t.name === 'nsroute';
+  });
+}

@@ -10,6 +10,13 @@ export async function ipBatch(lines: readonly string[], netns?: string, family?:
   await run(argv, { input: lines.join('\n') + '\n' });
 }
 
+// The same, going on past failing lines (`ip -force`); for repairs, where "exists" and "link
+// is down" are expected answers.
+export async function ipBatchForce(lines: readonly string[], family: 4 | 6): Promise<void> {
+  if (lines.length === 0) return;
+  await run(['ip', `-${family}`, '-force', '-batch', '-'], { input: lines.join('\n') + '\n', allowFail: true });
+}
+
 export async function ipJson(args: readonly string[]): Promise<unknown> {
   return runJson(['ip', '-j', ...args]);
 }

@@ -71,6 +71,17 @@ export async function activeBackends(): Promise<Backend[]> {
   return checks.filter((b): b is Backend => b !== undefined);
 }
 
+// Legacy iptables filter tables exist here (not visible to nft).
+export function legacyFilterTables(): boolean {
+  return ['ip', 'ip6'].some((f) => {
+    try {
+      return readFileSync(`/proc/net/${f}_tables_names`, 'utf8').split('\n').includes('filter');
+    } catch {
+      return false;
+    }
+  });
+}
+
 async function nativeForwardChains() {
   const r = await run(['nft', '-j', 'list', 'ruleset'], { allowFail: true });
   return r.exitCode === 0 && r.stdout.trim() ? forwardChains(JSON.parse(r.stdout)) : [];

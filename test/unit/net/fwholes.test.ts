@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { forwardChains, renderHoleDeletes, renderHoleInserts } from '../../../src/net/fwholes.js';
+import { forwardChains, hasNsrouteTable, renderHoleDeletes, renderHoleInserts, xtablesHolesMissing } from '../../../src/net/fwholes.js';
 
 // `nft -j list ruleset` as nft 1.0.6 prints it (trimmed to what matters).
 const ruleset = (extra: object[] = []) => ({
@@ -50,5 +50,27 @@ describe('renderHoleInserts / renderHoleDeletes', () => {
     expect(renderHoleInserts(chains)).not.toContain('inet filter forward');
     expect(renderHoleDeletes(chains)).toBe('delete rule inet filter forward handle 7\ndelete rule inet filter forward handle 8\n');
     expect(renderHoleDeletes(forwardChains(ruleset()))).toBe('');
+  });
+});
+
+describe('xtablesHolesMissing / hasNsrouteTable', () => {
+  const xt = (withJump: boolean) => ({
+    nftables: [
+      { table: { family: 'ip', name: 'filter', handle: 1 } },
+      { chain: { family: 'ip', table: 'filter', name: 'FORWARD', handle: 1, type: 'filter', hook: 'forward', prio: 0, policy: 'drop' } },
+      ...(withJump ? [{ rule: { family: 'ip', table: 'filter', chain: 'FORWARD', handle: 4, expr: [{ counter: { packets: 0, bytes: 0 } }, { jump: { target: 'NSROUTE-FORWARD' } }] } }] : []),
+      { chain: { family: 'ip6', table: 'filter', name: 'FORWARD', handle: 1, type: 'filter', hook: 'forward', prio: 0, policy: 'accept' } },
+    ],
+  });
+
+  it('wants holes in an iptables-nft FORWARD chain of policy drop until the jump is there', () => {
+    expect(xtablesHolesMissing(xt(false))).toEqual(['ip filter FORWARD']);
+    expect(xtablesHolesMissing(xt(true))).toEqual([]);
+    expect(xtablesHolesMissing(undefined)).toEqual([]);
+  });
+
+  it("sees whether nsroute's table is there", () => {
+    expect(hasNsrouteTable(xt(false))).toBe(false);
+    expect(hasNsrouteTable({ nftables: [{ table: { family: 'inet', name: 'nsroute', handle: 9 } }] })).toBe(true);
   });
 });
