@@ -52,9 +52,10 @@ export interface CheckFacts {
   hostRoute6?: CommandOutput; // ip -6 -j route get PROBE_DST6 from NSADDR6 iif HOSTIFACE [mark M] (--ipv6 nat)
   netnsFiles: Record<NetnsFile, string | undefined>; // /etc/netns/NAME/FILE, undefined when absent
   views: Record<NetnsFile, FileView>; // /etc/FILE as the namespace sees it
+  forwardHolesMissing?: string[]; // other tools' forward chains that drop the traffic, unopened
 }
 
-export type CheckId = 'route' | 'nat' | 'dns' | 'nsswitch' | 'ipv6' | 'files';
+export type CheckId = 'route' | 'nat' | 'dns' | 'nsswitch' | 'ipv6' | 'files' | 'firewall';
 
 interface CheckBase {
   id: CheckId;
@@ -123,7 +124,12 @@ export interface FilesCheck extends CheckBase {
   files: FileResult[];
 }
 
-export type CheckResult = RouteCheck | NatCheck | DnsCheck | NsswitchCheck | Ipv6Check | FilesCheck;
+export interface FirewallCheck extends CheckBase {
+  id: 'firewall';
+  blocking: string[];
+}
+
+export type CheckResult = RouteCheck | NatCheck | DnsCheck | NsswitchCheck | Ipv6Check | FilesCheck | FirewallCheck;
 
 export interface CheckReport {
   name: string;
@@ -517,8 +523,20 @@ export function checkFiles(f: CheckFacts): FilesCheck {
   return { id: 'files', ok, leak: false, detail, files };
 }
 
+// Another tool's forward chain (iptables FORWARD policy DROP, a native nft chain) that would
+// drop the namespace's traffic and has lost nsroute's holes (a firewall reload): broken, not
+// leaking.
+export function checkFirewall(f: CheckFacts): FirewallCheck {
+  const blocking = f.forwardHolesMissing ?? [];
+  const ok = blocking.length === 0;
+  const detail = ok
+    ? "no other firewall drops the namespace's forwarded traffic"
+    : `${blocking.join(', ')} drop${blocking.length === 1 ? 's' : ''} the namespace's traffic (nsroute's holes are gone, a firewall reload?); \`nsroute up ${f.config.name}\` or \`nsroute gc\` puts them back`;
+  return { id: 'firewall', ok, leak: false, detail, blocking };
+}
+
 export function evaluate(f: CheckFacts): CheckReport {
-  const checks: CheckResult[] = [checkRoute(f), checkNat(f), checkDns(f), checkNsswitch(f), checkIpv6(f), checkFiles(f)];
+  const checks: CheckResult[] = [checkRoute(f), checkNat(f), checkDns(f), checkNsswitch(f), checkIpv6(f), checkFiles(f), checkFirewall(f)];
   return { name: f.config.name, ok: checks.every((c) => c.ok), leak: checks.some((c) => c.leak), checks };
 }
 

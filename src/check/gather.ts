@@ -1,3 +1,4 @@
+import { forwardHolesMissing } from '../sys/iptables.js';
 // Reads what `nsroute check` judges (check/evaluate.ts), all at once: route lookups inside the
 // namespace and on the host, the uplink table and rules, nsroute's nft table, the files in
 // /etc/netns/NAME and the namespace's view of /etc (through `ip netns exec`, which applies
@@ -36,6 +37,14 @@ function readNetnsFile(name: string, file: NetnsFile): string | undefined {
   }
 }
 
+async function holesMissing(): Promise<string[]> {
+  try {
+    return await forwardHolesMissing();
+  } catch {
+    return [];
+  }
+}
+
 export async function gatherCheckFacts(config: NamespaceConfig, probeName: string): Promise<CheckFacts> {
   const name = config.name;
   const u = config.uplink;
@@ -57,6 +66,7 @@ export async function gatherCheckFacts(config: NamespaceConfig, probeName: strin
     nat6 ? output(['ip', '-6', '-j', 'route', 'get', PROBE_DST6, 'from', c6.nsAddress6!, 'iif', config.hostIface, ...mark]) : none,
   ]);
   const views = Object.fromEntries(await viewsP) as Record<NetnsFile, FileView>;
+  const forwardHolesMissing = await holesMissing();
   const netnsFiles = Object.fromEntries(NETNS_FILES.map((f) => [f, readNetnsFile(name, f)])) as Record<NetnsFile, string | undefined>;
   return {
     config,
@@ -73,5 +83,6 @@ export async function gatherCheckFacts(config: NamespaceConfig, probeName: strin
     ...(hostRoute6 ? { hostRoute6 } : {}),
     netnsFiles,
     views,
+    forwardHolesMissing,
   };
 }

@@ -128,16 +128,21 @@ describe('a native nftables firewall with forward policy drop', () => {
 
   it('exec via slow and by the default route both work; the firewall is exactly as before after', async () => {
     const n = w.name('nf1');
-    expectOk(await w.nsroute(['up', n, '--via', SLOW_GW, '--no-watch']));
+    expectOk(await w.nsroute(['up', n, '--via', SLOW_GW, '--dns', DNS_SERVER, '--no-watch']));
     try {
       // The holes sit at the top of the other tool's chain, tagged as nsroute's.
       const chain = await w.inHost(['nft', 'list', 'chain', 'inet', 'filter', 'forward']);
       expect(chain.stdout).toMatch(/iifname "nsr\*" accept comment "nsroute"\s+oifname "nsr\*" ct state established,related accept comment "nsroute"\s+ct state invalid drop/);
       expect(await path(w, n, [])).toBe(SLOW4);
-      // A reload of that firewall drops the holes; the next command puts them back.
+      // A reload of that firewall drops the holes: check says so; the next command puts them back.
       expectOk(await w.inHost(['nft', 'flush', 'chain', 'inet', 'filter', 'forward']));
       expectOk(await w.inHost(['nft', 'add', 'rule', 'inet', 'filter', 'forward', 'ct', 'state', 'invalid', 'drop']));
+      const broken = await w.nsroute(['check', n, '--json']);
+      expect(broken.exitCode, show(broken)).toBe(4);
+      const firewall = (JSON.parse(broken.stdout) as { checks: { id: string; ok: boolean; leak: boolean; blocking?: string[] }[] }).checks.find((c) => c.id === 'firewall');
+      expect(firewall).toMatchObject({ ok: false, leak: false, blocking: ['nft inet filter forward'] });
       expect(await path(w, n, [])).toBe(SLOW4);
+      expectOk(await w.nsroute(['check', n]));
     } finally {
       expectOk(await w.nsroute(['down', n]));
     }

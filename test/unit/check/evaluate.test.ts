@@ -165,7 +165,7 @@ describe('a healthy namespace', () => {
     const r = evaluate(healthy());
     expect(r.ok).toBe(true);
     expect(r.leak).toBe(false);
-    expect(r.checks.map((c) => c.id)).toEqual(['route', 'nat', 'dns', 'nsswitch', 'ipv6', 'files']);
+    expect(r.checks.map((c) => c.id)).toEqual(['route', 'nat', 'dns', 'nsswitch', 'ipv6', 'files', 'firewall']);
     const route = check(healthy(), 'route');
     expect(route.detail).toBe('via 10.99.2.1 dev ups, source 10.99.2.2');
     expect(route.inside).toEqual({ dev: 'eth0', gateway: '10.231.0.1', source: '10.231.0.2' });
@@ -186,7 +186,8 @@ describe('a healthy namespace', () => {
       'ok   nsswitch: hosts: files dns myhostname',
       'ok   ipv6: IPv6 cannot leave; programs fall back to IPv4 at once',
       'ok   files: resolv.conf, gai.conf, nsswitch.conf in place',
-      'slow: all 6 checks passed',
+      "ok   firewall: no other firewall drops the namespace's forwarded traffic",
+      'slow: all 7 checks passed',
     ]);
   });
 
@@ -542,11 +543,20 @@ describe('the report', () => {
     const lines = reportText(r).split('\n');
     expect(lines[0]).toMatch(/^FAIL route: uplink ups has no route in table 7101/);
     expect(lines[1]).toMatch(/^FAIL nat: table inet nsroute is missing/);
-    expect(lines.at(-1)).toBe('slow: 2 of 6 checks failed (route, nat); leaking: nat');
+    expect(lines.at(-1)).toBe('slow: 2 of 7 checks failed (route, nat); leaking: nat');
   });
 
   it('says when nothing leaks', () => {
     const r = evaluate(healthy({ uplinkTable: ok(UPLINK_TABLE_DOWN), hostRoute: fail('RTNETLINK answers: No route to host') }));
-    expect(reportText(r).split('\n').at(-1)).toBe('slow: 1 of 6 checks failed (route); nothing leaks');
+    expect(reportText(r).split('\n').at(-1)).toBe('slow: 1 of 7 checks failed (route); nothing leaks');
+  });
+});
+
+describe('firewall', () => {
+  it('fails, without a leak, when another firewall drops the traffic and the holes are gone', () => {
+    const f = { ...healthy(), forwardHolesMissing: ['nft inet filter forward', 'iptables-nft'] };
+    const c = evaluate(f).checks.find((x) => x.id === 'firewall')!;
+    expect(c).toMatchObject({ ok: false, leak: false, blocking: ['nft inet filter forward', 'iptables-nft'] });
+    expect(c.detail).toMatch(/^nft inet filter forward, iptables-nft drop the namespace's traffic .*`nsroute up slow` or `nsroute gc` puts them back$/);
   });
 });
