@@ -2,11 +2,11 @@ import { spawn } from 'node:child_process';
 import { closeSync, existsSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import { UserError } from '../errors.js';
-import { buildPlan, stepsFor } from '../plan/plan.js';
+import { buildPlan, stepsFor, tagOf } from '../plan/plan.js';
 import type { NamespaceConfig } from '../plan/types.js';
 import { recoverConfig } from '../plan/recover.js';
 import type { Profile } from '../profile/profile.js';
-import { parseTag, renderTag } from '../net/tag.js';
+import { parseTag } from '../net/tag.js';
 import { parseAddrs, parseLinks } from '../net/iproute-json.js';
 import { gatherHostFacts } from '../sys/hostfacts.js';
 import { ipIgnoringGone, ipJson, netnsDel, setLinkAlias } from '../sys/ip.js';
@@ -289,7 +289,7 @@ export async function bringUp(req: UpRequest): Promise<UpResult> {
       if (req.persistent && !existing.persistent) {
         existing.persistent = true;
         // The owner tag carries the lifetime, so a lost run dir does not turn `up` into ephemeral.
-        await setLinkAlias(existing.config.hostIface, renderTag({ name, persistent: true, uplink: existing.config.uplink }));
+        await setLinkAlias(existing.config.hostIface, tagOf(existing.config, true));
       }
       if (req.holder) existing.holders.push(req.holder);
       writeState(existing);

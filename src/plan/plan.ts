@@ -178,6 +178,12 @@ export function buildPlan(profile: Profile, facts: HostFacts, others: readonly N
   return { config, steps: stepsFor(config, { persistent: opts.persistent ?? false, nsswitch: facts.hostNsswitch }) };
 }
 
+// The owner tag of the namespace's host veth (net/tag.ts): what gc needs to rebuild the config.
+export function tagOf(config: NamespaceConfig, persistent: boolean): string {
+  const nat6 = config.ipv6 === 'nat';
+  return renderTag({ name: config.name, persistent, uplink: config.uplink, ...(nat6 ? { ipv6: 'nat' as const } : {}), ...(nat6 && config.via6 ? { via6: config.via6 } : {}) });
+}
+
 // The steps that create a namespace with this config, in order. Deterministic, so gc can
 // rebuild the journal of a namespace whose run dir was lost from its recovered config.
 export function stepsFor(config: NamespaceConfig, opts: { persistent: boolean; nsswitch?: string }): Step[] {
@@ -191,7 +197,7 @@ export function stepsFor(config: NamespaceConfig, opts: { persistent: boolean; n
       hostIface,
       nsIface,
       hostCidr: `${hostAddress}/${prefix}`,
-      tag: renderTag({ name, persistent: opts.persistent, uplink }),
+      tag: tagOf(config, opts.persistent),
       ...(uplink ? { uplinkTable: uplink.table, subnet: config.subnet } : {}),
       ...(v6 ?? {}),
     },

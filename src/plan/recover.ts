@@ -1,4 +1,4 @@
-import { blockOf, cidrToString, linkAddresses } from '../net/addresses.js';
+import { blockOf, cidrToString, linkAddresses, ula64For } from '../net/addresses.js';
 import type { AddrFact } from '../net/iproute-json.js';
 import { NS_IFACE } from '../net/names.js';
 import type { Tag } from '../net/tag.js';
@@ -24,7 +24,9 @@ export function recoverConfig(tag: Tag, hostIface: string, addrs: readonly AddrF
     .split('\n')
     .map((l) => l.trim().match(/^nameserver\s+(\S+)/)?.[1])
     .filter((s): s is string => s !== undefined);
+  const v6 = tag.ipv6 === 'nat' ? ula64For(subnet) : undefined;
   return {
+    ...(v6 ? { ipv6: 'nat' as const, subnet6: v6.subnet6, hostAddress6: v6.host6, nsAddress6: v6.ns6, ...(tag.via6 ? { via6: tag.via6 } : {}) } : {}),
     name: tag.name,
     mode: 'nat',
     hostIface,

@@ -4,7 +4,7 @@
 // and gc with nothing to do.
 import { existsSync, rmSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { DNS_SERVER, HOST_SLOW_ADDR, NSROUTE_JS, SLOW_GW, waitFor, type Snapshot, type World } from '../world/world.js';
+import { DNS_SERVER, HOST_SLOW_ADDR, NSROUTE_JS, SLOW_GW, SLOW_GW6, waitFor, type Snapshot, type World } from '../world/world.js';
 import { expectOk, holdScript, marker, PATH4, show, statusJson, waitForFile, useWorld } from '../world/helpers.js';
 
 let w: World;
@@ -224,6 +224,17 @@ describe('the run dir removed by hand while namespaces exist', () => {
     rmSync(w.runDir, { recursive: true, force: true });
     expect((await gc()).recovered).toEqual([n]);
     expect(await statusJson(w, n)).toMatchObject({ status: 'up', persistent: true, holders: [] });
+    expectOk(await w.nsroute(['down', n]));
+    expect(await w.snapshot()).toEqual(clean);
+  });
+
+  it('an --ipv6 nat namespace is recovered with its IPv6 part, and down then undoes all of it', async () => {
+    const n = w.name('r7');
+    expectOk(await w.nsroute(['up', n, ...ROUTE, '--ipv6', 'nat', '--via6', SLOW_GW6, '--no-watch']));
+    const up = await w.snapshot();
+    rmSync(w.runDir, { recursive: true, force: true });
+    expect((await gc()).recovered).toEqual([n]);
+    expect(await w.snapshot()).toEqual(up);
     expectOk(await w.nsroute(['down', n]));
     expect(await w.snapshot()).toEqual(clean);
   });

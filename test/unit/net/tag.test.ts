@@ -10,6 +10,8 @@ describe('owner tag', () => {
       { name: 'a-very_long-Name0', persistent: true, uplink },
       { name: 'vpn', persistent: false, uplink: { dev: 'tun0', table: 7102, mark: 0x6e720002, pref: 4200 } },
       { name: 'plain', persistent: true },
+      { name: 'six', persistent: false, uplink, ipv6: 'nat' as const, via6: 'fe80::1' },
+      { name: 'six2', persistent: true, ipv6: 'nat' as const },
     ]) {
       expect(parseTag(renderTag(t))).toEqual(t);
     }
@@ -22,7 +24,13 @@ describe('owner tag', () => {
   });
 
   it('fits the kernel limit for the longest name and device', () => {
-    const long = renderTag({ name: 'n'.repeat(64), persistent: true, uplink: { ...uplink, via: '255.255.255.255', dev: 'd'.repeat(15) } });
+    const long = renderTag({
+      name: 'n'.repeat(64),
+      persistent: true,
+      uplink: { ...uplink, via: '255.255.255.255', dev: 'd'.repeat(15) },
+      ipv6: 'nat',
+      via6: 'ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff',
+    });
     expect(long.length).toBeLessThanOrEqual(255);
   });
 
@@ -38,6 +46,8 @@ describe('owner tag', () => {
       'nsroute:ns=slow:persistent=0:dev=eth0:table=x:mark=0x1:pref=1',
       'nsroute:ns=slow:persistent=0:via=not-an-ip:dev=eth0:table=1:mark=0x1:pref=1',
       'nsroute:ns=slow:persistent=0:junk',
+      'nsroute:ns=slow:persistent=0:ipv6=on',
+      'nsroute:ns=slow:persistent=0:ipv6=nat:via6=not-an-address',
     ]) {
       expect(parseTag(alias), String(alias)).toBeUndefined();
     }

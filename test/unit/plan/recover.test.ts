@@ -28,6 +28,16 @@ describe('recoverConfig', () => {
     }
   });
 
+  it('rebuilds the IPv6 part of an --ipv6 nat namespace from the tag', () => {
+    const f = { ...facts, routes6: [{ dst: 'default', table: 254, type: 'unicast', dev: 'eth1', gateway: 'fe80::1' }] };
+    const plan = buildPlan({ name: 'six', dns: ['192.0.2.53'], via: '192.168.2.1', ipv6: 'nat' }, f, []);
+    const veth = plan.steps.find((s) => s.kind === 'veth-add')!;
+    const files = plan.steps.find((s) => s.kind === 'netns-files')!;
+    const addr = { dev: plan.config.hostIface, family: 4 as const, local: plan.config.hostAddress, prefix: plan.config.prefix };
+    const got = recoverConfig(parseTag(veth.kind === 'veth-add' ? veth.tag : '')!, plan.config.hostIface, [addr], files.kind === 'netns-files' ? files.files['resolv.conf'] : '');
+    expect(got).toEqual({ ...plan.config, dnsSource: 'recovered' });
+  });
+
   it('gives up when the host end has no address, several, or not the host end of its block', () => {
     const tag = { name: 'slow', persistent: false };
     expect(recoverConfig(tag, 'nsr-slow', [], undefined)).toBeUndefined();
