@@ -7,8 +7,8 @@ import { repair } from './lifecycle.js';
 // Keeps namespaces right while they are in use: follows netlink (`ip monitor`) and repairs
 // (lifecycle.ts `repair`) when something nsroute relies on changes: the uplink goes down and
 // up (the kernel deleted its routes), gets a new address, or a route or rule of nsroute's is
-// deleted. `nft flush ruleset` is not a netlink route event, so the nft table is also looked
-// at every few seconds. Repairs are debounced: a link going up brings a burst of events.
+// deleted; and `nft monitor tables` for nsroute's table going (`nft flush ruleset`, a
+// firewall reload). Repairs are debounced: a link going up brings a burst of events.
 export interface Watcher {
   stop(): void;
 }
@@ -16,7 +16,7 @@ export interface Watcher {
 export interface WatchOptions {
   names: () => string[]; // the namespaces to keep right (read on every repair)
   debounceMs?: number;
-  nftCheckMs?: number; // 0: do not poll the nft table
+  goneCheckMs?: number; // how often to look whether the namespaces are still there
   onRepair?: (name: string, problems: string[]) => void;
   onGone?: () => void; // none of the namespaces is up any more (checked with the nft poll)
 }
@@ -93,28 +93,37 @@ export function watchNamespaces(opts: WatchOptions): Watcher {
   });
   void monitor.catch(() => undefined);
 
-  const nftCheckMs = opts.nftCheckMs ?? 3000;
-  const poll =
-    nftCheckMs > 0
-      ? setInterval(() => {
-          if (targets().length === 0) {
-            opts.onGone?.();
-            return;
-          }
-          if (running) return;
-          void nftTableExists().then((ok) => {
-            if (!ok) schedule();
-          });
-        }, nftCheckMs)
-      : undefined;
-  poll?.unref();
+  const nftMonitor = execa('nft', ['monitor', 'tables'], { reject: false, buffer: false, cleanup: true, stdin: 'ignore', stderr: 'ignore' });
+  nftMonitor.stdout?.setEncoding('utf8');
+  let nftPending = '';
+  nftMonitor.stdout?.on('data', (chunk: string) => {
+    // A line can arrive in pieces ("delete table " + "inet nsroute"): only whole lines count.
+    nftPending += chunk;
+    const lines = nftPending.split('\n');
+    nftPending = lines.pop() ?? '';
+    if (lines.some((l) => /^delete table inet nsroute\b/.test(l)) && targets().length > 0) schedule();
+  });
+  void nftMonitor.catch(() => undefined);
+
+  const poll = setInterval(() => {
+    if (targets().length === 0) opts.onGone?.();
+  }, opts.goneCheckMs ?? 5000);
+  poll.unref();
+  // A table deleted while the monitors were starting would go unseen: look once.
+  setTimeout(() => {
+    if (targets().length > 0)
+      void nftTableExists().then((ok) => {
+        if (!ok) schedule();
+      });
+  }, 500).unref();
 
   return {
     stop() {
       stopped = true;
       if (timer) clearTimeout(timer);
-      if (poll) clearInterval(poll);
+      clearInterval(poll);
       monitor.kill('SIGTERM');
+      nftMonitor.kill('SIGTERM');
     },
   };
 }
