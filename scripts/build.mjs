@@ -15,7 +15,7 @@ await build({
   format: 'esm',
   logLevel: 'warning',
   banner: {
-    // Bundled CommonJS dependencies (proper-lockfile) call require().
+    // Bundled CommonJS dependencies call require().
     js: "#!/usr/bin/env node\nimport { createRequire as __nsrCreateRequire } from 'node:module';\nconst require = __nsrCreateRequire(import.meta.url);",
   },
 });

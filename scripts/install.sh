@@ -23,5 +23,7 @@ npm ci --no-audit --no-fund --loglevel=error
 npm run --silent build
 install -d /usr/local/lib/nsroute
 install -m 0755 dist/nsroute.js /usr/local/lib/nsroute/nsroute.js
+install -d /usr/local/lib/nsroute/templates
+install -m 0644 templates/*.in templates/*.toml /usr/local/lib/nsroute/templates/
 ln -sf /usr/local/lib/nsroute/nsroute.js /usr/local/bin/nsroute
 echo "nsroute $(nsroute --version) installed as /usr/local/bin/nsroute"

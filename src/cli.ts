@@ -5,6 +5,7 @@ import { runInNamespace, type ExecOptions } from './commands/exec.js';
 import { runUp } from './commands/up.js';
 import { runGc } from './commands/gc.js';
 import { runWatch } from './commands/watch.js';
+import { runAttach, runDetach, runDisable, runEnable } from './commands/units.js';
 import { runDown } from './commands/down.js';
 import { runList, runStatus } from './commands/list.js';
 import { runCheck } from './commands/check.js';
@@ -101,6 +102,46 @@ function buildProgram(result: { code: number; isExec: boolean }): Command {
     .addHelpText('after', '\nExit codes: 0 all checks passed; 4: check found a leak or something broken; 3 NAME is not up; 2 bad input; 1 a system tool failed.')
     .action(async (name: string, opts) => {
       result.code = await runCheck(name, opts);
+    });
+
+  program
+    .command('enable')
+    .description('bring NAME up at boot from its profile: install and enable the systemd unit nsroute-NAME.service')
+    .argument('<name>', 'namespace name (profile /etc/nsroute/NAME.toml)')
+    .option('--now', 'also start it now')
+    .option('--json', 'print the result as JSON')
+    .action(async (name: string, opts) => {
+      result.code = await runEnable(name, opts);
+    });
+
+  program
+    .command('disable')
+    .description('undo enable: disable and remove nsroute-NAME.service')
+    .argument('<name>', 'namespace name')
+    .option('--now', 'also stop it now (takes NAME down)')
+    .option('--json', 'print the result as JSON')
+    .action(async (name: string, opts) => {
+      result.code = await runDisable(name, opts);
+    });
+
+  program
+    .command('attach')
+    .description('run a systemd service inside NAME (a drop-in: its network, DNS files, bound to nsroute-NAME.service)')
+    .argument('<name>', 'namespace name (enabled)')
+    .argument('<unit>', 'service, e.g. transmission-daemon')
+    .option('--json', 'print the result as JSON')
+    .action(async (name: string, unit: string, opts) => {
+      result.code = await runAttach(name, unit, opts);
+    });
+
+  program
+    .command('detach')
+    .description('undo attach: remove the drop-in')
+    .argument('<name>', 'namespace name')
+    .argument('<unit>', 'service')
+    .option('--json', 'print the result as JSON')
+    .action(async (name: string, unit: string, opts) => {
+      result.code = await runDetach(name, unit, opts);
     });
 
   program
