@@ -247,7 +247,7 @@ describe("the unit's ExecStart and ExecStop, run by hand", () => {
 });
 
 describe('nsroute watch', () => {
-  it('puts back a deleted route, rule and nft table, and the route after the uplink goes down and up', async () => {
+  it('puts back a deleted route, rule and nft table, the route after the uplink goes down and up, and after a new address', async () => {
     const n = w.name('wt');
     expectOk(await w.nsroute(['up', n, '--via', SLOW_GW, '--dns', DNS_SERVER, '--no-watch']));
     const table = String((await statusJson(w, n)).table);
@@ -273,6 +273,19 @@ describe('nsroute watch', () => {
 
       const r = await w.nsroute(['exec', n, '--', ...PATH4]);
       expect(r.stdout.trim(), show(r)).toBe(SLOW);
+
+      // A new address by DHCP: the old one goes (and the kernel drops the routes through it),
+      // the new one comes; the far side then sees the new address.
+      const moved = `${SLOW_GW.split('.').slice(0, 3).join('.')}.77`;
+      expectOk(await w.inHost(['ip', 'addr', 'del', `${HOST_SLOW_ADDR}/24`, 'dev', 'ups']));
+      expectOk(await w.inHost(['ip', 'addr', 'add', `${moved}/24`, 'dev', 'ups']));
+      await routeBack();
+      const r2 = await w.nsroute(['exec', n, '--', ...PATH4]);
+      expect(r2.stdout.trim(), show(r2)).toBe(`slow ${moved}`);
+      expectOk(await w.inHost(['ip', 'addr', 'del', `${moved}/24`, 'dev', 'ups']));
+      expectOk(await w.inHost(['ip', 'addr', 'add', `${HOST_SLOW_ADDR}/24`, 'dev', 'ups']));
+      await routeBack();
+
       const repairs = watch
         .stdout()
         .split('\n')
