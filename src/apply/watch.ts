@@ -2,6 +2,7 @@ import { execa } from 'execa';
 import { withHostLock } from '../state/lock.js';
 import { readState } from '../state/store.js';
 import { nftTableExists } from '../sys/nft.js';
+import { uplinkRoutesIntact } from '../sys/ip.js';
 import { repair } from './lifecycle.js';
 
 // Keeps namespaces right while they are in use: follows netlink (`ip monitor`) and repairs
@@ -21,10 +22,13 @@ export interface WatchOptions {
   onGone?: () => void; // none of the namespaces is up any more (checked with the nft poll)
 }
 
-// Whether a line of `ip monitor link address route rule` concerns what the namespaces use.
+// Whether a line of `ip monitor link address route rule` concerns what the namespaces use:
+// the uplink's default routes or its rule deleted (not a namespace's own route in the uplink
+// table, which goes at every teardown), or the uplink device changing.
 export function relevantEvent(line: string, devs: ReadonlySet<string>, tables: ReadonlySet<number>): boolean {
   const deleted = line.startsWith('Deleted ');
-  for (const t of tables) if (deleted && new RegExp(`\\b(table|lookup) ${t}\\b`).test(line)) return true;
+  const ours = /^Deleted (default|unreachable default|\d+:\s)/.test(line);
+  for (const t of tables) if (ours && new RegExp(`\\b(table|lookup) ${t}\\b`).test(line)) return true;
   for (const d of devs) {
     const esc = d.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
     // link state change ("3: ups: <...,UP,...>"), address added, route via the device added back
@@ -40,12 +44,26 @@ export function watchNamespaces(opts: WatchOptions): Watcher {
   let running = false;
   let again = false;
   let stopped = false;
+  // What the events said since the last repair: an uplink change, or nsroute's table gone
+  // (every change of another namespace replaces the table: a delete then an add, in one
+  // transaction, which is no loss).
+  let linkEvent = false;
+  let tableGone = false;
 
   const targets = () =>
     opts.names().flatMap((n) => {
       const st = readState(n);
       return st && st.status === 'up' ? [st] : [];
     });
+
+  // Looked at without the lock first: other namespaces coming and going replace nsroute's nft
+  // table and touch the uplink table, and every watcher hears it; only a real loss is repaired.
+  const broken = async (): Promise<boolean> => {
+    const sts = targets();
+    const uplinks = [...new Map(sts.flatMap((st) => (st.config.uplink ? [[st.config.uplink.table, st.config.uplink] as const] : []))).values()];
+    const [nftOk, uplinksOk] = await Promise.all([nftTableExists(), uplinkRoutesIntact(uplinks.map((u) => u.table))]);
+    return !nftOk || !uplinksOk;
+  };
 
   const runRepair = async () => {
     if (running) {
@@ -54,6 +72,13 @@ export function watchNamespaces(opts: WatchOptions): Watcher {
     }
     running = true;
     try {
+      const suspicious = linkEvent || tableGone;
+      linkEvent = false;
+      if (!suspicious) return;
+      if (!(await broken())) {
+        tableGone = false;
+        return;
+      }
       await withHostLock(async () => {
         for (const n of opts.names()) {
           const st = readState(n);
@@ -89,7 +114,10 @@ export function watchNamespaces(opts: WatchOptions): Watcher {
     const sts = targets();
     const devs = new Set(sts.flatMap((s) => (s.config.uplink ? [s.config.uplink.dev] : [])));
     const tables = new Set(sts.flatMap((s) => (s.config.uplink ? [s.config.uplink.table] : [])));
-    if (lines.some((l) => relevantEvent(l, devs, tables))) schedule();
+    if (lines.some((l) => relevantEvent(l, devs, tables))) {
+      linkEvent = true;
+      schedule();
+    }
   });
   void monitor.catch(() => undefined);
 
@@ -101,7 +129,11 @@ export function watchNamespaces(opts: WatchOptions): Watcher {
     nftPending += chunk;
     const lines = nftPending.split('\n');
     nftPending = lines.pop() ?? '';
-    if (lines.some((l) => /^delete table inet nsroute\b/.test(l)) && targets().length > 0) schedule();
+    for (const l of lines) {
+      if (/^delete table inet nsroute\b/.test(l)) tableGone = true;
+      else if (/^add table inet nsroute\b/.test(l)) tableGone = false;
+    }
+    if (tableGone && targets().length > 0) schedule();
   });
   void nftMonitor.catch(() => undefined);
 
@@ -113,7 +145,9 @@ export function watchNamespaces(opts: WatchOptions): Watcher {
   setTimeout(() => {
     if (targets().length > 0)
       void nftTableExists().then((ok) => {
-        if (!ok) schedule();
+        if (ok) return;
+        tableGone = true;
+        schedule();
       });
   }, 500).unref();
 

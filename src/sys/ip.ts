@@ -50,3 +50,14 @@ export async function routeGet(ip: string): Promise<unknown> {
 export async function setLinkAlias(dev: string, alias: string): Promise<void> {
   await run(['ip', 'link', 'set', 'dev', dev, 'alias', alias]);
 }
+
+// Each uplink table still has its default route (not only the unreachable fallback) and its
+// fwmark rule: what the watcher looks at before taking the lock to repair.
+export async function uplinkRoutesIntact(tables: readonly number[]): Promise<boolean> {
+  if (tables.length === 0) return true;
+  const [rules, ...routes] = await Promise.all([
+    run(['ip', '-4', '-N', 'rule', 'show'], { allowFail: true }).then((r) => r.stdout),
+    ...tables.map((t) => run(['ip', '-4', '-N', 'route', 'show', 'table', String(t)], { allowFail: true }).then((r) => r.stdout)),
+  ]);
+  return tables.every((t, i) => new RegExp(`lookup ${t}\\b`).test(rules ?? '') && /^default (via|dev) /m.test(routes[i] ?? ''));
+}

@@ -23,6 +23,7 @@ describe('relevantEvent', () => {
       '9: nsr-other@if2: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 qdisc noqueue state UP group default ',
       '3: upsx: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 state UP',
       '10.231.0.4/30 dev nsr-other table 7101 scope link ',
+      'Deleted 10.231.0.4/30 dev nsr-other table 7101 scope link ',
       '4200:\tfrom all fwmark 0x6e720001 lookup 7101',
       'Deleted 3: ups    inet 10.99.2.7/24 scope global ups',
       'Deleted default via 10.99.3.1 dev eth2 table 7102 ',
