@@ -31,10 +31,11 @@ export interface SweepReport {
   foundProcesses: { name: string; pids: number[] }[];
   removed: { object: string; name: string }[]; // leftovers with no state behind them
   kept: { name: string; reason: string }[];
+  watchers: string[]; // persistent namespaces whose watcher was started again
 }
 
 export function emptyReport(): SweepReport {
-  return { forgotten: [], recovered: [], rolledBack: [], finished: [], tornDown: [], droppedHolders: [], foundProcesses: [], removed: [], kept: [] };
+  return { forgotten: [], recovered: [], rolledBack: [], finished: [], tornDown: [], droppedHolders: [], foundProcesses: [], removed: [], kept: [], watchers: [] };
 }
 
 export function contextFor(name: string, config?: NamespaceConfig): StepContext {
@@ -292,6 +293,8 @@ export async function bringUp(req: UpRequest): Promise<UpResult> {
         await setLinkAlias(existing.config.hostIface, tagOf(existing.config, true));
       }
       if (req.holder) existing.holders.push(req.holder);
+      if (req.persistent && req.watch === false) existing.noWatch = true;
+      if (req.watch) delete existing.noWatch;
       writeState(existing);
       for (const p of await repair(existing)) process.stderr.write(`nsroute: could not restore ${p}\n`);
       if (req.watch && existing.persistent) startWatcher(existing);
@@ -322,6 +325,7 @@ export async function bringUp(req: UpRequest): Promise<UpResult> {
     }
     state.status = 'up';
     if (req.holder) state.holders.push(req.holder);
+    if (req.persistent && req.watch === false) state.noWatch = true;
     writeState(state);
     if (req.watch && state.persistent) startWatcher(state);
     return { state, created: true };

@@ -14,6 +14,7 @@ function reportText(r: SweepReport): string {
   for (const n of r.tornDown) lines.push(`removed ${n} (ephemeral, no longer used)`);
   for (const o of r.removed) lines.push(`removed leftover ${o.object} ${o.name}`);
   for (const k of r.kept) lines.push(`left ${k.name} alone: ${k.reason}`);
+  for (const n of r.watchers) lines.push(`started the watcher of ${n} again`);
   return lines.join('\n');
 }
 

@@ -30,6 +30,7 @@ export interface NamespaceState {
   holders: Holder[];
   // The `nsroute watch NAME` that `up` started for a persistent namespace (stopped at teardown).
   watcher?: { pid: number; startTime: number };
+  noWatch?: boolean; // `up --no-watch`: gc does not start one either
 }
 
 export function readState(name: string): NamespaceState | undefined {

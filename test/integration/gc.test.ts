@@ -2,7 +2,7 @@
 // running and keeps its network; the namespace goes after it ends), daemons left behind,
 // the run dir removed by hand while namespaces exist, down twice, down of an unknown NAME,
 // and gc with nothing to do.
-import { existsSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { DNS_SERVER, HOST_SLOW_ADDR, NSROUTE_JS, SLOW_GW, SLOW_GW6, waitFor, type Snapshot, type World } from '../world/world.js';
 import { expectOk, holdScript, marker, PATH4, show, statusJson, waitForFile, useWorld } from '../world/helpers.js';
@@ -23,6 +23,7 @@ interface Report {
   foundProcesses: { name: string; pids: number[] }[];
   removed: { object: string; name: string }[];
   kept: { name: string; reason: string }[];
+  watchers: string[];
 }
 
 async function gc(): Promise<Report> {
@@ -82,6 +83,31 @@ describe('gc with nothing to do, down twice, down of an unknown NAME', () => {
     const second = await w.nsroute(['down', n]);
     expectOk(second);
     expect(second.stderr).toMatch(/not up; nothing to do/);
+    expect(await w.snapshot()).toEqual(clean);
+  });
+});
+
+describe('the watcher of a persistent namespace', () => {
+  const watcherOf = (n: string) => (JSON.parse(readFileSync(`${w.runDir}/ns/${n}/state.json`, 'utf8')) as { watcher?: { pid: number } }).watcher?.pid;
+
+  it('is started again by gc when it died, and not for up --no-watch', async () => {
+    const n = w.name('wd1');
+    const quiet = w.name('wd2');
+    expectOk(await w.nsroute(['up', n, ...ROUTE]));
+    expectOk(await w.nsroute(['up', quiet, ...ROUTE, '--no-watch']));
+    const first = watcherOf(n)!;
+    expect(pidAlive(first)).toBe(true);
+    expect(watcherOf(quiet)).toBeUndefined();
+    process.kill(first, 'SIGKILL');
+    await waitFor(() => !pidAlive(first), 'the watcher to die');
+    expect((await gc()).watchers).toEqual([n]);
+    const second = watcherOf(n)!;
+    expect(second).not.toBe(first);
+    expect(pidAlive(second)).toBe(true);
+    expect((await gc()).watchers).toEqual([]);
+    expectOk(await w.nsroute(['down', n]));
+    expectOk(await w.nsroute(['down', quiet]));
+    await waitFor(() => !pidAlive(second), 'the watcher to end with its namespace');
     expect(await w.snapshot()).toEqual(clean);
   });
 });
