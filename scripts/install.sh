@@ -11,7 +11,7 @@ apt-get update -qq
 # Runtime: iproute2 (ip), nftables (nft), util-linux (setpriv, nsenter).
 # Test suite only: socat (path servers) and dnsmasq-base (DNS servers in the test world;
 # -base is the binary alone: the full dnsmasq package starts a system DNS service).
-apt-get install -y -qq --no-install-recommends iproute2 nftables util-linux procps socat dnsmasq-base ca-certificates >/dev/null
+apt-get install -y -qq --no-install-recommends iproute2 nftables util-linux procps socat dnsmasq-base udhcpc ca-certificates >/dev/null
 
 if ! command -v node >/dev/null || [ "$(node -p 'process.versions.node.split(".")[0]')" -lt 20 ]; then
   echo "install.sh: nsroute needs Node.js 20 or newer (found: $(node --version 2>/dev/null || echo none))." >&2

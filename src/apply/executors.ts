@@ -1,7 +1,8 @@
 import { join } from 'node:path';
 import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
 import type { NamespaceConfig, Step, Uplink } from '../plan/types.js';
-import { nsConfigLines, uplinkRoute6Lines, uplinkRouteLines, uplinkRuleArgs, vethLines, vethRouteLines } from '../plan/plan.js';
+import { nsConfigLanLines, nsConfigLines, uplinkRoute6Lines, uplinkRouteLines, uplinkRuleArgs, vethBridgeLines, vethLines, vethRouteLines } from '../plan/plan.js';
+import { dhcpScript, disableIpv6In, giveBack, readTakeover, startDhcp, stopDhcp, takeOver } from '../sys/lan.js';
 import { forwardChains, hasNsrouteTable, renderHoleInserts, xtablesHolesMissing } from '../net/fwholes.js';
 import { ensureForwardHoles, legacyFilterTables, removeForwardHoles } from '../sys/iptables.js';
 import { renderNftRuleset } from '../net/nft.js';
@@ -23,7 +24,7 @@ export interface StepContext {
 }
 
 export function nftMembers(configs: readonly NamespaceConfig[]) {
-  return configs.map((c) => ({ iface: c.hostIface, subnet: c.subnet, mark: c.uplink?.mark, ...(c.ipv6 === 'nat' && c.subnet6 ? { subnet6: c.subnet6 } : {}) }));
+  return configs.filter((c) => c.mode === 'nat').map((c) => ({ iface: c.hostIface, subnet: c.subnet, mark: c.uplink?.mark, ...(c.ipv6 === 'nat' && c.subnet6 ? { subnet6: c.subnet6 } : {}) }));
 }
 
 // Files nsroute writes carry this first line; undo only deletes files that still carry it,
@@ -164,6 +165,24 @@ export async function doStep(step: Step, ctx: StepContext): Promise<void> {
     }
     case 'fw-holes':
       return ensureForwardHoles();
+    case 'bridge-takeover': {
+      const host = readHostState();
+      if (host.takeovers?.[step.iface]) return; // another namespace took it over already
+      const taken = await readTakeover(step.iface, step.bridge);
+      // Recorded before the change: a crash in the middle can still be put back.
+      writeHostState({ ...host, takeovers: { ...host.takeovers, [step.iface]: taken } });
+      return takeOver(step.iface, taken);
+    }
+    case 'veth-bridge':
+      return ipBatch(vethBridgeLines(step));
+    case 'macvlan-add':
+      await ipBatch([`link add link ${step.parent} name ${step.tmpIface} type macvlan mode bridge`, `link set dev ${step.tmpIface} netns ${step.netns}`]);
+      return ipBatch([`link set dev ${step.tmpIface} name ${step.nsIface}`], step.netns);
+    case 'ns-config-lan':
+      await disableIpv6In(step.netns);
+      return ipBatch(nsConfigLanLines(step), step.netns);
+    case 'dhcp-client':
+      return startDhcp(step.netns, step.nsIface, dhcpScript(step.netns, step.writeDns), paths.dhcpScript(step.netns), paths.dhcpPid(step.netns));
     case 'nft-sync':
       return nftApply(renderNftRuleset(nftMembers([...ctx.others(), ...(ctx.self ? [ctx.self] : [])])));
   }
@@ -230,6 +249,26 @@ export async function undoStep(step: Step, ctx: StepContext): Promise<void> {
     case 'fw-holes':
       if (ctx.others().length > 0) return;
       return removeForwardHoles();
+    case 'bridge-takeover': {
+      if (ctx.others().some((o) => o.lan?.takeover === step.iface)) return; // still in use
+      const host = readHostState();
+      const taken = host.takeovers?.[step.iface];
+      if (!taken) return;
+      await giveBack(step.iface, taken);
+      const rest = { ...host.takeovers };
+      delete rest[step.iface];
+      writeHostState({ ...host, takeovers: Object.keys(rest).length > 0 ? rest : undefined });
+      return;
+    }
+    case 'veth-bridge':
+      return ipIgnoringGone(['link', 'del', 'dev', step.hostIface]);
+    case 'macvlan-add':
+      // Dies with the namespace; gone from the host unless a crash left it before the move.
+      return ipIgnoringGone(['link', 'del', 'dev', step.tmpIface]);
+    case 'ns-config-lan':
+      return;
+    case 'dhcp-client':
+      return stopDhcp(paths.dhcpPid(step.netns));
     case 'nft-sync':
       return nftApply(renderNftRuleset(nftMembers(ctx.others())));
   }

@@ -11,6 +11,7 @@ import { parseAddrs, parseLinks } from '../net/iproute-json.js';
 import { gatherHostFacts } from '../sys/hostfacts.js';
 import { ipIgnoringGone, ipJson, netnsDel, setLinkAlias } from '../sys/ip.js';
 import { bootId, isSameProcessAlive, netnsInode, netnsProcesses, processInfo, processStartTime } from '../sys/proc.js';
+import { dhcpPid } from '../sys/lan.js';
 import { isDeadNetnsFile, readTextIfExists, removeIfExists } from '../sys/fsx.js';
 import { lookupAccount } from '../sys/users.js';
 import { withHostLock } from '../state/lock.js';
@@ -54,12 +55,18 @@ export function liveHolders(st: NamespaceState): Holder[] {
   return st.holders.filter((h) => isSameProcessAlive(h.pid, h.startTime));
 }
 
+// Processes inside NAME that are not nsroute's own (the DHCP client of --dhcp).
+export function userProcesses(name: string): number[] {
+  const own = dhcpPid(paths.dhcpPid(name));
+  return netnsProcesses(netnsPath(name)).filter((p) => p !== own);
+}
+
 // Processes running inside NAME, as holders: what keeps a namespace whose execs are gone
 // (a daemon a command left behind, or a command whose nsroute was SIGKILLed). Only the
 // topmost ones (parent outside NAME): their children come and go with them, and if such a
 // parent ends first, its children are re-parented and found at the next look.
 export async function processHolders(name: string): Promise<Holder[]> {
-  const pids = netnsProcesses(netnsPath(name));
+  const pids = userProcesses(name);
   const inside = new Set(pids);
   const out: Holder[] = [];
   for (const pid of pids) {
@@ -105,7 +112,7 @@ async function teardown(st: NamespaceState): Promise<void> {
   stopWatcher(st);
   st.status = 'tearing-down';
   writeState(st);
-  const leftovers = netnsProcesses(netnsPath(st.name));
+  const leftovers = userProcesses(st.name);
   await undoJournal(new Journal(paths.journal(st.name)), contextFor(st.name, st.config));
   removeNamespaceDir(st.name);
   if (leftovers.length > 0) {
@@ -163,8 +170,10 @@ export async function recoverLost(report: SweepReport, only?: string): Promise<v
       report.recovered.push(name);
       continue;
     }
-    if (isLiveNetns(name) && netnsProcesses(netnsPath(name)).length > 0) {
-      report.kept.push({ name, reason: `its link ${v.link} cannot be read back and processes run inside; \`ip netns pids ${name}\` lists them` });
+    if (isLiveNetns(name)) {
+      // A bridge/macvlan namespace (no address on the host end), or one cut short mid-create:
+      // never removed by guesswork while the namespace exists.
+      report.kept.push({ name, reason: `its state is lost and its link ${v.link} cannot be read back; \`ip netns del ${name}\` and \`ip link del ${v.link}\` remove it` });
       continue;
     }
     await ipIgnoringGone(['link', 'del', 'dev', v.link]);
@@ -257,6 +266,11 @@ function conflicts(p: Profile, c: NamespaceConfig): string[] {
   if (p.dns.length > 0 && p.dns.join(',') !== c.dns.join(',')) out.push(`dns ${c.dns.join(',')}`);
   if (p.subnet !== undefined && p.subnet !== c.subnet) out.push(`subnet ${c.subnet}`);
   if (p.ipv6 !== undefined && p.ipv6 !== (c.ipv6 ?? 'off')) out.push(`ipv6 ${c.ipv6 ?? 'off'}`);
+  if (p.mode !== undefined && p.mode !== c.mode) out.push(`mode ${c.mode}`);
+  if (p.bridge !== undefined && (c.lan?.takeover || p.bridge !== c.lan?.bridge)) out.push(`bridge ${c.lan?.bridge ?? '(none)'}`);
+  if (p.uplink !== undefined && p.uplink !== (c.lan?.takeover ?? c.lan?.parent)) out.push(`uplink ${c.lan?.takeover ?? c.lan?.parent ?? '(none)'}`);
+  if (p.address !== undefined && p.address !== c.lan?.address) out.push(`address ${c.lan?.address ?? '(none)'}`);
+  if (p.dhcp !== undefined && p.dhcp !== (c.lan?.dhcp ?? false)) out.push(c.lan?.dhcp ? 'dhcp' : 'no dhcp');
   if (p.via6 !== undefined && p.via6 !== c.via6) out.push(`via6 ${c.via6 ?? '(none)'}`);
   return out;
 }

@@ -1,12 +1,12 @@
 import { constants } from 'node:os';
 import { UserError } from '../errors.js';
-import { bringUp, liveHolders, netnsPath, release } from '../apply/lifecycle.js';
+import { bringUp, liveHolders, release, userProcesses } from '../apply/lifecycle.js';
 import { readState } from '../state/store.js';
 import type { RouteOptions } from '../profile/profile.js';
 import { namespaceArgv, spawnInherited } from '../sys/command.js';
 import { keepBindMounts } from '../sys/rebind.js';
 import { watchNamespaces } from '../apply/watch.js';
-import { netnsProcesses, processStartTime } from '../sys/proc.js';
+import { processStartTime } from '../sys/proc.js';
 import { lookupAccount, type Account } from '../sys/users.js';
 import type { Holder } from '../state/store.js';
 import { loadProfile, requireRoot } from './options.js';
@@ -54,7 +54,7 @@ async function settle(name: string, self: Holder): Promise<void> {
   const othersExecs = liveHolders(st).some((h) => h.kind !== 'process' && !(h.pid === self.pid && h.startTime === self.startTime));
   if (othersExecs) return;
   const deadline = Date.now() + SETTLE_MS;
-  while (netnsProcesses(netnsPath(name)).length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  while (userProcesses(name).length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
 }
 
 const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];

@@ -19,8 +19,10 @@ export function statusJson(view: NamespaceView | NamespaceState) {
     subnet: c.subnet,
     hostAddress: c.hostAddress,
     namespaceAddress: c.nsAddress,
-    gateway: c.uplink?.via ?? null,
-    dev: c.uplink?.dev ?? null,
+    gateway: c.uplink?.via ?? c.lan?.gateway ?? null,
+    dev: c.uplink?.dev ?? c.lan?.bridge ?? c.lan?.parent ?? null,
+    // bridge / macvlan: the LAN side ("dhcp": the address comes from the lease)
+    lan: c.lan ? { bridge: c.lan.bridge ?? null, takeover: c.lan.takeover ?? null, parent: c.lan.parent ?? null, address: c.lan.address ?? (c.lan.dhcp ? 'dhcp' : null) } : null,
     table: c.uplink?.table ?? null,
     dns: c.dns,
     dnsSource: c.dnsSource,
@@ -41,11 +43,17 @@ export function conditionHint(s: StatusJson): string | undefined {
 }
 
 export function statusText(s: StatusJson): string {
-  const route = s.gateway ? `via ${s.gateway} dev ${s.dev} (table ${s.table})` : s.dev ? `dev ${s.dev} (table ${s.table})` : 'host routing';
+  const route = s.lan
+    ? `${s.lan.address ?? ''} on the LAN of ${s.dev}${s.lan.takeover ? ` (bridge over ${s.lan.takeover})` : ''}${s.gateway ? `, via ${s.gateway}` : ''}`
+    : s.gateway
+      ? `via ${s.gateway} dev ${s.dev} (table ${s.table})`
+      : s.dev
+        ? `dev ${s.dev} (table ${s.table})`
+        : 'host routing';
   const holder = (h: StatusJson['holders'][number]) => `${h.pid} ${h.user}: ${h.command.join(' ')}${h.kind === 'process' ? ' (running inside)' : ''}`;
   const lines = [
     `${s.name}: ${s.status}, ${s.persistent ? 'persistent' : 'ephemeral'}, ${s.mode}`,
-    `  link:    ${s.hostInterface} ${s.hostAddress} <-> ${s.namespaceInterface} ${s.namespaceAddress} (${s.subnet})`,
+    s.lan ? `  link:    ${s.mode} ${s.namespaceInterface}` : `  link:    ${s.hostInterface} ${s.hostAddress} <-> ${s.namespaceInterface} ${s.namespaceAddress} (${s.subnet})`,
     `  route:   ${route}`,
     `  dns:     ${s.dns.join(', ')} (${s.dnsSource})`,
     `  holders: ${s.holders.length === 0 ? 'none' : s.holders.map(holder).join('\n           ')}`,
@@ -57,7 +65,7 @@ export function statusText(s: StatusJson): string {
 
 export function listText(all: StatusJson[]): string {
   if (all.length === 0) return 'no nsroute namespaces';
-  const rows = all.map((s) => [s.name, s.status, s.persistent ? 'persistent' : 'ephemeral', String(s.holders.length), s.namespaceAddress, s.gateway ?? s.dev ?? '-', s.dns.join(',')]);
+  const rows = all.map((s) => [s.name, s.status, s.persistent ? 'persistent' : 'ephemeral', String(s.holders.length), s.lan?.address ?? s.namespaceAddress, s.gateway ?? s.dev ?? '-', s.dns.join(',')]);
   const head = ['NAME', 'STATUS', 'LIFETIME', 'HOLDERS', 'ADDRESS', 'GATEWAY', 'DNS'];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   return [head, ...rows].map((r) => r.map((v, i) => v.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');

@@ -17,7 +17,12 @@ export function addRouteOptions(cmd: Command): Command {
     .option('--dns <ip>', 'name server for the namespace (repeatable)', collect)
     .option('--subnet <cidr>', 'address block for the veth link (default: a free /30)')
     .option('--ipv6 <mode>', 'off (default): no IPv6 path out; nat: IPv6 leaves by the same uplink, masqueraded')
-    .option('--via6 <gateway6>', "IPv6 next hop with --ipv6 nat (default: the uplink's IPv6 default route)");
+    .option('--via6 <gateway6>', "IPv6 next hop with --ipv6 nat (default: the uplink's IPv6 default route)")
+    .option('--mode <mode>', 'nat (default), bridge (own address on the LAN via a bridge), macvlan (own address via a macvlan)')
+    .option('--bridge <bridge>', 'bridge mode: join this existing bridge')
+    .option('--uplink <iface>', 'bridge mode: take this interface into a new bridge; macvlan mode: the parent interface')
+    .option('--address <cidr>', "bridge/macvlan: the namespace's own address on the LAN (with --via, the LAN's router)")
+    .option('--dhcp', 'bridge/macvlan: get address, router and DNS from the LAN by DHCP');
 }
 
 // Profile file + flags -> validated Profile. A missing profile is fine; an unreadable or
@@ -32,7 +37,19 @@ export function loadProfile(name: string, flags: RouteOptions): Profile {
     throw new UserError(`profile ${file} cannot be read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, 'fix its permissions, or move it away');
   }
   const fromFile = text === undefined ? undefined : parseProfileToml(text, file);
-  return resolveProfile(name, fromFile, { via: flags.via, dev: flags.dev, dns: flags.dns, subnet: flags.subnet, ipv6: flags.ipv6, via6: flags.via6 }, text === undefined ? undefined : file);
+  return resolveProfile(name, fromFile, {
+      via: flags.via,
+      dev: flags.dev,
+      dns: flags.dns,
+      subnet: flags.subnet,
+      ipv6: flags.ipv6,
+      via6: flags.via6,
+      mode: flags.mode,
+      bridge: flags.bridge,
+      uplink: flags.uplink,
+      address: flags.address,
+      dhcp: flags.dhcp,
+    }, text === undefined ? undefined : file);
 }
 
 export function requireRoot(): void {

@@ -20,7 +20,7 @@ import { hex } from '../net/nft.js';
 import { renderTag } from '../net/tag.js';
 import { renderNsswitchConf } from '../net/resolv.js';
 import type { Profile } from '../profile/profile.js';
-import type { HostFacts, NamespaceConfig, Step, Uplink } from './types.js';
+import type { HostFacts, LanConfig, NamespaceConfig, Step, Uplink } from './types.js';
 
 // Routing tables, marks and the rule priority nsroute uses. The rule sits before the main
 // table (32766) and before the rules VPN clients add (wg-quick 32764/32765, Tailscale 52xx),
@@ -147,6 +147,7 @@ export function buildPlan(profile: Profile, facts: HostFacts, others: readonly N
   if (facts.links.some((l) => l.name === hostIface)) {
     throw new UserError(`interface ${hostIface} already exists on the host and nsroute has no record of it`, `if it is left over, remove it with \`ip link del ${hostIface}\``);
   }
+  if (profile.mode === 'bridge' || profile.mode === 'macvlan') return buildLanPlan(profile, facts, others, opts.persistent ?? false);
   const uplink = chooseUplink(profile, facts, others);
   const subnet = chooseSubnet(profile, facts, others);
   const { host, ns } = linkAddresses(subnet);
@@ -178,6 +179,114 @@ export function buildPlan(profile: Profile, facts: HostFacts, others: readonly N
   return { config, steps: stepsFor(config, { persistent: opts.persistent ?? false, nsswitch: facts.hostNsswitch }) };
 }
 
+// The interface a LAN-mode namespace sits on must exist, be up, and (for a bridge) be
+// bridgeable: a wireless client interface cannot be a bridge port (the access point accepts
+// only its own MAC address from it).
+function requireUsableLink(facts: HostFacts, dev: string, what: string): void {
+  const link = facts.links.find((l) => l.name === dev);
+  if (!link) throw new UserError(`${what} ${dev} does not exist`, '`ip link` lists interfaces');
+  if (!link.up) throw new UserError(`${what} ${dev} is down`, `bring it up first (ip link set ${dev} up)`);
+}
+
+function buildLanPlan(profile: Profile, facts: HostFacts, others: readonly NamespaceConfig[], persistent: boolean): Plan {
+  const { name } = profile;
+  const mode = profile.mode as 'bridge' | 'macvlan';
+  const hostIface = hostIfaceName(name);
+  const lan: LanConfig = {};
+  if (mode === 'bridge' && profile.bridge) {
+    const br = facts.links.find((l) => l.name === profile.bridge);
+    if (!br) throw new UserError(`bridge ${profile.bridge} does not exist`, '`ip -d link show type bridge` lists bridges; or use --uplink IFACE and nsroute makes one');
+    if (br.kind !== 'bridge') throw new UserError(`${profile.bridge} is not a bridge`, 'give a bridge, or --uplink IFACE to have nsroute make one');
+    requireUsableLink(facts, profile.bridge, 'bridge');
+    lan.bridge = profile.bridge;
+  } else if (mode === 'bridge') {
+    const dev = profile.uplink!;
+    requireUsableLink(facts, dev, 'interface');
+    if (facts.wireless?.includes(dev)) {
+      throw new UserError(`${dev} is a wireless interface, which cannot be bridged (the access point accepts only its own MAC address)`, 'use --mode macvlan, or --mode nat');
+    }
+    const link = facts.links.find((l) => l.name === dev)!;
+    if (link.kind === 'bridge') throw new UserError(`${dev} is a bridge already`, `use --bridge ${dev}`);
+    const shared = others.find((o) => o.lan?.takeover === dev);
+    lan.bridge = shared?.lan?.bridge ?? bridgeNameFor(dev);
+    lan.takeover = dev;
+  } else {
+    const dev = profile.uplink!;
+    requireUsableLink(facts, dev, 'interface');
+    lan.parent = dev;
+  }
+  if (profile.dhcp) lan.dhcp = true;
+  else {
+    const [ip, p] = profile.address!.split('/');
+    const clash = facts.addrs.find((a) => a.family === 4 && a.local === ip);
+    if (clash) throw new UserError(`${ip} is the host's own address (on ${clash.dev})`, 'give the namespace an address of its own on that LAN');
+    const taken = others.find((o) => o.lan?.address?.split('/')[0] === ip);
+    if (taken) throw new UserError(`${ip} is already namespace ${taken.name}'s address`, 'give this namespace another address');
+    lan.address = `${ip}/${p}`;
+    lan.gateway = profile.via;
+  }
+  const dns = profile.dhcp
+    ? profile.dns.length > 0
+      ? { servers: profile.dns, source: 'option' as const }
+      : { servers: [] as string[], source: 'dhcp' as const }
+    : chooseDnsServers({ explicit: profile.dns, hostResolvConf: facts.hostResolvConf, resolvedConf: facts.resolvedConf, gateway: lan.gateway });
+  const block = lan.address ? blockOf(lan.address.split('/')[0]!, Number(lan.address.split('/')[1])) : undefined;
+  const config: NamespaceConfig = {
+    name,
+    mode,
+    lan,
+    hostIface,
+    nsIface: NS_IFACE,
+    subnet: block ? cidrToString(block) : '',
+    hostAddress: '',
+    nsAddress: lan.address ? lan.address.split('/')[0]! : '',
+    prefix: block?.prefix ?? 0,
+    dns: dns.servers,
+    dnsSource: dns.source,
+  };
+  return { config, steps: lanStepsFor(config, { persistent, nsswitch: facts.hostNsswitch }) };
+}
+
+// Name of the bridge nsroute makes for --uplink IFACE (<= 15 characters, like every ifname).
+export function bridgeNameFor(iface: string): string {
+  return hostIfaceName(iface).replace(/^nsr/, 'nsb');
+}
+
+export function lanStepsFor(config: NamespaceConfig, opts: { persistent: boolean; nsswitch?: string }): Step[] {
+  const { name, hostIface, nsIface } = config;
+  const lan = config.lan!;
+  const tag = tagOf(config, opts.persistent);
+  return [
+    { kind: 'netns-add', name },
+    ...(lan.takeover ? [{ kind: 'bridge-takeover', iface: lan.takeover, bridge: lan.bridge! } as const] : []),
+    config.mode === 'macvlan'
+      ? ({ kind: 'macvlan-add', netns: name, parent: lan.parent!, tmpIface: hostIface, nsIface } as const)
+      : ({ kind: 'veth-bridge', netns: name, hostIface, nsIface, bridge: lan.bridge!, tag } as const),
+    { kind: 'ns-config-lan', netns: name, nsIface, ...(lan.address ? { address: lan.address, gateway: lan.gateway! } : {}) },
+    { kind: 'netns-files', netns: name, files: netnsFiles(config, opts.nsswitch) },
+    ...(lan.dhcp ? [{ kind: 'dhcp-client', netns: name, nsIface, writeDns: config.dnsSource === 'dhcp' } as const] : []),
+  ];
+}
+
+export function vethBridgeLines(step: Extract<Step, { kind: 'veth-bridge' }>): string[] {
+  return [
+    `link add name ${step.hostIface} type veth peer name ${step.nsIface} netns ${step.netns}`,
+    `link set dev ${step.hostIface} addrgenmode none`,
+    `link set dev ${step.hostIface} alias ${step.tag}`,
+    `link set dev ${step.hostIface} master ${step.bridge}`,
+    `link set dev ${step.hostIface} up`,
+  ];
+}
+
+export function nsConfigLanLines(step: Extract<Step, { kind: 'ns-config-lan' }>): string[] {
+  return [
+    'link set dev lo up',
+    `link set dev ${step.nsIface} addrgenmode none`,
+    `link set dev ${step.nsIface} up`,
+    ...(step.address ? [`address add ${step.address} dev ${step.nsIface}`, `route add default via ${step.gateway} dev ${step.nsIface}`] : []),
+  ];
+}
+
 // The owner tag of the namespace's host veth (net/tag.ts): what gc needs to rebuild the config.
 export function tagOf(config: NamespaceConfig, persistent: boolean): string {
   const nat6 = config.ipv6 === 'nat';
@@ -187,6 +296,7 @@ export function tagOf(config: NamespaceConfig, persistent: boolean): string {
 // The steps that create a namespace with this config, in order. Deterministic, so gc can
 // rebuild the journal of a namespace whose run dir was lost from its recovered config.
 export function stepsFor(config: NamespaceConfig, opts: { persistent: boolean; nsswitch?: string }): Step[] {
+  if (config.mode !== 'nat') return lanStepsFor(config, opts);
   const { name, hostIface, nsIface, hostAddress, nsAddress, prefix, uplink } = config;
   const v6 = config.ipv6 === 'nat' && config.subnet6 ? { hostCidr6: `${config.hostAddress6}/64`, subnet6: config.subnet6 } : undefined;
   return [

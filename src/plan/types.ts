@@ -12,6 +12,7 @@ export interface HostFacts {
   hostResolvConf?: string;
   resolvedConf?: string;
   hostNsswitch?: string; // /etc/nsswitch.conf
+  wireless?: string[]; // interfaces with /sys/class/net/X/wireless (cannot be bridged)
 }
 
 // The uplink a namespace's traffic is policy-routed through; shared by every namespace
@@ -25,9 +26,20 @@ export interface Uplink {
 }
 
 // Everything decided for one namespace; stored in its state file.
+// bridge / macvlan modes: the namespace as its own host on a LAN.
+export interface LanConfig {
+  bridge?: string; // bridge mode: the bridge the veth joins
+  takeover?: string; // bridge mode with --uplink: the interface nsroute took into `bridge`
+  parent?: string; // macvlan mode
+  address?: string; // static CIDR; absent with dhcp
+  gateway?: string;
+  dhcp?: boolean;
+}
+
 export interface NamespaceConfig {
   name: string;
-  mode: 'nat';
+  mode: 'nat' | 'bridge' | 'macvlan';
+  lan?: LanConfig;
   hostIface: string;
   nsIface: string;
   subnet: string;
@@ -43,7 +55,7 @@ export interface NamespaceConfig {
   nsAddress6?: string;
   via6?: string;
   // 'recovered': rebuilt by gc from the kernel and /etc/netns after the run dir was lost.
-  dnsSource: 'option' | 'host' | 'systemd-resolved' | 'gateway' | 'recovered';
+  dnsSource: 'option' | 'host' | 'systemd-resolved' | 'gateway' | 'recovered' | 'dhcp';
 }
 
 // A change to the machine, as plain data. Applied in order, undone in reverse; every undo
@@ -72,6 +84,12 @@ export type Step =
   | { kind: 'uplink-route'; uplink: Uplink }
   | { kind: 'uplink-route6'; uplink: Uplink; via6?: string }
   | { kind: 'fw-holes' }
-  | { kind: 'nft-sync' };
+  | { kind: 'nft-sync' }
+  // bridge / macvlan modes
+  | { kind: 'bridge-takeover'; iface: string; bridge: string }
+  | { kind: 'veth-bridge'; netns: string; hostIface: string; nsIface: string; bridge: string; tag: string }
+  | { kind: 'macvlan-add'; netns: string; parent: string; tmpIface: string; nsIface: string }
+  | { kind: 'ns-config-lan'; netns: string; nsIface: string; address?: string; gateway?: string }
+  | { kind: 'dhcp-client'; netns: string; nsIface: string; writeDns: boolean };
 
 export type StepKind = Step['kind'];

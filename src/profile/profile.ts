@@ -1,6 +1,6 @@
 import { parse as parseToml } from 'smol-toml';
 import { UserError } from '../errors.js';
-import { parseCidr4, parseIPv4, parseIPv6, cidrToString } from '../net/addresses.js';
+import { blockOf, cidrContains, parseCidr4, parseIPv4, parseIPv6, cidrToString } from '../net/addresses.js';
 import { validateName } from '../net/names.js';
 
 // What the user asked for, from /etc/nsroute/NAME.toml and the command line (flags win).
@@ -11,7 +11,17 @@ export interface RouteOptions {
   subnet?: string;
   ipv6?: string;
   via6?: string;
+  mode?: string;
+  bridge?: string;
+  uplink?: string;
+  address?: string;
+  dhcp?: boolean;
 }
+
+// nat: the namespace behind the host (default). bridge / macvlan: the namespace as its own
+// host on the uplink's LAN (seed 004): its own address there, its own gateway, no NAT.
+export type Mode = 'nat' | 'bridge' | 'macvlan';
+export const MODES: readonly Mode[] = ['nat', 'bridge', 'macvlan'];
 
 export type Ipv6Mode = 'off' | 'nat';
 export const IPV6_MODES: readonly Ipv6Mode[] = ['off', 'nat'];
@@ -25,9 +35,14 @@ export interface Profile {
   subnet?: string;
   ipv6?: Ipv6Mode; // undefined: not asked for (off, or whatever a running namespace has)
   via6?: string;
+  mode?: Mode; // undefined: nat
+  bridge?: string; // bridge mode: an existing bridge to join
+  uplink?: string; // bridge mode: the interface to take over into a bridge; macvlan: the parent
+  address?: string; // bridge/macvlan: the namespace's own address on the LAN (CIDR)
+  dhcp?: boolean; // bridge/macvlan: a DHCP client inside the namespace instead
 }
 
-const KEYS = ['via', 'dev', 'dns', 'subnet', 'ipv6', 'via6'] as const;
+const KEYS = ['via', 'dev', 'dns', 'subnet', 'ipv6', 'via6', 'mode', 'bridge', 'uplink', 'address', 'dhcp'] as const;
 const IFACE_RE = /^[^\s/:]{1,15}$/;
 
 // Parses a profile file's text. `file` is only used to name the file in errors.
@@ -44,7 +59,10 @@ export function parseProfileToml(text: string, file: string): RouteOptions {
     if (!(KEYS as readonly string[]).includes(key)) {
       throw new UserError(`profile ${file}: unknown key ${JSON.stringify(key)}`, `the keys are ${KEYS.join(', ')}`);
     }
-    if (key === 'dns') {
+    if (key === 'dhcp') {
+      if (typeof value !== 'boolean') throw new UserError(`profile ${file}: dhcp must be true or false`, 'write dhcp = true');
+      out.dhcp = value;
+    } else if (key === 'dns') {
       const list = typeof value === 'string' ? [value] : value;
       if (!Array.isArray(list) || !list.every((v) => typeof v === 'string')) {
         throw new UserError(`profile ${file}: dns must be a list of addresses`, 'write e.g. dns = ["192.168.2.1"]');
@@ -54,7 +72,7 @@ export function parseProfileToml(text: string, file: string): RouteOptions {
       if (typeof value !== 'string') {
         throw new UserError(`profile ${file}: ${key} must be a string`, `write e.g. ${key} = "..."`);
       }
-      out[key as 'via' | 'dev' | 'subnet' | 'ipv6' | 'via6'] = value;
+      out[key as 'via' | 'dev' | 'subnet' | 'ipv6' | 'via6' | 'mode' | 'bridge' | 'uplink' | 'address'] = value;
     }
   }
   return out;
@@ -90,10 +108,68 @@ export function resolveProfile(name: string, fromFile: RouteOptions | undefined,
     }
     profile.ipv6 = merged.ipv6 as Ipv6Mode;
   }
+  resolveLanMode(profile, merged, where);
   if (merged.via6 !== undefined) {
     profile.via6 = parseIPv6(merged.via6, where('via6'));
     if (profile.ipv6 !== 'nat') throw new UserError(`${where('via6')} only applies to IPv6 in nat mode`, 'add --ipv6 nat, or leave --via6 out');
     if (!profile.via && !profile.dev) throw new UserError(`${where('via6')} needs an uplink`, 'add --via GATEWAY (or --dev IFACE) for the same link');
   }
   return profile;
+}
+
+function parseIface(text: string, what: string): string {
+  if (!IFACE_RE.test(text)) throw new UserError(`${what}: ${JSON.stringify(text)} is not an interface name`, '`ip link` lists interfaces');
+  return text;
+}
+
+// --mode and its companions: which keys go with which mode, checked before any lookup.
+function resolveLanMode(profile: Profile, merged: RouteOptions, where: (key: string) => string): void {
+  const mode = merged.mode ?? 'nat';
+  if (!(MODES as readonly string[]).includes(mode)) {
+    throw new UserError(`${where('mode')}: ${JSON.stringify(mode)} is not a mode`, `use one of ${MODES.join(', ')}`);
+  }
+  if (merged.mode !== undefined) profile.mode = mode as Mode;
+  const lanKeys = (['bridge', 'uplink', 'address', 'dhcp'] as const).filter((k) => merged[k] !== undefined && merged[k] !== false);
+  if (mode === 'nat') {
+    const k = lanKeys[0];
+    if (k) throw new UserError(`${where(k)} applies to --mode bridge or macvlan`, `add --mode bridge (or macvlan), or leave --${k} out`);
+    return;
+  }
+  for (const k of ['dev', 'subnet', 'ipv6', 'via6'] as const) {
+    if (merged[k] !== undefined) throw new UserError(`${where(k)} applies to --mode nat only`, `leave it out in ${mode} mode: the namespace is its own host on the LAN`);
+  }
+  if (mode === 'bridge') {
+    if ((merged.bridge === undefined) === (merged.uplink === undefined)) {
+      throw new UserError('--mode bridge needs either --bridge BR (an existing bridge) or --uplink IFACE (nsroute makes the bridge)', 'give exactly one of them');
+    }
+    if (merged.bridge !== undefined) profile.bridge = parseIface(merged.bridge, where('bridge'));
+  } else if (merged.bridge !== undefined) {
+    throw new UserError(`${where('bridge')} applies to --mode bridge`, 'macvlan sits on --uplink IFACE');
+  } else if (merged.uplink === undefined) {
+    throw new UserError('--mode macvlan needs --uplink IFACE', 'name the interface of the LAN the namespace should be on');
+  }
+  if (merged.uplink !== undefined) profile.uplink = parseIface(merged.uplink, where('uplink'));
+  if (merged.dhcp === true) {
+    if (merged.address !== undefined || merged.via !== undefined) {
+      throw new UserError(`--dhcp and ${merged.address !== undefined ? where('address') : where('via')} exclude each other`, 'the DHCP server gives the address and the gateway; leave them out, or drop --dhcp');
+    }
+    profile.dhcp = true;
+    return;
+  }
+  if (merged.address === undefined) {
+    throw new UserError(`--mode ${mode} needs the namespace's own address on the LAN`, 'give --address CIDR --via GATEWAY, or --dhcp');
+  }
+  const slash = merged.address.indexOf('/');
+  const ip = slash < 0 ? merged.address : merged.address.slice(0, slash);
+  parseIPv4(ip, where('address'));
+  const prefix = slash < 0 ? NaN : Number(merged.address.slice(slash + 1));
+  if (!Number.isInteger(prefix) || prefix < 1 || prefix > 30) {
+    throw new UserError(`${where('address')}: ${JSON.stringify(merged.address)} needs the LAN's prefix length`, 'write it as ADDRESS/PREFIX, e.g. 192.168.1.50/24');
+  }
+  profile.address = `${ip}/${prefix}`;
+  if (profile.via === undefined) throw new UserError(`${where('address')} needs --via, the LAN's router`, 'add --via GATEWAY, or use --dhcp');
+  if (!cidrContains(blockOf(ip, prefix), profile.via)) {
+    throw new UserError(`gateway ${profile.via} is not on the LAN of ${profile.address}`, 'give the router of that LAN, or the right prefix');
+  }
+  if (profile.via === ip) throw new UserError(`${where('address')} is the gateway's own address`, 'give the namespace an address of its own');
 }

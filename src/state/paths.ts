@@ -36,6 +36,8 @@ export const paths = {
   state: (name: string) => join(runDir(), 'ns', name, 'state.json'),
   journal: (name: string) => join(runDir(), 'ns', name, 'journal.jsonl'),
   watchLog: (name: string) => join(runDir(), 'ns', name, 'watch.log'),
+  dhcpScript: (name: string) => join(runDir(), 'ns', name, 'dhcp.sh'),
+  dhcpPid: (name: string) => join(runDir(), 'ns', name, 'udhcpc.pid'),
   // Per NAME: the user's files under /etc/netns/NAME that nsroute replaced, plus markers.
   files: (name: string) => join(libDir(), 'files', name),
   filesRoot: () => join(libDir(), 'files'),

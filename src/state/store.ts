@@ -3,6 +3,7 @@ import type { NamespaceConfig } from '../plan/types.js';
 import { listDir, removeIfExists, writeFileAtomic } from '../sys/fsx.js';
 import { bootId } from '../sys/proc.js';
 import { paths } from './paths.js';
+import type { TakenOver } from '../sys/lan.js';
 
 // A process using the namespace: pid + start time (pids are reused; the pair is not).
 // 'exec': an `nsroute exec`/`shell` (the nsroute process itself, which outlives its command).
@@ -80,6 +81,7 @@ export interface HostState {
   forwarding?: { saved: Record<string, string> };
   forwarding6?: { saved: Record<string, string> };
   srcValidMark?: Record<string, string>; // per uplink device
+  takeovers?: Record<string, TakenOver>; // interfaces taken into a bridge (bridge mode --uplink)
 }
 
 export function readHostState(): HostState {

@@ -1,6 +1,7 @@
 import { parseAddrs, parseLinks, parseRouteGet, parseRoutes, parseRules } from '../net/iproute-json.js';
 import type { HostFacts } from '../plan/types.js';
 import { ipJson, routeGet } from './ip.js';
+import { wirelessInterfaces } from './lan.js';
 import { listDir, readTextIfExists } from './fsx.js';
 import { NETNS_RUN_DIR, hostNsswitchPath, hostResolvConfPath, resolvedConfPath } from '../state/paths.js';
 
@@ -24,6 +25,7 @@ export async function gatherHostFacts(via?: string, opts: { ipv6?: boolean } = {
     hostResolvConf: readTextIfExists(hostResolvConfPath()),
     resolvedConf: readTextIfExists(resolvedConfPath()),
     hostNsswitch: readTextIfExists(hostNsswitchPath()),
+    wireless: wirelessInterfaces(),
     routes6: parseRoutes(routes6),
   };
 }
