@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { buildPlan, MARK_BASE, nsConfigLines, RULE_PREF, stepsFor, TABLE_BASE, uplinkRouteLines, uplinkRuleArgs, vethLines } from '../../../src/plan/plan.js';
+import { buildPlan, MARK_BASE, nsConfigLanLines, nsConfigLines, RULE_PREF, stepsFor, TABLE_BASE, uplinkRouteLines, uplinkRuleArgs, vethBridgeLines, vethLines } from '../../../src/plan/plan.js';
 import { parseTag } from '../../../src/net/tag.js';
 import type { HostFacts, NamespaceConfig, Step, Uplink } from '../../../src/plan/types.js';
 import type { Profile } from '../../../src/profile/profile.js';
@@ -393,5 +393,50 @@ describe('stepsFor', () => {
     const plan = buildPlan(profile({ via: '192.168.2.1' }), facts(), [], { persistent: true });
     const veth = plan.steps.find((s) => s.kind === 'veth-add');
     expect(veth && parseTag(veth.tag)).toEqual({ name: 'slow', persistent: true, uplink: plan.config.uplink });
+  });
+});
+
+describe('buildPlan: bridge and macvlan modes', () => {
+  const withBridge = () => {
+    const f = facts();
+    f.links.push({ index: 4, name: 'br0', up: true, kind: 'bridge' }, { index: 5, name: 'wlan0', up: true });
+    f.wireless = ['wlan0'];
+    return f;
+  };
+  const lan = (over: Partial<Profile>) => profile({ mode: 'bridge', address: '192.168.1.60/24', via: '192.168.1.1', ...over });
+
+  it('joins an existing bridge with the static address, no NAT steps', () => {
+    const { config, steps } = buildPlan(lan({ bridge: 'br0' }), withBridge(), []);
+    expect(steps.map((s) => s.kind)).toEqual(['netns-add', 'veth-bridge', 'ns-config-lan', 'netns-files']);
+    expect(config).toMatchObject({ mode: 'bridge', lan: { bridge: 'br0', address: '192.168.1.60/24', gateway: '192.168.1.1' }, nsAddress: '192.168.1.60', subnet: '192.168.1.0/24' });
+    expect(vethBridgeLines(step(steps, 'veth-bridge'))).toContain('link set dev nsr-slow master br0');
+    expect(nsConfigLanLines(step(steps, 'ns-config-lan'))).toEqual(expect.arrayContaining(['address add 192.168.1.60/24 dev eth0', 'route add default via 192.168.1.1 dev eth0']));
+  });
+
+  it('takes an interface into a new bridge, shared by namespaces on the same interface', () => {
+    const first = buildPlan(lan({ uplink: 'eth0' }), withBridge(), []);
+    expect(step(first.steps, 'bridge-takeover')).toEqual({ kind: 'bridge-takeover', iface: 'eth0', bridge: 'nsb-eth0' });
+    const second = buildPlan(lan({ name: 'other', uplink: 'eth0', address: '192.168.1.61/24' }), withBridge(), [first.config]);
+    expect(second.config.lan?.bridge).toBe('nsb-eth0');
+  });
+
+  it('puts a macvlan on the interface, and with --dhcp runs a client that writes the lease DNS', () => {
+    const { config, steps } = buildPlan(profile({ mode: 'macvlan', uplink: 'eth0', dhcp: true }), withBridge(), []);
+    expect(steps.map((s) => s.kind)).toEqual(['netns-add', 'macvlan-add', 'ns-config-lan', 'netns-files', 'dhcp-client']);
+    expect(step(steps, 'dhcp-client')).toMatchObject({ writeDns: true });
+    expect(config).toMatchObject({ dnsSource: 'dhcp', dns: [] });
+    expect(step(buildPlan(profile({ mode: 'macvlan', uplink: 'eth0', dhcp: true, dns: ['9.9.9.9'] }), withBridge(), []).steps, 'dhcp-client')).toMatchObject({ writeDns: false });
+  });
+
+  it('refuses what cannot work, with the fix', () => {
+    const cases: [Partial<Profile>, RegExp][] = [
+      [{ bridge: 'nope' }, /bridge nope does not exist/],
+      [{ bridge: 'eth0' }, /eth0 is not a bridge/],
+      [{ uplink: 'wlan0' }, /wlan0 is a wireless interface/],
+      [{ uplink: 'br0' }, /br0 is a bridge already/],
+      [{ uplink: 'eth0', address: '192.168.1.50/24' }, /192.168.1.50 is the host's own address/],
+    ];
+    for (const [over, msg] of cases) expect(catchUserError(() => buildPlan(lan(over), withBridge(), [])).message, JSON.stringify(over)).toMatch(msg);
+    expect(catchUserError(() => buildPlan(lan({ uplink: 'wlan0' }), withBridge(), [])).hint).toContain('macvlan');
   });
 });

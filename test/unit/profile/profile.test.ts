@@ -135,3 +135,28 @@ describe('ipv6 and via6', () => {
     expect(catchUserError(() => resolveProfile('slow', undefined, { ipv6: 'nat', via6: 'fd00::1' })).hint).toContain('--via');
   });
 });
+
+describe('mode, bridge, uplink, address, dhcp', () => {
+  it('takes them from flags and the profile', () => {
+    expect(resolveProfile('lan', parseProfileToml('mode = "macvlan"\nuplink = "eth0"\ndhcp = true\n', 'p.toml'), {}, 'p.toml')).toMatchObject({ mode: 'macvlan', uplink: 'eth0', dhcp: true });
+    expect(resolveProfile('lan', undefined, { mode: 'bridge', bridge: 'br0', address: '10.0.0.5/24', via: '10.0.0.1' })).toMatchObject({ mode: 'bridge', bridge: 'br0', address: '10.0.0.5/24', via: '10.0.0.1' });
+  });
+
+  it('refuses keys of another mode and incomplete addressing, with the fix', () => {
+    const cases: [object, RegExp][] = [
+      [{ bridge: 'br0' }, /--bridge applies to --mode bridge or macvlan/],
+      [{ mode: 'bridged' }, /"bridged" is not a mode/],
+      [{ mode: 'bridge', address: '10.0.0.5/24', via: '10.0.0.1' }, /either --bridge BR .* or --uplink IFACE/],
+      [{ mode: 'bridge', bridge: 'br0', uplink: 'eth0', dhcp: true }, /either --bridge/],
+      [{ mode: 'macvlan', dhcp: true }, /--mode macvlan needs --uplink/],
+      [{ mode: 'macvlan', uplink: 'eth0' }, /needs the namespace's own address/],
+      [{ mode: 'macvlan', uplink: 'eth0', address: '10.0.0.5/24' }, /needs --via/],
+      [{ mode: 'macvlan', uplink: 'eth0', address: '10.0.0.5', via: '10.0.0.1' }, /needs the LAN's prefix length/],
+      [{ mode: 'macvlan', uplink: 'eth0', address: '10.0.0.5/24', via: '10.9.0.1' }, /not on the LAN/],
+      [{ mode: 'macvlan', uplink: 'eth0', address: '10.0.0.5/24', via: '10.0.0.1', dhcp: true }, /exclude each other/],
+      [{ mode: 'macvlan', uplink: 'eth0', dhcp: true, subnet: '10.1.0.0/30' }, /--subnet applies to --mode nat only/],
+    ];
+    for (const [flags, msg] of cases) expect(catchUserError(() => resolveProfile('lan', undefined, flags)).message, JSON.stringify(flags)).toMatch(msg);
+    expect(catchUserError(() => parseProfileToml('dhcp = "yes"\n', 'p.toml')).message).toBe('profile p.toml: dhcp must be true or false');
+  });
+});
