@@ -261,7 +261,9 @@ async function touch(name: string): Promise<NamespaceState | undefined> {
 
 function conflicts(p: Profile, c: NamespaceConfig): string[] {
   const out: string[] = [];
-  if (p.via !== undefined && p.via !== c.uplink?.via) out.push(`via ${c.uplink?.via ?? '(host routing)'}`);
+  if (c.mode !== 'nat') {
+    if (p.via !== undefined && p.via !== c.lan?.gateway) out.push(`via ${c.lan?.gateway ?? '(dhcp)'}`);
+  } else if (p.via !== undefined && p.via !== c.uplink?.via) out.push(`via ${c.uplink?.via ?? '(host routing)'}`);
   if (p.dev !== undefined && p.dev !== c.uplink?.dev) out.push(`dev ${c.uplink?.dev ?? '(host routing)'}`);
   if (p.dns.length > 0 && p.dns.join(',') !== c.dns.join(',')) out.push(`dns ${c.dns.join(',')}`);
   if (p.subnet !== undefined && p.subnet !== c.subnet) out.push(`subnet ${c.subnet}`);
@@ -429,6 +431,17 @@ export interface NamespaceView {
   state: NamespaceState;
   condition: Condition;
   holders: Holder[];
+  // --dhcp: what the lease gave, read from the namespace (address/prefix, name servers).
+  lease?: { address?: string; dns: string[] };
+}
+
+async function leaseOf(st: NamespaceState): Promise<{ address?: string; dns: string[] }> {
+  const addrs = parseAddrs(await ipJson(['-n', st.name, '-4', 'address', 'show', 'dev', st.config.nsIface]).catch(() => []));
+  const a = addrs.find((x) => x.family === 4);
+  const dns = (readTextIfExists(join(netnsEtcDir(st.name), 'resolv.conf')) ?? '')
+    .split('\n')
+    .flatMap((l) => l.trim().match(/^nameserver\s+(\S+)/)?.[1] ?? []);
+  return { ...(a ? { address: `${a.local}/${a.prefix}` } : {}), dns };
 }
 
 async function viewOf(st: NamespaceState, untracked = false): Promise<NamespaceView> {
@@ -436,7 +449,8 @@ async function viewOf(st: NamespaceState, untracked = false): Promise<NamespaceV
   let holders = liveHolders(st);
   if (holders.length === 0) holders = await processHolders(st.name);
   const condition: Condition = untracked ? 'untracked' : !st.persistent && holders.length === 0 ? 'stale' : 'up';
-  return { state: st, condition, holders };
+  const lease = st.config.lan?.dhcp ? await leaseOf(st) : undefined;
+  return { state: st, condition, holders, ...(lease ? { lease } : {}) };
 }
 
 // Under the lock, so a create or teardown in progress is never mistaken for a crashed one.

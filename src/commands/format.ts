@@ -18,13 +18,13 @@ export function statusJson(view: NamespaceView | NamespaceState) {
     namespaceInterface: c.nsIface,
     subnet: c.subnet,
     hostAddress: c.hostAddress,
-    namespaceAddress: c.nsAddress,
+    namespaceAddress: v.lease?.address?.split('/')[0] ?? c.nsAddress,
     gateway: c.uplink?.via ?? c.lan?.gateway ?? null,
     dev: c.uplink?.dev ?? c.lan?.bridge ?? c.lan?.parent ?? null,
     // bridge / macvlan: the LAN side ("dhcp": the address comes from the lease)
-    lan: c.lan ? { bridge: c.lan.bridge ?? null, takeover: c.lan.takeover ?? null, parent: c.lan.parent ?? null, address: c.lan.address ?? (c.lan.dhcp ? 'dhcp' : null) } : null,
+    lan: c.lan ? { bridge: c.lan.bridge ?? null, takeover: c.lan.takeover ?? null, parent: c.lan.parent ?? null, address: c.lan.address ?? v.lease?.address ?? (c.lan.dhcp ? 'dhcp' : null) } : null,
     table: c.uplink?.table ?? null,
-    dns: c.dns,
+    dns: v.lease && v.lease.dns.length > 0 ? v.lease.dns : c.dns,
     dnsSource: c.dnsSource,
     createdAt: st.createdAt || null,
   };
