@@ -13,9 +13,19 @@ import {
   SLOW_GW,
   DNS_SERVER,
   FAST_GW,
+  waitFor,
   expandV6,
+  DHCP_FIRST,
+  DHCP_LAST,
+  HOST_LAN_ADDR,
+  LAN_BRIDGE,
+  LAN_BRIDGE_MAC,
+  LAN_DEV,
+  LAN_GW,
+  LAN_PREFIX,
   type World,
 } from '../world/world.js';
+import { LAN_PATH4, PATH4 } from '../world/helpers.js';
 
 describe('test world', () => {
   let w: World;
@@ -113,5 +123,105 @@ describe('test world', () => {
     expect(readdirSync('/run/netns').filter((n) => n.startsWith(w2.prefix))).toEqual([]);
     expect(existsSync(dir)).toBe(false);
     expect(existsSync(`/etc/netns/${w2.name('extra')}`)).toBe(false);
+  });
+});
+
+// The LAN options (lan, lanBridge, lanDhcp): what bridge and macvlan mode rely on, proven with
+// plain ip commands (a namespace on the LAN made by hand, as nsroute would make it).
+const lastOctet = (a: string): number => Number(a.split('.')[3]);
+
+async function handMadeLanNamespace(w: World, suffix: string, addr: string, parent: 'bridge' | 'macvlan'): Promise<string> {
+  const ns = w.name(suffix);
+  const attach =
+    parent === 'bridge'
+      ? `ip link add hx0 type veth peer name eth0 netns ${ns} && ip link set hx0 master ${LAN_BRIDGE} up`
+      : `ip link add link ${LAN_DEV} name hx0 type macvlan mode bridge && ip link set hx0 netns ${ns} && ip -n ${ns} link set hx0 name eth0`;
+  const r = await w.inHost([
+    'sh',
+    '-c',
+    `set -e; ip netns add ${ns}; ${attach}; ip -n ${ns} link set lo up; ip -n ${ns} link set eth0 up; ` +
+      `ip -n ${ns} addr add ${addr}/${LAN_PREFIX} dev eth0; ip -n ${ns} route add default via ${LAN_GW}`,
+  ]);
+  expect(r.exitCode, r.stderr).toBe(0);
+  return ns;
+}
+
+async function removeHandMade(w: World, ns: string): Promise<void> {
+  await w.inHost(['sh', '-c', `ip link del hx0 2>/dev/null; ip netns del ${ns}`]);
+}
+
+describe('test world: option lan', () => {
+  let w: World;
+  beforeAll(async () => {
+    w = await createWorld({ lan: true });
+  });
+  afterAll(async () => {
+    await w?.destroy();
+  });
+
+  it('gives the fake host lan1 with its address, and no default route through it', async () => {
+    const addr = JSON.parse((await w.inHost(['ip', '-j', '-4', 'addr', 'show', 'dev', LAN_DEV])).stdout) as { addr_info: { local: string; prefixlen: number }[] }[];
+    expect(addr[0]?.addr_info.map((a) => `${a.local}/${a.prefixlen}`)).toEqual([`${HOST_LAN_ADDR}/${LAN_PREFIX}`]);
+    expect((await w.inHost(['ip', 'route', 'show', 'default'])).stdout).not.toContain(LAN_DEV);
+    expect(await w.hostLanPath()).toBe(`lan ${HOST_LAN_ADDR}`);
+    expect(await w.hostPath(4)).toBe(`fast ${HOST_FAST_ADDR}`);
+  });
+
+  it('a namespace on the LAN (macvlan) is seen by the far side with its own address', async () => {
+    const before = await w.snapshot();
+    const ns = await handMadeLanNamespace(w, 'hm1', '10.99.3.77', 'macvlan');
+    try {
+      const r = await w.inNetns(ns, ['sh', '-c', `${PATH4.join(' ')}; ${LAN_PATH4.join(' ')}`]);
+      expect(r.stdout).toBe('fast 10.99.3.77\nlan 10.99.3.77\n');
+    } finally {
+      await removeHandMade(w, ns);
+    }
+    expect(await w.snapshot()).toEqual(before);
+  });
+});
+
+describe('test world: options lanBridge and lanDhcp', () => {
+  let w: World;
+  beforeAll(async () => {
+    w = await createWorld({ lanBridge: true, lanDhcp: true });
+  });
+  afterAll(async () => {
+    await w?.destroy();
+  });
+
+  it('puts lan1 into br0, which holds the host address', async () => {
+    const link = JSON.parse((await w.inHost(['ip', '-j', 'link', 'show', 'dev', LAN_DEV])).stdout) as { master?: string }[];
+    expect(link[0]?.master).toBe(LAN_BRIDGE);
+    const br = JSON.parse((await w.inHost(['ip', '-j', '-d', 'addr', 'show', 'dev', LAN_BRIDGE])).stdout) as {
+      address: string;
+      linkinfo: { info_kind: string };
+      addr_info: { family: string; local: string; prefixlen: number }[];
+    }[];
+    expect(br[0]?.linkinfo.info_kind).toBe('bridge');
+    expect(br[0]?.address).toBe(LAN_BRIDGE_MAC);
+    expect(br[0]?.addr_info.filter((a) => a.family === 'inet').map((a) => `${a.local}/${a.prefixlen}`)).toEqual([`${HOST_LAN_ADDR}/${LAN_PREFIX}`]);
+    expect(await w.hostLanPath()).toBe(`lan ${HOST_LAN_ADDR}`);
+  });
+
+  it('leases an address with router and DNS by DHCP, and logs the ACK and the RELEASE', async () => {
+    const before = await w.snapshot();
+    const ns = await handMadeLanNamespace(w, 'hm2', '10.99.3.78', 'bridge');
+    try {
+      // The probe sends to 255.255.255.255: it needs a route for it.
+      expect((await w.inNetns(ns, ['ip', 'route', 'add', '255.255.255.255/32', 'dev', 'eth0'])).exitCode).toBe(0);
+      const lease = await w.dhcpProbe(ns, 'eth0', { release: true });
+      expect(lastOctet(lease.address)).toBeGreaterThanOrEqual(lastOctet(DHCP_FIRST));
+      expect(lastOctet(lease.address)).toBeLessThanOrEqual(lastOctet(DHCP_LAST));
+      expect(lease).toMatchObject({ server: LAN_GW, router: LAN_GW, dns: [DNS_SERVER] });
+      await waitFor(() => w.dhcpEvents().some((x) => x.event === 'DHCPRELEASE' && x.mac === lease.mac), 'DHCPRELEASE in the dnsmasq log', 3000);
+      const events = w.dhcpEvents().filter((x) => x.mac === lease.mac);
+      expect(events.filter((x) => ['DHCPACK', 'DHCPRELEASE'].includes(x.event)).map((x) => `${x.event} ${x.address}`)).toEqual([
+        `DHCPACK ${lease.address}`,
+        `DHCPRELEASE ${lease.address}`,
+      ]);
+    } finally {
+      await removeHandMade(w, ns);
+    }
+    expect(await w.snapshot()).toEqual(before);
   });
 });

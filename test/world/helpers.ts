@@ -2,12 +2,14 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect } from 'vitest';
-import { createWorld, PATH_PORT, PATH_SERVER, PATH_SERVER6, waitFor, type RunResult, type Snapshot, type World, type WorldOptions } from './world.js';
+import { createWorld, LAN_GW, LAN_PATH_PORT, PATH_PORT, PATH_SERVER, PATH_SERVER6, waitFor, type RunResult, type Snapshot, type World, type WorldOptions } from './world.js';
 
 // Ask the path server which uplink we came through ("fast 10.99.1.2" / "slow 10.99.2.2").
 // connect-timeout: a dropped SYN must fail the probe in seconds, not after the kernel's ~2 min.
 export const PATH4 = ['socat', '-T3', '-', `TCP4:${PATH_SERVER}:${PATH_PORT},connect-timeout=4`];
 export const PATH6 = ['socat', '-T3', '-', `TCP6:[${PATH_SERVER6}]:${PATH_PORT},connect-timeout=4`];
+// Worlds with option lan: the LAN server on the fast gateway's LAN address ("lan 10.99.3.x").
+export const LAN_PATH4 = ['socat', '-T3', '-', `TCP4:${LAN_GW}:${LAN_PATH_PORT},connect-timeout=4`];
 
 // What a test prints on failure: the whole result, so product bugs are readable in the log.
 export function show(r: RunResult): string {

@@ -31,6 +31,23 @@ export const STUB_ANSWER = '198.18.9.9';
 // Host-side uplink interface names in the fake host; the gateway end is always lan0.
 export const FAST_DEV = 'upf';
 export const SLOW_DEV = 'ups';
+// The optional second LAN between the fake host and the fast gateway (options lan, lanBridge,
+// lanDhcp): no NAT, no default route of the host through it. The fast gateway's path server
+// (198.18.0.10) answers a namespace on it with that namespace's own address.
+export const LAN_GW = '10.99.3.1';
+export const HOST_LAN_ADDR = '10.99.3.2';
+export const LAN_PREFIX = 24;
+export const LAN_NET = '10.99.3.0/24';
+export const LAN_DEV = 'lan1'; // in the fake host
+export const LAN_GW_DEV = 'lanb'; // in the fast gateway
+export const LAN_BRIDGE = 'br0'; // option lanBridge: the fake host's bridge holding lan1
+// The bridge's MAC is set, as systemd-networkd does, rather than taken from its lowest port.
+export const LAN_BRIDGE_MAC = '02:99:03:00:00:02';
+// A second TCP server in the fast gateway, on its LAN address: `lan <peer address>`.
+export const LAN_PATH_PORT = 7001;
+// Option lanDhcp: dnsmasq in the fast gateway leases these (router LAN_GW, DNS DNS_SERVER).
+export const DHCP_FIRST = '10.99.3.100';
+export const DHCP_LAST = '10.99.3.150';
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 // NSROUTE_TEST_BIN runs the tests against another build (e.g. a deliberately broken copy).
@@ -98,6 +115,21 @@ export interface GatewayPackets {
   foreign: number;
 }
 
+export interface DhcpEvent {
+  event: string; // DHCPACK, DHCPRELEASE, ...
+  address: string | null; // the leased / released address (null for DHCPDISCOVER without one)
+  mac: string | null;
+  line: string;
+}
+
+export interface DhcpProbeResult {
+  address: string;
+  server: string;
+  router: string | null;
+  dns: string[];
+  mac: string;
+}
+
 export interface World {
   prefix: string;
   // Namespace names.
@@ -121,6 +153,17 @@ export interface World {
   inNetns(netns: string, argv: readonly string[], opts?: RunOptions): Promise<RunResult>;
   // Connect from the fake host to the path server (v4 or v6) and return its answer line.
   hostPath(family?: 4 | 6): Promise<string>;
+  // Option lan: connect from the fake host to the LAN server on LAN_GW:LAN_PATH_PORT and return
+  // its answer line (`lan 10.99.3.2` when the host reaches the LAN with its own address).
+  hostLanPath(): Promise<string>;
+  // Option lanDhcp: the DHCP server's log so far ('' before it wrote any), and its
+  // DHCPDISCOVER/OFFER/REQUEST/ACK/NAK/RELEASE/DECLINE lines parsed, in log order.
+  dhcpLog(): string;
+  dhcpEvents(): DhcpEvent[];
+  // Option lanDhcp: a minimal DHCP client (node, no other tool) on DEV inside NETNS, which must
+  // have an address of its own on the LAN and a route out of DEV for 255.255.255.255.
+  // DISCOVER, REQUEST, and with release also RELEASE; resolves what the server ACKed.
+  dhcpProbe(netns: string, dev: string, opts?: { release?: boolean }): Promise<DhcpProbeResult>;
   // Ask the DNS server at `server` (from the fake host) for A records of `name`.
   hostLookup(server: string, name: string): Promise<string[]>;
   // Everything about the fake host's network that nsroute may change and must restore.
@@ -367,7 +410,8 @@ function serverCommand(netns: string, argv: readonly string[]): string[] {
 async function listening(netns: string, proto: 'tcp' | 'udp', addr: string, port: number): Promise<boolean> {
   const r = runSync(['nsenter', `--net=/run/netns/${netns}`, 'ss', '-Hln', proto === 'tcp' ? '-t' : '-u']);
   const want = addr.includes(':') ? `[${addr}]:${port}` : `${addr}:${port}`;
-  return r.code === 0 && r.stdout.split('\n').some((l) => l.split(/\s+/).includes(want));
+  const wantDev = new RegExp(`^${want.replace(/[.*[\]]/g, '\\$&').replace(/:(\d+)$/, '%[^:]+:$1')}$`);
+  return r.code === 0 && r.stdout.split('\n').some((l) => l.split(/\s+/).some((f) => f === want || wantDev.test(f)));
 }
 
 export interface WorldOptions {
@@ -393,6 +437,16 @@ export interface WorldOptions {
   // resolv.conf pointing at it, and the resolved upstream file pointing at the fast gateway.
   // Overrides resolvConf.
   resolvedStub?: boolean;
+  // A second LAN: fake host LAN_DEV (HOST_LAN_ADDR/24, no default route through it) <-veth->
+  // fast gateway LAN_GW_DEV (LAN_GW/24). The gateway's path server answers a namespace on it
+  // with the namespace's own address; LAN_GW:LAN_PATH_PORT answers `lan <peer>`.
+  lan?: boolean;
+  // Implies lan: LAN_DEV is a port of the bridge LAN_BRIDGE, which holds HOST_LAN_ADDR/24
+  // instead (a host that is already bridged).
+  lanBridge?: boolean;
+  // Implies lan: dnsmasq in the fast gateway serves DHCP on LAN_GW_DEV: DHCP_FIRST-DHCP_LAST,
+  // router LAN_GW, DNS DNS_SERVER; log: dhcpLog() / dhcpEvents().
+  lanDhcp?: boolean;
 }
 
 export async function createWorld(opts: WorldOptions = {}): Promise<World> {
@@ -439,6 +493,7 @@ export async function createWorld(opts: WorldOptions = {}): Promise<World> {
     NSROUTE_RESOLVED_CONF: resolvedConf,
   };
   let destroyed = false;
+  const lan = !!(opts.lan || opts.lanBridge || opts.lanDhcp);
 
   const inNetns = (netns: string, argv: readonly string[], o: RunOptions = {}): Promise<RunResult> =>
     spawnTracked(['nsenter', `--net=/run/netns/${netns}`, ...argv], { ...o, baseEnv }, pids).result;
@@ -466,6 +521,30 @@ export async function createWorld(opts: WorldOptions = {}): Promise<World> {
       const target = family === 4 ? `TCP4:${PATH_SERVER}:${PATH_PORT}` : `TCP6:[${PATH_SERVER6}]:${PATH_PORT}`;
       const r = await inNetns(host, ['socat', '-T3', '-', target], { timeoutMs: 10_000 });
       return r.stdout.trim();
+    },
+    async hostLanPath() {
+      if (!lan) throw new Error('hostLanPath() needs a world with option lan');
+      const r = await inNetns(host, ['socat', '-T3', '-', `TCP4:${LAN_GW}:${LAN_PATH_PORT},connect-timeout=4`], { timeoutMs: 10_000 });
+      return r.stdout.trim();
+    },
+    dhcpLog() {
+      try {
+        return readFileSync(join(dir, 'dnsmasq-dhcp.log'), 'utf8');
+      } catch {
+        return '';
+      }
+    },
+    dhcpEvents() {
+      return parseDhcpLog(world.dhcpLog());
+    },
+    async dhcpProbe(netns, dev, o = {}) {
+      if (!opts.lanDhcp) throw new Error('dhcpProbe() needs a world with option lanDhcp');
+      const l = await inNetns(netns, ['ip', '-j', 'link', 'show', dev]);
+      const mac = (JSON.parse(l.stdout || '[]') as { address?: string }[])[0]?.address;
+      if (l.exitCode !== 0 || !mac) throw new Error(`dhcpProbe: no link ${dev} in ${netns}: ${l.stderr.trim()}`);
+      const r = await inNetns(netns, [process.execPath, '-e', DHCP_PROBE_JS, mac, o.release ? 'release' : 'keep'], { timeoutMs: 15_000 });
+      if (r.exitCode !== 0) throw new Error(`dhcpProbe in ${netns} failed (exit ${r.exitCode}): ${r.stderr.trim()}`);
+      return JSON.parse(r.stdout) as DhcpProbeResult;
     },
     async hostLookup(server, name) {
       const script =
@@ -587,6 +666,7 @@ export async function createWorld(opts: WorldOptions = {}): Promise<World> {
 
   try {
     build(world);
+    if (lan) buildLan(world, !!opts.lanBridge);
     if (opts.ipv6Forwarding) mustSync(['nsenter', `--net=/run/netns/${host}`, 'sysctl', '-q', '-w', 'net.ipv6.conf.all.forwarding=1']);
     if (opts.slowIpv6Default) {
       mustSync(['ip', '-n', host, '-6', 'route', 'add', 'default', 'via', SLOW_GW6, 'dev', SLOW_DEV, 'metric', '2048']);
@@ -621,7 +701,7 @@ export async function createWorld(opts: WorldOptions = {}): Promise<World> {
         return links.filter((l) => l.ifname !== 'lo').every((l) => l.operstate === 'UP');
       }, `links of ${ns} to come up`, 5000, 20);
     }
-    await startServers(world, pids, baseEnv, !!opts.resolvedStub);
+    await startServers(world, pids, baseEnv, { stub: !!opts.resolvedStub, lan, dhcp: !!opts.lanDhcp });
   } catch (e) {
     await world.destroy().catch(() => {});
     throw e;
@@ -683,6 +763,117 @@ function build(w: World): void {
   }
 }
 
+// Option lan(Bridge): the second LAN, fake host LAN_DEV <-veth-> fast gateway LAN_GW_DEV.
+function buildLan(w: World, bridged: boolean): void {
+  const hostDev = bridged ? LAN_BRIDGE : LAN_DEV;
+  mustSync(
+    ['ip', '-n', w.host, '-batch', '-'],
+    [
+      `link add ${LAN_DEV} type veth peer name ${LAN_GW_DEV} netns ${w.gwFast}`,
+      ...(bridged
+        ? [`link add ${LAN_BRIDGE} address ${LAN_BRIDGE_MAC} type bridge`, `link set ${LAN_DEV} master ${LAN_BRIDGE}`, `link set ${LAN_BRIDGE} up`]
+        : []),
+      `addr add ${HOST_LAN_ADDR}/${LAN_PREFIX} dev ${hostDev}`,
+      `link set ${LAN_DEV} up`,
+      '',
+    ].join('\n'),
+  );
+  mustSync(['ip', '-n', w.gwFast, '-batch', '-'], [`addr add ${LAN_GW}/${LAN_PREFIX} dev ${LAN_GW_DEV}`, `link set ${LAN_GW_DEV} up`, ''].join('\n'));
+}
+
+// Option lanDhcp: a DHCP-only dnsmasq (port=0: the gateway's DNS dnsmasq keeps port 53).
+function dhcpArgv(w: World): string[] {
+  return [
+    'dnsmasq',
+    '--keep-in-foreground',
+    '--conf-file=/dev/null',
+    '--no-resolv',
+    '--no-hosts',
+    '--port=0',
+    `--interface=${LAN_GW_DEV}`,
+    '--bind-interfaces',
+    '--user=root',
+    '--group=root',
+    `--pid-file=${join(w.dir, 'dnsmasq-dhcp.pid')}`,
+    `--dhcp-leasefile=${join(w.dir, 'dhcp.leases')}`,
+    `--dhcp-range=${DHCP_FIRST},${DHCP_LAST},255.255.255.0,1h`,
+    `--dhcp-option=option:router,${LAN_GW}`,
+    `--dhcp-option=option:dns-server,${DNS_SERVER}`,
+    '--dhcp-authoritative',
+    // No ping of an address before offering it (up to 3 s per new lease).
+    '--no-ping',
+    '--log-dhcp',
+    `--log-facility=${join(w.dir, 'dnsmasq-dhcp.log')}`,
+  ];
+}
+
+// dnsmasq's DHCP log lines: `... dnsmasq-dhcp[PID]: [XID ]DHCPACK(lanb) 10.99.3.123 02:..:.. [host]`.
+const DHCP_LINE_RE = /\b(DHCP[A-Z]+)\([^)]*\)(?: (\d+\.\d+\.\d+\.\d+))?(?: ([0-9a-f]{2}(?::[0-9a-f]{2}){5}))?/i;
+export function parseDhcpLog(log: string): DhcpEvent[] {
+  const out: DhcpEvent[] = [];
+  for (const line of log.split('\n')) {
+    const m = DHCP_LINE_RE.exec(line);
+    if (m) out.push({ event: m[1]!.toUpperCase(), address: m[2] ?? null, mac: m[3]?.toLowerCase() ?? null, line });
+  }
+  return out;
+}
+
+// The minimal DHCP client of dhcpProbe(): argv MAC, release|keep. Broadcast flag set, so the
+// server's answers come to 255.255.255.255:68 whatever address the probe's interface has.
+const DHCP_PROBE_JS = `
+const dgram = require('node:dgram');
+const [mac, mode] = process.argv.slice(1);
+const chaddr = Buffer.from(mac.split(':').map((h) => parseInt(h, 16)));
+const xid = Math.floor(Math.random() * 0xffffffff) >>> 0;
+const ip = (b, o) => [b[o], b[o + 1], b[o + 2], b[o + 3]].join('.');
+const ipBuf = (a) => Buffer.from(a.split('.').map(Number));
+function packet(type, opts, ciaddr) {
+  const b = Buffer.alloc(240);
+  b[0] = 1; b[1] = 1; b[2] = 6; b.writeUInt32BE(xid, 4);
+  if (!ciaddr) b.writeUInt16BE(0x8000, 10); else ipBuf(ciaddr).copy(b, 12);
+  chaddr.copy(b, 28); b.writeUInt32BE(0x63825363, 236);
+  const o = [53, 1, type];
+  for (const [code, val] of opts) o.push(code, val.length, ...val);
+  o.push(255);
+  return Buffer.concat([b, Buffer.from(o)]);
+}
+function parse(b) {
+  if (b.length < 240 || b[0] !== 2 || b.readUInt32BE(4) !== xid || b.readUInt32BE(236) !== 0x63825363) return null;
+  const opts = {};
+  for (let i = 240; i < b.length && b[i] !== 255; ) {
+    if (b[i] === 0) { i++; continue; }
+    opts[b[i]] = b.subarray(i + 2, i + 2 + b[i + 1]); i += 2 + b[i + 1];
+  }
+  return { yiaddr: ip(b, 16), type: opts[53]?.[0], opts };
+}
+const s = dgram.createSocket({ type: 'udp4', reuseAddr: true });
+const fail = (m) => { console.error(m); process.exit(1); };
+setTimeout(() => fail('no answer from a DHCP server'), 8000).unref();
+let offer = null;
+const send = (p, to) => s.send(p, 67, to);
+s.on('error', (e) => fail(String(e)));
+s.on('message', (b) => {
+  const m = parse(b);
+  if (!m) return;
+  if (m.type === 2 && !offer) {
+    offer = m;
+    send(packet(3, [[50, [...ipBuf(m.yiaddr)]], [54, [...m.opts[54]]], [55, [1, 3, 6]]]), '255.255.255.255');
+  } else if (m.type === 5 && offer) {
+    const server = ip(m.opts[54], 0);
+    const dns = [];
+    for (let i = 0; m.opts[6] && i < m.opts[6].length; i += 4) dns.push(ip(m.opts[6], i));
+    const res = { address: m.yiaddr, server, router: m.opts[3] ? ip(m.opts[3], 0) : null, dns, mac };
+    const done = () => { console.log(JSON.stringify(res)); s.close(); };
+    if (mode === 'release') send(packet(7, [[54, [...m.opts[54]]]], m.yiaddr), server), setTimeout(done, 100);
+    else done();
+  } else if (m.type === 6) fail('DHCPNAK');
+});
+s.bind(68, () => {
+  s.setBroadcast(true);
+  send(packet(1, [[55, [1, 3, 6]]]), '255.255.255.255');
+});
+`;
+
 function dnsmasqArgv(w: World, tag: DnsServerTag, listen: readonly string[], answer: string): string[] {
   return [
     'dnsmasq',
@@ -701,7 +892,12 @@ function dnsmasqArgv(w: World, tag: DnsServerTag, listen: readonly string[], ans
   ];
 }
 
-async function startServers(w: World, pids: Set<number>, baseEnv: Record<string, string>, stub: boolean): Promise<void> {
+async function startServers(
+  w: World,
+  pids: Set<number>,
+  baseEnv: Record<string, string>,
+  { stub, lan, dhcp }: { stub: boolean; lan: boolean; dhcp: boolean },
+): Promise<void> {
   const servers: { ns: string; argv: string[]; proto: 'tcp' | 'udp'; addr: string; port: number }[] = [];
   for (const [gw, tag, linkAddr, answer] of [
     [w.gwFast, 'fast', FAST_GW, FAST_ANSWER],
@@ -729,6 +925,16 @@ async function startServers(w: World, pids: Set<number>, baseEnv: Record<string,
       port: PATH_PORT,
     });
   }
+  if (lan) {
+    servers.push({
+      ns: w.gwFast,
+      argv: ['socat', `TCP4-LISTEN:${LAN_PATH_PORT},bind=${LAN_GW},fork,reuseaddr`, 'SYSTEM:echo lan $SOCAT_PEERADDR'],
+      proto: 'tcp',
+      addr: LAN_GW,
+      port: LAN_PATH_PORT,
+    });
+  }
+  if (dhcp) servers.push({ ns: w.gwFast, argv: dhcpArgv(w), proto: 'udp', addr: '0.0.0.0', port: 67 });
   if (stub) {
     servers.push({ ns: w.host, argv: dnsmasqArgv(w, 'stub', [STUB_ADDR], STUB_ANSWER), proto: 'udp', addr: STUB_ADDR, port: 53 });
   }
