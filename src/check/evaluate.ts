@@ -296,7 +296,31 @@ function ipv6Fields(config: NamespaceConfig): { mode: 'off' | 'nat'; nsAddress6?
 
 // --- the checks ----------------------------------------------------------------------------
 
+// bridge / macvlan: the namespace is its own host on the LAN; its traffic goes from its own
+// address to its own gateway (static, or the lease's router), the host is not on the path.
+function checkLanRoute(f: CheckFacts): RouteCheck {
+  const c = f.config;
+  const inside = parseRouteLookup(f.nsRoute);
+  const insideHop: Hop = { dev: inside?.dev ?? null, gateway: inside?.gateway ?? null, source: inside?.prefsrc ?? null };
+  const problems: string[] = [];
+  let leak = false;
+  if (!inside) problems.push(`inside the namespace ${PROBE_DST4} has no route (${stderrOf(f.nsRoute)})${c.lan?.dhcp ? '; no DHCP lease?' : ''}`);
+  else {
+    if (inside.dev !== c.nsIface) {
+      leak = true;
+      problems.push(`inside the namespace traffic goes dev ${inside.dev ?? '?'}, not ${c.nsIface}`);
+    }
+    if (c.lan?.gateway && inside.gateway !== c.lan.gateway) problems.push(`inside the namespace traffic goes via ${inside.gateway ?? '(none)'}, not the LAN's router ${c.lan.gateway}`);
+    if (c.lan?.address && inside.prefsrc !== c.lan.address.split('/')[0]) problems.push(`the namespace's source address is ${inside.prefsrc ?? '?'}, not ${c.lan.address.split('/')[0]}`);
+  }
+  const ok = problems.length === 0;
+  const on = c.lan?.bridge ? `bridge ${c.lan.bridge}` : `macvlan on ${c.lan?.parent}`;
+  const detail = ok ? `via ${insideHop.gateway ?? '?'} dev ${c.nsIface} (${on}), source ${insideHop.source ?? '?'} (its own LAN address)` : problems.join('; ');
+  return { id: 'route', ok, leak, detail, inside: insideHop, host: { dev: null, gateway: null, source: insideHop.source, table: null }, killSwitch: null };
+}
+
 export function checkRoute(f: CheckFacts): RouteCheck {
+  if (f.config.mode !== 'nat') return checkLanRoute(f);
   const c = f.config;
   const u = c.uplink;
   const problems: string[] = [];
@@ -362,6 +386,7 @@ export function checkRoute(f: CheckFacts): RouteCheck {
 export function checkNat(f: CheckFacts): NatCheck {
   const c = f.config;
   const u = c.uplink;
+  if (c.mode !== 'nat') return { id: 'nat', ok: true, leak: false, detail: `no NAT in ${c.mode} mode: the far side sees the namespace's own address`, table: false, missing: [] } as NatCheck;
   const t = parseNftTable(f.nft);
   if (!t) {
     const why = f.nft.exitCode === 0 ? 'unreadable output' : stderrOf(f.nft);

@@ -5,6 +5,9 @@ import { gatherCheckFacts } from '../check/gather.js';
 import { validateName } from '../net/names.js';
 import { isFromEarlierBoot, readState } from '../state/store.js';
 import { STATUS_NOT_UP } from './list.js';
+import { join } from 'node:path';
+import { readTextIfExists } from '../sys/fsx.js';
+import { netnsEtcDir } from '../state/paths.js';
 
 // Exit code of `check` when a check failed: something leaks or is broken (README, exit codes).
 export const CHECK_FAILED = 4;
@@ -39,7 +42,12 @@ export async function runCheck(name: string, opts: CheckOptions): Promise<number
     process.stderr.write(`nsroute: ${name} is not up; ${notUpHint(name, state, live)}\n`);
     return STATUS_NOT_UP;
   }
-  const report = evaluate(await gatherCheckFacts(state.config, probeName));
+  // With --dhcp and no --dns, the name servers are the lease's, written into the namespace's file.
+  const config =
+    state.config.dnsSource === 'dhcp'
+      ? { ...state.config, dns: (readTextIfExists(join(netnsEtcDir(name), 'resolv.conf')) ?? '').split('\n').flatMap((l) => l.trim().match(/^nameserver\s+(\S+)/)?.[1] ?? []) }
+      : state.config;
+  const report = evaluate(await gatherCheckFacts(config, probeName));
   const json = { name: report.name, up: true, ok: report.ok, leak: report.leak, checks: report.checks };
   process.stdout.write((opts.json ? JSON.stringify(json, null, 2) : reportText(report)) + '\n');
   return report.ok ? 0 : CHECK_FAILED;

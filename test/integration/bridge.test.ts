@@ -169,6 +169,11 @@ describe('bridge mode on an existing bridge (--bridge br0)', () => {
       expect(await w.waitDnsQueries('fast', probe)).toBeGreaterThanOrEqual(1);
       expect(await w.hostPath(4)).toBe(FAST_HOST);
       expect(await w.hostLanPath()).toBe(LAN_HOST);
+      // check proves it from inside: its own leased address, the lease's DNS answering.
+      const chk = await w.nsroute(['check', n, '--json'], { timeoutMs: 20_000 });
+      expect(chk.exitCode, show(chk)).toBe(0);
+      const route = (JSON.parse(chk.stdout) as { checks: { id: string; inside?: { source: string; gateway: string } }[] }).checks.find((c) => c.id === 'route');
+      expect(route?.inside).toMatchObject({ source: leased, gateway: LAN_GW });
     } finally {
       expectOk(await w.nsroute(['down', n, '--force'], { timeoutMs: 30_000 }));
     }
@@ -298,6 +303,10 @@ describe('macvlan mode (--mode macvlan --uplink lan1)', () => {
       expect(s.namespaceAddress).toBe(lan(53));
       expect(await path(w, n)).toBe(`fast ${lan(53)}`);
       expect(await w.hostLanPath()).toBe(LAN_HOST);
+      const chk = await w.nsroute(['check', n], { timeoutMs: 20_000 });
+      expect(chk.exitCode, show(chk)).toBe(0);
+      expect(chk.stdout).toContain(`ok   route: via ${LAN_GW} dev eth0 (macvlan on ${LAN_DEV}), source ${lan(53)} (its own LAN address)`);
+      expect(chk.stdout).toContain('ok   nat: no NAT in macvlan mode');
     } finally {
       expectOk(await w.nsroute(['down', n, '--force']));
     }
