@@ -188,6 +188,23 @@ describe('bridge mode taking over an uplink (--uplink lan1)', () => {
   let clean: Snapshot;
   useWorld((world, snapshot) => ((w = world), (clean = snapshot)), { lan: true });
 
+  it('nsroute SIGKILLed after any step of a takeover, or of giving it back: gc puts lan1 back exactly', async () => {
+    // netns-add, bridge-takeover, veth-bridge, ns-config-lan, netns-files
+    for (const phase of ['apply', 'undo'] as const) {
+      for (let k = 0; k < 5; k++) {
+        const n = w.name(`tf${phase[0]}${k}`);
+        const r = await w.nsroute(['exec', n, '--mode', 'bridge', '--uplink', LAN_DEV, '--address', `${lan(60 + k)}/${LAN_PREFIX}`, '--via', LAN_GW, '--', 'true'], {
+          env: { NSROUTE_TEST_CRASH: `${phase}:${k}` },
+          timeoutMs: 30_000,
+        });
+        expect(r.signal, `${phase}:${k} ${show(r)}`).toBe('SIGKILL');
+        const gc = await w.nsroute(['gc', '--json']);
+        expectOk(gc);
+        expect(await w.snapshot(), `after gc, crash at ${phase}:${k}`).toEqual(clean);
+      }
+    }
+  });
+
   it('lan1 goes into a new bridge with its address and routes; shared by two namespaces; restored exactly after the last', async () => {
     // A route of the host through lan1 (as a default route through the uplink would be), so
     // that "its routes move to the bridge and come back" shows: the host's path to the path
