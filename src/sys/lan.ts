@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { ipBatch, ipBatchForce, ipJson } from './ip.js';
 import { run } from './run.js';
+import { routeSpec } from '../net/routespec.js';
 import { listDir, writeFileAtomic } from './fsx.js';
 
 // bridge / macvlan modes: the host side of a namespace that is its own host on a LAN.
@@ -23,20 +24,6 @@ export interface TakenOver {
 
 function asArray(j: unknown): Json[] {
   return Array.isArray(j) ? (j as Json[]) : [];
-}
-
-// A route as `ip -j route show` gives it, back as `ip route replace` arguments (no dev).
-export function routeSpec(r: Json): string {
-  const parts: string[] = [];
-  if (typeof r.type === 'string' && r.type !== 'unicast') parts.push(r.type);
-  parts.push(String(r.dst));
-  if (typeof r.gateway === 'string') parts.push('via', r.gateway);
-  if (r.table !== undefined && String(r.table) !== 'main' && String(r.table) !== '254') parts.push('table', String(r.table));
-  if (typeof r.protocol === 'string') parts.push('proto', r.protocol);
-  if (typeof r.scope === 'string' && r.scope !== 'global') parts.push('scope', r.scope);
-  if (typeof r.metric === 'number') parts.push('metric', String(r.metric));
-  if (typeof r.prefsrc === 'string') parts.push('src', r.prefsrc);
-  return parts.join(' ');
 }
 
 export async function readTakeover(iface: string, bridge: string): Promise<TakenOver> {
@@ -95,36 +82,6 @@ export async function giveBack(iface: string, t: TakenOver): Promise<void> {
   await ipBatchForce([`link set dev ${iface} nomaster`, ...moveLines(t, t.bridge, iface), `link del dev ${t.bridge}`], 4);
   await ipBatchForce(routeLines(t, 4, iface), 4);
   await ipBatchForce(routeLines(t, 6, iface), 6);
-}
-
-// DHCP inside the namespace: busybox udhcpc with nsroute's own script, which sets the address
-// and the default route, and (without --dns) writes the lease's name servers into the
-// namespace's resolv.conf in place (the same file stays bind-mounted everywhere).
-export function dhcpScript(name: string, writeDns: boolean): string {
-  const resolv = `/etc/netns/${name}/resolv.conf`;
-  return [
-    '#!/bin/sh',
-    `# Written by nsroute: the DHCP client script of namespace ${name}.`,
-    'case "$1" in',
-    '  deconfig) ip -4 addr flush dev "$interface"; ip link set dev "$interface" up ;;',
-    '  bound|renew)',
-    '    ip -4 addr flush dev "$interface"',
-    '    ip addr add "$ip/${mask:-24}" ${broadcast:+broadcast "$broadcast"} dev "$interface"',
-    '    if [ -n "$router" ]; then set -- $router; ip route replace default via "$1" dev "$interface"; fi',
-    ...(writeDns
-      ? [
-          '    if [ -n "$dns" ]; then',
-          `      { echo "# Written by nsroute for namespace ${name}; from the DHCP lease; removed when the namespace goes."`,
-          '        n=0; for s in $dns; do [ $n -lt 3 ] && echo "nameserver $s"; n=$((n+1)); done',
-          `        echo "options timeout:2 attempts:2"; } > ${resolv}.new && cat ${resolv}.new > ${resolv}; rm -f ${resolv}.new`,
-          '    fi',
-        ]
-      : []),
-    '    ;;',
-    'esac',
-    'exit 0',
-    '',
-  ].join('\n');
 }
 
 export async function startDhcp(name: string, iface: string, script: string, scriptPath: string, pidFile: string): Promise<void> {
