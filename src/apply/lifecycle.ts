@@ -8,6 +8,7 @@ import { recoverConfig } from '../plan/recover.js';
 import type { Profile } from '../profile/profile.js';
 import { parseTag } from '../net/tag.js';
 import { parseAddrs, parseLinks } from '../net/iproute-json.js';
+import { parseNameservers } from '../net/resolv.js';
 import { gatherHostFacts } from '../sys/hostfacts.js';
 import { ipIgnoringGone, ipJson, netnsDel, setLinkAlias } from '../sys/ip.js';
 import { bootId, isSameProcessAlive, netnsInode, netnsProcesses, processInfo, processStartTime } from '../sys/proc.js';
@@ -435,12 +436,15 @@ export interface NamespaceView {
   lease?: { address?: string; dns: string[] };
 }
 
+// The name servers in the namespace's resolv.conf (with --dhcp: the lease's).
+export function namespaceNameservers(name: string): string[] {
+  return parseNameservers(readTextIfExists(join(netnsEtcDir(name), 'resolv.conf')) ?? '');
+}
+
 async function leaseOf(st: NamespaceState): Promise<{ address?: string; dns: string[] }> {
   const addrs = parseAddrs(await ipJson(['-n', st.name, '-4', 'address', 'show', 'dev', st.config.nsIface]).catch(() => []));
   const a = addrs.find((x) => x.family === 4);
-  const dns = (readTextIfExists(join(netnsEtcDir(st.name), 'resolv.conf')) ?? '')
-    .split('\n')
-    .flatMap((l) => l.trim().match(/^nameserver\s+(\S+)/)?.[1] ?? []);
+  const dns = namespaceNameservers(st.name);
   return { ...(a ? { address: `${a.local}/${a.prefix}` } : {}), dns };
 }
 

@@ -1,13 +1,10 @@
 import { UserError } from '../errors.js';
-import { isLiveNetns, refuseInsideNamespace } from '../apply/lifecycle.js';
+import { isLiveNetns, namespaceNameservers, refuseInsideNamespace } from '../apply/lifecycle.js';
 import { DEFAULT_PROBE_NAME, evaluate, reportText } from '../check/evaluate.js';
 import { gatherCheckFacts } from '../check/gather.js';
 import { validateName } from '../net/names.js';
 import { isFromEarlierBoot, readState } from '../state/store.js';
 import { STATUS_NOT_UP } from './list.js';
-import { join } from 'node:path';
-import { readTextIfExists } from '../sys/fsx.js';
-import { netnsEtcDir } from '../state/paths.js';
 
 // Exit code of `check` when a check failed: something leaks or is broken (README, exit codes).
 export const CHECK_FAILED = 4;
@@ -45,7 +42,7 @@ export async function runCheck(name: string, opts: CheckOptions): Promise<number
   // With --dhcp and no --dns, the name servers are the lease's, written into the namespace's file.
   const config =
     state.config.dnsSource === 'dhcp'
-      ? { ...state.config, dns: (readTextIfExists(join(netnsEtcDir(name), 'resolv.conf')) ?? '').split('\n').flatMap((l) => l.trim().match(/^nameserver\s+(\S+)/)?.[1] ?? []) }
+      ? { ...state.config, dns: namespaceNameservers(name) }
       : state.config;
   const report = evaluate(await gatherCheckFacts(config, probeName));
   const json = { name: report.name, up: true, ok: report.ok, leak: report.leak, checks: report.checks };

@@ -2,6 +2,7 @@ import { blockOf, cidrToString, linkAddresses, ula64For } from '../net/addresses
 import type { AddrFact } from '../net/iproute-json.js';
 import { NS_IFACE } from '../net/names.js';
 import type { Tag } from '../net/tag.js';
+import { parseNameservers } from '../net/resolv.js';
 import type { NamespaceConfig } from './types.js';
 
 // Rebuilds a namespace's config from what the kernel and /etc/netns still show when its
@@ -20,10 +21,7 @@ export function recoverConfig(tag: Tag, hostIface: string, addrs: readonly AddrF
     return undefined;
   }
   if (ends.host !== a.local) return undefined;
-  const dns = (resolvConf ?? '')
-    .split('\n')
-    .map((l) => l.trim().match(/^nameserver\s+(\S+)/)?.[1])
-    .filter((s): s is string => s !== undefined);
+  const dns = parseNameservers(resolvConf ?? '');
   const v6 = tag.ipv6 === 'nat' ? ula64For(subnet) : undefined;
   return {
     ...(v6 ? { ipv6: 'nat' as const, subnet6: v6.subnet6, hostAddress6: v6.host6, nsAddress6: v6.ns6, ...(tag.via6 ? { via6: tag.via6 } : {}) } : {}),
