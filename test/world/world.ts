@@ -784,17 +784,9 @@ function buildLan(w: World, bridged: boolean): void {
 // Option lanDhcp: a DHCP-only dnsmasq (port=0: the gateway's DNS dnsmasq keeps port 53).
 function dhcpArgv(w: World): string[] {
   return [
-    'dnsmasq',
-    '--keep-in-foreground',
-    '--conf-file=/dev/null',
-    '--no-resolv',
-    '--no-hosts',
+    ...dnsmasqBase(w, 'dhcp'),
     '--port=0',
     `--interface=${LAN_GW_DEV}`,
-    '--bind-interfaces',
-    '--user=root',
-    '--group=root',
-    `--pid-file=${join(w.dir, 'dnsmasq-dhcp.pid')}`,
     `--dhcp-leasefile=${join(w.dir, 'dhcp.leases')}`,
     `--dhcp-range=${DHCP_FIRST},${DHCP_LAST},255.255.255.0,1h`,
     `--dhcp-option=option:router,${LAN_GW}`,
@@ -874,7 +866,9 @@ s.bind(68, () => {
 });
 `;
 
-function dnsmasqArgv(w: World, tag: DnsServerTag, listen: readonly string[], answer: string): string[] {
+// What every dnsmasq of the world shares: in the foreground, no config or host files of the
+// machine's, bound only to its own addresses, as root, its pid file in the world dir.
+function dnsmasqBase(w: World, tag: string): string[] {
   return [
     'dnsmasq',
     '--keep-in-foreground',
@@ -882,10 +876,16 @@ function dnsmasqArgv(w: World, tag: DnsServerTag, listen: readonly string[], ans
     '--no-resolv',
     '--no-hosts',
     '--bind-interfaces',
-    ...listen.map((a) => `--listen-address=${a}`),
     '--user=root',
     '--group=root',
     `--pid-file=${join(w.dir, `dnsmasq-${tag}.pid`)}`,
+  ];
+}
+
+function dnsmasqArgv(w: World, tag: DnsServerTag, listen: readonly string[], answer: string): string[] {
+  return [
+    ...dnsmasqBase(w, tag),
+    ...listen.map((a) => `--listen-address=${a}`),
     '--log-queries',
     `--log-facility=${join(w.dir, `dnsmasq-${tag}.log`)}`,
     `--address=/${PROBE_DOMAIN}/${answer}`,
