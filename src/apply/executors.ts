@@ -189,6 +189,19 @@ export async function doStep(step: Step, ctx: StepContext): Promise<void> {
   }
 }
 
+// Puts saved forwarding sysctls back. The switch for all interfaces goes first: writing it
+// resets every conf/*/forwarding, which are then put back one by one. Interfaces gone since
+// are skipped; values already right are not written.
+function restoreSysctls(saved: Record<string, string>, allKey: string, read: (rel: string) => string | undefined, write: (rel: string, v: string) => void): void {
+  const all = saved[allKey];
+  if (all !== undefined && read(allKey) !== all) write(allKey, all);
+  for (const [rel, value] of Object.entries(saved)) {
+    if (rel === allKey) continue;
+    const now = read(rel);
+    if (now !== undefined && now !== value) write(rel, value);
+  }
+}
+
 export async function undoStep(step: Step, ctx: StepContext): Promise<void> {
   switch (step.kind) {
     case 'netns-add':
@@ -205,13 +218,7 @@ export async function undoStep(step: Step, ctx: StepContext): Promise<void> {
       const host = readHostState();
       const saved = host.forwarding?.saved;
       if (!saved) return;
-      // ip_forward first: writing it resets every conf/*/forwarding, which are then put back.
-      if (saved.ip_forward !== undefined && tryRead('ip_forward') !== saved.ip_forward) writeSysctl('ip_forward', saved.ip_forward);
-      for (const [rel, value] of Object.entries(saved)) {
-        if (rel === 'ip_forward') continue;
-        const now = tryRead(rel);
-        if (now !== undefined && now !== value) writeSysctl(rel, value);
-      }
+      restoreSysctls(saved, 'ip_forward', tryRead, writeSysctl);
       delete host.forwarding;
       writeHostState(host);
       return;
@@ -221,14 +228,7 @@ export async function undoStep(step: Step, ctx: StepContext): Promise<void> {
       const host = readHostState();
       const saved = host.forwarding6?.saved;
       if (!saved) return;
-      // all/forwarding first: writing it resets every conf/*/forwarding, which are then put back.
-      const all = saved['conf/all/forwarding'];
-      if (all !== undefined && tryRead6('conf/all/forwarding') !== all) write6('conf/all/forwarding', all);
-      for (const [rel, value] of Object.entries(saved)) {
-        if (rel === 'conf/all/forwarding') continue;
-        const now = tryRead6(rel);
-        if (now !== undefined && now !== value) write6(rel, value);
-      }
+      restoreSysctls(saved, 'conf/all/forwarding', tryRead6, write6);
       delete host.forwarding6;
       writeHostState(host);
       return;
