@@ -34,14 +34,17 @@ function binaryExists(bin: string): boolean {
 
 // Does this backend have a filter table here? Checked without the iptables binary, which
 // could create the table just by listing it.
-async function hasFilterTable(b: Backend): Promise<boolean> {
-  if (b.kind === 'legacy') {
-    try {
-      return readFileSync(`/proc/net/${b.family === 4 ? 'ip' : 'ip6'}_tables_names`, 'utf8').split('\n').includes('filter');
-    } catch {
-      return false;
-    }
+// A legacy iptables filter table exists in this network namespace (invisible to nft).
+function legacyFilterTable(family: 4 | 6): boolean {
+  try {
+    return readFileSync(`/proc/net/${family === 4 ? 'ip' : 'ip6'}_tables_names`, 'utf8').split('\n').includes('filter');
+  } catch {
+    return false;
   }
+}
+
+async function hasFilterTable(b: Backend): Promise<boolean> {
+  if (b.kind === 'legacy') return legacyFilterTable(b.family);
   const r = await run(['nft', 'list', 'chain', b.family === 4 ? 'ip' : 'ip6', 'filter', 'FORWARD'], { allowFail: true });
   return r.exitCode === 0;
 }
@@ -73,13 +76,7 @@ export async function activeBackends(): Promise<Backend[]> {
 
 // Legacy iptables filter tables exist here (not visible to nft).
 export function legacyFilterTables(): boolean {
-  return ['ip', 'ip6'].some((f) => {
-    try {
-      return readFileSync(`/proc/net/${f}_tables_names`, 'utf8').split('\n').includes('filter');
-    } catch {
-      return false;
-    }
-  });
+  return legacyFilterTable(4) || legacyFilterTable(6);
 }
 
 async function nativeForwardChains() {
