@@ -9,7 +9,6 @@ import { withHostLock } from '../state/lock.js';
 import { allStates, knownNames, readHostState, readState } from '../state/store.js';
 import { namesWithFileRecords, nftMembers, recordedFiles, restoreSrcValidMark, undoNetnsFiles, undoStep } from './executors.js';
 import { emptyReport, forgetEarlierBoots, isLiveNetns, netnsPath, recoverLost, refuseInsideNamespace, repair, startWatcher, sweep, type SweepReport } from './lifecycle.js';
-import { isSameProcessAlive } from '../sys/proc.js';
 
 // The unreachable fallback route nsroute puts in every uplink table (plan.ts): a table in
 // nsroute's range holding it, and nothing but default routes, is one of ours.
@@ -67,10 +66,7 @@ export async function gc(): Promise<SweepReport> {
     for (const st of allStates()) {
       for (const p of await repair(st)) report.kept.push({ name: st.name, reason: `could not restore ${p}` });
       // A persistent namespace whose watcher died (killed, or its state was recovered) gets one again.
-      if (st.status === 'up' && st.persistent && !st.noWatch && !(st.watcher && isSameProcessAlive(st.watcher.pid, st.watcher.startTime))) {
-        startWatcher(st);
-        report.watchers.push(st.name);
-      }
+      if (st.status === 'up' && st.persistent && !st.noWatch && startWatcher(st)) report.watchers.push(st.name);
     }
     await removeOrphanUplinks(report);
     const states = allStates();

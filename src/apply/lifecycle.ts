@@ -83,10 +83,11 @@ export async function processHolders(name: string): Promise<Holder[]> {
 // the uplink returns, so `up` starts `nsroute watch NAME` in the background (its repairs are
 // logged to the run dir) and teardown stops it. The watcher also ends by itself once NAME
 // is gone. Caller holds the host lock.
-export function startWatcher(st: NamespaceState): void {
-  if (st.watcher && isSameProcessAlive(st.watcher.pid, st.watcher.startTime)) return;
+// Returns whether one was started (false: it runs already).
+export function startWatcher(st: NamespaceState): boolean {
+  if (watcherAlive(st)) return false;
   const script = process.argv[1];
-  if (!script) return;
+  if (!script) return false;
   const log = openSync(paths.watchLog(st.name), 'a', 0o644);
   try {
     const child = spawn(process.execPath, [script, 'watch', st.name, '--json'], { detached: true, stdio: ['ignore', log, log], env: process.env });
@@ -96,10 +97,15 @@ export function startWatcher(st: NamespaceState): void {
     closeSync(log);
   }
   writeState(st);
+  return true;
+}
+
+function watcherAlive(st: NamespaceState): boolean {
+  return st.watcher !== undefined && isSameProcessAlive(st.watcher.pid, st.watcher.startTime);
 }
 
 function stopWatcher(st: NamespaceState): void {
-  if (st.watcher && isSameProcessAlive(st.watcher.pid, st.watcher.startTime)) {
+  if (st.watcher && watcherAlive(st)) {
     try {
       process.kill(st.watcher.pid, 'SIGTERM');
     } catch {
