@@ -1,5 +1,6 @@
 import { run, runJson } from './run.js';
 import { SysError } from '../errors.js';
+import { parseRoutes, parseRules } from '../net/iproute-json.js';
 
 // iproute2, batched: one `ip -batch -` per namespace side (PLATFORM.md: ~3 ms for 100 lines).
 // `ip -batch` is NOT atomic: lines before a failing one stay applied. Callers journal the
@@ -56,8 +57,8 @@ export async function setLinkAlias(dev: string, alias: string): Promise<void> {
 export async function uplinkRoutesIntact(tables: readonly number[]): Promise<boolean> {
   if (tables.length === 0) return true;
   const [rules, ...routes] = await Promise.all([
-    run(['ip', '-4', '-N', 'rule', 'show'], { allowFail: true }).then((r) => r.stdout),
-    ...tables.map((t) => run(['ip', '-4', '-N', 'route', 'show', 'table', String(t)], { allowFail: true }).then((r) => r.stdout)),
+    ipJson(['-4', '-N', 'rule', 'show']).then(parseRules, () => []),
+    ...tables.map((t) => ipJson(['-4', '-N', 'route', 'show', 'table', String(t)]).then(parseRoutes, () => [])),
   ]);
-  return tables.every((t, i) => new RegExp(`lookup ${t}\\b`).test(rules ?? '') && /^default (via|dev) /m.test(routes[i] ?? ''));
+  return tables.every((t, i) => rules.some((r) => r.table === t) && (routes[i] ?? []).some((r) => r.dst === 'default' && r.type === 'unicast'));
 }
