@@ -12,6 +12,7 @@ import { nftApply, nftRulesetJson } from '../sys/nft.js';
 import { readForwarding6Sysctls, readForwardingSysctls, srcValidMarkPath, tryRead, tryRead6, write as writeSysctl, write6 } from '../sys/sysctl.js';
 import { listDir, readTextIfExists, removeDirIfEmpty, removeIfExists, writeFileAtomic } from '../sys/fsx.js';
 import { parseRules } from '../net/iproute-json.js';
+import { currentGuardRules, guardSyncLines, renderGuardRules } from '../plan/guard.js';
 import { netnsEtcDir, paths } from '../state/paths.js';
 import { readHostState, writeHostState } from '../state/store.js';
 
@@ -75,6 +76,27 @@ export function recordedFiles(netns: string): string[] {
 // NAMEs with a files record (the namespace may be gone, and its state with it).
 export function namesWithFileRecords(): string[] {
   return listDir(paths.filesRoot());
+}
+
+// Makes the fail-closed rules (plan/guard.ts) match the given namespaces, looking first: one
+// `ip -j rule show` per family, and a batch only for what differs. Returns what it changed.
+export async function syncGuard(configs: readonly NamespaceConfig[]): Promise<string[]> {
+  const wanted = renderGuardRules(configs);
+  const [r4, r6] = await Promise.all([ipJson(['-4', 'rule', 'show']), ipJson(['-6', 'rule', 'show']).catch((e: Error) => (wanted.v6.length > 0 ? Promise.reject(e) : []))]);
+  const lines4 = guardSyncLines(currentGuardRules(r4), wanted.v4);
+  const lines6 = guardSyncLines(currentGuardRules(r6), wanted.v6);
+  await Promise.all([ipBatch(lines4, undefined, 4), ipBatch(lines6, undefined, 6)]);
+  return [...lines4, ...lines6.map((l) => `-6 ${l}`)];
+}
+
+// Whether some fail-closed rule the given namespaces need is missing (what the watcher looks
+// at before taking the lock).
+export async function guardMissing(configs: readonly NamespaceConfig[]): Promise<boolean> {
+  const wanted = renderGuardRules(configs);
+  const [r4, r6] = await Promise.all([ipJson(['-4', 'rule', 'show']), wanted.v6.length > 0 ? ipJson(['-6', 'rule', 'show']) : []]);
+  const have4 = new Set(currentGuardRules(r4));
+  const have6 = new Set(currentGuardRules(r6));
+  return wanted.v4.some((r) => !have4.has(r)) || wanted.v6.some((r) => !have6.has(r));
 }
 
 async function ruleExists(u: Uplink, family: 4 | 6 = 4): Promise<boolean> {
@@ -186,6 +208,9 @@ export async function doStep(step: Step, ctx: StepContext): Promise<void> {
       return startDhcp(step.netns, step.nsIface, dhcpScript(step.netns, step.writeDns), paths.dhcpScript(step.netns), paths.dhcpPid(step.netns));
     case 'nft-sync':
       return nftApply(renderNftRuleset(nftMembers([...ctx.others(), ...(ctx.self ? [ctx.self] : [])])));
+    case 'route-guard':
+      await syncGuard([...ctx.others(), ...(ctx.self ? [ctx.self] : [])]);
+      return;
   }
 }
 
@@ -272,6 +297,9 @@ export async function undoStep(step: Step, ctx: StepContext): Promise<void> {
       return stopDhcp(paths.dhcpPid(step.netns));
     case 'nft-sync':
       return nftApply(renderNftRuleset(nftMembers(ctx.others())));
+    case 'route-guard':
+      await syncGuard(ctx.others());
+      return;
   }
 }
 
@@ -287,6 +315,7 @@ export async function repairSteps(steps: readonly Step[], ctx: StepContext): Pro
   const v6: string[] = [];
   let holes = false;
   let nft = false;
+  let guard = false;
   for (const step of steps) {
     switch (step.kind) {
       case 'veth-add':
@@ -309,10 +338,14 @@ export async function repairSteps(steps: readonly Step[], ctx: StepContext): Pro
       case 'nft-sync':
         nft = true;
         break;
+      case 'route-guard':
+        guard = true;
+        break;
     }
   }
   const ruleset = nft || holes ? await nftRulesetJson() : undefined;
   await Promise.all([
+    guard ? syncGuard([...ctx.others(), ...(ctx.self ? [ctx.self] : [])]).catch((e: Error) => problems.push(`fail-closed rules: ${e.message.split('\n')[0]}`)) : undefined,
     ipBatchForce(v4, 4),
     ipBatchForce(v6, 6),
     nft && !hasNsrouteTable(ruleset)

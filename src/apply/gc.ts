@@ -7,7 +7,7 @@ import { isDeadNetnsFile, removeIfExists } from '../sys/fsx.js';
 import { forwardHolesPresent, removeForwardHoles } from '../sys/iptables.js';
 import { withHostLock } from '../state/lock.js';
 import { allStates, knownNames, readHostState, readState } from '../state/store.js';
-import { namesWithFileRecords, nftMembers, recordedFiles, restoreSrcValidMark, undoNetnsFiles, undoStep } from './executors.js';
+import { namesWithFileRecords, nftMembers, recordedFiles, restoreSrcValidMark, syncGuard, undoNetnsFiles, undoStep } from './executors.js';
 import { emptyReport, forgetEarlierBoots, isLiveNetns, netnsPath, recoverLost, refuseInsideNamespace, repair, startWatcher, sweep, type SweepReport } from './lifecycle.js';
 
 // The unreachable fallback route nsroute puts in every uplink table (plan.ts): a table in
@@ -70,6 +70,10 @@ export async function gc(): Promise<SweepReport> {
     }
     await removeOrphanUplinks(report);
     const states = allStates();
+    // The fail-closed rules cover exactly the namespaces that remain (leftovers go).
+    for (const line of await syncGuard(states.map((s) => s.config))) {
+      if (line.includes('rule del ')) report.removed.push({ object: 'rule', name: line.replace('rule del ', '') });
+    }
     const hadTable = await nftTableExists();
     if (states.length > 0 || hadTable) await nftApply(renderNftRuleset(nftMembers(states.map((s) => s.config))));
     if (states.length === 0 && hadTable) report.removed.push({ object: 'nft-table', name: 'inet nsroute' });

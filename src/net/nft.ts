@@ -13,12 +13,16 @@ export interface NftMember {
   iface: string; // host end of the namespace's veth
   subnet: string; // the veth link's IPv4 block
   subnet6?: string; // its IPv6 block, with --ipv6 nat
-  mark?: number; // uplink mark when --via is used
+  mark?: number; // uplink mark when --via is used; HOST_MARK without
 }
 
 // Marks nsroute gives packets (MARK_BASE + uplink index, plan.ts): the top 16 bits say "ours".
 export const MARK_MASK = 0xffff0000;
 export const MARK_TAG = 0x6e720000;
+// The mark of namespaces without --via (index 0): they follow the host's routing, and the
+// mark is what lets them past the fail-closed rule (plan/guard.ts); unmarked traffic from
+// nsroute's blocks has no route at all.
+export const HOST_MARK = MARK_TAG;
 
 export function hex(n: number): string {
   return `0x${n.toString(16).padStart(8, '0')}`;
@@ -34,7 +38,7 @@ export function renderNftRuleset(members: readonly NftMember[]): string {
   const sorted = [...members].sort((a, b) => a.iface.localeCompare(b.iface));
   const ifaces = sorted.map((m) => JSON.stringify(m.iface));
   const nets = sorted.map((m) => m.subnet);
-  const marks = sorted.filter((m) => m.mark !== undefined).map((m) => `${JSON.stringify(m.iface)} : ${hex(m.mark!)}`);
+  const marks = sorted.map((m) => `${JSON.stringify(m.iface)} : ${hex(m.mark ?? HOST_MARK)}`);
   const nets6 = sorted.flatMap((m) => (m.subnet6 ? [m.subnet6] : []));
   return (
     head +

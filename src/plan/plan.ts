@@ -301,6 +301,9 @@ export function stepsFor(config: NamespaceConfig, opts: { persistent: boolean; n
   const v6 = config.ipv6 === 'nat' && config.subnet6 ? { hostCidr6: `${config.hostAddress6}/64`, subnet6: config.subnet6 } : undefined;
   return [
     { kind: 'netns-add', name },
+    // Before the block is routable at all: from the first packet, traffic that misses
+    // nsroute's mark has no route (plan/guard.ts).
+    { kind: 'route-guard' },
     {
       kind: 'veth-add',
       netns: name,

@@ -85,6 +85,8 @@ export type Step =
   | { kind: 'uplink-route6'; uplink: Uplink; via6?: string }
   | { kind: 'fw-holes' }
   | { kind: 'nft-sync' }
+  // The fail-closed policy rules (plan/guard.ts), rendered from every nat namespace at once.
+  | { kind: 'route-guard' }
   // bridge / macvlan modes
   | { kind: 'bridge-takeover'; iface: string; bridge: string }
   | { kind: 'veth-bridge'; netns: string; hostIface: string; nsIface: string; bridge: string; tag: string }

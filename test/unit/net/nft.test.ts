@@ -37,14 +37,17 @@ describe('renderNftRuleset', () => {
     expect(line(text, 'set ns_nets4')).toBe('set ns_nets4 { type ipv4_addr; flags interval; elements = { 10.231.0.0/30, 10.231.0.4/30, 172.29.0.8/31 }; }');
   });
 
-  it('maps marks only for members that have one', () => {
+  it("maps each member to its uplink's mark, and members without an uplink to the host mark", () => {
     const text = renderNftRuleset([A, B, C]);
-    expect(line(text, 'map uplink_mark')).toBe('map uplink_mark { type ifname : mark; elements = { "nsr-alpha" : 0x6e720001, "nsr.long.1a2b3c" : 0x6e720002 }; }');
+    // The host mark lets traffic of a namespace without --via past the fail-closed rule (plan/guard.ts).
+    expect(line(text, 'map uplink_mark')).toBe(
+      'map uplink_mark { type ifname : mark; elements = { "nsr-alpha" : 0x6e720001, "nsr-bravo" : 0x6e720000, "nsr.long.1a2b3c" : 0x6e720002 }; }',
+    );
   });
 
   it('has no elements clause in a set or map that would be empty', () => {
-    const text = renderNftRuleset([B]);
-    expect(line(text, 'map uplink_mark')).toBe('map uplink_mark { type ifname : mark; }');
+    const text = renderNftRuleset([{ ...B, subnet6: undefined }]);
+    expect(line(text, 'set ns_nets6')).toBe('set ns_nets6 { type ipv6_addr; flags interval; }');
     expect(line(text, 'set ns_ifaces')).toContain('elements = { "nsr-bravo" }');
   });
 
