@@ -4,7 +4,7 @@
 // lookups leave outside the namespace's configured path right now (`leak`), and one line why.
 import { blockOf, cidrContains, isIPv4 } from '../net/addresses.js';
 import { parseAddrs, parseRoutes, parseRules, type AddrFact } from '../net/iproute-json.js';
-import { hex } from '../net/nft.js';
+import { hex, HOST_MARK } from '../net/nft.js';
 import { parseNameservers } from '../net/resolv.js';
 import type { NamespaceConfig } from '../plan/types.js';
 
@@ -41,7 +41,8 @@ export interface CheckFacts {
   config: NamespaceConfig;
   probeName: string; // the name the DNS probe asks for
   nsRoute: CommandOutput; // ip -n NAME -j route get PROBE_DST4
-  hostRoute: CommandOutput; // ip -j route get PROBE_DST4 from NSADDR iif HOSTIFACE [mark M]
+  hostRoute: CommandOutput; // ip -j route get PROBE_DST4 from NSADDR iif HOSTIFACE mark M (nat mode)
+  hostRouteUnmarked?: CommandOutput; // the same without the mark (nat mode): must find no route
   hostAddrs: CommandOutput; // ip -j -4 addr show (the source masquerade picks)
   uplinkTable?: CommandOutput; // ip -j -N route show table T (with an uplink)
   rules?: CommandOutput; // ip -j -N rule show (with an uplink)
@@ -49,7 +50,8 @@ export interface CheckFacts {
   dnsProbe: CommandOutput; // the DNS probe script's JSON (dnsProbeScript)
   nsAddrs6: CommandOutput; // ip -n NAME -6 -j addr show
   nsRoute6: CommandOutput; // ip -n NAME -6 -j route get PROBE_DST6
-  hostRoute6?: CommandOutput; // ip -6 -j route get PROBE_DST6 from NSADDR6 iif HOSTIFACE [mark M] (--ipv6 nat)
+  hostRoute6?: CommandOutput; // ip -6 -j route get PROBE_DST6 from NSADDR6 iif HOSTIFACE mark M (--ipv6 nat)
+  hostRoute6Unmarked?: CommandOutput; // the same without the mark: must find no route
   netnsFiles: Record<NetnsFile, string | undefined>; // /etc/netns/NAME/FILE, undefined when absent
   views: Record<NetnsFile, FileView>; // /etc/FILE as the namespace sees it
   forwardHolesMissing?: string[]; // other tools' forward chains that drop the traffic, unopened
@@ -75,6 +77,10 @@ export interface RouteCheck extends CheckBase {
   inside: Hop; // the namespace's own route
   host: Hop & { table: number | null }; // what the host does with the namespace's packets; source = what the far side sees
   killSwitch: { table: number; uplinkRoute: boolean; fallback: boolean; rule: boolean } | null;
+  // nat mode: the namespace's packets carry nsroute's mark now (nft table intact), and a packet
+  // without it finds no route (the fail-closed rule, plan/guard.ts). null in LAN modes.
+  marked: boolean | null;
+  failClosed: boolean | null;
 }
 
 export interface NatCheck extends CheckBase {
@@ -316,7 +322,7 @@ function checkLanRoute(f: CheckFacts): RouteCheck {
   const ok = problems.length === 0;
   const on = c.lan?.bridge ? `bridge ${c.lan.bridge}` : `macvlan on ${c.lan?.parent}`;
   const detail = ok ? `via ${insideHop.gateway ?? '?'} dev ${c.nsIface} (${on}), source ${insideHop.source ?? '?'} (its own LAN address)` : problems.join('; ');
-  return { id: 'route', ok, leak, detail, inside: insideHop, host: { dev: null, gateway: null, source: insideHop.source, table: null }, killSwitch: null };
+  return { id: 'route', ok, leak, detail, inside: insideHop, host: { dev: null, gateway: null, source: insideHop.source, table: null }, killSwitch: null, marked: null, failClosed: null };
 }
 
 export function checkRoute(f: CheckFacts): RouteCheck {
@@ -336,7 +342,13 @@ export function checkRoute(f: CheckFacts): RouteCheck {
     problems.push(`inside the namespace traffic goes ${seen}, not dev ${c.nsIface} via ${c.hostAddress} src ${c.nsAddress}`);
   }
 
-  const host = parseRouteLookup(f.hostRoute);
+  // Which lookup the kernel really does: with nsroute's mark only while its nft table gives it.
+  const t = parseNftTable(f.nft);
+  const marked = t !== undefined && t.maps.get('uplink_mark')?.get(c.hostIface) === (u?.mark ?? HOST_MARK) && t.rules.some((r) => r.text.includes('"@uplink_mark"'));
+  const failClosed = noRoute(f.hostRouteUnmarked);
+  const blocked = !marked && failClosed;
+  const lookup = marked ? f.hostRoute : (f.hostRouteUnmarked ?? f.hostRoute);
+  const host = blocked ? undefined : parseRouteLookup(lookup);
   const addrs = parseAddrs(parseJson(f.hostAddrs.stdout) ?? []);
   const hostHop = {
     dev: host?.dev ?? null,
@@ -344,6 +356,19 @@ export function checkRoute(f: CheckFacts): RouteCheck {
     source: host ? masqueradeSource(host, addrs) : null,
     table: host?.table ?? null,
   };
+  if (blocked) {
+    problems.push(`the namespace's packets get no mark from nsroute's firewall table (flushed or changed by another tool): blocked by the fail-closed rule (kill switch), nothing leaks; \`nsroute up ${c.name}\` or \`nsroute gc\` restores the table`);
+  } else if (!marked) {
+    if (u) leak = true;
+    problems.push(
+      `the namespace's packets get no mark from nsroute's firewall table and no fail-closed rule stops them: they leave ${host ? `${host.gateway ? `via ${host.gateway} ` : ''}dev ${host.dev ?? '?'}` : 'by the host\'s routes'} unmasqueraded; \`nsroute up ${c.name}\` or \`nsroute gc\` restores both`,
+    );
+  } else if (!failClosed) {
+    const unmarked = parseRouteLookup(f.hostRouteUnmarked);
+    problems.push(
+      `the fail-closed rule (pref 4202 from ${c.subnet}'s block unreachable) is missing: if the firewall were flushed, traffic would leave ${unmarked?.dev ? `dev ${unmarked.dev}` : 'by the host\'s routes'}; \`nsroute up ${c.name}\` or \`nsroute gc\` puts it back`,
+    );
+  }
 
   let killSwitch: RouteCheck['killSwitch'] = null;
   if (u) {
@@ -354,12 +379,14 @@ export function checkRoute(f: CheckFacts): RouteCheck {
     const rule = parseRules(parseJson(f.rules?.stdout ?? '') ?? []).some((r) => r.fwmark === u.mark && r.table === u.table && r.priority === u.pref);
     killSwitch = { table: u.table, uplinkRoute, fallback, rule };
     const want = `${u.via ? `via ${u.via} ` : ''}dev ${u.dev}`;
-    if (!rule) problems.push(`the rule fwmark ${hex(u.mark)} lookup ${u.table} pref ${u.pref} is missing: the namespace's traffic follows the host's routes`);
-    if (!host) {
+    if (!rule) problems.push(`the rule fwmark ${hex(u.mark)} lookup ${u.table} pref ${u.pref} is missing${failClosed ? ': traffic is blocked (kill switch), nothing leaks' : ": the namespace's traffic follows the host's routes"}`);
+    if (blocked) {
+      // Said above: the lookup never gets as far as the uplink's table.
+    } else if (!host) {
       if (!uplinkRoute && fallback) {
         problems.push(`uplink ${u.dev} has no route in table ${u.table}: traffic is blocked (kill switch), nothing leaks; once ${u.dev} is up, \`nsroute up ${c.name}\` or \`nsroute gc\` puts the route back`);
       } else {
-        problems.push(`the host has no route for the namespace's traffic (${stderrOf(f.hostRoute)}); expected ${want}`);
+        problems.push(`the host has no route for the namespace's traffic (${stderrOf(lookup)}); expected ${want}`);
       }
     } else {
       if (host.dev !== u.dev || (u.via !== undefined && host.gateway !== u.via)) {
@@ -369,10 +396,10 @@ export function checkRoute(f: CheckFacts): RouteCheck {
       if (!uplinkRoute) problems.push(`table ${u.table} has no default route ${want}`);
     }
     if (!fallback) {
-      problems.push(`table ${u.table} lacks its unreachable fallback: if uplink ${u.dev} goes down, traffic falls back to the host's default route`);
+      problems.push(`table ${u.table} lacks its unreachable fallback: if uplink ${u.dev} goes down, traffic ${failClosed ? 'is blocked by the fail-closed rule' : "falls back to the host's default route"}`);
     }
-  } else if (!host) {
-    problems.push(`the host has no route for the namespace's traffic (${stderrOf(f.hostRoute)})`);
+  } else if (!host && !blocked) {
+    problems.push(`the host has no route for the namespace's traffic (${stderrOf(lookup)})`);
   }
 
   // A blocked kill switch is the first thing to say: it explains the failed lookup.
@@ -380,7 +407,16 @@ export function checkRoute(f: CheckFacts): RouteCheck {
   const ok = problems.length === 0;
   const via = hostHop.gateway ? `via ${hostHop.gateway} ` : '';
   const detail = ok ? `${via}dev ${hostHop.dev}, source ${hostHop.source ?? 'unknown'}${u ? '' : ' (host routing)'}` : problems.join('; ');
-  return { id: 'route', ok, leak, detail, inside: insideHop, host: hostHop, killSwitch };
+  return { id: 'route', ok, leak, detail, inside: insideHop, host: hostHop, killSwitch, marked, failClosed };
+}
+
+// A route lookup that found no route: what the fail-closed rule answers ("Network is
+// unreachable"), or a route of a blocking type.
+function noRoute(o: CommandOutput | undefined): boolean {
+  if (!o) return false;
+  if (o.exitCode !== 0) return /unreachable|prohibited/i.test(o.stderr);
+  const r = parseRouteLookup(o);
+  return r !== undefined && ['unreachable', 'prohibit', 'blackhole'].includes(r.type);
 }
 
 export function checkNat(f: CheckFacts): NatCheck {
@@ -393,10 +429,11 @@ export function checkNat(f: CheckFacts): NatCheck {
     return {
       id: 'nat',
       ok: false,
-      // Without the table nothing is marked or masqueraded: packets follow the host's main
-      // table, with the namespace's private source address.
-      leak: u !== undefined,
-      detail: `table inet nsroute is missing (${why}): the firewall was flushed or reloaded by another tool; \`nsroute up ${c.name}\` (or an exec on it, or \`nsroute gc\`) restores it`,
+      // Without the table nothing is marked or masqueraded: the fail-closed rule blocks the
+      // traffic (plan/guard.ts); without that too, packets follow the host's main table, with
+      // the namespace's private source address.
+      leak: u !== undefined && !noRoute(f.hostRouteUnmarked),
+      detail: `table inet nsroute is missing (${why}): the firewall was flushed or reloaded by another tool${noRoute(f.hostRouteUnmarked) ? '; traffic is blocked until then, nothing leaks' : ''}; \`nsroute up ${c.name}\` (or an exec on it, or \`nsroute gc\`) restores it`,
       table: false,
       missing: ['table inet nsroute'],
     };
@@ -406,20 +443,21 @@ export function checkNat(f: CheckFacts): NatCheck {
   if (!(t.sets.get('ns_nets4') ?? []).map(asCidr).includes(c.subnet)) missing.push(`ns_nets4 ${c.subnet}`);
   if (!t.rules.some((r) => r.text.includes('"@ns_nets4"') && r.text.includes('masquerade'))) missing.push('masquerade rule');
   let leak = false;
-  if (u) {
-    const mark = t.maps.get('uplink_mark')?.get(c.hostIface);
-    if (mark !== u.mark) {
-      missing.push(`uplink_mark ${c.hostIface} : ${hex(u.mark)}${mark === undefined ? '' : ` (is ${hex(mark)})`}`);
-      leak = true;
-    }
-    if (!t.rules.some((r) => r.text.includes('"@uplink_mark"'))) {
-      missing.push('mark rule');
-      leak = true;
-    }
+  // Namespaces without --via get HOST_MARK: it lets them past the fail-closed rule.
+  const want = u?.mark ?? HOST_MARK;
+  const leaks = u !== undefined && !noRoute(f.hostRouteUnmarked);
+  const mark = t.maps.get('uplink_mark')?.get(c.hostIface);
+  if (mark !== want) {
+    missing.push(`uplink_mark ${c.hostIface} : ${hex(want)}${mark === undefined ? '' : ` (is ${hex(mark)})`}`);
+    leak ||= leaks;
+  }
+  if (!t.rules.some((r) => r.text.includes('"@uplink_mark"'))) {
+    missing.push('mark rule');
+    leak ||= leaks;
   }
   const ok = missing.length === 0;
   const detail = ok
-    ? `masquerade of ${c.subnet} from ${c.hostIface}${u ? `, mark ${hex(u.mark)}` : ''}`
+    ? `masquerade of ${c.subnet} from ${c.hostIface}, mark ${hex(want)}${u ? '' : ' (host routing)'}`
     : `table inet nsroute lacks ${missing.join(', ')}: it was changed by another tool; \`nsroute up ${c.name}\` or \`nsroute gc\` renders it again`;
   return { id: 'nat', ok, leak, detail, table: true, missing };
 }
@@ -510,6 +548,10 @@ export function checkIpv6(f: CheckFacts): Ipv6Check {
   } else if (u && host.dev !== u.dev) {
     leak = true;
     problems.push(`the namespace's IPv6 traffic leaves dev ${host.dev ?? '?'}, not the uplink ${u.dev}`);
+  }
+  if (f.hostRoute6Unmarked && !noRoute(f.hostRoute6Unmarked)) {
+    const unmarked = parseRouteLookup(f.hostRoute6Unmarked);
+    problems.push(`the IPv6 fail-closed rule is missing: without nsroute's mark the namespace's IPv6 would leave ${unmarked?.dev ? `dev ${unmarked.dev}` : "by the host's routes"}; \`nsroute up ${c.name}\` or \`nsroute gc\` puts it back`);
   }
   const ok = problems.length === 0;
   const detail = ok ? `IPv6 leaves ${host?.gateway ? `via ${host.gateway} ` : ''}dev ${host?.dev} (nat)` : problems.join('; ');

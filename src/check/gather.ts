@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import type { NamespaceConfig } from '../plan/types.js';
 import { netnsEtcDir } from '../state/paths.js';
 import { readTextIfExists } from '../sys/fsx.js';
+import { HOST_MARK } from '../net/nft.js';
 import { run } from '../sys/run.js';
 import { DNS_PROBE_SCRIPT, NETNS_FILES, PROBE_DST4, PROBE_DST6, type CheckFacts, type CommandOutput, type FileView, type NetnsFile } from './evaluate.js';
 
@@ -48,14 +49,19 @@ async function holesMissing(): Promise<string[]> {
 export async function gatherCheckFacts(config: NamespaceConfig, probeName: string): Promise<CheckFacts> {
   const name = config.name;
   const u = config.uplink;
-  const mark = u ? ['mark', String(u.mark)] : [];
+  // The mark nsroute's nft table gives the namespace's packets (net/nft.ts).
+  const mark = config.mode === 'nat' ? ['mark', String(u?.mark ?? HOST_MARK)] : [];
   const c6 = config as { ipv6?: string; nsAddress6?: string };
   const nat6 = c6.ipv6 === 'nat' && typeof c6.nsAddress6 === 'string';
   const none = Promise.resolve(undefined);
   const viewsP = Promise.all(NETNS_FILES.map(async (f) => [f, await viewOf(name, f)] as const));
-  const [nsRoute, hostRoute, hostAddrs, uplinkTable, rules, nft, dnsProbe, nsAddrs6, nsRoute6, hostRoute6] = await Promise.all([
+  const nat = config.mode === 'nat';
+  const [nsRoute, hostRoute, hostRouteUnmarked, hostAddrs, uplinkTable, rules, nft, dnsProbe, nsAddrs6, nsRoute6, hostRoute6, hostRoute6Unmarked] = await Promise.all([
     output(['ip', '-n', name, '-j', 'route', 'get', PROBE_DST4]),
     output(['ip', '-j', 'route', 'get', PROBE_DST4, 'from', config.nsAddress, 'iif', config.hostIface, ...mark]),
+    // What the host does with a packet that lost nsroute's mark (a flushed firewall): it
+    // must find no route (plan/guard.ts), never the main table.
+    nat ? output(['ip', '-j', 'route', 'get', PROBE_DST4, 'from', config.nsAddress, 'iif', config.hostIface]) : none,
     output(['ip', '-j', '-4', 'addr', 'show']),
     u ? output(['ip', '-j', '-N', 'route', 'show', 'table', String(u.table)]) : none,
     u ? output(['ip', '-j', '-N', 'rule', 'show']) : none,
@@ -64,6 +70,7 @@ export async function gatherCheckFacts(config: NamespaceConfig, probeName: strin
     output(['ip', '-n', name, '-6', '-j', 'addr', 'show']),
     output(['ip', '-n', name, '-6', '-j', 'route', 'get', PROBE_DST6]),
     nat6 ? output(['ip', '-6', '-j', 'route', 'get', PROBE_DST6, 'from', c6.nsAddress6!, 'iif', config.hostIface, ...mark]) : none,
+    nat6 ? output(['ip', '-6', '-j', 'route', 'get', PROBE_DST6, 'from', c6.nsAddress6!, 'iif', config.hostIface]) : none,
   ]);
   const views = Object.fromEntries(await viewsP) as Record<NetnsFile, FileView>;
   const forwardHolesMissing = await holesMissing();
@@ -73,6 +80,7 @@ export async function gatherCheckFacts(config: NamespaceConfig, probeName: strin
     probeName,
     nsRoute,
     hostRoute,
+    ...(hostRouteUnmarked ? { hostRouteUnmarked } : {}),
     hostAddrs,
     ...(uplinkTable ? { uplinkTable } : {}),
     ...(rules ? { rules } : {}),
@@ -81,6 +89,7 @@ export async function gatherCheckFacts(config: NamespaceConfig, probeName: strin
     nsAddrs6,
     nsRoute6,
     ...(hostRoute6 ? { hostRoute6 } : {}),
+    ...(hostRoute6Unmarked ? { hostRoute6Unmarked } : {}),
     netnsFiles,
     views,
     forwardHolesMissing,

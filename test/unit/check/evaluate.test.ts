@@ -49,6 +49,10 @@ const HOST_ROUTE =
   '[{"dst":"198.51.100.7","from":"10.231.0.2","gateway":"10.99.2.1","dev":"ups","table":"7101","flags":[],"mark":1852964865,"cache":[],"iif":"nsr-slow"}]';
 // The same when the packet ends up on the host's default route (no rule, or no mark).
 const HOST_ROUTE_FAST = '[{"dst":"198.51.100.7","from":"10.231.0.2","gateway":"10.99.1.1","dev":"upf","flags":[],"mark":1852964865,"cache":[],"iif":"nsr-slow"}]';
+// ip -j route get 198.51.100.7 from 10.231.0.2 iif nsr-slow (no mark): the fail-closed rule
+// (plan/guard.ts) answers; without it the main table would.
+const UNMARKED_BLOCKED = fail('RTNETLINK answers: Network is unreachable');
+const UNMARKED_MAIN = ok('[{"dst":"198.51.100.7","from":"10.231.0.2","gateway":"10.99.1.1","dev":"upf","flags":[],"cache":[],"iif":"nsr-slow"}]');
 // ip -j -4 addr show (trimmed to the fields parseAddrs reads)
 const HOST_ADDRS = JSON.stringify([
   { ifname: 'lo', addr_info: [{ family: 'inet', local: '127.0.0.1', prefixlen: 8 }] },
@@ -134,6 +138,7 @@ function healthy(over: Partial<CheckFacts> = {}): CheckFacts {
     probeName: DEFAULT_PROBE_NAME,
     nsRoute: ok(NS_ROUTE),
     hostRoute: ok(HOST_ROUTE),
+    hostRouteUnmarked: UNMARKED_BLOCKED,
     hostAddrs: ok(HOST_ADDRS),
     uplinkTable: ok(UPLINK_TABLE),
     rules: ok(RULES),
@@ -171,6 +176,7 @@ describe('a healthy namespace', () => {
     expect(route.inside).toEqual({ dev: 'eth0', gateway: '10.231.0.1', source: '10.231.0.2' });
     expect(route.host).toEqual({ dev: 'ups', gateway: '10.99.2.1', source: '10.99.2.2', table: 7101 });
     expect(route.killSwitch).toEqual({ table: 7101, uplinkRoute: true, fallback: true, rule: true });
+    expect(route).toMatchObject({ marked: true, failClosed: true });
     expect(check(healthy(), 'dns').servers).toEqual([{ server: '198.18.0.53', answered: true, result: 'EREFUSED' }]);
     expect(check(healthy(), 'nsswitch').detail).toBe('hosts: files dns myhostname');
     expect(check(healthy(), 'ipv6').detail).toBe('IPv6 cannot leave; programs fall back to IPv4 at once');
@@ -195,8 +201,8 @@ describe('a healthy namespace', () => {
     const { uplink: _u, ...noUplink } = config();
     const facts = healthy({
       config: noUplink,
-      hostRoute: ok('[{"dst":"198.51.100.7","from":"10.231.0.2","gateway":"10.99.1.1","dev":"upf","flags":[],"cache":[],"iif":"nsr-slow"}]'),
-      nft: ok(nftJson({ marks: [] })),
+      hostRoute: ok('[{"dst":"198.51.100.7","from":"10.231.0.2","gateway":"10.99.1.1","dev":"upf","flags":[],"mark":1852964864,"cache":[],"iif":"nsr-slow"}]'),
+      nft: ok(nftJson({ marks: [['nsr-slow', 0x6e720000]] })),
     });
     delete facts.uplinkTable;
     delete facts.rules;
@@ -204,6 +210,10 @@ describe('a healthy namespace', () => {
     const route = check(facts, 'route');
     expect(route.detail).toBe('via 10.99.1.1 dev upf, source 10.99.1.2 (host routing)');
     expect(route.killSwitch).toBeNull();
+    expect(check(facts, 'nat').detail).toBe('masquerade of 10.231.0.0/30 from nsr-slow, mark 0x6e720000 (host routing)');
+    // Without its host mark, a namespace without --via is stopped by the fail-closed rule too.
+    const unmarked = check({ ...facts, nft: ok(nftJson({ marks: [] })) }, 'route');
+    expect(unmarked).toMatchObject({ ok: false, leak: false, marked: false, failClosed: true });
   });
 
   it('queries and expects only the first 3 name servers (what resolv.conf holds)', () => {
@@ -251,8 +261,15 @@ describe('route', () => {
     expect(check(healthy({ uplinkTable: ok(table) }), 'route').killSwitch?.fallback).toBe(false);
   });
 
-  it('fails without the fwmark rule (the kernel then uses the main table: a leak)', () => {
-    const c = check(healthy({ rules: ok(RULES_NO_MARK), hostRoute: ok(HOST_ROUTE_FAST) }), 'route');
+  it('fails without the fwmark rule: blocked by the fail-closed rule, nothing leaks', () => {
+    const c = check(healthy({ rules: ok(RULES_NO_MARK), hostRoute: fail('RTNETLINK answers: Network is unreachable') }), 'route');
+    expect(c.ok).toBe(false);
+    expect(c.leak).toBe(false);
+    expect(c.detail).toContain('the rule fwmark 0x6e720001 lookup 7101 pref 4200 is missing: traffic is blocked (kill switch), nothing leaks');
+  });
+
+  it('fails without the fwmark rule and without the fail-closed rule (the main table: a leak)', () => {
+    const c = check(healthy({ rules: ok(RULES_NO_MARK), hostRoute: ok(HOST_ROUTE_FAST), hostRouteUnmarked: UNMARKED_MAIN }), 'route');
     expect(c.ok).toBe(false);
     expect(c.leak).toBe(true);
     expect(c.killSwitch?.rule).toBe(false);
@@ -276,11 +293,51 @@ describe('route', () => {
 
   it('an uplink without its route and without the fallback leaks to the main table', () => {
     const table = '[{"dst":"10.231.0.0/30","dev":"nsr-slow","scope":"253","flags":[]}]';
-    const c = check(healthy({ uplinkTable: ok(table), hostRoute: ok(HOST_ROUTE_FAST) }), 'route');
+    const c = check(healthy({ uplinkTable: ok(table), hostRoute: ok(HOST_ROUTE_FAST), hostRouteUnmarked: UNMARKED_MAIN }), 'route');
     expect(c.ok).toBe(false);
     expect(c.leak).toBe(true);
     expect(c.detail).toContain('not the uplink');
     expect(c.detail).toContain('lacks its unreachable fallback');
+  });
+
+  // Issue 10, finding 1: after `nft flush ruleset` check said "ok route", because it asked for
+  // the route with the mark set. The kernel routes what it gets: no mark.
+  it('a flushed firewall with the fail-closed rule: blocked, nothing leaks, and said so', () => {
+    const c = check(healthy({ nft: NFT_MISSING }), 'route');
+    expect(c).toMatchObject({ ok: false, leak: false, marked: false, failClosed: true });
+    expect(c.detail).toMatch(/^the namespace's packets get no mark from nsroute's firewall table .*blocked by the fail-closed rule \(kill switch\), nothing leaks/);
+    expect(c.host).toEqual({ dev: null, gateway: null, source: null, table: null });
+  });
+
+  it('a flushed firewall without the fail-closed rule: a leak by the main table', () => {
+    const c = check(healthy({ nft: NFT_MISSING, hostRouteUnmarked: UNMARKED_MAIN }), 'route');
+    expect(c).toMatchObject({ ok: false, leak: true, marked: false, failClosed: false });
+    expect(c.detail).toContain('no fail-closed rule stops them: they leave via 10.99.1.1 dev upf unmasqueraded');
+    expect(c.host).toMatchObject({ dev: 'upf', gateway: '10.99.1.1' });
+    expect(check(healthy({ nft: NFT_MISSING, hostRouteUnmarked: UNMARKED_MAIN }), 'nat').leak).toBe(true);
+  });
+
+  it('the mark rule flushed but the sets kept: the packets are unmarked too', () => {
+    const c = check(healthy({ nft: ok(nftJson({ rules: false })), hostRouteUnmarked: UNMARKED_MAIN }), 'route');
+    expect(c).toMatchObject({ ok: false, leak: true, marked: false });
+  });
+
+  it('everything marked but the fail-closed rule gone: fails without a leak, and says what would happen', () => {
+    const c = check(healthy({ hostRouteUnmarked: UNMARKED_MAIN }), 'route');
+    expect(c).toMatchObject({ ok: false, leak: false, marked: true, failClosed: false });
+    expect(c.detail).toMatch(/^the fail-closed rule .* is missing: if the firewall were flushed, traffic would leave dev upf/);
+  });
+
+  it('an IPv6 namespace without its IPv6 fail-closed rule fails', () => {
+    const nat6 = config({ ipv6: 'nat', subnet6: 'fd6e:7372:ae7:0::/64', hostAddress6: 'fd6e:7372:ae7:0::1', nsAddress6: 'fd6e:7372:ae7:0::2' });
+    const addrs6 = JSON.stringify([{ ifname: 'eth0', addr_info: [{ family: 'inet6', local: 'fd6e:7372:ae7:0::2', prefixlen: 64, scope: 'global' }] }]);
+    const inside6 = ok('[{"dst":"2001:db8::7","gateway":"fe80::1","dev":"eth0","prefsrc":"fd6e:7372:ae7:0::2","flags":[]}]');
+    const host6 = ok('[{"dst":"2001:db8::7","from":"fd6e:7372:ae7:0::2","gateway":"fd99:2::1","dev":"ups","flags":[]}]');
+    const base = { config: nat6, nsAddrs6: ok(addrs6), nsRoute6: inside6, hostRoute6: host6 };
+    expect(check(healthy({ ...base, hostRoute6Unmarked: fail('RTNETLINK answers: Network is unreachable') }), 'ipv6').ok).toBe(true);
+    const c = check(healthy({ ...base, hostRoute6Unmarked: ok('[{"dst":"2001:db8::7","gateway":"fd99:1::1","dev":"upf","flags":[]}]') }), 'ipv6');
+    expect(c.ok).toBe(false);
+    expect(c.detail).toContain('the IPv6 fail-closed rule is missing: without nsroute\'s mark the namespace\'s IPv6 would leave dev upf');
   });
 
   it('fails when the namespace lost its default route', () => {
@@ -319,9 +376,11 @@ describe('nat', () => {
     const c = check(healthy({ nft: NFT_MISSING }), 'nat');
     expect(c.ok).toBe(false);
     expect(c.table).toBe(false);
-    expect(c.leak).toBe(true); // nothing is marked: packets follow the host's default route
-    expect(c.detail).toContain('the firewall was flushed or reloaded by another tool');
+    expect(c.leak).toBe(false); // nothing is marked, and the fail-closed rule blocks it
+    expect(c.detail).toContain('the firewall was flushed or reloaded by another tool; traffic is blocked until then, nothing leaks');
     expect(c.detail).toContain('nsroute gc');
+    // Without the fail-closed rule, unmarked packets follow the host's default route.
+    expect(check(healthy({ nft: NFT_MISSING, hostRouteUnmarked: UNMARKED_MAIN }), 'nat').leak).toBe(true);
   });
 
   it('a missing table without an uplink is broken but not a leak', () => {
@@ -330,7 +389,7 @@ describe('nat', () => {
   });
 
   it('names each missing element', () => {
-    const c = check(healthy({ nft: ok(nftJson({ ifaces: ['nsr-other'], nets: ['10.231.0.8/30'], marks: [['nsr-slow', 0x6e720002]] })) }), 'nat');
+    const c = check(healthy({ nft: ok(nftJson({ ifaces: ['nsr-other'], nets: ['10.231.0.8/30'], marks: [['nsr-slow', 0x6e720002]] })), hostRouteUnmarked: UNMARKED_MAIN }), 'nat');
     expect(c.ok).toBe(false);
     expect(c.leak).toBe(true);
     expect(c.missing).toEqual(['ns_ifaces nsr-slow', 'ns_nets4 10.231.0.0/30', 'uplink_mark nsr-slow : 0x6e720001 (is 0x6e720002)']);
@@ -537,13 +596,13 @@ describe('files', () => {
 
 describe('the report', () => {
   it('summarises what failed and what leaks', () => {
-    const r = evaluate(healthy({ nft: NFT_MISSING, uplinkTable: ok(UPLINK_TABLE_DOWN), hostRoute: fail('RTNETLINK answers: No route to host') }));
+    const r = evaluate(healthy({ nft: NFT_MISSING, hostRouteUnmarked: UNMARKED_MAIN }));
     expect(r.ok).toBe(false);
     expect(r.leak).toBe(true);
     const lines = reportText(r).split('\n');
-    expect(lines[0]).toMatch(/^FAIL route: uplink ups has no route in table 7101/);
+    expect(lines[0]).toMatch(/^FAIL route: the namespace's packets get no mark/);
     expect(lines[1]).toMatch(/^FAIL nat: table inet nsroute is missing/);
-    expect(lines.at(-1)).toBe('slow: 2 of 7 checks failed (route, nat); leaking: nat');
+    expect(lines.at(-1)).toBe('slow: 2 of 7 checks failed (route, nat); leaking: route, nat');
   });
 
   it('says when nothing leaks', () => {
