@@ -1,6 +1,8 @@
 import { execa } from 'execa';
 import { withHostLock } from '../state/lock.js';
-import { readState } from '../state/store.js';
+import { allStates, readState } from '../state/store.js';
+import { GUARD_SKIP_PREF, GUARD_TARGET_PREF } from '../plan/guard.js';
+import { guardMissing } from './executors.js';
 import { nftTableExists } from '../sys/nft.js';
 import { uplinkRoutesIntact } from '../sys/ip.js';
 import { repair } from './lifecycle.js';
@@ -28,6 +30,9 @@ export interface WatchOptions {
 export function relevantEvent(line: string, devs: ReadonlySet<string>, tables: ReadonlySet<number>): boolean {
   const deleted = line.startsWith('Deleted ');
   const ours = /^Deleted (default|unreachable default|\d+:\s)/.test(line);
+  // A fail-closed rule (plan/guard.ts) deleted.
+  const pref = /^Deleted (\d+):\s/.exec(line)?.[1];
+  if (pref !== undefined && Number(pref) >= GUARD_SKIP_PREF && Number(pref) <= GUARD_TARGET_PREF) return true;
   for (const t of tables) if (ours && new RegExp(`\\b(table|lookup) ${t}\\b`).test(line)) return true;
   for (const d of devs) {
     const esc = d.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
@@ -61,8 +66,12 @@ export function watchNamespaces(opts: WatchOptions): Watcher {
   const broken = async (): Promise<boolean> => {
     const sts = targets();
     const uplinks = [...new Map(sts.flatMap((st) => (st.config.uplink ? [[st.config.uplink.table, st.config.uplink] as const] : []))).values()];
-    const [nftOk, uplinksOk] = await Promise.all([nftTableExists(), uplinkRoutesIntact(uplinks.map((u) => u.table))]);
-    return !nftOk || !uplinksOk;
+    const [nftOk, uplinksOk, guardGone] = await Promise.all([
+      nftTableExists(),
+      uplinkRoutesIntact(uplinks.map((u) => u.table)),
+      guardMissing(allStates().map((s) => s.config)).catch(() => true),
+    ]);
+    return !nftOk || !uplinksOk || guardGone;
   };
 
   const runRepair = async () => {
@@ -141,14 +150,15 @@ export function watchNamespaces(opts: WatchOptions): Watcher {
     if (targets().length === 0) opts.onGone?.();
   }, opts.goneCheckMs ?? 5000);
   poll.unref();
-  // A table deleted while the monitors were starting would go unseen: look once.
+  // Whatever was deleted while the monitors were starting (the table, a route, a rule) would
+  // go unseen: look once at everything, as after an event (runRepair looks before it locks).
   setTimeout(() => {
-    if (targets().length > 0)
-      void nftTableExists().then((ok) => {
-        if (ok) return;
-        tableGone = true;
-        schedule();
-      });
+    if (targets().length === 0) return;
+    linkEvent = true;
+    void nftTableExists().then((ok) => {
+      if (!ok) tableGone = true;
+      schedule();
+    });
   }, 500).unref();
 
   return {
