@@ -79,9 +79,13 @@ try {
   );
 
   const count = async () => {
-    const rules = (await world.inHost(['ip', 'rule', 'show'])).stdout.trim().split('\n').length;
+    const all = (await world.inHost(['ip', 'rule', 'show'])).stdout.trim().split('\n');
+    // The fail-closed block rules (pref 4202) cover the namespaces' blocks aggregated: they may
+    // grow with log2(N), the rest must not grow at all.
+    const blocks = all.filter((l) => l.startsWith('4202:')).length;
+    const rules = all.length - blocks;
     const nft = (await world.inHost(['nft', '-a', 'list', 'table', 'inet', 'nsroute'])).stdout.split('\n').filter((l) => /# handle \d+$/.test(l) && !/^\s*(table|chain|set|map)\b/.test(l)).length;
-    return { rules, nft };
+    return { rules, blocks, nft };
   };
   const with1 = await count();
   for (let i = 0; i < 19; i++) must(await world.nsroute(['up', world.name(`m${i}`), '--via', SLOW_GW]), 'up many');
@@ -97,8 +101,8 @@ try {
   console.log(`nsroute exec, cold, 20 others up:      ${ms(coldMany)}   ratio vs none up ${(coldMany / cold).toFixed(2)}`);
   console.log(`watch: deleted route back after:      ${ms(routeRepair)}   ratio vs the 2 s promised ${(routeRepair / 2000).toFixed(2)}`);
   console.log(`watch: deleted nft table back after:   ${ms(nftRepair)}   ratio vs the 2 s promised ${(nftRepair / 2000).toFixed(2)}`);
-  console.log(`ip rules / nft rules, 1 namespace:     ${with1.rules} / ${with1.nft}`);
-  console.log(`ip rules / nft rules, 20 namespaces:   ${with20.rules} / ${with20.nft}   (same uplink: must not grow)`);
+  console.log(`ip rules / nft rules, 1 namespace:     ${with1.rules} / ${with1.nft}   + ${with1.blocks} fail-closed block rule(s)`);
+  console.log(`ip rules / nft rules, 20 namespaces:   ${with20.rules} / ${with20.nft}   (same uplink: must not grow)   + ${with20.blocks} fail-closed block rule(s) (at most log2(N)+1)`);
   console.log(`bundle: ${NSROUTE_JS}`);
 } finally {
   await world.destroy();

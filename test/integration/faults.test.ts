@@ -12,8 +12,8 @@ let clean: Snapshot;
 useWorld((world, snapshot) => ((w = world), (clean = snapshot)));
 
 const ROUTE = ['--via', SLOW_GW, '--dns', DNS_SERVER];
-// netns-add, veth-add, ns-config, netns-files, ip-forward, uplink-route, fw-holes, nft-sync
-const STEPS_WITH_UPLINK = 8;
+// netns-add, route-guard, veth-add, ns-config, netns-files, ip-forward, uplink-route, fw-holes, nft-sync
+const STEPS_WITH_UPLINK = 9;
 
 function crashingExec(name: string, crash: string): Promise<RunResult> {
   return w.nsroute(['exec', name, ...ROUTE, '--', ...PATH4], { env: { NSROUTE_TEST_CRASH: crash } });
