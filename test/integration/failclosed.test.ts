@@ -16,7 +16,7 @@ import {
   type Snapshot,
   type World,
 } from '../world/world.js';
-import { expectOk, PATH4, PATH6, show, statusJson, useWorld } from '../world/helpers.js';
+import { expectOk, PATH4, PATH6, show, statusJson, useWorld, delta, NOTHING } from '../world/helpers.js';
 
 let w: World;
 let clean: Snapshot;
@@ -24,11 +24,7 @@ useWorld((world, snapshot) => ((w = world), (clean = snapshot)), { ipv6Forwardin
 
 const SLOW4 = `slow ${HOST_SLOW_ADDR}`;
 const SLOW6 = `slow6 [${expandV6(HOST_SLOW_ADDR6)}]`;
-const NOTHING: GatewayPackets = { path4: 0, path6: 0, dns: 0, foreign: 0 };
 
-function delta(before: GatewayPackets, after: GatewayPackets): GatewayPackets {
-  return { path4: after.path4 - before.path4, path6: after.path6 - before.path6, dns: after.dns - before.dns, foreign: after.foreign - before.foreign };
-}
 
 async function both(): Promise<{ fast: GatewayPackets; slow: GatewayPackets }> {
   return { fast: await w.gatewayPackets('fast'), slow: await w.gatewayPackets('slow') };

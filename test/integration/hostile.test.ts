@@ -12,11 +12,10 @@ import {
   SLOW_GW,
   STUB_ADDR,
   STUB_ANSWER,
-  type GatewayPackets,
   type Snapshot,
   type World,
 } from '../world/world.js';
-import { ahostsAddresses, expectOk, PATH4, probeName, show, useWorld } from '../world/helpers.js';
+import { ahostsAddresses, expectOk, PATH4, probeName, show, useWorld, delta } from '../world/helpers.js';
 
 
 const SLOW4 = `slow ${HOST_SLOW_ADDR}`;
@@ -28,14 +27,6 @@ async function path(w: World, name: string, route: readonly string[]): Promise<s
   return r.stdout.trim();
 }
 
-function delta(before: GatewayPackets, after: GatewayPackets): GatewayPackets {
-  return {
-    path4: after.path4 - before.path4,
-    path6: after.path6 - before.path6,
-    dns: after.dns - before.dns,
-    foreign: after.foreign - before.foreign,
-  };
-}
 
 describe('strict reverse-path filtering (rp_filter=1)', () => {
   let w: World;

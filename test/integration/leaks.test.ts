@@ -18,12 +18,11 @@ import {
   SLOW_GW,
   SLOW_GW6,
   sleep,
-  type GatewayPackets,
   type RunResult,
   type Snapshot,
   type World,
 } from '../world/world.js';
-import { ahostsAddresses, expectOk, PATH4, PATH6, probeName, show, statusJson, useWorld } from '../world/helpers.js';
+import { ahostsAddresses, expectOk, PATH4, PATH6, probeName, show, statusJson, useWorld, delta, NOTHING } from '../world/helpers.js';
 
 // The path probes with a bounded connect: a SYN that gets no answer (a leak the gateway drops)
 // fails after 4 s instead of the kernel's two minutes, so nsroute exec ends by itself.
@@ -40,16 +39,6 @@ const FAST6 = `fast6 [${expandV6(HOST_FAST_ADDR6)}]`;
 // work fails in about a second instead of nsroute's timeout:2 attempts:2.
 const QUICK_DNS = ['env', 'RES_OPTIONS=timeout:1 attempts:1'];
 
-// What a gateway received between two readings.
-function delta(before: GatewayPackets, after: GatewayPackets): GatewayPackets {
-  return {
-    path4: after.path4 - before.path4,
-    path6: after.path6 - before.path6,
-    dns: after.dns - before.dns,
-    foreign: after.foreign - before.foreign,
-  };
-}
-const NOTHING: GatewayPackets = { path4: 0, path6: 0, dns: 0, foreign: 0 };
 
 // A failed attempt: non-zero exit, not killed by our timeout, no "fast" answer on any line.
 function expectFailedNotFast(r: RunResult): void {

@@ -2,7 +2,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect } from 'vitest';
-import { createWorld, LAN_GW, LAN_PATH_PORT, PATH_PORT, PATH_SERVER, PATH_SERVER6, waitFor, type RunResult, type Snapshot, type World, type WorldOptions } from './world.js';
+import { createWorld, LAN_GW, LAN_PATH_PORT, PATH_PORT, PATH_SERVER, PATH_SERVER6, waitFor, type GatewayPackets, type RunResult, type Snapshot, type World, type WorldOptions } from './world.js';
 
 // Ask the path server which uplink we came through ("fast 10.99.1.2" / "slow 10.99.2.2").
 // connect-timeout: a dropped SYN must fail the probe in seconds, not after the kernel's ~2 min.
@@ -10,6 +10,17 @@ export const PATH4 = ['socat', '-T3', '-', `TCP4:${PATH_SERVER}:${PATH_PORT},con
 export const PATH6 = ['socat', '-T3', '-', `TCP6:[${PATH_SERVER6}]:${PATH_PORT},connect-timeout=4`];
 // Worlds with option lan: the LAN server on the fast gateway's LAN address ("lan 10.99.3.x").
 export const LAN_PATH4 = ['socat', '-T3', '-', `TCP4:${LAN_GW}:${LAN_PATH_PORT},connect-timeout=4`];
+
+// What a gateway received between two readings of gatewayPackets().
+export function delta(before: GatewayPackets, after: GatewayPackets): GatewayPackets {
+  return {
+    path4: after.path4 - before.path4,
+    path6: after.path6 - before.path6,
+    dns: after.dns - before.dns,
+    foreign: after.foreign - before.foreign,
+  };
+}
+export const NOTHING: GatewayPackets = { path4: 0, path6: 0, dns: 0, foreign: 0 };
 
 // What a test prints on failure: the whole result, so product bugs are readable in the log.
 export function show(r: RunResult): string {
