@@ -146,17 +146,20 @@ describe('check finds what was broken behind nsroute', () => {
       await inHostOk(['nft', 'delete', 'table', 'inet', 'nsroute']);
       const { r, report } = await check(n);
       expect(r.exitCode, show(r)).toBe(CHECK_FAILED);
-      // Unmarked and not masqueraded, the DNS query leaves by the fast uplink and gets no answer.
-      expect(failing(report)).toEqual(['nat', 'dns']);
-      expect(byId(report, 'dns').servers).toEqual([{ server: DNS_SERVER, answered: false, result: 'ETIMEOUT' }]);
+      // Unmarked, the packets meet the fail-closed rule: the route is blocked, the DNS query
+      // gets no answer, and nothing leaks.
+      expect(failing(report)).toEqual(['route', 'nat', 'dns']);
+      expect(byId(report, 'dns').servers).toEqual([{ server: DNS_SERVER, answered: false, result: expect.any(String) }]);
+      const route = byId(report, 'route');
+      expect(route).toMatchObject({ ok: false, leak: false, marked: false, failClosed: true });
       const nat = byId(report, 'nat');
       expect(nat.table).toBe(false);
-      expect(nat.leak).toBe(true);
-      expect(nat.detail).toContain('flushed or reloaded by another tool');
+      expect(nat.leak).toBe(false);
+      expect(nat.detail).toContain('flushed or reloaded by another tool; traffic is blocked until then, nothing leaks');
       const text = await w.nsroute(['check', n]);
       expect(text.exitCode).toBe(CHECK_FAILED);
       expect(text.stdout).toMatch(/^FAIL nat: /m);
-      expect(text.stdout.trimEnd().split('\n').at(-1)).toBe(`${n}: 2 of 7 checks failed (nat, dns); leaking: nat`);
+      expect(text.stdout.trimEnd().split('\n').at(-1)).toBe(`${n}: 3 of 7 checks failed (route, nat, dns); nothing leaks`);
 
       // Another command on NAME (here `up`, joining the running namespace) puts it back...
       expectOk(await w.nsroute(['up', n, '--no-watch', ...SLOW]));

@@ -283,7 +283,15 @@ describe('the run dir removed by hand while namespaces exist', () => {
     rmSync(w.runDir, { recursive: true, force: true });
     expectOk(await w.inHost(['ip', 'netns', 'del', n])); // the veth goes with it
     const report = await gc();
-    expect(report.removed.map((o) => o.object).sort()).toEqual(['files', 'nft-table', 'route-table', 'rule', 'sysctl', 'sysctl']);
+    expect(report.removed.map((o) => o.object).sort()).toEqual(['files', 'nft-table', 'route-table', 'rule', 'rule', 'rule', 'rule', 'rule', 'sysctl', 'sysctl']);
+    // The uplink's fwmark rule, and the four fail-closed rules (plan/guard.ts).
+    expect(report.removed.filter((o) => o.object === 'rule').map((o) => o.name.replace(/from \S+/, 'from BLOCK')).sort()).toEqual([
+      'fwmark 0x6e720001 lookup 7101',
+      'pref 4201 fwmark 0x6e720000 goto 4203',
+      'pref 4201 iif lo goto 4203',
+      'pref 4202 from BLOCK unreachable',
+      'pref 4203 nop',
+    ]);
     expect(await w.snapshot()).toEqual(clean);
     expect(existsSync(`/etc/netns/${n}`)).toBe(false);
     expect(Object.values(await gc()).every((v) => v.length === 0)).toBe(true);
