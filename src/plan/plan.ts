@@ -17,7 +17,7 @@ import {
 import { NS_IFACE, hostIfaceName } from '../net/names.js';
 import { renderGaiConf, renderResolvConf, chooseDnsServers } from '../net/resolv.js';
 import { hex } from '../net/nft.js';
-import { renderTag } from '../net/tag.js';
+import { parseTag, renderTag } from '../net/tag.js';
 import { renderNsswitchConf } from '../net/resolv.js';
 import type { Profile } from '../profile/profile.js';
 import type { HostFacts, LanConfig, NamespaceConfig, Step, Uplink } from './types.js';
@@ -135,6 +135,33 @@ function chooseVia6(profile: Profile, uplink: Uplink, facts: HostFacts): string 
   );
 }
 
+export const MAX_IFACE_ATTEMPTS = 16;
+
+// The host end of NAME's link: the first of hostIfaceName's deterministic candidates that is
+// free. A candidate another namespace owns (its state names it, or the interface's owner tag
+// says another NAME) is skipped, never reported as "left over": deleting it would cut that
+// namespace off. A candidate tagged with NAME itself is a leftover of an earlier NAME, which
+// gc removes; an untagged interface is someone else's and is never touched.
+export function chooseHostIface(name: string, facts: HostFacts, others: readonly NamespaceConfig[]): string {
+  const stateOwner = new Map(others.filter((o) => o.name !== name).map((o) => [o.hostIface, o.name]));
+  for (let attempt = 0; attempt < MAX_IFACE_ATTEMPTS; attempt++) {
+    const candidate = hostIfaceName(name, attempt);
+    if (stateOwner.has(candidate)) continue;
+    const link = facts.links.find((l) => l.name === candidate);
+    if (!link) return candidate;
+    const tag = parseTag(link.alias);
+    if (tag && tag.name !== name) continue;
+    if (tag) {
+      throw new UserError(`interface ${candidate} is left over from an earlier ${name} (its owner tag says so)`, '`nsroute gc` removes what nsroute left behind');
+    }
+    throw new UserError(
+      `interface ${candidate}, the name nsroute gives ${name}'s link, already exists and is not nsroute's`,
+      'nsroute leaves it alone; pick another NAME',
+    );
+  }
+  throw new UserError(`no free interface name for ${name} (${MAX_IFACE_ATTEMPTS} candidates taken)`, 'pick another NAME');
+}
+
 function hostDefaultGateway(facts: HostFacts): string | undefined {
   return facts.routes.find((r) => r.table === 254 && r.dst === 'default' && r.gateway)?.gateway;
 }
@@ -143,11 +170,8 @@ function hostDefaultGateway(facts: HostFacts): string | undefined {
 // Throws UserError for anything the user can fix; nothing has been changed at that point.
 export function buildPlan(profile: Profile, facts: HostFacts, others: readonly NamespaceConfig[], opts: { persistent?: boolean } = {}): Plan {
   const { name } = profile;
-  const hostIface = hostIfaceName(name);
-  if (facts.links.some((l) => l.name === hostIface)) {
-    throw new UserError(`interface ${hostIface} already exists on the host and nsroute has no record of it`, `if it is left over, remove it with \`ip link del ${hostIface}\``);
-  }
-  if (profile.mode === 'bridge' || profile.mode === 'macvlan') return buildLanPlan(profile, facts, others, opts.persistent ?? false);
+  const hostIface = chooseHostIface(name, facts, others);
+  if (profile.mode === 'bridge' || profile.mode === 'macvlan') return buildLanPlan(profile, facts, others, opts.persistent ?? false, hostIface);
   const uplink = chooseUplink(profile, facts, others);
   const subnet = chooseSubnet(profile, facts, others);
   const { host, ns } = linkAddresses(subnet);
@@ -188,10 +212,9 @@ function requireUsableLink(facts: HostFacts, dev: string, what: string): void {
   if (!link.up) throw new UserError(`${what} ${dev} is down`, `bring it up first (ip link set ${dev} up)`);
 }
 
-function buildLanPlan(profile: Profile, facts: HostFacts, others: readonly NamespaceConfig[], persistent: boolean): Plan {
+function buildLanPlan(profile: Profile, facts: HostFacts, others: readonly NamespaceConfig[], persistent: boolean, hostIface: string): Plan {
   const { name } = profile;
   const mode = profile.mode as 'bridge' | 'macvlan';
-  const hostIface = hostIfaceName(name);
   const lan: LanConfig = {};
   if (mode === 'bridge' && profile.bridge) {
     const br = facts.links.find((l) => l.name === profile.bridge);
@@ -209,6 +232,13 @@ function buildLanPlan(profile: Profile, facts: HostFacts, others: readonly Names
     if (link.kind === 'bridge') throw new UserError(`${dev} is a bridge already`, `use --bridge ${dev}`);
     const shared = others.find((o) => o.lan?.takeover === dev);
     lan.bridge = shared?.lan?.bridge ?? bridgeNameFor(dev);
+    if (!shared && facts.links.some((l) => l.name === lan.bridge)) {
+      // Checked here, not by the kernel's "File exists" half-way through the takeover.
+      throw new UserError(
+        `bridge ${lan.bridge}, the one nsroute makes for ${dev}, already exists and no namespace uses it`,
+        `if nsroute left it behind, \`nsroute gc\` gives ${dev} back; if it is yours, join it with --bridge ${lan.bridge}`,
+      );
+    }
     lan.takeover = dev;
   } else {
     const dev = profile.uplink!;

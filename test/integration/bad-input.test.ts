@@ -3,8 +3,9 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createWorld, FAST_DEV, FAST_GW, SLOW_GW, type Snapshot, type World } from '../world/world.js';
-import { expectOk, expectUserError, show } from '../world/helpers.js';
+import { createWorld, FAST_DEV, FAST_GW, HOST_SLOW_ADDR, SLOW_GW, type Snapshot, type World } from '../world/world.js';
+import { expectOk, expectUserError, PATH4, show, statusJson } from '../world/helpers.js';
+import { hostIfaceName } from '../../src/net/names.js';
 
 let w: World;
 let clean: Snapshot;
@@ -125,5 +126,37 @@ describe('bad input leaves the host unchanged', () => {
     expectOk(r);
     expect(r.stdout, show(r)).toBe('ran\n');
     await expectNothingCreated(name);
+  });
+
+  // Issue 10, finding 9: when the interface name NAME would get is another namespace's (a
+  // hash collision, forced here by planting a veth with that name and the other namespace's
+  // owner tag), NAME takes the next candidate instead of failing with advice to delete the
+  // other's interface; traffic, down and gc work with the name stored in the state.
+  it("an interface name another namespace owns: the next candidate, and down/gc keep to their own", async () => {
+    const x = w.name('owner-of-the-name');
+    const y = w.name('wants-the-name');
+    const planted = hostIfaceName(y);
+    expectOk(await w.nsroute(['up', x, '--via', SLOW_GW, '--no-watch']));
+    try {
+      expectOk(await w.inHost(['ip', 'link', 'add', 'name', planted, 'type', 'veth', 'peer', 'name', `${w.prefix}pp`]));
+      expectOk(await w.inHost(['ip', 'link', 'set', 'dev', planted, 'alias', `nsroute:ns=${x}:persistent=1`]));
+      expectOk(await w.nsroute(['up', y, '--via', SLOW_GW, '--no-watch']));
+      try {
+        expect((await statusJson(w, y)).hostInterface).toBe(hostIfaceName(y, 1));
+        const r = await w.nsroute(['exec', y, '--', ...PATH4]);
+        expectOk(r);
+        expect(r.stdout.trim()).toBe(`slow ${HOST_SLOW_ADDR}`);
+      } finally {
+        expectOk(await w.nsroute(['down', y]));
+      }
+      expectOk(await w.nsroute(['gc']));
+      const links = await w.inHost(['ip', '-br', 'link', 'show']);
+      expect(links.stdout).toContain(planted);
+      expect(links.stdout).not.toContain(hostIfaceName(y, 1));
+    } finally {
+      await w.inHost(['ip', 'link', 'del', 'dev', planted]);
+      expectOk(await w.nsroute(['down', x]));
+    }
+    expect(await w.snapshot()).toEqual(clean);
   });
 });

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { buildPlan, MARK_BASE, nsConfigLanLines, nsConfigLines, RULE_PREF, stepsFor, TABLE_BASE, uplinkRouteLines, uplinkRuleArgs, vethBridgeLines, vethLines } from '../../../src/plan/plan.js';
 import { parseTag } from '../../../src/net/tag.js';
+import { hostIfaceName } from '../../../src/net/names.js';
 import type { HostFacts, NamespaceConfig, Step, Uplink } from '../../../src/plan/types.js';
 import type { Profile } from '../../../src/profile/profile.js';
 import type { AddrFact, LinkFact, RouteFact, RuleFact } from '../../../src/net/iproute-json.js';
@@ -126,7 +127,55 @@ describe('buildPlan: steps', () => {
 
   it('uses the hashed host interface name for long names', () => {
     const { config } = buildPlan(profile({ name: 'a-very-long-namespace' }), facts(), []);
-    expect(config.hostIface).toMatch(/^nsr\.a-ve\.[0-9a-f]{6}$/);
+    expect(config.hostIface).toBe(hostIfaceName('a-very-long-namespace'));
+    expect(config.hostIface).toMatch(/^nsr\.[a-z2-7]{11}$/);
+  });
+
+  // Issue 10, finding 9: a name collision used to fail with advice to `ip link del` the other
+  // namespace's interface. Now: another namespace's interface is skipped (next candidate);
+  // only NAME's own leftover (gc) and a foreign interface (another NAME) are errors, and no
+  // message ever advises deleting an interface.
+  describe('host interface already taken', () => {
+    const name = 'a-very-long-namespace';
+    const first = hostIfaceName(name);
+    const withLink = (alias?: string) => {
+      const f = facts();
+      f.links.push({ index: 9, name: first, up: true, kind: 'veth', ...(alias ? { alias } : {}) });
+      return f;
+    };
+
+    it("another namespace's tagged interface: takes the next candidate", () => {
+      const { config, steps } = buildPlan(profile({ name }), withLink('nsroute:ns=other-ns:persistent=1'), []);
+      expect(config.hostIface).toBe(hostIfaceName(name, 1));
+      expect(step(steps, 'veth-add').hostIface).toBe(hostIfaceName(name, 1));
+      expect(parseTag(step(steps, 'veth-add').tag)?.name).toBe(name);
+    });
+
+    it("an interface another namespace's state names (tag lost): takes the next candidate", () => {
+      const o = { ...other('other-ns', '10.231.0.0/30'), hostIface: first };
+      expect(buildPlan(profile({ name }), withLink(), [o]).config.hostIface).toBe(hostIfaceName(name, 1));
+      expect(buildPlan(profile({ name }), facts(), [o]).config.hostIface).toBe(hostIfaceName(name, 1));
+    });
+
+    it('skips every taken candidate, in order', () => {
+      const f = withLink('nsroute:ns=x1:persistent=0');
+      f.links.push({ index: 10, name: hostIfaceName(name, 1), up: true, kind: 'veth', alias: 'nsroute:ns=x2:persistent=0' });
+      expect(buildPlan(profile({ name }), f, []).config.hostIface).toBe(hostIfaceName(name, 2));
+    });
+
+    it("NAME's own leftover: advises nsroute gc", () => {
+      const e = catchUserError(() => buildPlan(profile({ name }), withLink(`nsroute:ns=${name}:persistent=0`), []));
+      expect(`${e.message} ${e.hint}`).toMatch(/nsroute gc/);
+      expect(`${e.message} ${e.hint}`).not.toMatch(/ip link del/);
+    });
+
+    it("an untagged interface: someone else's, left alone, pick another NAME", () => {
+      const e = catchUserError(() => buildPlan(profile({ name }), withLink('my own veth'), []));
+      expect(e.message).toContain(first);
+      expect(e.message).toMatch(/not nsroute's/);
+      expect(e.hint).toMatch(/another NAME/);
+      expect(`${e.message} ${e.hint}`).not.toMatch(/ip link del/);
+    });
   });
 
   it('uses .0/.1 for a /31 subnet', () => {
@@ -331,11 +380,11 @@ describe('buildPlan: DNS', () => {
 });
 
 describe('buildPlan: name clash', () => {
-  it('rejects a host interface that already has the planned name', () => {
+  it("rejects a foreign (untagged) host interface that has the planned name, and leaves it alone", () => {
     const f = facts({ links: [...facts().links, { index: 7, name: 'nsr-slow', up: false, kind: 'veth' }] });
     const e = catchUserError(() => buildPlan(profile(), f, []));
     expect(e.message).toContain('nsr-slow');
-    expect(e.hint).toContain('ip link del nsr-slow');
+    expect(e.hint).not.toContain('ip link del');
   });
 });
 
@@ -418,6 +467,14 @@ describe('buildPlan: bridge and macvlan modes', () => {
     expect(step(first.steps, 'bridge-takeover')).toEqual({ kind: 'bridge-takeover', iface: 'eth0', bridge: 'nsb-eth0' });
     const second = buildPlan(lan({ name: 'other', uplink: 'eth0', address: '192.168.1.61/24' }), withBridge(), [first.config]);
     expect(second.config.lan?.bridge).toBe('nsb-eth0');
+  });
+
+  it('refuses to take an interface over when its bridge name exists and no namespace shares it', () => {
+    const f = withBridge();
+    f.links.push({ index: 6, name: 'nsb-eth0', up: true, kind: 'bridge' });
+    const e = catchUserError(() => buildPlan(lan({ uplink: 'eth0' }), f, []));
+    expect(e.message).toMatch(/nsb-eth0.*already exists/);
+    expect(e.hint).toMatch(/nsroute gc.*--bridge nsb-eth0/);
   });
 
   it('puts a macvlan on the interface, and with --dhcp runs a client that writes the lease DNS', () => {
