@@ -8,6 +8,7 @@ import {
   cidrsOverlap,
   isIPv4,
   linkAddresses,
+  networkOrBroadcast,
   LINK_LOCAL_HOST,
   LINK_LOCAL_NS,
   parseCidr4,
@@ -71,12 +72,48 @@ function chooseSubnet(profile: Profile, facts: HostFacts, others: readonly Names
   return found;
 }
 
-function chooseUplinkDev(profile: Profile, facts: HostFacts): string {
+// Which namespace an interface belongs to: its owner tag, or a namespace's state naming it as
+// its veth, or (`bridges`) as the bridge it took an interface into. undefined: not nsroute's.
+// A NAT uplink may be such a bridge (the host's address moved onto it); a LAN-mode namespace
+// must not sit on one, since it goes away with the namespace that made it.
+function nsrouteOwner(facts: HostFacts, others: readonly NamespaceConfig[], dev: string, bridges: boolean): string | undefined {
+  const tag = parseTag(facts.links.find((l) => l.name === dev)?.alias);
+  if (tag) return tag.name;
+  return others.find((o) => o.hostIface === dev || (bridges && o.lan?.takeover && o.lan.bridge === dev))?.name;
+}
+
+// An interface the user names as the way out (--dev, --uplink, --bridge) must be a real one
+// of the host's: not loopback (nothing leaves by it), and not one nsroute made for a namespace
+// (its veth leads into that namespace; its bridge goes when that namespace does): accepting
+// those leaves the namespace without a route while it looks configured.
+function refuseUnusableUplink(facts: HostFacts, others: readonly NamespaceConfig[], dev: string, what: string, bridges = false): void {
+  const link = facts.links.find((l) => l.name === dev);
+  if (dev === 'lo' || link?.loopback) {
+    throw new UserError(`${what} ${dev} is the loopback interface: nothing leaves the host by it`, 'name the interface toward the gateway (`ip -4 addr` lists them)');
+  }
+  const owner = nsrouteOwner(facts, others, dev, bridges);
+  if (owner !== undefined) {
+    const takeover = others.find((o) => o.name === owner && o.lan?.bridge === dev)?.lan?.takeover;
+    throw new UserError(
+      `${what} ${dev} is nsroute's own interface for namespace ${owner}, not a way out of the host`,
+      takeover ? `use --uplink ${takeover} (namespaces on one interface share its bridge)` : 'name the host interface toward the gateway (`ip -4 addr` lists them)',
+    );
+  }
+}
+
+function chooseUplinkDev(profile: Profile, facts: HostFacts, others: readonly NamespaceConfig[]): string {
   const via = profile.via!;
   const v4 = facts.addrs.filter((a) => a.family === 4);
+  // The network or broadcast address of a link the gateway would be on is no router.
+  for (const a of v4) {
+    const block = blockOf(a.local, a.prefix);
+    const which = networkOrBroadcast(block, via);
+    if (which) throw new UserError(`gateway ${via} is the ${which} of ${cidrToString(block)} on ${a.dev}`, 'pass the address of the router on that network');
+  }
   if (profile.dev) {
     const link = facts.links.find((l) => l.name === profile.dev);
     if (!link) throw new UserError(`interface ${profile.dev} does not exist`, '`ip link` lists interfaces');
+    refuseUnusableUplink(facts, others, profile.dev, 'interface');
     const own = v4.filter((a) => a.dev === profile.dev);
     if (v4.some((a) => a.local === via)) {
       throw new UserError(`gateway ${via} is this host's own address`, 'pass the address of the router on that network');
@@ -90,7 +127,7 @@ function chooseUplinkDev(profile: Profile, facts: HostFacts): string {
   if (v4.some((a) => a.local === via)) {
     throw new UserError(`gateway ${via} is this host's own address`, 'pass the address of the router on that network');
   }
-  const candidates = v4.filter((a) => cidrContains(blockOf(a.local, a.prefix), via));
+  const candidates = v4.filter((a) => cidrContains(blockOf(a.local, a.prefix), via) && !facts.links.find((l) => l.name === a.dev)?.loopback && !nsrouteOwner(facts, others, a.dev, false));
   if (candidates.length === 0) {
     throw new UserError(`gateway ${via} is not reachable on any host link`, 'pass a gateway on a directly connected network (`ip -4 addr` lists them)');
   }
@@ -101,11 +138,12 @@ function chooseUplinkDev(profile: Profile, facts: HostFacts): string {
 function chooseUplink(profile: Profile, facts: HostFacts, others: readonly NamespaceConfig[]): Uplink | undefined {
   if (!profile.via && !profile.dev) return undefined;
   let dev: string;
-  if (profile.via) dev = chooseUplinkDev(profile, facts);
+  if (profile.via) dev = chooseUplinkDev(profile, facts, others);
   else {
     // --dev alone: a point-to-point uplink such as a VPN's tun0, routed without a gateway.
     dev = profile.dev!;
     if (!facts.links.some((l) => l.name === dev)) throw new UserError(`interface ${dev} does not exist`, '`ip link` lists interfaces');
+    refuseUnusableUplink(facts, others, dev, 'interface');
   }
   const link = facts.links.find((l) => l.name === dev);
   if (link && !link.up) throw new UserError(`interface ${dev} is down`, `bring it up first (ip link set ${dev} up)`);
@@ -206,9 +244,10 @@ export function buildPlan(profile: Profile, facts: HostFacts, others: readonly N
 // The interface a LAN-mode namespace sits on must exist, be up, and (for a bridge) be
 // bridgeable: a wireless client interface cannot be a bridge port (the access point accepts
 // only its own MAC address from it).
-function requireUsableLink(facts: HostFacts, dev: string, what: string): void {
+function requireUsableLink(facts: HostFacts, others: readonly NamespaceConfig[], dev: string, what: string): void {
   const link = facts.links.find((l) => l.name === dev);
   if (!link) throw new UserError(`${what} ${dev} does not exist`, '`ip link` lists interfaces');
+  refuseUnusableUplink(facts, others, dev, what, true);
   if (!link.up) throw new UserError(`${what} ${dev} is down`, `bring it up first (ip link set ${dev} up)`);
 }
 
@@ -220,11 +259,11 @@ function buildLanPlan(profile: Profile, facts: HostFacts, others: readonly Names
     const br = facts.links.find((l) => l.name === profile.bridge);
     if (!br) throw new UserError(`bridge ${profile.bridge} does not exist`, '`ip -d link show type bridge` lists bridges; or use --uplink IFACE and nsroute makes one');
     if (br.kind !== 'bridge') throw new UserError(`${profile.bridge} is not a bridge`, 'give a bridge, or --uplink IFACE to have nsroute make one');
-    requireUsableLink(facts, profile.bridge, 'bridge');
+    requireUsableLink(facts, others, profile.bridge, 'bridge');
     lan.bridge = profile.bridge;
   } else if (mode === 'bridge') {
     const dev = profile.uplink!;
-    requireUsableLink(facts, dev, 'interface');
+    requireUsableLink(facts, others, dev, 'interface');
     if (facts.wireless?.includes(dev)) {
       throw new UserError(`${dev} is a wireless interface, which cannot be bridged (the access point accepts only its own MAC address)`, 'use --mode macvlan, or --mode nat');
     }
@@ -242,7 +281,7 @@ function buildLanPlan(profile: Profile, facts: HostFacts, others: readonly Names
     lan.takeover = dev;
   } else {
     const dev = profile.uplink!;
-    requireUsableLink(facts, dev, 'interface');
+    requireUsableLink(facts, others, dev, 'interface');
     lan.parent = dev;
   }
   if (profile.dhcp) lan.dhcp = true;

@@ -50,6 +50,28 @@ const cases: [string, string, string[], RegExp][] = [
   ['--dev that does not exist', 'bx1', ['--dev', 'nosuch0'], DEV],
   ['--dev that does not exist, with --via', 'bx2', ['--via', SLOW_GW, '--dev', 'nosuch0'], /nosuch0/],
   ['an unknown option', 'bx3', ['--bogus'], /--bogus/],
+  // Issue 10, finding 7: accepted before, or refused only by the kernel's error half-way.
+  ['--via the network address of its link', 'bv6', ['--via', '10.99.2.0'], /network address of 10\.99\.2\.0\/24/],
+  ['--via the broadcast address of its link', 'bv7', ['--via', '10.99.2.255'], /broadcast address of 10\.99\.2\.0\/24/],
+  ['--via loopback', 'bv8', ['--via', '127.0.0.1'], /--via.*loopback/],
+  ['--via multicast', 'bv9', ['--via', '224.0.0.1'], /--via.*multicast/],
+  ['--via 0.0.0.0', 'bva', ['--via', '0.0.0.0'], /--via.*this network/],
+  ['--via 255.255.255.255', 'bvb', ['--via', '255.255.255.255'], /--via.*broadcast/],
+  ['--dns loopback', 'bd3', ['--dns', '127.0.0.1'], /--dns.*loopback/],
+  ['--dns 0.0.0.0', 'bd4', ['--dns', '0.0.0.0'], /--dns.*this network/],
+  ['--dns 255.255.255.255', 'bd5', ['--dns', '255.255.255.255'], /--dns.*broadcast/],
+  ['--dns multicast', 'bd6', ['--dns', '224.0.0.251'], /--dns.*multicast/],
+  ['--subnet multicast', 'bs8', ['--subnet', '224.0.0.0/30'], /--subnet.*multicast/],
+  ['--subnet 0.0.0.0/30', 'bs9', ['--subnet', '0.0.0.0/30'], /--subnet.*this network/],
+  ['--subnet 255.255.255.252/30', 'bsa', ['--subnet', '255.255.255.252/30'], /--subnet.*broadcast/],
+  ['--subnet link-local', 'bsb', ['--subnet', '169.254.7.0/30'], /--subnet.*link-local/],
+  ['--dev lo', 'bx4', ['--dev', 'lo'], /lo is the loopback/],
+  ['--dev lo with --via', 'bx5', ['--via', SLOW_GW, '--dev', 'lo'], /lo is the loopback/],
+  ['bridge mode on --uplink lo', 'bl1', ['--mode', 'bridge', '--uplink', 'lo', '--address', '10.99.1.50/24', '--via', FAST_GW], /lo is the loopback/],
+  ['macvlan mode on --uplink lo', 'bl2', ['--mode', 'macvlan', '--uplink', 'lo', '--address', '10.99.1.50/24', '--via', FAST_GW], /lo is the loopback/],
+  ['--address the network address of its LAN', 'bl3', ['--mode', 'macvlan', '--uplink', FAST_DEV, '--address', '10.99.1.0/24', '--via', FAST_GW], /--address.*network address/],
+  ['--address the broadcast address of its LAN', 'bl4', ['--mode', 'macvlan', '--uplink', FAST_DEV, '--address', '10.99.1.255/24', '--via', FAST_GW], /--address.*broadcast address/],
+  ['LAN --via the broadcast address of the LAN', 'bl5', ['--mode', 'macvlan', '--uplink', FAST_DEV, '--address', '10.99.1.50/24', '--via', '10.99.1.255'], /--via.*broadcast address/],
 ];
 
 function nameOf(suffix: string): string {
@@ -103,6 +125,57 @@ describe('bad input leaves the host unchanged', () => {
       expect(r.stdout).toBe('');
       await expectNothingCreated(name);
     }
+  });
+
+  // Issue 10, finding 7: an empty --user, or a SUDO_UID/SUDO_GID that is not a number, used to
+  // run the command as root. Fail closed.
+  it('exec with --user "", or a malformed SUDO_UID or SUDO_GID: 125, the command never runs', async () => {
+    const name = w.name('bu2');
+    const runs: [string[], Record<string, string>][] = [
+      [['--user', ''], {}],
+      [[], { SUDO_UID: 'abc', SUDO_USER: 'nobody' }],
+      [[], { SUDO_UID: '', SUDO_USER: 'nobody' }],
+      [[], { SUDO_UID: '65534 ', SUDO_USER: 'nobody' }],
+      [[], { SUDO_UID: '65534', SUDO_GID: 'users', SUDO_USER: 'nobody' }],
+    ];
+    for (const [opts, env] of runs) {
+      const r = await w.nsroute(['exec', name, ...opts, '--', 'id', '-u'], { env });
+      expectUserError(r, 125);
+      expect(r.stderr, show(r)).toMatch(/--user|SUDO_UID|SUDO_GID/);
+      expect(r.stdout, show(r)).toBe('');
+      await expectNothingCreated(name);
+    }
+    // The same with a well-formed SUDO_UID runs as that user.
+    const ok = await w.nsroute(['exec', name, '--', 'id', '-u'], { env: { SUDO_UID: '65534', SUDO_GID: '65534', SUDO_USER: 'nobody' } });
+    expectOk(ok);
+    expect(ok.stdout.trim()).toBe('65534');
+    await expectNothingCreated(name);
+  });
+
+  it("--dev or --uplink naming another namespace's veth: 2, nothing changed", async () => {
+    const owner = w.name('bo1');
+    const name = w.name('bo2');
+    expectOk(await w.nsroute(['up', owner, '--via', SLOW_GW, '--no-watch']));
+    const withOwner = await w.snapshot();
+    try {
+      const veth = (await statusJson(w, owner)).hostInterface;
+      for (const opts of [
+        ['--dev', veth],
+        ['--via', SLOW_GW, '--dev', veth],
+        ['--mode', 'macvlan', '--uplink', veth, '--address', '10.99.1.50/24', '--via', FAST_GW],
+        ['--mode', 'bridge', '--uplink', veth, '--address', '10.99.1.50/24', '--via', FAST_GW],
+      ]) {
+        const r = await w.nsroute(['up', name, ...opts, '--no-watch']);
+        if (w.netnsExists(name)) await w.nsroute(['down', name]);
+        expectUserError(r, 2);
+        expect(r.stderr, show(r)).toContain(`namespace ${owner}`);
+        expect(w.netnsExists(name)).toBe(false);
+        expect(await w.snapshot()).toEqual(withOwner);
+      }
+    } finally {
+      expectOk(await w.nsroute(['down', owner]));
+    }
+    expect(await w.snapshot()).toEqual(clean);
   });
 
   it('exec without a command: 125', async () => {

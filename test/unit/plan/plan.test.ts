@@ -497,3 +497,69 @@ describe('buildPlan: bridge and macvlan modes', () => {
     expect(catchUserError(() => buildPlan(lan({ uplink: 'wlan0' }), withBridge(), [])).hint).toContain('macvlan');
   });
 });
+
+// Issue 10, finding 7: interfaces and gateways that cannot work are refused by the planner,
+// before the first change, instead of by the kernel's error or not at all.
+describe('buildPlan: uplinks that cannot work', () => {
+  const tagged = (name: string, over: Partial<LinkFact> = {}): LinkFact => ({ index: 20, name: `nsr-${name}`, up: true, kind: 'veth', alias: `nsroute:ns=${name}:persistent=1`, ...over });
+  const withOther = () => {
+    const f = facts();
+    f.links.push(tagged('office'));
+    f.addrs.push({ dev: 'nsr-office', family: 4, local: '10.231.0.1', prefix: 30 });
+    return f;
+  };
+
+  it.each([
+    ['192.168.2.0', /network address of 192\.168\.2\.0\/24 on eth1/],
+    ['192.168.2.255', /broadcast address of 192\.168\.2\.0\/24 on eth1/],
+  ])('refuses --via %s (with and without --dev)', (via, says) => {
+    expect(catchUserError(() => buildPlan(profile({ via }), facts(), [])).message).toMatch(says);
+    expect(catchUserError(() => buildPlan(profile({ via, dev: 'eth1' }), facts(), [])).message).toMatch(says);
+  });
+
+  it('refuses --dev lo, alone or with --via (also a loopback device by its flag)', () => {
+    expect(catchUserError(() => buildPlan(profile({ dev: 'lo' }), facts(), [])).message).toMatch(/lo is the loopback/);
+    const f = facts();
+    f.links.push({ index: 30, name: 'lo2', up: true, loopback: true });
+    f.addrs.push({ dev: 'lo2', family: 4, local: '10.50.0.1', prefix: 24 });
+    expect(catchUserError(() => buildPlan(profile({ dev: 'lo2' }), f, [])).message).toMatch(/loopback/);
+    expect(catchUserError(() => buildPlan(profile({ dev: 'lo2', via: '10.50.0.2' }), f, [])).message).toMatch(/loopback/);
+    // Without --dev, a gateway only a loopback device reaches is no uplink either.
+    expect(catchUserError(() => buildPlan(profile({ via: '10.50.0.2' }), f, [])).message).toMatch(/not reachable/);
+  });
+
+  it("refuses --dev naming another namespace's veth (by its owner tag, or by its state)", () => {
+    const e = catchUserError(() => buildPlan(profile({ dev: 'nsr-office' }), withOther(), []));
+    expect(e.message).toMatch(/nsr-office is nsroute's own interface for namespace office/);
+    expect(catchUserError(() => buildPlan(profile({ dev: 'nsr-office', via: '10.231.0.2' }), withOther(), [])).message).toMatch(/namespace office/);
+    // Auto-chosen: a gateway behind another namespace's veth is not reachable from the host.
+    expect(catchUserError(() => buildPlan(profile({ via: '10.231.0.2' }), withOther(), [])).message).toMatch(/not reachable/);
+    const f = facts();
+    f.links.push({ index: 21, name: 'nsr-office', up: true, kind: 'veth' }); // tag lost, state knows
+    expect(catchUserError(() => buildPlan(profile({ dev: 'nsr-office' }), f, [other('office', '10.231.0.0/30')])).message).toMatch(/namespace office/);
+  });
+
+  it('refuses --uplink lo and nsroute interfaces in bridge and macvlan modes', () => {
+    const f = withOther();
+    for (const mode of ['bridge', 'macvlan'] as const) {
+      const lan = { mode, address: '192.168.1.60/24', via: '192.168.1.1' };
+      expect(catchUserError(() => buildPlan(profile({ ...lan, uplink: 'lo' }), f, [])).message).toMatch(/loopback/);
+      expect(catchUserError(() => buildPlan(profile({ ...lan, uplink: 'nsr-office' }), f, [])).message).toMatch(/namespace office/);
+    }
+  });
+
+  it("refuses --bridge (and a macvlan on) the bridge another namespace took its uplink into, hinting --uplink", () => {
+    const f = facts();
+    f.links.push({ index: 40, name: 'nsb-eth0', up: true, kind: 'bridge' });
+    const owner: NamespaceConfig = { ...other('lanns', '192.168.1.0/24'), mode: 'bridge', lan: { bridge: 'nsb-eth0', takeover: 'eth0', address: '192.168.1.61/24', gateway: '192.168.1.1' } };
+    const lan = { address: '192.168.1.60/24', via: '192.168.1.1' };
+    const e = catchUserError(() => buildPlan(profile({ mode: 'bridge', bridge: 'nsb-eth0', ...lan }), f, [owner]));
+    expect(e.message).toMatch(/namespace lanns/);
+    expect(e.hint).toContain('--uplink eth0');
+    expect(catchUserError(() => buildPlan(profile({ mode: 'macvlan', uplink: 'nsb-eth0', ...lan }), f, [owner])).hint).toContain('--uplink eth0');
+    // A NAT namespace may still leave by that bridge: the host's own address moved onto it.
+    const g = facts({ addrs: facts().addrs.map((a) => (a.dev === 'eth0' ? { ...a, dev: 'nsb-eth0' } : a)) });
+    g.links.push({ index: 40, name: 'nsb-eth0', up: true, kind: 'bridge' });
+    expect(buildPlan(profile({ via: '192.168.1.1' }), g, [owner]).config.uplink?.dev).toBe('nsb-eth0');
+  });
+});
