@@ -1,5 +1,6 @@
 import { Command, CommanderError } from 'commander';
 import { UserError } from './errors.js';
+import { checkPathEnv } from './state/paths.js';
 import { addRouteOptions } from './commands/options.js';
 import { runInNamespace, type ExecOptions } from './commands/exec.js';
 import { runUp } from './commands/up.js';
@@ -30,6 +31,8 @@ function buildProgram(result: { code: number; isExec: boolean }): Command {
     .description('Give a program its own route to the network: its own gateway and DNS, everything else unchanged.')
     .version(pkg.version)
     .exitOverride()
+    // Before any verb acts: settings that would point root's state somewhere unintended.
+    .hook('preAction', () => checkPathEnv())
     // Parse errors are one line like every other error: problem, then the fix.
     .configureOutput({
       outputError: (text, write) => write(`nsroute: ${text.replace(/^error: /, '').trimEnd()}; see \`nsroute --help\`\n`),

@@ -44,6 +44,7 @@ export interface Profile {
 
 const KEYS = ['via', 'dev', 'dns', 'subnet', 'ipv6', 'via6', 'mode', 'bridge', 'uplink', 'address', 'dhcp'] as const;
 const IFACE_RE = /^[^\s/:]{1,15}$/;
+export const MAX_DNS = 3;
 
 // Parses a profile file's text. `file` is only used to name the file in errors.
 export function parseProfileToml(text: string, file: string): RouteOptions {
@@ -93,6 +94,10 @@ export function resolveProfile(name: string, fromFile: RouteOptions | undefined,
       throw new UserError(`${where('dev')}: ${JSON.stringify(merged.dev)} is not an interface name`, '`ip link` lists interfaces');
     }
     profile.dev = merged.dev;
+  }
+  // glibc reads at most 3 nameserver lines (MAXNS): a 4th would be written and never asked.
+  if ((merged.dns?.length ?? 0) > MAX_DNS) {
+    throw new UserError(`${where('dns')}: ${merged.dns!.length} name servers given, but the resolver asks at most ${MAX_DNS}`, `give up to ${MAX_DNS}`);
   }
   for (const server of merged.dns ?? []) {
     // A loopback server would be the namespace's own lo, where nothing answers.

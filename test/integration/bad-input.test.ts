@@ -71,6 +71,7 @@ const cases: [string, string, string[], RegExp][] = [
   ['macvlan mode on --uplink lo', 'bl2', ['--mode', 'macvlan', '--uplink', 'lo', '--address', '10.99.1.50/24', '--via', FAST_GW], /lo is the loopback/],
   ['--address the network address of its LAN', 'bl3', ['--mode', 'macvlan', '--uplink', FAST_DEV, '--address', '10.99.1.0/24', '--via', FAST_GW], /--address.*network address/],
   ['--address the broadcast address of its LAN', 'bl4', ['--mode', 'macvlan', '--uplink', FAST_DEV, '--address', '10.99.1.255/24', '--via', FAST_GW], /--address.*broadcast address/],
+  ['--dns four times (the resolver asks at most 3)', 'bd7', ['--dns', '198.18.0.53', '--dns', '10.99.1.1', '--dns', '10.99.2.1', '--dns', '10.99.1.1'], /--dns.*at most 3/],
   ['LAN --via the broadcast address of the LAN', 'bl5', ['--mode', 'macvlan', '--uplink', FAST_DEV, '--address', '10.99.1.50/24', '--via', '10.99.1.255'], /--via.*broadcast address/],
 ];
 
@@ -176,6 +177,38 @@ describe('bad input leaves the host unchanged', () => {
       expectOk(await w.nsroute(['down', owner]));
     }
     expect(await w.snapshot()).toEqual(clean);
+  });
+
+  it('check --name that no DNS query can carry: 2, before looking at NAME', async () => {
+    for (const probe of ['a..b', '-x.example', `${'x'.repeat(64)}.example`, '.', 'a b']) {
+      const r = await w.nsroute(['check', w.name('bk1'), '--name', probe]);
+      expectUserError(r, 2);
+      expect(r.stderr, show(r)).toMatch(/--name/);
+    }
+    expect(await w.snapshot()).toEqual(clean);
+  });
+
+  it('attach/detach a unit named like an option: 2, never passed to systemctl', async () => {
+    const units = join(w.dir, 'units-bad');
+    mkdirSync(units, { recursive: true });
+    for (const verb of ['attach', 'detach']) {
+      const r = await w.nsroute([verb, w.name('bk2'), '--', '-fooservice'], { env: { NSROUTE_UNIT_DIR: units } });
+      expectUserError(r, 2);
+      expect(r.stderr, show(r)).toMatch(/not a service unit name/);
+    }
+  });
+
+  it('a relative NSROUTE_RUN_DIR / NSROUTE_CONFIG_DIR: 2, nothing created', async () => {
+    const name = w.name('be1');
+    for (const key of ['NSROUTE_RUN_DIR', 'NSROUTE_CONFIG_DIR', 'NSROUTE_LIB_DIR']) {
+      const env = { [key]: 'relative-dir' };
+      const r = await w.nsroute(['up', name, '--via', SLOW_GW, '--no-watch'], { env, cwd: w.dir });
+      if (w.netnsExists(name)) await w.nsroute(['down', name], { env, cwd: w.dir });
+      expectUserError(r, 2);
+      expect(r.stderr, show(r)).toContain(key);
+      expect(existsSync(join(w.dir, 'relative-dir'))).toBe(false);
+      await expectNothingCreated(name);
+    }
   });
 
   it('exec without a command: 125', async () => {

@@ -230,3 +230,12 @@ describe('addresses that cannot work', () => {
     expect(resolveProfile('slow', undefined, { mode: 'macvlan', uplink: 'eth0', address: '192.168.1.1/24', via: '192.168.1.254' }).address).toBe('192.168.1.1/24');
   });
 });
+
+describe('dns list length', () => {
+  it('refuses more than 3 name servers (glibc asks at most 3), from flags and from a file', () => {
+    const four = ['1.1.1.1', '8.8.8.8', '9.9.9.9', '1.0.0.1'];
+    expect(catchUserError(() => resolveProfile('slow', undefined, { dns: four })).message).toMatch(/--dns.*at most 3/);
+    expect(catchUserError(() => resolveProfile('slow', { dns: four }, {}, FILE)).message).toContain(`dns in ${FILE}`);
+    expect(resolveProfile('slow', undefined, { dns: four.slice(0, 3) }).dns).toEqual(four.slice(0, 3));
+  });
+});

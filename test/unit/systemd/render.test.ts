@@ -14,7 +14,8 @@ describe('parseServiceName', () => {
     expect(parseServiceName('backup@daily.service')).toBe('backup@daily.service');
   });
   it('refuses non-services, junk and nsroute itself, with the fix', () => {
-    for (const bad of ['a b', 'x.socket', '', '.service', 'nsroute-slow']) {
+    // '-…': passed to systemctl, it would be read as options.
+    for (const bad of ['a b', 'x.socket', '', '.service', 'nsroute-slow', '-foo', '--now.service', '-h']) {
       expect(catchUserError(() => parseServiceName(bad)).hint, bad).toMatch(/service|attach/);
     }
   });
