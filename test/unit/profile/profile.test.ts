@@ -239,3 +239,18 @@ describe('dns list length', () => {
     expect(resolveProfile('slow', undefined, { dns: four.slice(0, 3) }).dns).toEqual(four.slice(0, 3));
   });
 });
+
+// Pins (they passed before too): TOML corners that must stay errors naming the file.
+describe('TOML corner cases', () => {
+  it.each([
+    ['a key given twice, once quoted', 'via = "1.2.3.4"\n"via" = "1.2.3.5"\n'],
+    ['dns given twice', 'dns = ["1.1.1.1"]\ndns = []\n'],
+    ['__proto__ as a key', '__proto__ = "x"\n'],
+    ['__proto__ as a table', '[__proto__]\nvia = "1.2.3.4"\n'],
+    ['a dotted key', 'via.x = "1.2.3.4"\n'],
+    ['a nested list in dns', 'dns = ["1.1.1.1", ["8.8.8.8"]]\n'],
+    ['an inline table', 'via = { a = "1.2.3.4" }\n'],
+  ])('refuses %s', (_what, text) => {
+    expect(catchUserError(() => parseProfileToml(text, FILE)).message).toContain(FILE);
+  });
+});
