@@ -65,6 +65,7 @@ function buildProgram(result: { code: number; isExec: boolean }): Command {
   addRouteOptions(program.command('up').description('bring NAME up and keep it until `nsroute down`').argument('<name>', 'namespace name'))
     .option('--json', 'print the status as JSON')
     .option('--no-watch', 'do not start `nsroute watch NAME` in the background (routes then come back at the next command on NAME)')
+    .option('--require-profile', "fail when NAME has no profile instead of using the defaults (the systemd unit's way)")
     .action(async (name: string, opts) => {
       result.code = await runUp(name, opts);
     });

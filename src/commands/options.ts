@@ -28,10 +28,15 @@ export function addRouteOptions(cmd: Command): Command {
 // Profile file + flags -> validated Profile. A missing profile is fine; an unreadable,
 // untrusted (not root's, writable by others, not a regular file) or invalid one is an error
 // naming the file: never "no profile", which would put the namespace on the host's routes.
-export function loadProfile(name: string, flags: RouteOptions): Profile {
+export function loadProfile(name: string, flags: RouteOptions, opts: { required?: boolean } = {}): Profile {
   validateName(name);
   const file = paths.profile(name);
   const text = readTrustedText(file, 'profile');
+  // The systemd unit: a profile gone (removed, or its filesystem not mounted yet) must not
+  // bring NAME up on the host's own routes, with its services started into it.
+  if (text === undefined && opts.required) {
+    throw new UserError(`profile ${file} does not exist, and ${name} is only brought up from it`, `restore it, or \`nsroute disable ${name}\``);
+  }
   const fromFile = text === undefined ? undefined : parseProfileToml(text, file);
   return resolveProfile(name, fromFile, {
       via: flags.via,

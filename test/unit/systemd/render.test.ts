@@ -36,7 +36,7 @@ describe('renderUnit', () => {
   });
 
   it('runs the nsroute that enabled it, quoted the way systemd reads it, with its settings', () => {
-    expect(unit).toContain('ExecStart=/usr/bin/node "/opt/my tools/nsroute.js" up slow\n');
+    expect(unit).toContain('ExecStart=/usr/bin/node "/opt/my tools/nsroute.js" up slow --require-profile\n');
     expect(unit).toContain('ExecStop=/usr/bin/node "/opt/my tools/nsroute.js" down slow --force\n');
     expect(unit).toContain('Environment="NSROUTE_CONFIG_DIR=/etc/n s"\nEnvironment=NSROUTE_RUN_DIR=/run/x\nExecStart=');
   });
