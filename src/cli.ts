@@ -1,5 +1,6 @@
 import { Command, CommanderError } from 'commander';
 import { UserError } from './errors.js';
+import { checkPathEnv } from './state/paths.js';
 import { addRouteOptions } from './commands/options.js';
 import { runInNamespace, type ExecOptions } from './commands/exec.js';
 import { runUp } from './commands/up.js';
@@ -30,6 +31,8 @@ function buildProgram(result: { code: number; isExec: boolean }): Command {
     .description('Give a program its own route to the network: its own gateway and DNS, everything else unchanged.')
     .version(pkg.version)
     .exitOverride()
+    // Before any verb acts: settings that would point root's state somewhere unintended.
+    .hook('preAction', () => checkPathEnv())
     // Parse errors are one line like every other error: problem, then the fix.
     .configureOutput({
       outputError: (text, write) => write(`nsroute: ${text.replace(/^error: /, '').trimEnd()}; see \`nsroute --help\`\n`),
@@ -62,6 +65,7 @@ function buildProgram(result: { code: number; isExec: boolean }): Command {
   addRouteOptions(program.command('up').description('bring NAME up and keep it until `nsroute down`').argument('<name>', 'namespace name'))
     .option('--json', 'print the status as JSON')
     .option('--no-watch', 'do not start `nsroute watch NAME` in the background (routes then come back at the next command on NAME)')
+    .option('--require-profile', "fail when NAME has no profile instead of using the defaults (the systemd unit's way)")
     .action(async (name: string, opts) => {
       result.code = await runUp(name, opts);
     });

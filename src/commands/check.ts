@@ -22,13 +22,20 @@ function notUpHint(name: string, state: ReturnType<typeof readState>, live: bool
 
 // Proves from inside the namespace where its traffic and lookups go. Changes nothing (no
 // lock, no sweep): it reports what it finds, including what the next command would clean up.
+// A name the DNS probe can put in a query: dot-separated labels of 1-63 letters, digits, "_"
+// or "-" (not leading "-"), at most 253 characters, an optional final dot.
+function isDnsName(text: string): boolean {
+  const name = text.endsWith('.') ? text.slice(0, -1) : text;
+  return name.length >= 1 && name.length <= 253 && name.split('.').every((l) => /^[A-Za-z0-9_][A-Za-z0-9_-]{0,62}$/.test(l));
+}
+
 export async function runCheck(name: string, opts: CheckOptions): Promise<number> {
   validateName(name);
   if (typeof process.geteuid === 'function' && process.geteuid() !== 0) {
     throw new UserError('nsroute check needs root: it enters the namespace and reads the firewall', 'run it with sudo');
   }
   const probeName = opts.name ?? DEFAULT_PROBE_NAME;
-  if (!/^[A-Za-z0-9_.-]{1,253}$/.test(probeName)) {
+  if (!isDnsName(probeName)) {
     throw new UserError(`--name ${JSON.stringify(probeName)} is not a DNS name`, 'pass a name like example.org');
   }
   refuseInsideNamespace();

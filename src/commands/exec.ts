@@ -16,22 +16,45 @@ export interface ExecOptions extends RouteOptions {
   asRoot?: boolean;
 }
 
+// A uid or gid as sudo writes it: decimal, below (uid_t)-1.
+const ID_RE = /^(0|[1-9][0-9]{0,9})$/;
+const ID_MAX = 4294967294;
+
+function parseId(text: string): number | undefined {
+  return ID_RE.test(text) && Number(text) <= ID_MAX ? Number(text) : undefined;
+}
+
+// A user name as useradd accepts it (or a numeric uid); never empty, never starting with "-"
+// (it is passed to getent and id).
+const USER_RE = /^[A-Za-z0-9_.][A-Za-z0-9_.-]{0,255}\$?$/;
+
 // Who the command runs as: --as-root, --user, else the user who ran sudo, else root.
+// Fails closed: an empty --user or a SUDO_UID/SUDO_GID that is not a number is refused, never
+// read as "no user given" (which would run the command as root).
 export async function targetAccount(opts: ExecOptions, env: NodeJS.ProcessEnv = process.env): Promise<{ account: Account; switchUser: boolean }> {
-  if (opts.asRoot && opts.user) throw new UserError('--user and --as-root exclude each other', 'pick one');
-  if (opts.user) {
+  if (opts.asRoot && opts.user !== undefined) throw new UserError('--user and --as-root exclude each other', 'pick one');
+  if (opts.user !== undefined) {
+    if (!USER_RE.test(opts.user)) throw new UserError(`--user: ${JSON.stringify(opts.user)} is not a user name`, 'give a user name or a numeric uid (`getent passwd` lists users)');
     const account = await lookupAccount(opts.user);
     if (!account) throw new UserError(`user ${JSON.stringify(opts.user)} does not exist`, '`getent passwd` lists users');
     return { account, switchUser: account.uid !== 0 };
   }
-  const sudoUid = env.SUDO_UID;
-  if (!opts.asRoot && sudoUid && /^\d+$/.test(sudoUid) && sudoUid !== '0') {
-    const gid = /^\d+$/.test(env.SUDO_GID ?? '') ? Number(env.SUDO_GID) : undefined;
-    const found = await lookupAccount(sudoUid);
-    const account: Account = found ?? { name: env.SUDO_USER || sudoUid, uid: Number(sudoUid), gid: gid ?? Number(sudoUid), home: '/', shell: '/bin/sh', groups: [] };
-    if (gid !== undefined && gid !== account.gid) account.gid = gid;
-    if (!account.groups.includes(account.gid)) account.groups = [account.gid, ...account.groups];
-    return { account, switchUser: true };
+  if (!opts.asRoot && env.SUDO_UID !== undefined) {
+    const uid = parseId(env.SUDO_UID);
+    if (uid === undefined) {
+      throw new UserError(`SUDO_UID=${JSON.stringify(env.SUDO_UID)} is not a user id, so it is unclear whom to run the command as`, 'unset it, or pass --user USER or --as-root');
+    }
+    const gid = env.SUDO_GID === undefined ? undefined : parseId(env.SUDO_GID);
+    if (env.SUDO_GID !== undefined && gid === undefined) {
+      throw new UserError(`SUDO_GID=${JSON.stringify(env.SUDO_GID)} is not a group id`, 'unset it, or pass --user USER or --as-root');
+    }
+    if (uid !== 0) {
+      const found = await lookupAccount(String(uid));
+      const account: Account = found ?? { name: env.SUDO_USER || String(uid), uid, gid: gid ?? uid, home: '/', shell: '/bin/sh', groups: [] };
+      if (gid !== undefined && gid !== account.gid) account.gid = gid;
+      if (!account.groups.includes(account.gid)) account.groups = [account.gid, ...account.groups];
+      return { account, switchUser: true };
+    }
   }
   const root = (await lookupAccount('0')) ?? { name: 'root', uid: 0, gid: 0, home: '/root', shell: '/bin/sh', groups: [0] };
   return { account: root, switchUser: false };

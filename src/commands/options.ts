@@ -3,7 +3,7 @@ import { UserError } from '../errors.js';
 import { parseProfileToml, resolveProfile, type Profile, type RouteOptions } from '../profile/profile.js';
 import { validateName } from '../net/names.js';
 import { paths } from '../state/paths.js';
-import { readTextIfExists } from '../sys/fsx.js';
+import { readTrustedText } from '../sys/trusted-file.js';
 
 function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
@@ -25,16 +25,17 @@ export function addRouteOptions(cmd: Command): Command {
     .option('--dhcp', 'bridge/macvlan: get address, router and DNS from the LAN by DHCP');
 }
 
-// Profile file + flags -> validated Profile. A missing profile is fine; an unreadable or
-// invalid one is an error naming the file.
-export function loadProfile(name: string, flags: RouteOptions): Profile {
+// Profile file + flags -> validated Profile. A missing profile is fine; an unreadable,
+// untrusted (not root's, writable by others, not a regular file) or invalid one is an error
+// naming the file: never "no profile", which would put the namespace on the host's routes.
+export function loadProfile(name: string, flags: RouteOptions, opts: { required?: boolean } = {}): Profile {
   validateName(name);
   const file = paths.profile(name);
-  let text: string | undefined;
-  try {
-    text = readTextIfExists(file);
-  } catch (e) {
-    throw new UserError(`profile ${file} cannot be read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, 'fix its permissions, or move it away');
+  const text = readTrustedText(file, 'profile');
+  // The systemd unit: a profile gone (removed, or its filesystem not mounted yet) must not
+  // bring NAME up on the host's own routes, with its services started into it.
+  if (text === undefined && opts.required) {
+    throw new UserError(`profile ${file} does not exist, and ${name} is only brought up from it`, `restore it, or \`nsroute disable ${name}\``);
   }
   const fromFile = text === undefined ? undefined : parseProfileToml(text, file);
   return resolveProfile(name, fromFile, {

@@ -6,6 +6,7 @@ import { dropInName, namespaceUnit, parseServiceName, renderDropIn, renderUnit, 
 import { listDir, readTextIfExists, removeDirIfEmpty, removeIfExists, writeFileAtomic } from '../sys/fsx.js';
 import { nsrouteCommand, readTemplate, resolvConfTarget, systemctl, systemdManages, unitDir } from '../sys/systemd.js';
 import { paths } from '../state/paths.js';
+import { readTrustedText } from '../sys/trusted-file.js';
 import { loadProfile, requireRoot } from './options.js';
 
 // enable / disable / attach / detach: systemd units for persistent namespaces and for
@@ -57,7 +58,8 @@ export async function runEnable(name: string, opts: { now?: boolean; json?: bool
   validateName(name);
   requireRoot();
   const profile = paths.profile(name);
-  if (!existsSync(profile)) {
+  // Read with the same checks as every command (a dangling link or a FIFO is not "missing").
+  if (readTrustedText(profile, 'profile') === undefined) {
     throw new UserError(`the unit brings ${name} up from ${profile}, which does not exist`, 'write it first (templates/profile.example.toml; an empty file means the defaults)');
   }
   loadProfile(name, {}); // a broken profile fails now, not at boot

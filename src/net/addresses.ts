@@ -35,6 +35,46 @@ export function parseIPv4(text: string, what: string): string {
   return text;
 }
 
+// IPv4 blocks with a fixed meaning (RFC 6890): no gateway, name server or link subnet can be
+// in them (link-local excepted where a use exists). Checked here, not left to the kernel's
+// error half-way through a change, or worse, accepted and silently unusable.
+export const SPECIAL_IPV4: readonly { block: string; what: string }[] = [
+  { block: '0.0.0.0/8', what: '"this network" (0.0.0.0/8)' },
+  { block: '127.0.0.0/8', what: 'loopback (127.0.0.0/8)' },
+  { block: '169.254.0.0/16', what: 'link-local (169.254.0.0/16)' },
+  { block: '224.0.0.0/4', what: 'multicast (224.0.0.0/4)' },
+  { block: '255.255.255.255/32', what: 'the broadcast address' },
+  { block: '240.0.0.0/4', what: 'reserved (240.0.0.0/4)' },
+];
+
+function specialBlocks(): { block: Cidr4; what: string; linkLocal: boolean }[] {
+  return SPECIAL_IPV4.map((s) => {
+    const [ip, p] = s.block.split('/');
+    return { block: blockOf(ip!, Number(p)), what: s.what, linkLocal: s.block.startsWith('169.254.') };
+  });
+}
+
+// What makes `ip` unusable as a unicast address, or undefined. `allowLinkLocal`: a gateway or
+// name server on a link-local address exists (cloud metadata DNS, some overlay networks).
+export function specialIPv4(ip: string, allowLinkLocal = false): string | undefined {
+  return specialBlocks().find((s) => cidrContains(s.block, ip) && !(allowLinkLocal && s.linkLocal))?.what;
+}
+
+// The special block a subnet overlaps, or undefined.
+export function specialOverlap(c: Cidr4): string | undefined {
+  return specialBlocks().find((s) => cidrsOverlap(s.block, c))?.what;
+}
+
+// "network address" / "broadcast address" when `ip` is one of those of `block` (blocks of
+// /31 and /32 have neither, RFC 3021), else undefined.
+export function networkOrBroadcast(block: Cidr4, ip: string): string | undefined {
+  if (block.prefix >= 31 || !cidrContains(block, ip)) return undefined;
+  const n = ipToInt(ip);
+  if (n === block.network) return 'network address';
+  if (n === block.network + cidrSize(block) - 1) return 'broadcast address';
+  return undefined;
+}
+
 export function parseCidr4(text: string, what: string): Cidr4 {
   const [addr, prefixText] = text.split('/');
   if (prefixText === undefined || !isIPv4(addr ?? '') || !/^\d{1,2}$/.test(prefixText) || !IPCIDR.isValidCIDR(text)) {
@@ -137,4 +177,29 @@ export function parseIPv6(text: string, what: string): string {
     throw new UserError(`${what}: ${JSON.stringify(text)} is not an IPv6 address`, 'write it like fd00::1 or fe80::1');
   }
   return text.toLowerCase();
+}
+
+// The 8 groups of a valid IPv6 address (isIPv6), as numbers.
+function ipv6Groups(text: string): number[] {
+  let t = text.toLowerCase();
+  const tail = t.split(':').pop()!;
+  if (isIPv4(tail)) {
+    const n = ipToInt(tail);
+    t = `${t.slice(0, -tail.length)}${(n >>> 16).toString(16)}:${(n & 0xffff).toString(16)}`;
+  }
+  const [head, rest] = t.split('::');
+  const h = head ? head.split(':') : [];
+  const r = rest !== undefined && rest !== '' ? rest.split(':') : [];
+  const fill = rest === undefined ? [] : Array(8 - h.length - r.length).fill('0');
+  return [...h, ...fill, ...r].map((g) => parseInt(g, 16));
+}
+
+// What makes a valid IPv6 address unusable as a unicast next hop, or undefined.
+export function specialIPv6(text: string): string | undefined {
+  const g = ipv6Groups(text);
+  if (g.every((x) => x === 0)) return 'the unspecified address (::)';
+  if (g.slice(0, 7).every((x) => x === 0) && g[7] === 1) return 'loopback (::1)';
+  if (g[0]! >= 0xff00) return 'multicast (ff00::/8)';
+  if (g.slice(0, 5).every((x) => x === 0) && g[5] === 0xffff) return 'an IPv4-mapped address (::ffff:0:0/96)';
+  return undefined;
 }

@@ -18,13 +18,31 @@ export const IFNAMSIZ_MAX = 15;
 export const HOST_IFACE_PREFIX = 'nsr';
 
 // Host end of the veth: "nsr-NAME" while it fits the kernel's 15 characters; otherwise
-// "nsr." + 4 chars + "." + hash. NAME never contains ".", so the two forms cannot collide,
-// and names that share a long prefix still get distinct interfaces.
-export function hostIfaceName(name: string): string {
+// "nsr." + 11 base32 characters of sha256(NAME): 55 bits, so that two names colliding takes
+// ~2^27 names, not the few thousand of a 24-bit hash. NAME never contains ".", so the two
+// forms cannot collide. `attempt` > 0 gives further candidates, all hashed
+// (sha256(NAME "#" attempt)), for when the first one is taken by another namespace
+// (plan.ts chooseHostIface); the chosen name is stored in the state and the owner tag, never
+// recomputed, so teardown and gc find it whatever the attempt was.
+export function hostIfaceName(name: string, attempt = 0): string {
   const short = `${HOST_IFACE_PREFIX}-${name}`;
-  if (short.length <= IFNAMSIZ_MAX) return short;
-  const hash = createHash('sha256').update(name).digest('hex').slice(0, 6);
-  return `${HOST_IFACE_PREFIX}.${name.slice(0, 4)}.${hash}`;
+  if (attempt === 0 && short.length <= IFNAMSIZ_MAX) return short;
+  const input = attempt === 0 ? name : `${name}#${attempt}`;
+  return `${HOST_IFACE_PREFIX}.${base32(createHash('sha256').update(input).digest(), IFNAMSIZ_MAX - HOST_IFACE_PREFIX.length - 1)}`;
+}
+
+const BASE32 = 'abcdefghijklmnopqrstuvwxyz234567';
+
+// The first `chars` * 5 bits of `bytes`, as lowercase RFC 4648 base32 (valid in ifnames).
+function base32(bytes: Uint8Array, chars: number): string {
+  let out = '';
+  for (let i = 0; i < chars; i++) {
+    const bit = i * 5;
+    const byte = bit >> 3;
+    const word = ((bytes[byte]! << 8) | (bytes[byte + 1] ?? 0)) >>> 0;
+    out += BASE32[(word >> (11 - (bit & 7))) & 31];
+  }
+  return out;
 }
 
 export const NS_IFACE = 'eth0';

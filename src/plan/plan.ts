@@ -8,6 +8,7 @@ import {
   cidrsOverlap,
   isIPv4,
   linkAddresses,
+  networkOrBroadcast,
   LINK_LOCAL_HOST,
   LINK_LOCAL_NS,
   parseCidr4,
@@ -17,7 +18,7 @@ import {
 import { NS_IFACE, hostIfaceName } from '../net/names.js';
 import { renderGaiConf, renderResolvConf, chooseDnsServers } from '../net/resolv.js';
 import { hex } from '../net/nft.js';
-import { renderTag } from '../net/tag.js';
+import { parseTag, renderTag } from '../net/tag.js';
 import { renderNsswitchConf } from '../net/resolv.js';
 import type { Profile } from '../profile/profile.js';
 import type { HostFacts, LanConfig, NamespaceConfig, Step, Uplink } from './types.js';
@@ -71,12 +72,48 @@ function chooseSubnet(profile: Profile, facts: HostFacts, others: readonly Names
   return found;
 }
 
-function chooseUplinkDev(profile: Profile, facts: HostFacts): string {
+// Which namespace an interface belongs to: its owner tag, or a namespace's state naming it as
+// its veth, or (`bridges`) as the bridge it took an interface into. undefined: not nsroute's.
+// A NAT uplink may be such a bridge (the host's address moved onto it); a LAN-mode namespace
+// must not sit on one, since it goes away with the namespace that made it.
+function nsrouteOwner(facts: HostFacts, others: readonly NamespaceConfig[], dev: string, bridges: boolean): string | undefined {
+  const tag = parseTag(facts.links.find((l) => l.name === dev)?.alias);
+  if (tag) return tag.name;
+  return others.find((o) => o.hostIface === dev || (bridges && o.lan?.takeover && o.lan.bridge === dev))?.name;
+}
+
+// An interface the user names as the way out (--dev, --uplink, --bridge) must be a real one
+// of the host's: not loopback (nothing leaves by it), and not one nsroute made for a namespace
+// (its veth leads into that namespace; its bridge goes when that namespace does): accepting
+// those leaves the namespace without a route while it looks configured.
+function refuseUnusableUplink(facts: HostFacts, others: readonly NamespaceConfig[], dev: string, what: string, bridges = false): void {
+  const link = facts.links.find((l) => l.name === dev);
+  if (dev === 'lo' || link?.loopback) {
+    throw new UserError(`${what} ${dev} is the loopback interface: nothing leaves the host by it`, 'name the interface toward the gateway (`ip -4 addr` lists them)');
+  }
+  const owner = nsrouteOwner(facts, others, dev, bridges);
+  if (owner !== undefined) {
+    const takeover = others.find((o) => o.name === owner && o.lan?.bridge === dev)?.lan?.takeover;
+    throw new UserError(
+      `${what} ${dev} is nsroute's own interface for namespace ${owner}, not a way out of the host`,
+      takeover ? `use --uplink ${takeover} (namespaces on one interface share its bridge)` : 'name the host interface toward the gateway (`ip -4 addr` lists them)',
+    );
+  }
+}
+
+function chooseUplinkDev(profile: Profile, facts: HostFacts, others: readonly NamespaceConfig[]): string {
   const via = profile.via!;
   const v4 = facts.addrs.filter((a) => a.family === 4);
+  // The network or broadcast address of a link the gateway would be on is no router.
+  for (const a of v4) {
+    const block = blockOf(a.local, a.prefix);
+    const which = networkOrBroadcast(block, via);
+    if (which) throw new UserError(`gateway ${via} is the ${which} of ${cidrToString(block)} on ${a.dev}`, 'pass the address of the router on that network');
+  }
   if (profile.dev) {
     const link = facts.links.find((l) => l.name === profile.dev);
     if (!link) throw new UserError(`interface ${profile.dev} does not exist`, '`ip link` lists interfaces');
+    refuseUnusableUplink(facts, others, profile.dev, 'interface');
     const own = v4.filter((a) => a.dev === profile.dev);
     if (v4.some((a) => a.local === via)) {
       throw new UserError(`gateway ${via} is this host's own address`, 'pass the address of the router on that network');
@@ -90,7 +127,7 @@ function chooseUplinkDev(profile: Profile, facts: HostFacts): string {
   if (v4.some((a) => a.local === via)) {
     throw new UserError(`gateway ${via} is this host's own address`, 'pass the address of the router on that network');
   }
-  const candidates = v4.filter((a) => cidrContains(blockOf(a.local, a.prefix), via));
+  const candidates = v4.filter((a) => cidrContains(blockOf(a.local, a.prefix), via) && !facts.links.find((l) => l.name === a.dev)?.loopback && !nsrouteOwner(facts, others, a.dev, false));
   if (candidates.length === 0) {
     throw new UserError(`gateway ${via} is not reachable on any host link`, 'pass a gateway on a directly connected network (`ip -4 addr` lists them)');
   }
@@ -101,11 +138,12 @@ function chooseUplinkDev(profile: Profile, facts: HostFacts): string {
 function chooseUplink(profile: Profile, facts: HostFacts, others: readonly NamespaceConfig[]): Uplink | undefined {
   if (!profile.via && !profile.dev) return undefined;
   let dev: string;
-  if (profile.via) dev = chooseUplinkDev(profile, facts);
+  if (profile.via) dev = chooseUplinkDev(profile, facts, others);
   else {
     // --dev alone: a point-to-point uplink such as a VPN's tun0, routed without a gateway.
     dev = profile.dev!;
     if (!facts.links.some((l) => l.name === dev)) throw new UserError(`interface ${dev} does not exist`, '`ip link` lists interfaces');
+    refuseUnusableUplink(facts, others, dev, 'interface');
   }
   const link = facts.links.find((l) => l.name === dev);
   if (link && !link.up) throw new UserError(`interface ${dev} is down`, `bring it up first (ip link set ${dev} up)`);
@@ -135,6 +173,33 @@ function chooseVia6(profile: Profile, uplink: Uplink, facts: HostFacts): string 
   );
 }
 
+export const MAX_IFACE_ATTEMPTS = 16;
+
+// The host end of NAME's link: the first of hostIfaceName's deterministic candidates that is
+// free. A candidate another namespace owns (its state names it, or the interface's owner tag
+// says another NAME) is skipped, never reported as "left over": deleting it would cut that
+// namespace off. A candidate tagged with NAME itself is a leftover of an earlier NAME, which
+// gc removes; an untagged interface is someone else's and is never touched.
+export function chooseHostIface(name: string, facts: HostFacts, others: readonly NamespaceConfig[]): string {
+  const stateOwner = new Map(others.filter((o) => o.name !== name).map((o) => [o.hostIface, o.name]));
+  for (let attempt = 0; attempt < MAX_IFACE_ATTEMPTS; attempt++) {
+    const candidate = hostIfaceName(name, attempt);
+    if (stateOwner.has(candidate)) continue;
+    const link = facts.links.find((l) => l.name === candidate);
+    if (!link) return candidate;
+    const tag = parseTag(link.alias);
+    if (tag && tag.name !== name) continue;
+    if (tag) {
+      throw new UserError(`interface ${candidate} is left over from an earlier ${name} (its owner tag says so)`, '`nsroute gc` removes what nsroute left behind');
+    }
+    throw new UserError(
+      `interface ${candidate}, the name nsroute gives ${name}'s link, already exists and is not nsroute's`,
+      'nsroute leaves it alone; pick another NAME',
+    );
+  }
+  throw new UserError(`no free interface name for ${name} (${MAX_IFACE_ATTEMPTS} candidates taken)`, 'pick another NAME');
+}
+
 function hostDefaultGateway(facts: HostFacts): string | undefined {
   return facts.routes.find((r) => r.table === 254 && r.dst === 'default' && r.gateway)?.gateway;
 }
@@ -143,11 +208,8 @@ function hostDefaultGateway(facts: HostFacts): string | undefined {
 // Throws UserError for anything the user can fix; nothing has been changed at that point.
 export function buildPlan(profile: Profile, facts: HostFacts, others: readonly NamespaceConfig[], opts: { persistent?: boolean } = {}): Plan {
   const { name } = profile;
-  const hostIface = hostIfaceName(name);
-  if (facts.links.some((l) => l.name === hostIface)) {
-    throw new UserError(`interface ${hostIface} already exists on the host and nsroute has no record of it`, `if it is left over, remove it with \`ip link del ${hostIface}\``);
-  }
-  if (profile.mode === 'bridge' || profile.mode === 'macvlan') return buildLanPlan(profile, facts, others, opts.persistent ?? false);
+  const hostIface = chooseHostIface(name, facts, others);
+  if (profile.mode === 'bridge' || profile.mode === 'macvlan') return buildLanPlan(profile, facts, others, opts.persistent ?? false, hostIface);
   const uplink = chooseUplink(profile, facts, others);
   const subnet = chooseSubnet(profile, facts, others);
   const { host, ns } = linkAddresses(subnet);
@@ -182,26 +244,26 @@ export function buildPlan(profile: Profile, facts: HostFacts, others: readonly N
 // The interface a LAN-mode namespace sits on must exist, be up, and (for a bridge) be
 // bridgeable: a wireless client interface cannot be a bridge port (the access point accepts
 // only its own MAC address from it).
-function requireUsableLink(facts: HostFacts, dev: string, what: string): void {
+function requireUsableLink(facts: HostFacts, others: readonly NamespaceConfig[], dev: string, what: string): void {
   const link = facts.links.find((l) => l.name === dev);
   if (!link) throw new UserError(`${what} ${dev} does not exist`, '`ip link` lists interfaces');
+  refuseUnusableUplink(facts, others, dev, what, true);
   if (!link.up) throw new UserError(`${what} ${dev} is down`, `bring it up first (ip link set ${dev} up)`);
 }
 
-function buildLanPlan(profile: Profile, facts: HostFacts, others: readonly NamespaceConfig[], persistent: boolean): Plan {
+function buildLanPlan(profile: Profile, facts: HostFacts, others: readonly NamespaceConfig[], persistent: boolean, hostIface: string): Plan {
   const { name } = profile;
   const mode = profile.mode as 'bridge' | 'macvlan';
-  const hostIface = hostIfaceName(name);
   const lan: LanConfig = {};
   if (mode === 'bridge' && profile.bridge) {
     const br = facts.links.find((l) => l.name === profile.bridge);
     if (!br) throw new UserError(`bridge ${profile.bridge} does not exist`, '`ip -d link show type bridge` lists bridges; or use --uplink IFACE and nsroute makes one');
     if (br.kind !== 'bridge') throw new UserError(`${profile.bridge} is not a bridge`, 'give a bridge, or --uplink IFACE to have nsroute make one');
-    requireUsableLink(facts, profile.bridge, 'bridge');
+    requireUsableLink(facts, others, profile.bridge, 'bridge');
     lan.bridge = profile.bridge;
   } else if (mode === 'bridge') {
     const dev = profile.uplink!;
-    requireUsableLink(facts, dev, 'interface');
+    requireUsableLink(facts, others, dev, 'interface');
     if (facts.wireless?.includes(dev)) {
       throw new UserError(`${dev} is a wireless interface, which cannot be bridged (the access point accepts only its own MAC address)`, 'use --mode macvlan, or --mode nat');
     }
@@ -209,10 +271,17 @@ function buildLanPlan(profile: Profile, facts: HostFacts, others: readonly Names
     if (link.kind === 'bridge') throw new UserError(`${dev} is a bridge already`, `use --bridge ${dev}`);
     const shared = others.find((o) => o.lan?.takeover === dev);
     lan.bridge = shared?.lan?.bridge ?? bridgeNameFor(dev);
+    if (!shared && facts.links.some((l) => l.name === lan.bridge)) {
+      // Checked here, not by the kernel's "File exists" half-way through the takeover.
+      throw new UserError(
+        `bridge ${lan.bridge}, the one nsroute makes for ${dev}, already exists and no namespace uses it`,
+        `if nsroute left it behind, \`nsroute gc\` gives ${dev} back; if it is yours, join it with --bridge ${lan.bridge}`,
+      );
+    }
     lan.takeover = dev;
   } else {
     const dev = profile.uplink!;
-    requireUsableLink(facts, dev, 'interface');
+    requireUsableLink(facts, others, dev, 'interface');
     lan.parent = dev;
   }
   if (profile.dhcp) lan.dhcp = true;

@@ -1,6 +1,6 @@
 import { parse as parseToml } from 'smol-toml';
 import { UserError } from '../errors.js';
-import { blockOf, cidrContains, parseCidr4, parseIPv4, parseIPv6, cidrToString } from '../net/addresses.js';
+import { blockOf, cidrContains, parseCidr4, parseIPv4, parseIPv6, cidrToString, networkOrBroadcast, specialIPv4, specialIPv6, specialOverlap } from '../net/addresses.js';
 import { validateName } from '../net/names.js';
 
 // What the user asked for, from /etc/nsroute/NAME.toml and the command line (flags win).
@@ -44,6 +44,7 @@ export interface Profile {
 
 const KEYS = ['via', 'dev', 'dns', 'subnet', 'ipv6', 'via6', 'mode', 'bridge', 'uplink', 'address', 'dhcp'] as const;
 const IFACE_RE = /^[^\s/:]{1,15}$/;
+export const MAX_DNS = 3;
 
 // Parses a profile file's text. `file` is only used to name the file in errors.
 export function parseProfileToml(text: string, file: string): RouteOptions {
@@ -87,19 +88,28 @@ export function resolveProfile(name: string, fromFile: RouteOptions | undefined,
   for (const key of KEYS) if (flags[key] !== undefined && !(key === 'dns' && flags.dns!.length === 0)) (merged as Record<string, unknown>)[key] = flags[key];
 
   const profile: Profile = { name, dns: [] };
-  if (merged.via !== undefined) profile.via = parseIPv4(merged.via, where('via'));
+  if (merged.via !== undefined) profile.via = parseUnicast(merged.via, where('via'), 'pass the address of the router on that network');
   if (merged.dev !== undefined) {
     if (!IFACE_RE.test(merged.dev)) {
       throw new UserError(`${where('dev')}: ${JSON.stringify(merged.dev)} is not an interface name`, '`ip link` lists interfaces');
     }
     profile.dev = merged.dev;
   }
-  for (const server of merged.dns ?? []) profile.dns.push(parseIPv4(server, where('dns')));
+  // glibc reads at most 3 nameserver lines (MAXNS): a 4th would be written and never asked.
+  if ((merged.dns?.length ?? 0) > MAX_DNS) {
+    throw new UserError(`${where('dns')}: ${merged.dns!.length} name servers given, but the resolver asks at most ${MAX_DNS}`, `give up to ${MAX_DNS}`);
+  }
+  for (const server of merged.dns ?? []) {
+    // A loopback server would be the namespace's own lo, where nothing answers.
+    profile.dns.push(parseUnicast(server, where('dns'), "give a name server's own address (for the host's stub resolver, its upstream server)"));
+  }
   if (merged.subnet !== undefined) {
     const subnet = parseCidr4(merged.subnet, where('subnet'));
     if (subnet.prefix > 31) {
       throw new UserError(`${where('subnet')}: /${subnet.prefix} leaves no room for two link addresses`, 'use a /31, a /30 or a larger block');
     }
+    const special = specialOverlap(subnet);
+    if (special) throw new UserError(`${where('subnet')}: ${cidrToString(subnet)} overlaps ${special}, which cannot carry a link`, 'use a private block, e.g. 10.231.0.0/30');
     profile.subnet = cidrToString(subnet);
   }
   if (merged.ipv6 !== undefined) {
@@ -111,10 +121,21 @@ export function resolveProfile(name: string, fromFile: RouteOptions | undefined,
   resolveLanMode(profile, merged, where);
   if (merged.via6 !== undefined) {
     profile.via6 = parseIPv6(merged.via6, where('via6'));
+    const special = specialIPv6(profile.via6);
+    if (special) throw new UserError(`${where('via6')}: ${profile.via6} is ${special}, not a router`, 'pass the IPv6 address of the router on that link');
     if (profile.ipv6 !== 'nat') throw new UserError(`${where('via6')} only applies to IPv6 in nat mode`, 'add --ipv6 nat, or leave --via6 out');
     if (!profile.via && !profile.dev) throw new UserError(`${where('via6')} needs an uplink`, 'add --via GATEWAY (or --dev IFACE) for the same link');
   }
   return profile;
+}
+
+// An IPv4 address that can be a gateway or a name server: not 0/8, loopback, multicast,
+// reserved or broadcast (link-local is allowed: such routers and servers exist).
+function parseUnicast(text: string, what: string, hint: string): string {
+  const ip = parseIPv4(text, what);
+  const special = specialIPv4(ip, true);
+  if (special) throw new UserError(`${what}: ${ip} is ${special}, not a host's address`, hint);
+  return ip;
 }
 
 function parseIface(text: string, what: string): string {
@@ -167,9 +188,16 @@ function resolveLanMode(profile: Profile, merged: RouteOptions, where: (key: str
     throw new UserError(`${where('address')}: ${JSON.stringify(merged.address)} needs the LAN's prefix length`, 'write it as ADDRESS/PREFIX, e.g. 192.168.1.50/24');
   }
   profile.address = `${ip}/${prefix}`;
+  const special = specialIPv4(ip, true);
+  if (special) throw new UserError(`${where('address')}: ${ip} is ${special}, not a LAN address`, "give the namespace's own address on the LAN");
+  const lanBlock = blockOf(ip, prefix);
+  const own = networkOrBroadcast(lanBlock, ip);
+  if (own) throw new UserError(`${where('address')}: ${ip} is the ${own} of ${cidrToString(lanBlock)}`, 'give the namespace a host address inside it');
   if (profile.via === undefined) throw new UserError(`${where('address')} needs --via, the LAN's router`, 'add --via GATEWAY, or use --dhcp');
-  if (!cidrContains(blockOf(ip, prefix), profile.via)) {
+  if (!cidrContains(lanBlock, profile.via)) {
     throw new UserError(`gateway ${profile.via} is not on the LAN of ${profile.address}`, 'give the router of that LAN, or the right prefix');
   }
+  const gw = networkOrBroadcast(lanBlock, profile.via);
+  if (gw) throw new UserError(`${where('via')}: ${profile.via} is the ${gw} of ${cidrToString(lanBlock)}, not a router`, 'give the address of the LAN\'s router');
   if (profile.via === ip) throw new UserError(`${where('address')} is the gateway's own address`, 'give the namespace an address of its own');
 }

@@ -1,4 +1,5 @@
-import { join } from 'node:path';
+import { isAbsolute, join } from 'node:path';
+import { UserError } from '../errors.js';
 
 // Runtime state lives under /run/nsroute (gone at reboot, like the namespaces themselves);
 // profiles under /etc/nsroute. Both overridable, for tests and unusual systems.
@@ -43,3 +44,25 @@ export const paths = {
   filesRoot: () => join(libDir(), 'files'),
   profile: (name: string) => join(configDir(), `${name}.toml`),
 };
+
+// The NSROUTE_* settings that name paths. Each must be absolute when set: a relative one would
+// put root's state, or read its profiles, relative to wherever the command happens to run, and
+// differ between the command and the watcher and units it starts.
+export const PATH_ENV = [
+  'NSROUTE_RUN_DIR',
+  'NSROUTE_LIB_DIR',
+  'NSROUTE_CONFIG_DIR',
+  'NSROUTE_RESOLV_CONF',
+  'NSROUTE_RESOLVED_CONF',
+  'NSROUTE_NSSWITCH_CONF',
+  'NSROUTE_UNIT_DIR',
+] as const;
+
+export function checkPathEnv(env: NodeJS.ProcessEnv = process.env): void {
+  for (const key of PATH_ENV) {
+    const value = env[key];
+    if (value && (!isAbsolute(value) || value.includes('\0'))) {
+      throw new UserError(`${key}=${JSON.stringify(value)} is not an absolute path`, `set it to an absolute path, or unset it for the default`);
+    }
+  }
+}

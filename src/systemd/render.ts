@@ -15,7 +15,8 @@ export function dropInName(name: string): string {
 // A service name as systemctl takes it; `.service` is added when no suffix is given.
 export function parseServiceName(text: string): string {
   const unit = /\.[a-z]+$/.test(text) ? text : `${text}.service`;
-  if (!/^[A-Za-z0-9:_.\\@-]{1,247}\.service$/.test(unit) || unit.startsWith('.')) {
+  // Never starting with "-": the name is passed to systemctl, which would read it as options.
+  if (!/^[A-Za-z0-9:_.\\@-]{1,247}\.service$/.test(unit) || unit.startsWith('.') || unit.startsWith('-')) {
     throw new UserError(`${JSON.stringify(text)} is not a service unit name`, 'give a service, e.g. transmission-daemon or backup.service');
   }
   if (/^nsroute-.*\.service$/.test(unit)) {

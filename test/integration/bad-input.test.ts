@@ -3,8 +3,9 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createWorld, FAST_DEV, FAST_GW, SLOW_GW, type Snapshot, type World } from '../world/world.js';
-import { expectOk, expectUserError, show } from '../world/helpers.js';
+import { createWorld, FAST_DEV, FAST_GW, HOST_SLOW_ADDR, SLOW_GW, type Snapshot, type World } from '../world/world.js';
+import { expectOk, expectUserError, PATH4, show, statusJson } from '../world/helpers.js';
+import { hostIfaceName } from '../../src/net/names.js';
 
 let w: World;
 let clean: Snapshot;
@@ -49,6 +50,29 @@ const cases: [string, string, string[], RegExp][] = [
   ['--dev that does not exist', 'bx1', ['--dev', 'nosuch0'], DEV],
   ['--dev that does not exist, with --via', 'bx2', ['--via', SLOW_GW, '--dev', 'nosuch0'], /nosuch0/],
   ['an unknown option', 'bx3', ['--bogus'], /--bogus/],
+  // Issue 10, finding 7: accepted before, or refused only by the kernel's error half-way.
+  ['--via the network address of its link', 'bv6', ['--via', '10.99.2.0'], /network address of 10\.99\.2\.0\/24/],
+  ['--via the broadcast address of its link', 'bv7', ['--via', '10.99.2.255'], /broadcast address of 10\.99\.2\.0\/24/],
+  ['--via loopback', 'bv8', ['--via', '127.0.0.1'], /--via.*loopback/],
+  ['--via multicast', 'bv9', ['--via', '224.0.0.1'], /--via.*multicast/],
+  ['--via 0.0.0.0', 'bva', ['--via', '0.0.0.0'], /--via.*this network/],
+  ['--via 255.255.255.255', 'bvb', ['--via', '255.255.255.255'], /--via.*broadcast/],
+  ['--dns loopback', 'bd3', ['--dns', '127.0.0.1'], /--dns.*loopback/],
+  ['--dns 0.0.0.0', 'bd4', ['--dns', '0.0.0.0'], /--dns.*this network/],
+  ['--dns 255.255.255.255', 'bd5', ['--dns', '255.255.255.255'], /--dns.*broadcast/],
+  ['--dns multicast', 'bd6', ['--dns', '224.0.0.251'], /--dns.*multicast/],
+  ['--subnet multicast', 'bs8', ['--subnet', '224.0.0.0/30'], /--subnet.*multicast/],
+  ['--subnet 0.0.0.0/30', 'bs9', ['--subnet', '0.0.0.0/30'], /--subnet.*this network/],
+  ['--subnet 255.255.255.252/30', 'bsa', ['--subnet', '255.255.255.252/30'], /--subnet.*broadcast/],
+  ['--subnet link-local', 'bsb', ['--subnet', '169.254.7.0/30'], /--subnet.*link-local/],
+  ['--dev lo', 'bx4', ['--dev', 'lo'], /lo is the loopback/],
+  ['--dev lo with --via', 'bx5', ['--via', SLOW_GW, '--dev', 'lo'], /lo is the loopback/],
+  ['bridge mode on --uplink lo', 'bl1', ['--mode', 'bridge', '--uplink', 'lo', '--address', '10.99.1.50/24', '--via', FAST_GW], /lo is the loopback/],
+  ['macvlan mode on --uplink lo', 'bl2', ['--mode', 'macvlan', '--uplink', 'lo', '--address', '10.99.1.50/24', '--via', FAST_GW], /lo is the loopback/],
+  ['--address the network address of its LAN', 'bl3', ['--mode', 'macvlan', '--uplink', FAST_DEV, '--address', '10.99.1.0/24', '--via', FAST_GW], /--address.*network address/],
+  ['--address the broadcast address of its LAN', 'bl4', ['--mode', 'macvlan', '--uplink', FAST_DEV, '--address', '10.99.1.255/24', '--via', FAST_GW], /--address.*broadcast address/],
+  ['--dns four times (the resolver asks at most 3)', 'bd7', ['--dns', '198.18.0.53', '--dns', '10.99.1.1', '--dns', '10.99.2.1', '--dns', '10.99.1.1'], /--dns.*at most 3/],
+  ['LAN --via the broadcast address of the LAN', 'bl5', ['--mode', 'macvlan', '--uplink', FAST_DEV, '--address', '10.99.1.50/24', '--via', '10.99.1.255'], /--via.*broadcast address/],
 ];
 
 function nameOf(suffix: string): string {
@@ -104,6 +128,89 @@ describe('bad input leaves the host unchanged', () => {
     }
   });
 
+  // Issue 10, finding 7: an empty --user, or a SUDO_UID/SUDO_GID that is not a number, used to
+  // run the command as root. Fail closed.
+  it('exec with --user "", or a malformed SUDO_UID or SUDO_GID: 125, the command never runs', async () => {
+    const name = w.name('bu2');
+    const runs: [string[], Record<string, string>][] = [
+      [['--user', ''], {}],
+      [[], { SUDO_UID: 'abc', SUDO_USER: 'nobody' }],
+      [[], { SUDO_UID: '', SUDO_USER: 'nobody' }],
+      [[], { SUDO_UID: '65534 ', SUDO_USER: 'nobody' }],
+      [[], { SUDO_UID: '65534', SUDO_GID: 'users', SUDO_USER: 'nobody' }],
+    ];
+    for (const [opts, env] of runs) {
+      const r = await w.nsroute(['exec', name, ...opts, '--', 'id', '-u'], { env });
+      expectUserError(r, 125);
+      expect(r.stderr, show(r)).toMatch(/--user|SUDO_UID|SUDO_GID/);
+      expect(r.stdout, show(r)).toBe('');
+      await expectNothingCreated(name);
+    }
+    // The same with a well-formed SUDO_UID runs as that user.
+    const ok = await w.nsroute(['exec', name, '--', 'id', '-u'], { env: { SUDO_UID: '65534', SUDO_GID: '65534', SUDO_USER: 'nobody' } });
+    expectOk(ok);
+    expect(ok.stdout.trim()).toBe('65534');
+    await expectNothingCreated(name);
+  });
+
+  it("--dev or --uplink naming another namespace's veth: 2, nothing changed", async () => {
+    const owner = w.name('bo1');
+    const name = w.name('bo2');
+    expectOk(await w.nsroute(['up', owner, '--via', SLOW_GW, '--no-watch']));
+    const withOwner = await w.snapshot();
+    try {
+      const veth = (await statusJson(w, owner)).hostInterface;
+      for (const opts of [
+        ['--dev', veth],
+        ['--via', SLOW_GW, '--dev', veth],
+        ['--mode', 'macvlan', '--uplink', veth, '--address', '10.99.1.50/24', '--via', FAST_GW],
+        ['--mode', 'bridge', '--uplink', veth, '--address', '10.99.1.50/24', '--via', FAST_GW],
+      ]) {
+        const r = await w.nsroute(['up', name, ...opts, '--no-watch']);
+        if (w.netnsExists(name)) await w.nsroute(['down', name]);
+        expectUserError(r, 2);
+        expect(r.stderr, show(r)).toContain(`namespace ${owner}`);
+        expect(w.netnsExists(name)).toBe(false);
+        expect(await w.snapshot()).toEqual(withOwner);
+      }
+    } finally {
+      expectOk(await w.nsroute(['down', owner]));
+    }
+    expect(await w.snapshot()).toEqual(clean);
+  });
+
+  it('check --name that no DNS query can carry: 2, before looking at NAME', async () => {
+    for (const probe of ['a..b', '-x.example', `${'x'.repeat(64)}.example`, '.', 'a b']) {
+      const r = await w.nsroute(['check', w.name('bk1'), '--name', probe]);
+      expectUserError(r, 2);
+      expect(r.stderr, show(r)).toMatch(/--name/);
+    }
+    expect(await w.snapshot()).toEqual(clean);
+  });
+
+  it('attach/detach a unit named like an option: 2, never passed to systemctl', async () => {
+    const units = join(w.dir, 'units-bad');
+    mkdirSync(units, { recursive: true });
+    for (const verb of ['attach', 'detach']) {
+      const r = await w.nsroute([verb, w.name('bk2'), '--', '-fooservice'], { env: { NSROUTE_UNIT_DIR: units } });
+      expectUserError(r, 2);
+      expect(r.stderr, show(r)).toMatch(/not a service unit name/);
+    }
+  });
+
+  it('a relative NSROUTE_RUN_DIR / NSROUTE_CONFIG_DIR: 2, nothing created', async () => {
+    const name = w.name('be1');
+    for (const key of ['NSROUTE_RUN_DIR', 'NSROUTE_CONFIG_DIR', 'NSROUTE_LIB_DIR']) {
+      const env = { [key]: 'relative-dir' };
+      const r = await w.nsroute(['up', name, '--via', SLOW_GW, '--no-watch'], { env, cwd: w.dir });
+      if (w.netnsExists(name)) await w.nsroute(['down', name], { env, cwd: w.dir });
+      expectUserError(r, 2);
+      expect(r.stderr, show(r)).toContain(key);
+      expect(existsSync(join(w.dir, 'relative-dir'))).toBe(false);
+      await expectNothingCreated(name);
+    }
+  });
+
   it('exec without a command: 125', async () => {
     const name = w.name('bc1');
     const r = await w.nsroute(['exec', name]);
@@ -125,5 +232,37 @@ describe('bad input leaves the host unchanged', () => {
     expectOk(r);
     expect(r.stdout, show(r)).toBe('ran\n');
     await expectNothingCreated(name);
+  });
+
+  // Issue 10, finding 9: when the interface name NAME would get is another namespace's (a
+  // hash collision, forced here by planting a veth with that name and the other namespace's
+  // owner tag), NAME takes the next candidate instead of failing with advice to delete the
+  // other's interface; traffic, down and gc work with the name stored in the state.
+  it("an interface name another namespace owns: the next candidate, and down/gc keep to their own", async () => {
+    const x = w.name('owner-of-the-name');
+    const y = w.name('wants-the-name');
+    const planted = hostIfaceName(y);
+    expectOk(await w.nsroute(['up', x, '--via', SLOW_GW, '--no-watch']));
+    try {
+      expectOk(await w.inHost(['ip', 'link', 'add', 'name', planted, 'type', 'veth', 'peer', 'name', `${w.prefix}pp`]));
+      expectOk(await w.inHost(['ip', 'link', 'set', 'dev', planted, 'alias', `nsroute:ns=${x}:persistent=1`]));
+      expectOk(await w.nsroute(['up', y, '--via', SLOW_GW, '--no-watch']));
+      try {
+        expect((await statusJson(w, y)).hostInterface).toBe(hostIfaceName(y, 1));
+        const r = await w.nsroute(['exec', y, '--', ...PATH4]);
+        expectOk(r);
+        expect(r.stdout.trim()).toBe(`slow ${HOST_SLOW_ADDR}`);
+      } finally {
+        expectOk(await w.nsroute(['down', y]));
+      }
+      expectOk(await w.nsroute(['gc']));
+      const links = await w.inHost(['ip', '-br', 'link', 'show']);
+      expect(links.stdout).toContain(planted);
+      expect(links.stdout).not.toContain(hostIfaceName(y, 1));
+    } finally {
+      await w.inHost(['ip', 'link', 'del', 'dev', planted]);
+      expectOk(await w.nsroute(['down', x]));
+    }
+    expect(await w.snapshot()).toEqual(clean);
   });
 });

@@ -1,5 +1,8 @@
 // Profiles: $NSROUTE_CONFIG_DIR/NAME.toml carries the route options; flags override it;
 // a broken profile is a clear error naming the file, with the host unchanged.
+import { spawnSync } from 'node:child_process';
+import { chmodSync, chownSync, mkdirSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
   DNS_SERVER,
@@ -90,4 +93,86 @@ describe('profiles', () => {
       expect(await w.snapshot()).toEqual(clean);
     });
   }
+});
+
+// Whoever can write a profile chooses root's routing, and a profile that is there but cannot
+// be used must never mean "no profile" (the namespace would come up on the host's routes).
+// Each: up 2, exec 125 without running the command, enable 2, one line naming the file, host
+// unchanged. `make` prepares the profile and returns an undo for what it changed outside it.
+describe('profiles that must be refused', () => {
+  const good = `via = "${SLOW_GW}"\n`;
+  const refused: [string, (file: string) => (() => void) | void, RegExp][] = [
+    ['group-writable', (f) => (writeFileSync(f, good), chmodSync(f, 0o664)), /writable by its group/],
+    ['world-writable', (f) => (writeFileSync(f, good), chmodSync(f, 0o646)), /writable by everyone/],
+    ['not owned by root', (f) => (writeFileSync(f, good), chownSync(f, 65534, 65534)), /owned by uid 65534/],
+    ['a dangling symlink', (f) => symlinkSync(join(w.dir, 'no-such-profile.toml'), f), /symlink to a file that does not exist/],
+    ['a FIFO', (f) => void spawnSync('mkfifo', ['-m', '0644', f]), /not a regular file \(a FIFO\)/],
+    ['a symlink to /dev/zero', (f) => symlinkSync('/dev/zero', f), /not a regular file \(a character device\)/],
+    ['larger than 64 KiB', (f) => writeFileSync(f, `via = "${SLOW_GW}"\n${'# padding\n'.repeat(7000)}`), /larger than 65536 bytes/],
+    ['a symlink to a world-writable file', (f) => {
+      const target = join(w.dir, `${basename(f)}.target`);
+      writeFileSync(target, good);
+      chmodSync(target, 0o666);
+      symlinkSync(target, f);
+      return () => rmSync(target, { force: true });
+    }, /writable by everyone/],
+    ['in a world-writable config dir', (f) => {
+      writeFileSync(f, good);
+      chmodSync(w.configDir, 0o777);
+      return () => chmodSync(w.configDir, 0o755);
+    }, /directory .* writable by everyone/],
+    ['missing, in a config dir not owned by root', () => {
+      chownSync(w.configDir, 65534, 65534);
+      return () => chownSync(w.configDir, 0, 0);
+    }, /directory .* owned by uid 65534/],
+  ];
+  for (const [what, make, says] of refused) {
+    it(`${what}: up 2, exec 125, enable 2, host unchanged`, async () => {
+      const n = w.name('pr');
+      const file = join(w.configDir, `${n}.toml`);
+      const undo = make(file);
+      const units = join(w.dir, 'units-refused');
+      mkdirSync(units, { recursive: true });
+      try {
+        // The FIFO and /dev/zero used to hang or eat memory: bounded here so a regression fails.
+        const u = await w.nsroute(['up', n], { timeoutMs: 20_000 });
+        expectUserError(u, 2);
+        expect(u.stderr, show(u)).toContain(`${n}.toml`);
+        expect(u.stderr, show(u)).toMatch(says);
+        const e = await w.nsroute(['exec', n, '--', 'echo', 'ran'], { timeoutMs: 20_000 });
+        expectUserError(e, 125);
+        expect(e.stdout).toBe('');
+        expect(e.stderr, show(e)).toMatch(says);
+        const en = await w.nsroute(['enable', n], { env: { NSROUTE_UNIT_DIR: units }, timeoutMs: 20_000 });
+        expectUserError(en, 2);
+        expect(en.stderr, show(en)).toMatch(says);
+        expect(readdirSync(units)).toEqual([]);
+      } finally {
+        if (w.netnsExists(n)) await w.nsroute(['down', n]);
+        undo?.();
+        rmSync(file, { force: true });
+        rmSync(units, { recursive: true, force: true });
+      }
+      expect(w.netnsExists(n)).toBe(false);
+      expect(await w.snapshot()).toEqual(clean);
+    });
+  }
+
+  it('a symlink to a root-owned file that only root can write is followed', async () => {
+    const n = w.name('pl');
+    const target = join(w.dir, `${n}.real.toml`);
+    writeFileSync(target, good, { mode: 0o644 });
+    chmodSync(target, 0o644);
+    const file = join(w.configDir, `${n}.toml`);
+    symlinkSync(target, file);
+    try {
+      const r = await w.nsroute(['exec', n, '--', ...PATH4]);
+      expectOk(r);
+      expect(r.stdout.trim()).toBe(`slow ${HOST_SLOW_ADDR}`);
+    } finally {
+      rmSync(file, { force: true });
+      rmSync(target, { force: true });
+    }
+    expect(await w.snapshot()).toEqual(clean);
+  });
 });

@@ -5,7 +5,7 @@
 // uplink went down and up. systemd itself is not running here: NSROUTE_UNIT_DIR points at a
 // directory of the world, and nsroute says what it would run.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { renderDropIn } from '../../src/systemd/render.js';
@@ -78,7 +78,7 @@ describe('units nsroute writes', () => {
     expectOk(await nsr(dir, ['attach', n, 'torrent']));
 
     const unit = readFileSync(join(dir, `nsroute-${n}.service`), 'utf8');
-    expect(unit).toContain(`ExecStart=${process.execPath} ${join(REPO_ROOT, 'dist', 'nsroute.js')} up ${n}\n`);
+    expect(unit).toContain(`ExecStart=${process.execPath} ${join(REPO_ROOT, 'dist', 'nsroute.js')} up ${n} --require-profile\n`);
     expect(unit).toContain(`ExecStop=${process.execPath} ${join(REPO_ROOT, 'dist', 'nsroute.js')} down ${n} --force\n`);
     expect(unit).toMatch(/Type=oneshot\nRemainAfterExit=yes\n/);
     expect(unit).toMatch(/After=network-online\.target/);
@@ -243,6 +243,30 @@ describe("the unit's ExecStart and ExecStop, run by hand", () => {
     }, 'the watcher to end with the namespace');
     expect(await w.snapshot()).toEqual(clean);
     expectOk(await nsr(dir, ['disable', n]));
+  });
+});
+
+// Issue 10 (fail-open sibling of finding 6): a profile gone at boot (removed, or its
+// filesystem not mounted yet) used to bring NAME up on the host's own routes, and the services
+// attached to it started into that. The unit's ExecStart now fails instead, changing nothing.
+describe("the unit's ExecStart without the profile", () => {
+  it('fails with one line, NAME stays down, host unchanged', async () => {
+    const n = w.name('x2');
+    const dir = unitDir('x2');
+    const file = w.writeProfile(n, `via = "${SLOW_GW}"\n`);
+    expectOk(await nsr(dir, ['enable', n]));
+    const unit = readFileSync(join(dir, `nsroute-${n}.service`), 'utf8');
+    rmSync(file);
+    try {
+      const r = await w.inHost(execLine(unit, 'ExecStart'), { env: unitEnv(unit) });
+      expectUserError(r, 2);
+      expect(r.stderr, show(r)).toContain(file);
+    } finally {
+      if (w.netnsExists(n)) await w.nsroute(['down', n]);
+      expectOk(await nsr(dir, ['disable', n]));
+    }
+    expect(w.netnsExists(n)).toBe(false);
+    expect(await w.snapshot()).toEqual(clean);
   });
 });
 

@@ -40,10 +40,28 @@ describe('hostIfaceName', () => {
     expect(hostIfaceName('abcdefghijk')).toBe('nsr-abcdefghijk');
   });
 
-  it('hashes names of 12 chars or more into nsr.XXXX.hhhhhh', () => {
+  it('hashes names of 12 chars or more into nsr. + 11 base32 chars (55 bits of sha256)', () => {
     const iface = hostIfaceName('abcdefghijkl');
-    expect(iface).toMatch(/^nsr\.abcd\.[0-9a-f]{6}$/);
-    expect(iface).toHaveLength(15);
+    // base32(sha256("abcdefghijkl")), first 11 chars (python: base64.b32encode(...).lower()[:11])
+    expect(iface).toBe('nsr.22bo2tfe3ge');
+    expect(hostIfaceName('x'.repeat(64))).toMatch(/^nsr\.[a-z2-7]{11}$/);
+  });
+
+  // Issue 10, finding 9: with 6 hex chars (24 bits) two colliding names were found in under a
+  // second; among 200k names a 24-bit hash has ~1200 collisions, a 55-bit one ~5e-7 expected.
+  it('gives 200k different long names 200k different interfaces', () => {
+    const seen = new Set<string>();
+    for (let i = 0; i < 200_000; i++) seen.add(hostIfaceName(`office-vpn-${i.toString(36).padStart(8, '0')}`));
+    expect(seen.size).toBe(200_000);
+  });
+
+  it('gives further deterministic candidates (attempt > 0), always hashed, all distinct', () => {
+    for (const name of ['slow', 'abcdefghijk', 'a-rather-long-namespace-name']) {
+      const all = Array.from({ length: 16 }, (_, i) => hostIfaceName(name, i));
+      expect(new Set(all).size, name).toBe(16);
+      for (const c of all.slice(1)) expect(c).toMatch(/^nsr\.[a-z2-7]{11}$/);
+      expect(hostIfaceName(name, 3)).toBe(all[3]);
+    }
   });
 
   it('never exceeds the kernel limit of 15 chars, for every valid length', () => {
@@ -65,7 +83,6 @@ describe('hostIfaceName', () => {
     const a = hostIfaceName(`${prefix}-a`);
     const b = hostIfaceName(`${prefix}-b`);
     expect(a).not.toBe(b);
-    // Also names that only differ after the first 4 chars (the visible part of the hashed form).
     const seen = new Set<string>();
     for (let i = 0; i < 500; i++) seen.add(hostIfaceName(`${prefix}${i}`));
     expect(seen.size).toBe(500);

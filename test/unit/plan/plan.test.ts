@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { buildPlan, MARK_BASE, nsConfigLanLines, nsConfigLines, RULE_PREF, stepsFor, TABLE_BASE, uplinkRouteLines, uplinkRuleArgs, vethBridgeLines, vethLines } from '../../../src/plan/plan.js';
 import { parseTag } from '../../../src/net/tag.js';
+import { hostIfaceName } from '../../../src/net/names.js';
 import type { HostFacts, NamespaceConfig, Step, Uplink } from '../../../src/plan/types.js';
 import type { Profile } from '../../../src/profile/profile.js';
 import type { AddrFact, LinkFact, RouteFact, RuleFact } from '../../../src/net/iproute-json.js';
@@ -126,7 +127,55 @@ describe('buildPlan: steps', () => {
 
   it('uses the hashed host interface name for long names', () => {
     const { config } = buildPlan(profile({ name: 'a-very-long-namespace' }), facts(), []);
-    expect(config.hostIface).toMatch(/^nsr\.a-ve\.[0-9a-f]{6}$/);
+    expect(config.hostIface).toBe(hostIfaceName('a-very-long-namespace'));
+    expect(config.hostIface).toMatch(/^nsr\.[a-z2-7]{11}$/);
+  });
+
+  // Issue 10, finding 9: a name collision used to fail with advice to `ip link del` the other
+  // namespace's interface. Now: another namespace's interface is skipped (next candidate);
+  // only NAME's own leftover (gc) and a foreign interface (another NAME) are errors, and no
+  // message ever advises deleting an interface.
+  describe('host interface already taken', () => {
+    const name = 'a-very-long-namespace';
+    const first = hostIfaceName(name);
+    const withLink = (alias?: string) => {
+      const f = facts();
+      f.links.push({ index: 9, name: first, up: true, kind: 'veth', ...(alias ? { alias } : {}) });
+      return f;
+    };
+
+    it("another namespace's tagged interface: takes the next candidate", () => {
+      const { config, steps } = buildPlan(profile({ name }), withLink('nsroute:ns=other-ns:persistent=1'), []);
+      expect(config.hostIface).toBe(hostIfaceName(name, 1));
+      expect(step(steps, 'veth-add').hostIface).toBe(hostIfaceName(name, 1));
+      expect(parseTag(step(steps, 'veth-add').tag)?.name).toBe(name);
+    });
+
+    it("an interface another namespace's state names (tag lost): takes the next candidate", () => {
+      const o = { ...other('other-ns', '10.231.0.0/30'), hostIface: first };
+      expect(buildPlan(profile({ name }), withLink(), [o]).config.hostIface).toBe(hostIfaceName(name, 1));
+      expect(buildPlan(profile({ name }), facts(), [o]).config.hostIface).toBe(hostIfaceName(name, 1));
+    });
+
+    it('skips every taken candidate, in order', () => {
+      const f = withLink('nsroute:ns=x1:persistent=0');
+      f.links.push({ index: 10, name: hostIfaceName(name, 1), up: true, kind: 'veth', alias: 'nsroute:ns=x2:persistent=0' });
+      expect(buildPlan(profile({ name }), f, []).config.hostIface).toBe(hostIfaceName(name, 2));
+    });
+
+    it("NAME's own leftover: advises nsroute gc", () => {
+      const e = catchUserError(() => buildPlan(profile({ name }), withLink(`nsroute:ns=${name}:persistent=0`), []));
+      expect(`${e.message} ${e.hint}`).toMatch(/nsroute gc/);
+      expect(`${e.message} ${e.hint}`).not.toMatch(/ip link del/);
+    });
+
+    it("an untagged interface: someone else's, left alone, pick another NAME", () => {
+      const e = catchUserError(() => buildPlan(profile({ name }), withLink('my own veth'), []));
+      expect(e.message).toContain(first);
+      expect(e.message).toMatch(/not nsroute's/);
+      expect(e.hint).toMatch(/another NAME/);
+      expect(`${e.message} ${e.hint}`).not.toMatch(/ip link del/);
+    });
   });
 
   it('uses .0/.1 for a /31 subnet', () => {
@@ -331,11 +380,11 @@ describe('buildPlan: DNS', () => {
 });
 
 describe('buildPlan: name clash', () => {
-  it('rejects a host interface that already has the planned name', () => {
+  it("rejects a foreign (untagged) host interface that has the planned name, and leaves it alone", () => {
     const f = facts({ links: [...facts().links, { index: 7, name: 'nsr-slow', up: false, kind: 'veth' }] });
     const e = catchUserError(() => buildPlan(profile(), f, []));
     expect(e.message).toContain('nsr-slow');
-    expect(e.hint).toContain('ip link del nsr-slow');
+    expect(e.hint).not.toContain('ip link del');
   });
 });
 
@@ -420,6 +469,14 @@ describe('buildPlan: bridge and macvlan modes', () => {
     expect(second.config.lan?.bridge).toBe('nsb-eth0');
   });
 
+  it('refuses to take an interface over when its bridge name exists and no namespace shares it', () => {
+    const f = withBridge();
+    f.links.push({ index: 6, name: 'nsb-eth0', up: true, kind: 'bridge' });
+    const e = catchUserError(() => buildPlan(lan({ uplink: 'eth0' }), f, []));
+    expect(e.message).toMatch(/nsb-eth0.*already exists/);
+    expect(e.hint).toMatch(/nsroute gc.*--bridge nsb-eth0/);
+  });
+
   it('puts a macvlan on the interface, and with --dhcp runs a client that writes the lease DNS', () => {
     const { config, steps } = buildPlan(profile({ mode: 'macvlan', uplink: 'eth0', dhcp: true }), withBridge(), []);
     expect(steps.map((s) => s.kind)).toEqual(['netns-add', 'macvlan-add', 'ns-config-lan', 'netns-files', 'dhcp-client']);
@@ -438,5 +495,71 @@ describe('buildPlan: bridge and macvlan modes', () => {
     ];
     for (const [over, msg] of cases) expect(catchUserError(() => buildPlan(lan(over), withBridge(), [])).message, JSON.stringify(over)).toMatch(msg);
     expect(catchUserError(() => buildPlan(lan({ uplink: 'wlan0' }), withBridge(), [])).hint).toContain('macvlan');
+  });
+});
+
+// Issue 10, finding 7: interfaces and gateways that cannot work are refused by the planner,
+// before the first change, instead of by the kernel's error or not at all.
+describe('buildPlan: uplinks that cannot work', () => {
+  const tagged = (name: string, over: Partial<LinkFact> = {}): LinkFact => ({ index: 20, name: `nsr-${name}`, up: true, kind: 'veth', alias: `nsroute:ns=${name}:persistent=1`, ...over });
+  const withOther = () => {
+    const f = facts();
+    f.links.push(tagged('office'));
+    f.addrs.push({ dev: 'nsr-office', family: 4, local: '10.231.0.1', prefix: 30 });
+    return f;
+  };
+
+  it.each([
+    ['192.168.2.0', /network address of 192\.168\.2\.0\/24 on eth1/],
+    ['192.168.2.255', /broadcast address of 192\.168\.2\.0\/24 on eth1/],
+  ])('refuses --via %s (with and without --dev)', (via, says) => {
+    expect(catchUserError(() => buildPlan(profile({ via }), facts(), [])).message).toMatch(says);
+    expect(catchUserError(() => buildPlan(profile({ via, dev: 'eth1' }), facts(), [])).message).toMatch(says);
+  });
+
+  it('refuses --dev lo, alone or with --via (also a loopback device by its flag)', () => {
+    expect(catchUserError(() => buildPlan(profile({ dev: 'lo' }), facts(), [])).message).toMatch(/lo is the loopback/);
+    const f = facts();
+    f.links.push({ index: 30, name: 'lo2', up: true, loopback: true });
+    f.addrs.push({ dev: 'lo2', family: 4, local: '10.50.0.1', prefix: 24 });
+    expect(catchUserError(() => buildPlan(profile({ dev: 'lo2' }), f, [])).message).toMatch(/loopback/);
+    expect(catchUserError(() => buildPlan(profile({ dev: 'lo2', via: '10.50.0.2' }), f, [])).message).toMatch(/loopback/);
+    // Without --dev, a gateway only a loopback device reaches is no uplink either.
+    expect(catchUserError(() => buildPlan(profile({ via: '10.50.0.2' }), f, [])).message).toMatch(/not reachable/);
+  });
+
+  it("refuses --dev naming another namespace's veth (by its owner tag, or by its state)", () => {
+    const e = catchUserError(() => buildPlan(profile({ dev: 'nsr-office' }), withOther(), []));
+    expect(e.message).toMatch(/nsr-office is nsroute's own interface for namespace office/);
+    expect(catchUserError(() => buildPlan(profile({ dev: 'nsr-office', via: '10.231.0.2' }), withOther(), [])).message).toMatch(/namespace office/);
+    // Auto-chosen: a gateway behind another namespace's veth is not reachable from the host.
+    expect(catchUserError(() => buildPlan(profile({ via: '10.231.0.2' }), withOther(), [])).message).toMatch(/not reachable/);
+    const f = facts();
+    f.links.push({ index: 21, name: 'nsr-office', up: true, kind: 'veth' }); // tag lost, state knows
+    expect(catchUserError(() => buildPlan(profile({ dev: 'nsr-office' }), f, [other('office', '10.231.0.0/30')])).message).toMatch(/namespace office/);
+  });
+
+  it('refuses --uplink lo and nsroute interfaces in bridge and macvlan modes', () => {
+    const f = withOther();
+    for (const mode of ['bridge', 'macvlan'] as const) {
+      const lan = { mode, address: '192.168.1.60/24', via: '192.168.1.1' };
+      expect(catchUserError(() => buildPlan(profile({ ...lan, uplink: 'lo' }), f, [])).message).toMatch(/loopback/);
+      expect(catchUserError(() => buildPlan(profile({ ...lan, uplink: 'nsr-office' }), f, [])).message).toMatch(/namespace office/);
+    }
+  });
+
+  it("refuses --bridge (and a macvlan on) the bridge another namespace took its uplink into, hinting --uplink", () => {
+    const f = facts();
+    f.links.push({ index: 40, name: 'nsb-eth0', up: true, kind: 'bridge' });
+    const owner: NamespaceConfig = { ...other('lanns', '192.168.1.0/24'), mode: 'bridge', lan: { bridge: 'nsb-eth0', takeover: 'eth0', address: '192.168.1.61/24', gateway: '192.168.1.1' } };
+    const lan = { address: '192.168.1.60/24', via: '192.168.1.1' };
+    const e = catchUserError(() => buildPlan(profile({ mode: 'bridge', bridge: 'nsb-eth0', ...lan }), f, [owner]));
+    expect(e.message).toMatch(/namespace lanns/);
+    expect(e.hint).toContain('--uplink eth0');
+    expect(catchUserError(() => buildPlan(profile({ mode: 'macvlan', uplink: 'nsb-eth0', ...lan }), f, [owner])).hint).toContain('--uplink eth0');
+    // A NAT namespace may still leave by that bridge: the host's own address moved onto it.
+    const g = facts({ addrs: facts().addrs.map((a) => (a.dev === 'eth0' ? { ...a, dev: 'nsb-eth0' } : a)) });
+    g.links.push({ index: 40, name: 'nsb-eth0', up: true, kind: 'bridge' });
+    expect(buildPlan(profile({ via: '192.168.1.1' }), g, [owner]).config.uplink?.dev).toBe('nsb-eth0');
   });
 });

@@ -160,3 +160,97 @@ describe('mode, bridge, uplink, address, dhcp', () => {
     expect(catchUserError(() => parseProfileToml('dhcp = "yes"\n', 'p.toml')).message).toBe('profile p.toml: dhcp must be true or false');
   });
 });
+
+// Issue 10, finding 7: values the kernel rejects or that cannot work are refused here, before
+// any lookup or change, naming the option.
+describe('addresses that cannot work', () => {
+  it.each([
+    ['via', '0.0.0.0', /"this network"/],
+    ['via', '0.1.2.3', /"this network"/],
+    ['via', '127.0.0.1', /loopback/],
+    ['via', '224.0.0.1', /multicast/],
+    ['via', '239.255.255.250', /multicast/],
+    ['via', '240.0.0.1', /reserved/],
+    ['via', '255.255.255.255', /broadcast/],
+    ['dns', '127.0.0.1', /loopback/],
+    ['dns', '127.0.0.53', /loopback/],
+    ['dns', '0.0.0.0', /"this network"/],
+    ['dns', '255.255.255.255', /broadcast/],
+    ['dns', '224.0.0.251', /multicast/],
+  ])('refuses --%s %s', (key, value, says) => {
+    const flags = key === 'dns' ? { dns: [value] } : { via: value };
+    const e = catchUserError(() => resolveProfile('slow', undefined, flags));
+    expect(e.message).toContain(`--${key}`);
+    expect(e.message).toMatch(says);
+    // And from a profile file: the key and the file are named.
+    const f = catchUserError(() => resolveProfile('slow', flags, {}, FILE));
+    expect(f.message).toContain(`${key} in ${FILE}`);
+  });
+
+  it('accepts link-local gateways and name servers (cloud metadata DNS, overlay routers)', () => {
+    expect(resolveProfile('slow', undefined, { via: '169.254.1.1', dns: ['169.254.169.253'] })).toMatchObject({ via: '169.254.1.1', dns: ['169.254.169.253'] });
+  });
+
+  it.each([
+    ['224.0.0.0/30', /multicast/],
+    ['239.1.2.0/24', /multicast/],
+    ['0.0.0.0/30', /"this network"/],
+    ['255.255.255.252/30', /broadcast/],
+    ['240.0.0.0/30', /reserved/],
+    ['127.0.0.0/30', /loopback/],
+    ['169.254.0.0/30', /link-local/],
+    ['0.0.0.0/1', /"this network"/],
+  ])('refuses --subnet %s', (subnet, says) => {
+    const e = catchUserError(() => resolveProfile('slow', undefined, { subnet }));
+    expect(e.message).toContain('--subnet');
+    expect(e.message).toMatch(says);
+  });
+
+  it.each(['::', '::1', 'ff02::1', '::ffff:10.0.0.1'])('refuses --via6 %s', (via6) => {
+    const e = catchUserError(() => resolveProfile('slow', undefined, { via: '192.168.2.1', ipv6: 'nat', via6 }));
+    expect(e.message).toContain('--via6');
+  });
+
+  it.each([
+    [{ address: '192.168.1.0/24', via: '192.168.1.1' }, /--address.*network address of 192\.168\.1\.0\/24/],
+    [{ address: '192.168.1.255/24', via: '192.168.1.1' }, /--address.*broadcast address/],
+    [{ address: '192.168.1.50/24', via: '192.168.1.255' }, /--via.*broadcast address/],
+    [{ address: '192.168.1.50/24', via: '192.168.1.0' }, /--via.*network address/],
+    [{ address: '127.0.0.5/8', via: '127.0.0.1' }, /loopback/],
+    [{ address: '224.0.0.5/24', via: '224.0.0.1' }, /multicast/],
+  ])('refuses LAN addresses that cannot be a host: %j', (flags, says) => {
+    for (const mode of ['bridge', 'macvlan']) {
+      const e = catchUserError(() => resolveProfile('slow', undefined, { mode, uplink: 'eth0', ...flags }));
+      expect(e.message).toMatch(says);
+    }
+  });
+
+  it('accepts the first and last host of a LAN', () => {
+    expect(resolveProfile('slow', undefined, { mode: 'macvlan', uplink: 'eth0', address: '192.168.1.254/24', via: '192.168.1.1' }).address).toBe('192.168.1.254/24');
+    expect(resolveProfile('slow', undefined, { mode: 'macvlan', uplink: 'eth0', address: '192.168.1.1/24', via: '192.168.1.254' }).address).toBe('192.168.1.1/24');
+  });
+});
+
+describe('dns list length', () => {
+  it('refuses more than 3 name servers (glibc asks at most 3), from flags and from a file', () => {
+    const four = ['1.1.1.1', '8.8.8.8', '9.9.9.9', '1.0.0.1'];
+    expect(catchUserError(() => resolveProfile('slow', undefined, { dns: four })).message).toMatch(/--dns.*at most 3/);
+    expect(catchUserError(() => resolveProfile('slow', { dns: four }, {}, FILE)).message).toContain(`dns in ${FILE}`);
+    expect(resolveProfile('slow', undefined, { dns: four.slice(0, 3) }).dns).toEqual(four.slice(0, 3));
+  });
+});
+
+// Pins (they passed before too): TOML corners that must stay errors naming the file.
+describe('TOML corner cases', () => {
+  it.each([
+    ['a key given twice, once quoted', 'via = "1.2.3.4"\n"via" = "1.2.3.5"\n'],
+    ['dns given twice', 'dns = ["1.1.1.1"]\ndns = []\n'],
+    ['__proto__ as a key', '__proto__ = "x"\n'],
+    ['__proto__ as a table', '[__proto__]\nvia = "1.2.3.4"\n'],
+    ['a dotted key', 'via.x = "1.2.3.4"\n'],
+    ['a nested list in dns', 'dns = ["1.1.1.1", ["8.8.8.8"]]\n'],
+    ['an inline table', 'via = { a = "1.2.3.4" }\n'],
+  ])('refuses %s', (_what, text) => {
+    expect(catchUserError(() => parseProfileToml(text, FILE)).message).toContain(FILE);
+  });
+});

@@ -14,7 +14,8 @@ describe('parseServiceName', () => {
     expect(parseServiceName('backup@daily.service')).toBe('backup@daily.service');
   });
   it('refuses non-services, junk and nsroute itself, with the fix', () => {
-    for (const bad of ['a b', 'x.socket', '', '.service', 'nsroute-slow']) {
+    // '-…': passed to systemctl, it would be read as options.
+    for (const bad of ['a b', 'x.socket', '', '.service', 'nsroute-slow', '-foo', '--now.service', '-h']) {
       expect(catchUserError(() => parseServiceName(bad)).hint, bad).toMatch(/service|attach/);
     }
   });
@@ -35,7 +36,7 @@ describe('renderUnit', () => {
   });
 
   it('runs the nsroute that enabled it, quoted the way systemd reads it, with its settings', () => {
-    expect(unit).toContain('ExecStart=/usr/bin/node "/opt/my tools/nsroute.js" up slow\n');
+    expect(unit).toContain('ExecStart=/usr/bin/node "/opt/my tools/nsroute.js" up slow --require-profile\n');
     expect(unit).toContain('ExecStop=/usr/bin/node "/opt/my tools/nsroute.js" down slow --force\n');
     expect(unit).toContain('Environment="NSROUTE_CONFIG_DIR=/etc/n s"\nEnvironment=NSROUTE_RUN_DIR=/run/x\nExecStart=');
   });
