@@ -9,6 +9,8 @@ import { runAttach, runDetach, runDisable, runEnable } from './commands/units.js
 import { runDown } from './commands/down.js';
 import { runList, runStatus } from './commands/list.js';
 import { runCheck } from './commands/check.js';
+import { runCompletion, runComplete, runSpec } from './commands/completion-cmd.js';
+import { COMMAND_EXAMPLES, PROGRAM_EXAMPLES, examplesText } from './commands/examples.js';
 import pkg from '../package.json';
 
 // Exit codes, decided here and only here.
@@ -161,6 +163,32 @@ function buildProgram(result: { code: number; isExec: boolean }): Command {
       result.code = await runGc(opts);
     });
 
+  program
+    .command('completion')
+    .description('print the shell completion script for bash, zsh or fish')
+    .argument('<shell>', 'bash, zsh or fish')
+    .action((shell: string) => {
+      result.code = runCompletion(program, shell);
+    });
+
+  // For the completion scripts and the man page generator (scripts/man.mjs); not for users.
+  program
+    .command('__complete', { hidden: true })
+    .argument('<kind>')
+    .action((kind: string) => {
+      result.code = runComplete(kind);
+    });
+  program
+    .command('__spec', { hidden: true })
+    .action(() => {
+      result.code = runSpec(program);
+    });
+
+  program.addHelpText('after', examplesText(PROGRAM_EXAMPLES));
+  for (const c of program.commands) {
+    const examples = COMMAND_EXAMPLES[c.name()];
+    if (examples) c.addHelpText('after', examplesText(examples));
+  }
   return program;
 }
 

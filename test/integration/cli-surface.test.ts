@@ -1,0 +1,182 @@
+// What a user meets before nsroute does anything: shell completion, the man page, --help and
+// the docs. They are generated from, or checked against, the same command definitions, so an
+// option added to src/cli.ts must show up in all of them. Needs the build (npm test builds
+// first); no root and no test world.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { NSROUTE_JS, REPO_ROOT } from '../world/world.js';
+
+const DIST = join(REPO_ROOT, 'dist');
+// The installed package's files when testing an installed build (NSROUTE_TEST_BIN=/usr/bin/nsroute).
+const COMPLETION_DIR = process.env.NSROUTE_TEST_COMPLETION_DIR ?? join(DIST, 'completion');
+const MAN_PAGE = process.env.NSROUTE_TEST_MAN_PAGE ?? join(DIST, 'man', 'nsroute.1');
+
+const tmp = mkdtempSync(join(tmpdir(), 'nsroute-surface-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+function nsroute(args: string[], env: Record<string, string> = {}): string {
+  return execFileSync(process.execPath, [NSROUTE_JS, ...args], { encoding: 'utf8', env: { ...process.env, ...env } });
+}
+
+interface Spec {
+  commands: { name: string; options: { long: string; short?: string }[] }[];
+}
+const spec = JSON.parse(nsroute(['__spec'])) as Spec;
+const commandNames = spec.commands.map((c) => c.name);
+
+// Completes `words` (the last one is the word under the cursor) with the generated bash
+// script sourced in a real bash, `nsroute` being the build under test.
+function bashComplete(words: string[], env: Record<string, string>): string[] {
+  const script = `
+nsroute() { ${JSON.stringify(process.execPath)} ${JSON.stringify(NSROUTE_JS)} "$@"; }
+source ${JSON.stringify(join(COMPLETION_DIR, 'nsroute'))}
+COMP_WORDS=(${words.map((w) => `'${w}'`).join(' ')})
+COMP_CWORD=${words.length - 1}
+_nsroute
+printf '%s\\n' "\${COMPREPLY[@]}"
+`;
+  const r = spawnSync('bash', ['--norc', '--noprofile', '-c', script], { encoding: 'utf8', env: { ...process.env, ...env } });
+  expect(r.stderr).toBe('');
+  expect(r.status).toBe(0);
+  return r.stdout.split('\n').filter(Boolean);
+}
+
+describe('bash completion', () => {
+  const config = join(tmp, 'config');
+  const env = { NSROUTE_CONFIG_DIR: config, NSROUTE_RUN_DIR: join(tmp, 'run') };
+  mkdirSync(config, { recursive: true });
+  for (const p of ['slow', 'novpn']) writeFileSync(join(config, `${p}.toml`), '');
+  // A namespace that is up but has no profile (started with flags) is a NAME too.
+  mkdirSync(join(tmp, 'run', 'ns', 'adhoc'), { recursive: true });
+
+  it('completes commands', () => {
+    expect(bashComplete(['nsroute', 'ex'], env)).toEqual(['exec']);
+    expect(bashComplete(['nsroute', ''], env).sort()).toEqual([...commandNames].sort());
+  });
+
+  it('completes NAMEs from the profiles and the running namespaces', () => {
+    expect(bashComplete(['nsroute', 'exec', ''], env)).toEqual(['adhoc', 'novpn', 'slow']);
+    expect(bashComplete(['nsroute', 'exec', 'sl'], env)).toEqual(['slow']);
+    expect(bashComplete(['nsroute', 'down', '--force', ''], env)).toEqual(['adhoc', 'novpn', 'slow']);
+  });
+
+  it('completes options and their values', () => {
+    expect(bashComplete(['nsroute', 'exec', 'slow', '--mo'], env)).toEqual(['--mode']);
+    expect(bashComplete(['nsroute', 'exec', 'slow', '--mode', ''], env)).toEqual(['nat', 'bridge', 'macvlan']);
+    expect(bashComplete(['nsroute', 'up', 'slow', '--ipv6='], env)).toEqual(['off', 'nat']);
+    expect(bashComplete(['nsroute', 'up', '--dev', 'l'], env)).toContain('lo');
+    // The value of --via is not a NAME: after it comes the NAME again.
+    expect(bashComplete(['nsroute', 'exec', '--via', '10.0.0.1', ''], env)).toEqual(['adhoc', 'novpn', 'slow']);
+  });
+
+  it('completes the command after --', () => {
+    expect(bashComplete(['nsroute', 'exec', 'slow', '--', 'bas'], env)).toContain('bash');
+  });
+
+  it('__complete is fast to call: it reads directories only, and unknown kinds give nothing', () => {
+    expect(nsroute(['__complete', 'name'], env).split('\n').filter(Boolean)).toEqual(['adhoc', 'novpn', 'slow']);
+    expect(nsroute(['__complete', 'nonsense'], env)).toBe('');
+  });
+});
+
+describe('zsh and fish completion', () => {
+  const has = (sh: string) => spawnSync('sh', ['-c', `command -v ${sh}`]).status === 0;
+  it.skipIf(!has('zsh'))('zsh script parses and registers with compinit', () => {
+    const dir = join(tmp, 'zfunc');
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, '_nsroute'), readFileSync(join(COMPLETION_DIR, '_nsroute')));
+    const r = spawnSync('zsh', ['-f', '-c', `fpath=(${dir} $fpath); autoload -U compinit; compinit -u -d ${tmp}/zcd; print -r -- $_comps[nsroute]`], { encoding: 'utf8' });
+    expect(r.stderr).toBe('');
+    expect(r.stdout.trim()).toBe('_nsroute');
+  });
+  it.skipIf(!has('fish'))('fish script completes commands, NAMEs and option values', () => {
+    const config = join(tmp, 'fishconfig');
+    mkdirSync(config, { recursive: true });
+    writeFileSync(join(config, 'slow.toml'), '');
+    const bin = join(tmp, 'bin');
+    mkdirSync(bin, { recursive: true });
+    writeFileSync(join(bin, 'nsroute'), `#!/bin/sh\nexec ${JSON.stringify(process.execPath)} ${JSON.stringify(NSROUTE_JS)} "$@"\n`, { mode: 0o755 });
+    const r = spawnSync(
+      'fish',
+      ['--no-config', '-c', `source ${join(COMPLETION_DIR, 'nsroute.fish')}; complete -C 'nsroute ex'; complete -C 'nsroute exec '; complete -C 'nsroute exec slow --mo'; complete -C 'nsroute up slow --ipv6 '`],
+      { encoding: 'utf8', env: { ...process.env, NSROUTE_CONFIG_DIR: config, PATH: `${bin}:${process.env.PATH}` } },
+    );
+    expect(r.stderr).toBe('');
+    const firsts = r.stdout.split('\n').filter(Boolean).map((l) => l.split('\t')[0]);
+    expect(firsts).toEqual(['exec', 'slow', '--mode', 'nat', 'off']);
+  });
+});
+
+// --help's options of a command, as `--long` / `-s` names.
+function helpOptions(args: string[]): string[] {
+  const text = nsroute([...args, '--help']);
+  const section = text.split(/\nOptions:\n/)[1]?.split(/\n\n/)[0] ?? '';
+  return section
+    .split('\n')
+    .flatMap((l) => /^\s{2}((?:-\w, )?--[\w-]+)/.exec(l)?.[1]?.split(', ') ?? [])
+    .sort();
+}
+
+// The man page's options of a command: the .TP items of its .SS section.
+function manOptions(page: string, command: string): string[] {
+  const start = page.indexOf(`.SS "nsroute ${command}`);
+  if (start < 0) return [];
+  const end = page.indexOf('\n.SS ', start + 1);
+  const section = page.slice(start, end < 0 ? page.indexOf('\n.SH ', start) : end);
+  return [...section.matchAll(/^\.TP\n(.*)$/gm)]
+    .flatMap((m) => [...(m[1] ?? '').matchAll(/\\fB((?:\\-)+[\w\\-]+)\\fR/g)].map((x) => (x[1] ?? '').replace(/\\-/g, '-')))
+    .sort();
+}
+
+// docs/commands.md: each `## nsroute CMD` section lists its options in a table; the sections
+// of exec, shell and up say "route options", which are the table under `## Route options`.
+function docsOptions(md: string, command: string): string[] {
+  const sections = md.split(/\n(?=## )/);
+  const table = (s: string) => [...s.matchAll(/^\| `((?:-\w, )?--[\w-]+)/gm)].flatMap((m) => (m[1] ?? '').split(', '));
+  const own = sections.find((s) => new RegExp(`^## \`nsroute ${command}\\b`).test(s));
+  if (!own) return [];
+  const route = /route options/i.test(own) ? table(sections.find((s) => s.startsWith('## Route options')) ?? '') : [];
+  return [...own.match(/`-h, --help`|--help/) ? [] : ['-h', '--help'], ...table(own), ...route].sort();
+}
+
+describe('man page', () => {
+  const page = readFileSync(MAN_PAGE, 'utf8');
+
+  it('renders without a single groff warning', () => {
+    const r = spawnSync('groff', ['-man', '-ww', '-z', MAN_PAGE], { encoding: 'utf8' });
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+  });
+
+  it.each(commandNames)('lists the same options for %s as --help and docs/commands.md', (command) => {
+    const help = helpOptions([command]);
+    expect(help.length).toBeGreaterThan(1);
+    expect(manOptions(page, command)).toEqual(help);
+    expect(docsOptions(readFileSync(join(REPO_ROOT, 'docs', 'commands.md'), 'utf8'), command)).toEqual(help);
+  });
+
+  it('documents every option and environment variable that the README and docs/ mention', () => {
+    const docs = ['README.md', ...readdirSync(join(REPO_ROOT, 'docs')).filter((f) => f.endsWith('.md')).map((f) => join('docs', f))];
+    const text = docs.map((f) => readFileSync(join(REPO_ROOT, f), 'utf8')).join('\n');
+    const plain = page.replace(/\\-/g, '-').replace(/\\f[BIR]/g, '');
+    const options = new Set([...text.matchAll(/(?<![\w-])--[a-z][a-z0-9-]+/g)].map((m) => m[0]));
+    // Options of other tools that the docs quote.
+    for (const other of ['--net', '--reporter', '--outputFile', '--no-install-recommends']) options.delete(other);
+    const missing = [...options].filter((o) => !plain.includes(o));
+    expect(missing).toEqual([]);
+    const envs = new Set([...text.matchAll(/\bNSROUTE_[A-Z_]+\b/g)].map((m) => m[0]).filter((e) => !e.startsWith('NSROUTE_TEST_')));
+    expect([...envs].filter((e) => !plain.includes(e))).toEqual([]);
+  });
+});
+
+describe('help', () => {
+  it.each(['', ...commandNames])('nsroute %s --help ends with examples', (command) => {
+    const text = nsroute([...(command ? [command] : []), '--help']);
+    const examples = text.split('\nExamples:\n')[1];
+    expect(examples, text).toBeDefined();
+    expect((examples ?? '').split('\n').filter((l) => l.startsWith('  ')).length).toBeGreaterThanOrEqual(2);
+  });
+});
