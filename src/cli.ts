@@ -11,6 +11,7 @@ import { runList, runStatus } from './commands/list.js';
 import { runCheck } from './commands/check.js';
 import { runCompletion, runComplete, runSpec } from './commands/completion-cmd.js';
 import { COMMAND_EXAMPLES, PROGRAM_EXAMPLES, examplesText } from './commands/examples.js';
+import { loadIds } from './sys/ids.js';
 import pkg from '../package.json';
 
 // Exit codes, decided here and only here.
@@ -183,6 +184,16 @@ function buildProgram(result: { code: number; isExec: boolean }): Command {
     .action(() => {
       result.code = runSpec(program);
     });
+
+  // The id bases of /etc/nsroute/nsroute.conf, read once before any command plans; not for
+  // the commands that only print (completion) or report on them (doctor).
+  program.hook('preAction', (_program, action) => {
+    if (['completion', '__complete', '__spec', 'doctor'].includes(action.name())) return;
+    const loaded = loadIds();
+    if (loaded.deferred) {
+      process.stderr.write(`nsroute: ${loaded.file ?? 'the default ids'}: not in effect yet; namespaces created with mark base 0x${loaded.ids.markBase.toString(16)} and table base ${loaded.ids.tableBase} keep them until they are gone\n`);
+    }
+  });
 
   program.addHelpText('after', examplesText(PROGRAM_EXAMPLES));
   for (const c of program.commands) {

@@ -17,8 +17,9 @@ export interface NftMember {
 }
 
 // Marks nsroute gives packets (MARK_BASE + uplink index, plan.ts): the top 16 bits say "ours".
-export const MARK_MASK = 0xffff0000;
-export const MARK_TAG = 0x6e720000;
+// Configurable with the mark base (net/ids.ts); live bindings.
+export { MARK_MASK, MARK_TAG } from './ids.js';
+import { MARK_MASK, MARK_TAG } from './ids.js';
 
 export function hex(n: number): string {
   return `0x${n.toString(16).padStart(8, '0')}`;
