@@ -12,6 +12,7 @@ import { runCheck } from './commands/check.js';
 import { runCompletion, runComplete, runSpec } from './commands/completion-cmd.js';
 import { COMMAND_EXAMPLES, PROGRAM_EXAMPLES, examplesText } from './commands/examples.js';
 import { loadIds } from './sys/ids.js';
+import { runDoctor } from './commands/doctor.js';
 import pkg from '../package.json';
 
 // Exit codes, decided here and only here.
@@ -162,6 +163,14 @@ function buildProgram(result: { code: number; isExec: boolean }): Command {
     .option('--json', 'print what was done as JSON')
     .action(async (opts) => {
       result.code = await runGc(opts);
+    });
+
+  program
+    .command('doctor')
+    .description('say what this machine can and cannot do for nsroute, and why, with the fix for each (exit 4 when nsroute cannot work here)')
+    .option('--json', 'print JSON')
+    .action(async (opts) => {
+      result.code = await runDoctor(opts);
     });
 
   program
