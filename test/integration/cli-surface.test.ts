@@ -173,6 +173,21 @@ describe('man page', () => {
   });
 });
 
+describe('exit codes', () => {
+  it('the man page gives the exit status of every command, with every code docs/commands.md lists', () => {
+    const plain = readFileSync(MAN_PAGE, 'utf8').replace(/\\-/g, '-').replace(/\\f[BIR]/g, '');
+    const status = plain.slice(plain.indexOf('.SH EXIT STATUS'), plain.indexOf('.SH ENVIRONMENT'));
+    const md = readFileSync(join(REPO_ROOT, 'docs', 'commands.md'), 'utf8');
+    const table = md.slice(md.indexOf('## Exit codes'), md.indexOf('## Environment'));
+    for (const c of commandNames) {
+      expect(status, `EXIT STATUS names ${c}`).toMatch(new RegExp(`\\b${c}\\b`));
+      expect(table, `docs/commands.md's exit codes name ${c}`).toMatch(new RegExp(`\\b${c}\\b`));
+    }
+    const codes = (t: string) => new Set([...t.matchAll(/\b(\d{1,3})\b/g)].map((m) => m[1]).filter((n) => ['0', '1', '2', '3', '4', '125', '126', '127', '128'].includes(n!)));
+    expect([...codes(table)].filter((c) => !codes(status).has(c))).toEqual([]);
+  });
+});
+
 describe('help', () => {
   it.each(['', ...commandNames])('nsroute %s --help ends with examples', (command) => {
     const text = nsroute([...(command ? [command] : []), '--help']);
