@@ -151,7 +151,7 @@ complete -F _nsroute ${spec.name}
 }
 
 // ---------------------------------------------------------------- zsh
-const zdesc = (s: string) => s.replace(/\\/g, '\\\\').replace(/\[/g, '(').replace(/\]/g, ')').replace(/'/g, `'\\''`).replace(/:/g, '\\:');
+const zdesc = (s: string) => s.replace(/\\/g, '\\\\').replace(/\[/g, '(').replace(/\]/g, ')').replace(/'/g, `'\\''`);
 
 function zshAction(v: ValueKind): string {
   if (!isDynamic(v)) return `(${words(v)})`;
