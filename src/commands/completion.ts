@@ -177,7 +177,7 @@ function zshOption(o: OptionSpec): string[] {
 }
 
 function zshArg(a: ArgSpec, i: number): string {
-  if (a.values === 'command') return `'*::${zdesc(a.name)}:_normal'`;
+  if (a.values === 'command') return `'*:${zdesc(a.name)}:_nsroute_command'`;
   const action = zshAction(a.values);
   return a.variadic ? `'*:${zdesc(a.name)}:${action}'` : `'${a.required ? '' : ':'}${i + 1}:${zdesc(a.name)}:${action}'`;
 }
@@ -199,6 +199,19 @@ _nsroute_dyn() {
   local -a w
   w=(\${(f)"$("\${_nsroute_bin:-nsroute}" __complete $1 2>/dev/null)"})
   compadd -a w
+}
+
+# The command of exec: after "--", complete it and its arguments as if typed alone (options
+# of nsroute stay completable before it, which a "*::" rest spec would prevent).
+_nsroute_command() {
+  local i=\${words[(i)--]}
+  if (( i < CURRENT )); then
+    shift i words
+    (( CURRENT -= i ))
+    _normal
+  else
+    _command_names -e
+  fi
 }
 
 _nsroute() {

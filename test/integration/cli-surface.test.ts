@@ -84,13 +84,63 @@ describe('bash completion', () => {
 
 describe('zsh and fish completion', () => {
   const has = (sh: string) => spawnSync('sh', ['-c', `command -v ${sh}`]).status === 0;
-  it.skipIf(!has('zsh'))('zsh script parses and registers with compinit', () => {
-    const dir = join(tmp, 'zfunc');
-    mkdirSync(dir, { recursive: true });
-    writeFileSync(join(dir, '_nsroute'), readFileSync(join(COMPLETION_DIR, '_nsroute')));
-    const r = spawnSync('zsh', ['-f', '-c', `fpath=(${dir} $fpath); autoload -U compinit; compinit -u -d ${tmp}/zcd; print -r -- $_comps[nsroute]`], { encoding: 'utf8' });
+  // A real interactive zsh on a pty (zsh/zpty): each line is typed with a TAB, then ^T
+  // dumps the edited line to a file; a compadd wrapper records what was offered. The
+  // `touch` typed after it says when zsh is done with the line.
+  it.skipIf(!has('zsh'))('zsh script completes commands, NAMEs, options, values and the command after --', () => {
+    const dir = join(tmp, 'zsh');
+    mkdirSync(join(dir, 'f'), { recursive: true });
+    mkdirSync(join(dir, 'c'), { recursive: true });
+    for (const p of ['slow', 'fast']) writeFileSync(join(dir, 'c', `${p}.toml`), '');
+    writeFileSync(join(dir, 'f', '_nsroute'), readFileSync(join(COMPLETION_DIR, '_nsroute')));
+    writeFileSync(
+      join(dir, 'init.zsh'),
+      `PS1=''
+fpath=(${dir}/f $fpath)
+autoload -U compinit; compinit -u -d ${dir}/zcd
+export NSROUTE_CONFIG_DIR=${dir}/c
+nsroute() { ${JSON.stringify(process.execPath)} ${JSON.stringify(NSROUTE_JS)} "$@" }
+compadd() {
+  if [[ \${@[1,(i)(-|--)]} == *-(O|A|D)\\ * ]]; then builtin compadd "$@"; return; fi
+  local -a __hits
+  builtin compadd -A __hits "$@"
+  (( $#__hits )) && print -rl -- $__hits >> ${dir}/out
+  builtin compadd "$@"
+}
+dump() { print -r -- "$BUFFER" > ${dir}/buf; BUFFER='' }
+zle -N dump; bindkey '^T' dump
+`,
+    );
+    const lines = ['nsroute ex', 'nsroute exec ', 'nsroute exec sl', 'nsroute exec slow --mo', 'nsroute up slow --mode ', 'nsroute exec slow -- ech'];
+    writeFileSync(
+      join(dir, 't.zsh'),
+      `zmodload zsh/zpty
+zpty z zsh -f -i
+zpty -w z "source ${dir}/init.zsh"
+i=0
+for line in ${lines.map((l) => `'${l}'`).join(' ')}; do
+  i=$((i+1))
+  : > ${dir}/out
+  zpty -w -n z "$line"$'\t\x14'"touch ${dir}/done$i"$'\n'
+  while [[ ! -e ${dir}/done$i ]]; do sleep 0.05; done
+  print -r -- "$(<${dir}/buf)|$(sort -u ${dir}/out | tr '\n' ' ')"
+done
+zpty -d z
+`,
+    );
+    const r = spawnSync('zsh', ['-f', join(dir, 't.zsh')], { encoding: 'utf8', timeout: 60_000 });
     expect(r.stderr).toBe('');
-    expect(r.stdout.trim()).toBe('_nsroute');
+    const got = r.stdout.split('\n').filter(Boolean).map((l) => l.split('|').map((x) => x.trim()));
+    expect(got.slice(0, 5)).toEqual([
+      ['nsroute exec', 'exec'],
+      ['nsroute exec', 'fast slow'],
+      ['nsroute exec slow', 'slow'],
+      ['nsroute exec slow --mode', '--mode'],
+      ['nsroute up slow --mode', 'bridge macvlan nat'],
+    ]);
+    // After --, the command's name from the machine's commands (zsh's echotc/echoti too).
+    expect(got[5]?.[0]).toMatch(/^nsroute exec slow -- ech/);
+    expect(got[5]?.[1]?.split(' ')).toContain('echo');
   });
   it.skipIf(!has('fish'))('fish script completes commands, NAMEs and option values', () => {
     const config = join(tmp, 'fishconfig');
