@@ -10,8 +10,9 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 # Runtime: iproute2 (ip), nftables (nft), util-linux (setpriv, nsenter).
 # Test suite only: socat (path servers) and dnsmasq-base (DNS servers in the test world;
-# -base is the binary alone: the full dnsmasq package starts a system DNS service).
-apt-get install -y -qq --no-install-recommends iproute2 nftables util-linux procps socat dnsmasq-base udhcpc ca-certificates >/dev/null
+# -base is the binary alone: the full dnsmasq package starts a system DNS service), and
+# groff-base (the man page lint); the zsh and fish completion tests run when those shells exist.
+apt-get install -y -qq --no-install-recommends iproute2 nftables util-linux procps socat dnsmasq-base udhcpc groff-base ca-certificates >/dev/null
 
 node_major() { node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0; }
 if ! command -v node >/dev/null || [ "$(node_major)" -lt 20 ]; then
