@@ -20,3 +20,13 @@ await build({
   },
 });
 chmodSync('dist/nsroute.js', 0o755);
+
+// The man page and the shell completions, generated from the built CLI's own command
+// definitions (scripts/man.mjs; `nsroute completion SHELL`), so they cannot drift from --help.
+const { execFileSync } = await import('node:child_process');
+const { mkdirSync, writeFileSync } = await import('node:fs');
+execFileSync(process.execPath, ['scripts/man.mjs', 'dist/nsroute.js', 'dist/man/nsroute.1'], { stdio: 'inherit' });
+mkdirSync('dist/completion', { recursive: true });
+for (const [shell, file] of [['bash', 'nsroute'], ['zsh', '_nsroute'], ['fish', 'nsroute.fish']]) {
+  writeFileSync(`dist/completion/${file}`, execFileSync(process.execPath, ['dist/nsroute.js', 'completion', shell]));
+}

@@ -10,6 +10,10 @@ import { runAttach, runDetach, runDisable, runEnable } from './commands/units.js
 import { runDown } from './commands/down.js';
 import { runList, runStatus } from './commands/list.js';
 import { runCheck } from './commands/check.js';
+import { runCompletion, runComplete, runSpec } from './commands/completion-cmd.js';
+import { COMMAND_EXAMPLES, PROGRAM_EXAMPLES, examplesText } from './commands/examples.js';
+import { loadIds } from './sys/ids.js';
+import { runDoctor } from './commands/doctor.js';
 import pkg from '../package.json';
 
 // Exit codes, decided here and only here.
@@ -165,6 +169,50 @@ function buildProgram(result: { code: number; isExec: boolean }): Command {
       result.code = await runGc(opts);
     });
 
+  program
+    .command('doctor')
+    .description('say what this machine can and cannot do for nsroute, and why, with the fix for each (exit 4 when nsroute cannot work here)')
+    .option('--json', 'print JSON')
+    .action(async (opts) => {
+      result.code = await runDoctor(opts);
+    });
+
+  program
+    .command('completion')
+    .description('print the shell completion script for bash, zsh or fish')
+    .argument('<shell>', 'bash, zsh or fish')
+    .action((shell: string) => {
+      result.code = runCompletion(program, shell);
+    });
+
+  // For the completion scripts and the man page generator (scripts/man.mjs); not for users.
+  program
+    .command('__complete', { hidden: true })
+    .argument('<kind>')
+    .action((kind: string) => {
+      result.code = runComplete(kind);
+    });
+  program
+    .command('__spec', { hidden: true })
+    .action(() => {
+      result.code = runSpec(program);
+    });
+
+  // The id bases of /etc/nsroute/nsroute.conf, read once before any command plans; not for
+  // the commands that only print (completion) or report on them (doctor).
+  program.hook('preAction', (_program, action) => {
+    if (['completion', '__complete', '__spec', 'doctor'].includes(action.name())) return;
+    const loaded = loadIds();
+    if (loaded.deferred) {
+      process.stderr.write(`nsroute: ${loaded.file ?? 'the default ids'}: not in effect yet; namespaces created with mark base 0x${loaded.ids.markBase.toString(16)} and table base ${loaded.ids.tableBase} keep them until they are gone\n`);
+    }
+  });
+
+  program.addHelpText('after', examplesText(PROGRAM_EXAMPLES));
+  for (const c of program.commands) {
+    const examples = COMMAND_EXAMPLES[c.name()];
+    if (examples) c.addHelpText('after', examplesText(examples));
+  }
   return program;
 }
 

@@ -1,7 +1,7 @@
 import { execa } from 'execa';
 import { withHostLock } from '../state/lock.js';
 import { allStates, readState } from '../state/store.js';
-import { GUARD_SKIP_PREF, GUARD_TARGET_PREF } from '../plan/guard.js';
+import { guardPrefs } from '../plan/guard.js';
 import { guardMissing } from './executors.js';
 import { nftTableExists } from '../sys/nft.js';
 import { uplinkRoutesIntact } from '../sys/ip.js';
@@ -32,7 +32,7 @@ export function relevantEvent(line: string, devs: ReadonlySet<string>, tables: R
   const ours = /^Deleted (default|unreachable default|\d+:\s)/.test(line);
   // A fail-closed rule (plan/guard.ts) deleted.
   const pref = /^Deleted (\d+):\s/.exec(line)?.[1];
-  if (pref !== undefined && Number(pref) >= GUARD_SKIP_PREF && Number(pref) <= GUARD_TARGET_PREF) return true;
+  if (pref !== undefined && Number(pref) >= guardPrefs().skip && Number(pref) <= guardPrefs().target) return true;
   for (const t of tables) if (ours && new RegExp(`\\b(table|lookup) ${t}\\b`).test(line)) return true;
   for (const d of devs) {
     const esc = d.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');

@@ -5,6 +5,7 @@
 import { blockOf, cidrContains, isIPv4 } from '../net/addresses.js';
 import { parseAddrs, parseRoutes, parseRules, type AddrFact } from '../net/iproute-json.js';
 import { hex, HOST_MARK } from '../net/nft.js';
+import { guardPrefs } from '../plan/guard.js';
 import { parseNameservers } from '../net/resolv.js';
 import type { NamespaceConfig } from '../plan/types.js';
 
@@ -366,7 +367,7 @@ export function checkRoute(f: CheckFacts): RouteCheck {
   } else if (!failClosed) {
     const unmarked = parseRouteLookup(f.hostRouteUnmarked);
     problems.push(
-      `the fail-closed rule (pref 4202 from ${c.subnet}'s block unreachable) is missing: if the firewall were flushed, traffic would leave ${unmarked?.dev ? `dev ${unmarked.dev}` : 'by the host\'s routes'}; \`nsroute up ${c.name}\` or \`nsroute gc\` puts it back`,
+      `the fail-closed rule (pref ${guardPrefs().block} from ${c.subnet}'s block unreachable) is missing: if the firewall were flushed, traffic would leave ${unmarked?.dev ? `dev ${unmarked.dev}` : 'by the host\'s routes'}; \`nsroute up ${c.name}\` or \`nsroute gc\` puts it back`,
     );
   }
 

@@ -17,12 +17,14 @@ export interface NftMember {
 }
 
 // Marks nsroute gives packets (MARK_BASE + uplink index, plan.ts): the top 16 bits say "ours".
-export const MARK_MASK = 0xffff0000;
-export const MARK_TAG = 0x6e720000;
-// The mark of namespaces without --via (index 0): they follow the host's routing, and the
-// mark is what lets them past the fail-closed rule (plan/guard.ts); unmarked traffic from
-// nsroute's blocks has no route at all.
-export const HOST_MARK = MARK_TAG;
+// Configurable with the mark base (net/ids.ts); live bindings.
+export { MARK_MASK, MARK_TAG } from './ids.js';
+import { MARK_MASK, MARK_TAG } from './ids.js';
+// The mark of namespaces without --via (uplink index 0, so the base itself): they follow the
+// host's routing, and the mark is what lets them past the fail-closed rule (plan/guard.ts);
+// unmarked traffic from nsroute's blocks has no route at all. A live binding too.
+export { MARK_TAG as HOST_MARK } from './ids.js';
+import { MARK_TAG as HOST_MARK } from './ids.js';
 
 export function hex(n: number): string {
   return `0x${n.toString(16).padStart(8, '0')}`;

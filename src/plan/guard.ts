@@ -1,5 +1,6 @@
 import { cidrToString, parseCidr4, ULA_PREFIX, type Cidr4 } from '../net/addresses.js';
 import { hex, HOST_MARK } from '../net/nft.js';
+import { RULE_PREF } from '../net/ids.js';
 import type { NamespaceConfig } from './types.js';
 
 // The fail-closed guard: policy rules that keep a namespace's traffic off the host's main
@@ -12,15 +13,16 @@ import type { NamespaceConfig } from './types.js';
 //   4202  from BLOCK unreachable           anything else from nsroute's blocks: no route
 //   4203  nop                              where the gotos land (without it they are skipped,
 //                                          so a lost 4203 also fails closed)
+// (4200 + 1..3 by default: the uplink rule's priority moves with rule_pref, net/ids.ts.)
 //
 // BLOCK is the exact union of the nat namespaces' IPv4 blocks, aggregated into the fewest
 // CIDRs (allocation is first-free from the start of a pool, so N namespaces need about
 // log2(N) rules, never one per namespace, and never a block that is not nsroute's), and for
 // IPv6 nsroute's own ULA /32 (net/addresses.ts). Ordered rules, not a per-namespace list: the
 // route lookup costs the same with 1 or 1000 namespaces.
-export const GUARD_SKIP_PREF = 4201;
-export const GUARD_BLOCK_PREF = 4202;
-export const GUARD_TARGET_PREF = 4203;
+export function guardPrefs(): { skip: number; block: number; target: number } {
+  return { skip: RULE_PREF + 1, block: RULE_PREF + 2, target: RULE_PREF + 3 };
+}
 export const ULA_BLOCK6 = `${ULA_PREFIX}::/32`;
 
 export interface GuardRules {
@@ -61,7 +63,8 @@ function ctz(n: number): number {
 }
 
 function common(): string[] {
-  return [`pref ${GUARD_TARGET_PREF} nop`, `pref ${GUARD_SKIP_PREF} iif lo goto ${GUARD_TARGET_PREF}`, `pref ${GUARD_SKIP_PREF} fwmark ${hex(HOST_MARK)} goto ${GUARD_TARGET_PREF}`];
+  const { skip, target } = guardPrefs();
+  return [`pref ${target} nop`, `pref ${skip} iif lo goto ${target}`, `pref ${skip} fwmark ${hex(HOST_MARK)} goto ${target}`];
 }
 
 // The guard rules the given namespaces need (nat mode only: bridge and macvlan traffic is not
@@ -70,9 +73,10 @@ function common(): string[] {
 export function renderGuardRules(configs: readonly NamespaceConfig[]): GuardRules {
   const nat = configs.filter((c) => c.mode === 'nat' && c.subnet);
   if (nat.length === 0) return { v4: [], v6: [] };
+  const { block } = guardPrefs();
   const blocks = aggregateBlocks(nat.map((c) => parseCidr4(c.subnet, 'state')));
-  const v4 = [...common(), ...blocks.map((b) => `pref ${GUARD_BLOCK_PREF} from ${cidrToString(b)} unreachable`)];
-  const v6 = nat.some((c) => c.ipv6 === 'nat') ? [...common(), `pref ${GUARD_BLOCK_PREF} from ${ULA_BLOCK6} unreachable`] : [];
+  const v4 = [...common(), ...blocks.map((b) => `pref ${block} from ${cidrToString(b)} unreachable`)];
+  const v6 = nat.some((c) => c.ipv6 === 'nat') ? [...common(), `pref ${block} from ${ULA_BLOCK6} unreachable`] : [];
   return { v4, v6 };
 }
 
@@ -87,6 +91,7 @@ function keysAre(r: Json, keys: readonly string[]): boolean {
 // of ours (the priority alone is not enough: another tool may use 4201-4203 too).
 export function guardRuleOf(r: Json): string | undefined {
   const p = Number(r.priority);
+  const { skip: GUARD_SKIP_PREF, block: GUARD_BLOCK_PREF, target: GUARD_TARGET_PREF } = guardPrefs();
   const srcAll = r.src === 'all';
   if (p === GUARD_TARGET_PREF && srcAll && 'nop' in r && keysAre(r, ['priority', 'src', 'nop'])) return `pref ${p} nop`;
   if (p === GUARD_SKIP_PREF && srcAll && r.goto === GUARD_TARGET_PREF) {
@@ -122,7 +127,8 @@ export function guardSyncLines(current: readonly string[], wanted: readonly stri
   const have = new Set(current);
   const want = new Set(wanted);
   const add = wanted.filter((r) => !have.has(r));
-  const order = (r: string) => (r.includes(`pref ${GUARD_BLOCK_PREF} `) ? 0 : r.includes(`pref ${GUARD_SKIP_PREF} `) ? 1 : 2);
+  const { skip, block } = guardPrefs();
+  const order = (r: string) => (r.includes(`pref ${block} `) ? 0 : r.includes(`pref ${skip} `) ? 1 : 2);
   const del = [...new Set(current)].filter((r) => !want.has(r)).sort((a, b) => order(a) - order(b));
   // A rule listed twice (added by hand) is removed once per copy beyond the first.
   const extra = current.filter((r, i) => want.has(r) && current.indexOf(r) !== i);

@@ -26,10 +26,10 @@ import type { HostFacts, LanConfig, NamespaceConfig, Step, Uplink } from './type
 // Routing tables, marks and the rule priority nsroute uses. The rule sits before the main
 // table (32766) and before the rules VPN clients add (wg-quick 32764/32765, Tailscale 52xx),
 // so "around the VPN" works; after `local` (0) so the host's own addresses stay local.
-export const TABLE_BASE = 7100;
-export const MARK_BASE = 0x6e720000; // "nr"
-export const RULE_PREF = 4200;
-export const MAX_UPLINKS = 899;
+// The bases are configurable (net/ids.ts, /etc/nsroute/nsroute.conf); these are live bindings.
+export { TABLE_BASE, MARK_BASE, RULE_PREF } from '../net/ids.js';
+import { TABLE_BASE, MARK_BASE, RULE_PREF, MAX_UPLINK_IDS } from '../net/ids.js';
+export const MAX_UPLINKS = MAX_UPLINK_IDS;
 
 export interface Plan {
   config: NamespaceConfig;
