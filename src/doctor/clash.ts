@@ -2,7 +2,8 @@
 // nsroute uses (net/ids.ts). Pure: takes `ip -j rule` / `ip -j route show table all` JSON and
 // `nft list ruleset` text. Known users of marks and tables are named so the user knows whom
 // nsroute is clashing with (Tailscale, wg-quick, Mullvad, Calico, Cilium, Docker...).
-import { MARK_MASK, MAX_UPLINK_IDS, RULE_PREF_SPAN, type IdBases } from '../net/ids.js';
+import { DEFAULT_IDS, MARK_MASK, MAX_UPLINK_IDS, RULE_PREF_SPAN, type IdBases } from '../net/ids.js';
+import { guardRuleOf } from '../plan/guard.js';
 
 export type ClashLevel = 'fail' | 'warn';
 export interface Clash {
@@ -21,14 +22,16 @@ export interface ForeignRule {
   action?: string; // unreachable, blackhole, prohibit (no table)
   selective: boolean; // has a from/to/iif/oif/... selector besides the mark
   family: 4 | 6;
+  guard?: true; // exactly one of nsroute's fail-closed rules (plan/guard.ts)
 }
 
 type Json = Record<string, unknown>;
 const TABLE_NAMES: Record<string, number> = { local: 255, main: 254, default: 253 };
 
-export function parseRuleJson(json: unknown, family: 4 | 6): ForeignRule[] {
+export function parseRuleJson(json: unknown, family: 4 | 6, ids: IdBases = DEFAULT_IDS): ForeignRule[] {
   const rows = Array.isArray(json) ? (json as Json[]) : [];
   return rows.map((r) => {
+    const guard = r && typeof r === 'object' && guardRuleOf(r, ids.rulePref, ids.markBase & MARK_MASK) !== undefined;
     const t = r.table === undefined ? undefined : (TABLE_NAMES[String(r.table)] ?? Number(r.table));
     return {
       priority: Number(r.priority),
@@ -39,6 +42,7 @@ export function parseRuleJson(json: unknown, family: 4 | 6): ForeignRule[] {
       ...(typeof r.action === 'string' ? { action: r.action } : {}),
       selective: (r.src !== undefined && r.src !== 'all') || ['dst', 'iif', 'oif', 'ipproto', 'sport', 'dport', 'uidrange', 'tos', 'l3mdev'].some((k) => k in r),
       family,
+      ...(guard ? { guard: true as const } : {}),
     };
   });
 }
@@ -137,6 +141,7 @@ function inOurPrefs(p: number, ids: IdBases): boolean {
 // action without a table.
 export function isOurRule(r: ForeignRule, ids: IdBases): boolean {
   if (!inOurPrefs(r.priority, ids)) return false;
+  if (r.guard) return true;
   if (r.fwmark !== undefined && !r.not && matchesOurMarks(r.fwmark, r.fwmask, ids) && (r.table === undefined || isOurTable(r.table, ids))) return true;
   if (r.fwmark === undefined && isOurTable(r.table, ids)) return true;
   return r.table === undefined && r.action !== undefined;

@@ -188,7 +188,7 @@ function idChecks(f: DoctorFacts): DoctorCheck[] {
   else if (f.idsConf.deferred) {
     out.push({ id: 'ids:config', status: 'warn', summary: `${f.idsConf.file} is not in effect yet: namespaces created with the previous ids exist`, fix: 'take them down (nsroute list; nsroute down NAME)' });
   }
-  const rules = [...parseRuleJson(f.rules4, 4), ...parseRuleJson(f.rules6, 6)];
+  const rules = [...parseRuleJson(f.rules4, 4, ids), ...parseRuleJson(f.rules6, 6, ids)];
   const tables = new Set([...tablesWithRoutes(f.routes4), ...tablesWithRoutes(f.routes6)]);
   const clashes = findClashes(rules, tables, f.nftText, ids);
   const range = `marks ${hex(ids.markBase + 1)}-, tables ${ids.tableBase + 1}-, rule priority ${ids.rulePref}`;

@@ -20,8 +20,8 @@ import type { NamespaceConfig } from './types.js';
 // log2(N) rules, never one per namespace, and never a block that is not nsroute's), and for
 // IPv6 nsroute's own ULA /32 (net/addresses.ts). Ordered rules, not a per-namespace list: the
 // route lookup costs the same with 1 or 1000 namespaces.
-export function guardPrefs(): { skip: number; block: number; target: number } {
-  return { skip: RULE_PREF + 1, block: RULE_PREF + 2, target: RULE_PREF + 3 };
+export function guardPrefs(rulePref = RULE_PREF): { skip: number; block: number; target: number } {
+  return { skip: rulePref + 1, block: rulePref + 2, target: rulePref + 3 };
 }
 export const ULA_BLOCK6 = `${ULA_PREFIX}::/32`;
 
@@ -88,17 +88,18 @@ function keysAre(r: Json, keys: readonly string[]): boolean {
 }
 
 // A rule of `ip -j rule show` as guard-rule arguments, when it has exactly the shape of one
-// of ours (the priority alone is not enough: another tool may use 4201-4203 too).
-export function guardRuleOf(r: Json): string | undefined {
+// of ours (the priority alone is not enough: another tool may use 4201-4203 too). `doctor`
+// passes the ids it judges by; everything else uses the ones in force.
+export function guardRuleOf(r: Json, rulePref = RULE_PREF, hostMark = HOST_MARK): string | undefined {
   const p = Number(r.priority);
-  const { skip: GUARD_SKIP_PREF, block: GUARD_BLOCK_PREF, target: GUARD_TARGET_PREF } = guardPrefs();
+  const { skip: GUARD_SKIP_PREF, block: GUARD_BLOCK_PREF, target: GUARD_TARGET_PREF } = guardPrefs(rulePref);
   const srcAll = r.src === 'all';
   if (p === GUARD_TARGET_PREF && srcAll && 'nop' in r && keysAre(r, ['priority', 'src', 'nop'])) return `pref ${p} nop`;
   if (p === GUARD_SKIP_PREF && srcAll && r.goto === GUARD_TARGET_PREF) {
     if (r.iif === 'lo' && keysAre(r, ['priority', 'src', 'iif', 'goto'])) return `pref ${p} iif lo goto ${GUARD_TARGET_PREF}`;
-    if (typeof r.fwmark === 'string' && Number(r.fwmark) === HOST_MARK && (r.fwmask === undefined || Number(r.fwmask) === 0xffffffff)) {
+    if (typeof r.fwmark === 'string' && Number(r.fwmark) === hostMark && (r.fwmask === undefined || Number(r.fwmask) === 0xffffffff)) {
       if (keysAre(r, r.fwmask === undefined ? ['priority', 'src', 'fwmark', 'goto'] : ['priority', 'src', 'fwmark', 'fwmask', 'goto'])) {
-        return `pref ${p} fwmark ${hex(HOST_MARK)} goto ${GUARD_TARGET_PREF}`;
+        return `pref ${p} fwmark ${hex(hostMark)} goto ${GUARD_TARGET_PREF}`;
       }
     }
   }

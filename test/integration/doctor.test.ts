@@ -47,6 +47,23 @@ describe('nsroute doctor', () => {
     expect(await w.snapshot()).toEqual(clean);
   });
 
+  it("counts nsroute's own rules (uplink and fail-closed, IPv4 and IPv6) as no clash", async () => {
+    const a = w.name('dr1');
+    const b = w.name('dr2');
+    expectOk(await w.nsroute(['up', a, '--via', SLOW_GW, '--ipv6', 'nat', '--via6', 'fd99:2::1', '--no-watch']));
+    expectOk(await w.nsroute(['up', b, '--no-watch']));
+    try {
+      const { code, report, text } = await doctor();
+      expect(code, text).toBe(0);
+      expect(report.checks.find((c) => c.id === 'ids'), text).toMatchObject({ status: 'ok' });
+      expect(report.checks.filter((c) => c.status === 'warn' && /rule/.test(c.summary)), text).toEqual([]);
+    } finally {
+      expectOk(await w.nsroute(['down', a]));
+      expectOk(await w.nsroute(['down', b]));
+    }
+    expect(await w.snapshot()).toEqual(clean);
+  });
+
   it('finds a rule that takes nsroute\'s marks (exit 4), and moving the mark base fixes it', async () => {
     expectOk(await w.inHost(['ip', 'rule', 'add', ...CLASH_RULE]));
     try {

@@ -12,7 +12,11 @@ const stdRules = [
 ];
 const ours = [
   { priority: 4200, src: 'all', fwmark: '0x6e720001', table: '7101' },
-  { priority: 4201, src: 'all', fwmark: '0x6e720000', fwmask: '0xffff0000', action: 'unreachable' },
+  // The fail-closed rules (plan/guard.ts), as `ip -j rule show` prints them.
+  { priority: 4201, src: 'all', iif: 'lo', goto: 4203 },
+  { priority: 4201, src: 'all', fwmark: '0x6e720000', goto: 4203 },
+  { priority: 4202, src: '10.231.0.0', srclen: 28, action: 'unreachable' },
+  { priority: 4203, src: 'all', nop: null },
 ];
 
 function facts(over: Partial<DoctorFacts> = {}): DoctorFacts {
@@ -124,6 +128,11 @@ describe('doctor: ids other tools use', () => {
     const mv = findClashes(rules([]), new Set(), MULLVAD_NFT, ids);
     expect(mv.map((c) => c.owner)).toEqual(['Mullvad', 'Mullvad']);
     expect(mv.every((c) => c.level === 'warn')).toBe(true);
+  });
+  it("nsroute's own fail-closed rules are no clash, but a look-alike of another tool's at those priorities is", () => {
+    expect(findClashes(rules([]), new Set([7101]), '', ids)).toEqual([]);
+    const other = findClashes(rules([{ priority: 4203, src: 'all', table: '300' }]), new Set([300]), '', ids);
+    expect(other).toEqual([expect.objectContaining({ what: 'rule' })]);
   });
   it('a rule before nsroute\'s that matches its marks fails; one after only warns', () => {
     const before = findClashes(rules([{ priority: 100, src: 'all', fwmark: '0x6e720000', fwmask: '0xffff0000', table: '200' }]), new Set(), '', ids);
