@@ -12,10 +12,13 @@ export async function ipBatch(lines: readonly string[], netns?: string, family?:
 }
 
 // The same, going on past failing lines (`ip -force`); for repairs, where "exists" and "link
-// is down" are expected answers.
-export async function ipBatchForce(lines: readonly string[], family: 4 | 6): Promise<void> {
-  if (lines.length === 0) return;
-  await run(['ip', `-${family}`, '-force', '-batch', '-'], { input: lines.join('\n') + '\n', allowFail: true });
+// is down" are expected answers. All lines must be of FAMILY when it is given: `ip -4 -batch`
+// treats an IPv6 line as fatal even with -force (PLATFORM.md). Returns what ip said about the
+// lines that failed (undefined: none did), for callers that verify their result.
+export async function ipBatchForce(lines: readonly string[], family?: 4 | 6): Promise<string | undefined> {
+  if (lines.length === 0) return undefined;
+  const r = await run(['ip', ...(family ? [`-${family}`] : []), '-force', '-batch', '-'], { input: lines.join('\n') + '\n', allowFail: true });
+  return r.exitCode === 0 ? undefined : r.stderr.trim().split('\n').join('; ') || `exit ${r.exitCode}`;
 }
 
 export async function ipJson(args: readonly string[]): Promise<unknown> {
