@@ -8,6 +8,7 @@ export interface LinkFact {
   up: boolean;
   kind?: string;
   alias?: string; // ifalias: nsroute's owner tag on the veths it made (net/tag.ts)
+  peerNetnsId?: number; // a veth's link_netnsid: the id of the namespace its peer is in
 }
 
 export interface AddrFact {
@@ -50,6 +51,7 @@ export function parseLinks(json: unknown): LinkFact[] {
       up: Array.isArray(l.flags) && (l.flags as string[]).includes('UP'),
       kind: linkinfo && typeof linkinfo.info_kind === 'string' ? linkinfo.info_kind : undefined,
       ...(typeof l.ifalias === 'string' ? { alias: l.ifalias } : {}),
+      ...(typeof l.link_netnsid === 'number' ? { peerNetnsId: l.link_netnsid } : {}),
     };
   });
 }

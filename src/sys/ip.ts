@@ -41,6 +41,23 @@ export async function netnsAdd(name: string): Promise<void> {
   await run(['ip', 'netns', 'add', name]);
 }
 
+// What says whose a host link is: its alias (nsroute's owner tag, net/tag.ts) and, for a veth,
+// the id (in this namespace) of the namespace its peer is in. undefined: no such link.
+export async function linkOwner(dev: string): Promise<{ alias?: string; peerNetnsId?: number } | undefined> {
+  const r = await run(['ip', '-j', 'link', 'show', 'dev', dev], { allowFail: true });
+  if (r.exitCode !== 0) return undefined;
+  const l = (JSON.parse(r.stdout || '[]') as Record<string, unknown>[])[0];
+  if (!l) return undefined;
+  return { ...(typeof l.ifalias === 'string' ? { alias: l.ifalias } : {}), ...(typeof l.link_netnsid === 'number' ? { peerNetnsId: l.link_netnsid } : {}) };
+}
+
+// The id this namespace gave the named namespace (what a veth's link_netnsid refers to).
+export async function netnsId(name: string): Promise<number | undefined> {
+  const list = (await ipJson(['netns', 'list']).catch(() => [])) as { name?: string; id?: number }[];
+  const id = list.find((n) => n.name === name)?.id;
+  return typeof id === 'number' ? id : undefined;
+}
+
 export async function netnsDel(name: string): Promise<void> {
   await ipIgnoringGone(['netns', 'del', name]);
 }
