@@ -23,6 +23,7 @@ useWorld((world, snapshot) => ((w = world), (clean = snapshot)));
 const SLOW = `slow ${HOST_SLOW_ADDR}`;
 const FAST = `fast ${HOST_FAST_ADDR}`;
 // Generous: dozens of nsroute processes start at once on two cores. A timeout here is a hang.
+// Tests without their own timeout have vitest's (vitest.config.ts); the 50-exec one has twice it.
 const SPAWN_TIMEOUT = 100_000;
 
 // PATH4 with a longer wait after stdin's EOF (`-t`, default 0.5 s): socat stops waiting for the
@@ -82,7 +83,7 @@ function killAll(handles: readonly Spawned[]): void {
 }
 
 describe('many execs of one NAME', () => {
-  it('50 concurrent execs of a cold NAME create it once, share it, and the last one out removes it', { timeout: 120_000 }, async () => {
+  it('50 concurrent execs of a cold NAME create it once, share it, and the last one out removes it', { timeout: 600_000 }, async () => {
     const n = w.name('r1');
     const go = marker(w, 'r1-go');
     const started = Array.from({ length: 50 }, (_, i) => marker(w, `r1-started-${i}`));
@@ -109,7 +110,7 @@ describe('many execs of one NAME', () => {
     }
   });
 
-  it('a long exec keeps NAME while short execs come and go', { timeout: 60_000 }, async () => {
+  it('a long exec keeps NAME while short execs come and go', async () => {
     const n = w.name('r2');
     const [ready, stop] = [marker(w, 'r2-ready'), marker(w, 'r2-stop')];
     const longCmd = ['sh', '-c', `${IFLINK_SH}; touch '${ready}'; while [ ! -e '${stop}' ]; do sleep 0.05; done`];
@@ -155,7 +156,7 @@ describe('many execs of one NAME', () => {
 });
 
 describe('different NAMEs at once', () => {
-  it('12 concurrent execs of 12 NAMEs get their own path and pairwise distinct subnets', { timeout: 90_000 }, async () => {
+  it('12 concurrent execs of 12 NAMEs get their own path and pairwise distinct subnets', async () => {
     const go = marker(w, 'r3-go');
     const jobs = Array.from({ length: 12 }, (_, i) => {
       const name = w.name(`r3-${i}`);
@@ -199,7 +200,7 @@ describe('different NAMEs at once', () => {
 });
 
 describe('down racing exec', () => {
-  it('down --force while 10 execs start: each exec succeeds on the slow path or fails cleanly, nothing is left', { timeout: 90_000 }, async () => {
+  it('down --force while 10 execs start: each exec succeeds on the slow path or fails cleanly, nothing is left', async () => {
     const n = w.name('r4');
     expectOk(await w.nsroute(['up', n, '--via', SLOW_GW]));
     // A short pause after the answer widens the window in which down --force finds the exec
@@ -276,7 +277,7 @@ describe('down racing exec', () => {
 });
 
 describe('up racing an ephemeral teardown', () => {
-  it('up while an exec of the same NAME comes and goes always ends with NAME up and persistent', { timeout: 90_000 }, async () => {
+  it('up while an exec of the same NAME comes and goes always ends with NAME up and persistent', async () => {
     const n = w.name('r6');
     const created: boolean[] = [];
     for (let i = 0; i < 10; i++) {
