@@ -33,11 +33,13 @@ export interface SweepReport {
   foundProcesses: { name: string; pids: number[] }[];
   removed: { object: string; name: string }[]; // leftovers with no state behind them
   kept: { name: string; reason: string }[];
+  // Teardowns that failed (their state and journal stay, so the next gc retries them).
+  failed: { name: string; error: string }[];
   watchers: string[]; // persistent namespaces whose watcher was started again
 }
 
 export function emptyReport(): SweepReport {
-  return { forgotten: [], recovered: [], rolledBack: [], finished: [], tornDown: [], droppedHolders: [], foundProcesses: [], removed: [], kept: [], watchers: [] };
+  return { forgotten: [], recovered: [], rolledBack: [], finished: [], tornDown: [], droppedHolders: [], foundProcesses: [], removed: [], kept: [], failed: [], watchers: [] };
 }
 
 export function contextFor(name: string, config?: NamespaceConfig): StepContext {

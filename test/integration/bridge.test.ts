@@ -384,8 +384,11 @@ describe('bridge mode taking over an uplink with IPv6 (--uplink ups)', () => {
       expect(await addrsOf(SLOW_DEV)).toEqual([`${HOST_SLOW_ADDR}/24`]);
       const st = await w.nsroute(['status', n, '--json']);
       expect((JSON.parse(st.stdout) as { status: string }).status, `the record is kept for a retry\n${show(st)}`).toBe('interrupted');
-      const again = await w.nsroute(['gc'], { timeoutMs: 60_000 });
-      expect(again.exitCode, show(again)).not.toBe(0);
+      const again = await w.nsroute(['gc', '--json'], { timeoutMs: 60_000 });
+      expect(again.exitCode, show(again)).toBe(1);
+      expect((JSON.parse(again.stdout) as { failed: { name: string; error: string }[] }).failed, show(again)).toEqual([
+        { name: n, error: expect.stringContaining(HOST_SLOW_ADDR6) as string },
+      ]);
       // IPv6 on again: gc gives it back and finishes the teardown.
       expectOk(await w.inHost(['sysctl', '-q', '-w', `${sysctl}=0`]));
       expectOk(await w.nsroute(['gc'], { timeoutMs: 60_000 }));
