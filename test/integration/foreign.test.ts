@@ -3,7 +3,7 @@
 // the processes in it) alone, says so in one line, and still removes what is provably
 // nsroute's (identified by the namespace's inode recorded at creation and the veth's owner tag).
 import { spawn } from 'node:child_process';
-import { statSync, writeFileSync } from 'node:fs';
+import { rmSync, statSync, writeFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { SLOW_GW, type Snapshot, type World } from '../world/world.js';
 import { expectOk, holdScript, marker, show, waitForFile, useWorld } from '../world/helpers.js';
@@ -95,6 +95,39 @@ describe('a namespace nsroute did not create', () => {
       other?.kill('SIGKILL');
       await held.result;
       await w.inHost(['ip', 'netns', 'del', n]);
+    }
+    expect(await w.snapshot()).toEqual(clean);
+  });
+
+  it('gc with the run dir lost does not adopt another tool\'s namespace of the same name', async () => {
+    const n = w.name('fr3');
+    // A process keeps nsroute's namespace (and so its tagged veth) alive after its name is taken.
+    let keeper: ReturnType<typeof spawn> | undefined;
+    try {
+      expectOk(await w.nsroute(['up', n, '--via', SLOW_GW, '--no-watch']));
+      const ours = inode(n);
+      keeper = spawn('ip', ['netns', 'exec', n, 'sleep', '300'], { stdio: 'ignore' });
+      const keeperPid = keeper.pid!;
+      const { waitFor } = await import('../world/world.js');
+      await waitFor(() => statSync(`/proc/${keeperPid}/ns/net`).ino === ours, 'the keeper process', 30_000);
+      rmSync(w.runDir, { recursive: true, force: true });
+      const foreign = await replaceNamespace(n);
+      const gc = await w.nsroute(['gc', '--json']);
+      expectOk(gc);
+      const report = JSON.parse(gc.stdout) as { recovered: string[]; removed: { object: string; name: string }[] };
+      expect(report.recovered, show(gc)).toEqual([]);
+      expect(report.removed, show(gc)).toContainEqual(expect.objectContaining({ object: 'link' }));
+      expect(report.removed.map((r) => r.object), show(gc)).not.toContain('netns');
+      // nsroute has no record of n: down leaves the other namespace alone.
+      const down = await w.nsroute(['down', n, '--force']);
+      expect(down.exitCode, show(down)).toBe(2);
+      expect(w.netnsExists(n)).toBe(true);
+      expect(inode(n)).toBe(foreign);
+      expect(alive(keeperPid), 'a process in nsroute\'s old namespace is not the other tool\'s business either').toBe(true);
+    } finally {
+      keeper?.kill('SIGKILL');
+      await w.inHost(['ip', 'netns', 'del', n]);
+      await w.nsroute(['gc']);
     }
     expect(await w.snapshot()).toEqual(clean);
   });
