@@ -91,19 +91,16 @@ export async function giveBack(iface: string, t: TakenOver): Promise<void> {
     if (err) failures.push(err);
   };
   await force([`link set dev ${iface} nomaster`]);
-  // IPv4: off the bridge first, then onto the interface. The other order would leave the
-  // address on two links for a moment, and deleting the bridge's copy then makes the kernel
-  // flush every route with that source address, the interface's own prefix route included.
-  await force(addrsOf(t, 4).flatMap((a) => [`address del ${a.cidr} dev ${bridge}`, `address add ${addrArgs(a)} dev ${iface}`]), 4);
-  // IPv6 has no such flush: onto the interface first, and off the bridge only once it is there.
-  // The kernel lists a link's IPv6 addresses of one scope newest first: added in reverse,
-  // they come back in the recorded order.
+  // Onto the interface first, and off the bridge only once it is there: an address the
+  // interface cannot take back (IPv6 turned off on it, say) stays on the host, on the bridge.
+  // The kernel lists a link's IPv6 addresses of one scope newest first (IPv4 ones in the order
+  // added): IPv6 added in reverse, both come back in the recorded order.
+  await force(addrsOf(t, 4).map((a) => `address add ${addrArgs(a)} dev ${iface}`), 4);
   await force(addrsOf(t, 6).reverse().map((a) => `address add ${addrArgs(a)} dev ${iface}`), 6);
   const onIface = await addrsOn(iface);
-  await force(addrsOf(t, 6).filter((a) => onIface.has(a.cidr)).map((a) => `address del ${a.cidr} dev ${bridge}`), 6);
-  // An IPv4 address the interface did not take back stays on the host: back onto the bridge.
-  const lost4 = addrsOf(t, 4).filter((a) => !onIface.has(a.cidr));
-  if (lost4.length > 0 && (await linkExists(bridge))) await force(lost4.map((a) => `address add ${addrArgs(a)} dev ${bridge}`), 4);
+  for (const family of [4, 6] as const) {
+    await force(addrsOf(t, family).filter((a) => onIface.has(a.cidr)).map((a) => `address del ${a.cidr} dev ${bridge}`), family);
+  }
   const stranded = t.addrs.filter((a) => !onIface.has(a.cidr)).map((a) => a.cidr);
   const onBridge = await addrsOn(bridge);
   const stillOnBridge = t.addrs.filter((a) => onBridge.has(a.cidr)).map((a) => a.cidr);
