@@ -367,6 +367,18 @@ describe('bridge mode taking over an uplink with IPv6 (--uplink ups)', () => {
     expect(await w.snapshot()).toEqual(base);
   });
 
+  it('--uplink lo fails (refused, or half-way) and leaves nothing behind: no nsb-lo, lo as it was', async () => {
+    const n = w.name('v6l');
+    try {
+      const r = await w.nsroute(['up', n, '--mode', 'bridge', '--uplink', 'lo', '--address', `${slow(52)}/24`, '--via', SLOW_GW], { timeoutMs: 60_000 });
+      expect(r.exitCode, show(r)).not.toBe(0);
+      expect(w.netnsExists(n)).toBe(false);
+      expect(await w.snapshot()).toEqual(base);
+    } finally {
+      await w.nsroute(['down', n, '--force'], { timeoutMs: 60_000 });
+    }
+  });
+
   it('when ups cannot take its IPv6 back, down fails loudly and keeps bridge and record; gc finishes once it can', async () => {
     const n = w.name('v6d');
     const sysctl = `net.ipv6.conf.${SLOW_DEV}.disable_ipv6`;
