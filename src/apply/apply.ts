@@ -10,7 +10,9 @@ export async function applySteps(steps: readonly Step[], journal: Journal, ctx: 
   for (const [i, step] of steps.entries()) {
     journal.intend(i, step);
     try {
-      await doStep(step, ctx);
+      const made = await doStep(step, ctx);
+      // Before the crash point and 'done': undo must know what it created (journal.ts).
+      if (made?.netnsIno !== undefined) journal.created(i, made.netnsIno);
     } catch (err) {
       try {
         await undoJournal(journal, ctx);
@@ -29,9 +31,10 @@ export async function applySteps(steps: readonly Step[], journal: Journal, ctx: 
 export async function undoJournal(journal: Journal, ctx: StepContext): Promise<void> {
   const errors: Error[] = [];
   const intents = journal.intents();
+  const withOwner = { ...ctx, netns: journal.netnsOwnership() };
   for (let i = intents.length - 1; i >= 0; i--) {
     try {
-      await undoStep(intents[i]!, ctx);
+      await undoStep(intents[i]!, withOwner);
     } catch (e) {
       errors.push(e as Error);
     }

@@ -7,13 +7,16 @@ import { dhcpScript } from '../net/dhcp.js';
 import { forwardChains, hasNsrouteTable, renderHoleInserts, xtablesHolesMissing } from '../net/fwholes.js';
 import { ensureForwardHoles, legacyFilterTables, removeForwardHoles } from '../sys/iptables.js';
 import { renderNftRuleset } from '../net/nft.js';
-import { ipBatch, ipBatchForce, ipIgnoringGone, ipJson, netnsAdd, netnsDel } from '../sys/ip.js';
+import { ipBatch, ipBatchForce, ipIgnoringGone, ipJson, linkOwner, netnsAdd, netnsDel, netnsId } from '../sys/ip.js';
+import { netnsInode } from '../sys/proc.js';
+import { parseTag } from '../net/tag.js';
+import type { NetnsOwnership } from './journal.js';
 import { nftApply, nftRulesetJson } from '../sys/nft.js';
 import { readForwarding6Sysctls, readForwardingSysctls, srcValidMarkPath, tryRead, tryRead6, write as writeSysctl, write6 } from '../sys/sysctl.js';
 import { listDir, readTextIfExists, removeDirIfEmpty, removeIfExists, writeFileAtomic } from '../sys/fsx.js';
 import { parseRules } from '../net/iproute-json.js';
 import { currentGuardRules, guardSyncLines, renderGuardRules } from '../plan/guard.js';
-import { netnsEtcDir, paths } from '../state/paths.js';
+import { NETNS_RUN_DIR, netnsEtcDir, paths } from '../state/paths.js';
 import { readHostState, writeHostState } from '../state/store.js';
 
 // What a step needs to know beyond itself: its own namespace and the others (for the objects
@@ -23,6 +26,40 @@ export interface StepContext {
   // Needed to apply steps; undo works without it (gc undoes journals whose state is lost).
   self?: NamespaceConfig;
   others: () => NamespaceConfig[];
+  // Undo: which namespace NAME's journal created (journal.ts). Absent: by name, as before.
+  netns?: NetnsOwnership;
+}
+
+// One line on stderr when undo leaves something alone that is not (provably) nsroute's.
+function notice(text: string): void {
+  process.stderr.write(`nsroute: ${text}\n`);
+}
+
+// Whether /run/netns/NAME is the namespace NAME's journal created: 'yes', 'replaced' (another
+// namespace has the name now), 'unknown' (nothing recorded proves it), 'gone'.
+export function netnsIsOurs(netns: string, owner: NetnsOwnership | undefined): 'yes' | 'replaced' | 'unknown' | 'gone' {
+  const now = netnsInode(join(NETNS_RUN_DIR, netns));
+  if (now === undefined) return 'gone';
+  if (owner === undefined || owner === 'legacy') return 'yes';
+  if (owner === 'unknown' || owner === 'none') return 'unknown';
+  return owner.ino === now ? 'yes' : 'replaced';
+}
+
+// Undo of a veth nsroute made: its host end goes only if its owner tag names NAME, or (a crash
+// between creating it and tagging it) it has no tag and its peer is in NAME's own namespace.
+async function removeOwnVeth(hostIface: string, netns: string, owner: NetnsOwnership | undefined): Promise<void> {
+  const link = await linkOwner(hostIface);
+  if (!link) return;
+  let ours = parseTag(link.alias)?.name === netns;
+  if (!ours && link.alias === undefined && netnsIsOurs(netns, owner) === 'yes') {
+    const id = await netnsId(netns);
+    ours = id !== undefined && link.peerNetnsId === id;
+  }
+  if (!ours) {
+    notice(`left interface ${hostIface} alone: it is not ${netns}'s (${link.alias ? `its owner tag is "${link.alias}"` : 'it has no nsroute owner tag'})`);
+    return;
+  }
+  return ipIgnoringGone(['link', 'del', 'dev', hostIface]);
 }
 
 export function nftMembers(configs: readonly NamespaceConfig[]) {
@@ -129,10 +166,20 @@ export function restoreSrcValidMark(dev: string): void {
   writeHostState({ ...host, srcValidMark: Object.keys(rest).length > 0 ? rest : undefined });
 }
 
-export async function doStep(step: Step, ctx: StepContext): Promise<void> {
+// What a step created that undo must recognise (recorded in the journal by the applier).
+export interface Created {
+  netnsIno?: number;
+}
+
+export async function doStep(step: Step, ctx: StepContext): Promise<Created | void> {
   switch (step.kind) {
-    case 'netns-add':
-      return netnsAdd(step.name);
+    case 'netns-add': {
+      await netnsAdd(step.name);
+      // What identifies it from now on: a namespace another tool makes under the same name
+      // later has another inode, and undo leaves that one alone.
+      const netnsIno = netnsInode(join(NETNS_RUN_DIR, step.name));
+      return netnsIno === undefined ? undefined : { netnsIno };
+    }
     case 'veth-add':
       return ipBatch(vethLines(step));
     case 'ns-config':
@@ -229,11 +276,26 @@ function restoreSysctls(saved: Record<string, string>, allKey: string, read: (re
 
 export async function undoStep(step: Step, ctx: StepContext): Promise<void> {
   switch (step.kind) {
-    case 'netns-add':
-      return netnsDel(step.name);
+    case 'netns-add': {
+      switch (netnsIsOurs(step.name, ctx.netns)) {
+        case 'yes':
+          return netnsDel(step.name);
+        case 'replaced':
+          notice(`left network namespace ${step.name} alone: another tool replaced the one nsroute created; removed only what was nsroute's`);
+          return;
+        case 'unknown':
+          // Either `ip netns add` failed (the name was taken meanwhile) or nsroute was killed
+          // between creating it and recording its inode: nothing proves it is ours, so it stays.
+          notice(`left network namespace ${step.name} alone: nsroute has no record that it created it (interrupted right after creating it?); \`ip netns del ${step.name}\` removes it if it is a leftover`);
+          return;
+        case 'gone':
+          return;
+      }
+      return;
+    }
     case 'veth-add':
       // Deleting one end deletes the pair, even while processes keep the namespace alive.
-      return ipIgnoringGone(['link', 'del', 'dev', step.hostIface]);
+      return removeOwnVeth(step.hostIface, step.netns, ctx.netns);
     case 'ns-config':
       return; // addresses and routes inside die with the namespace
     case 'netns-files':
@@ -287,7 +349,7 @@ export async function undoStep(step: Step, ctx: StepContext): Promise<void> {
       return;
     }
     case 'veth-bridge':
-      return ipIgnoringGone(['link', 'del', 'dev', step.hostIface]);
+      return removeOwnVeth(step.hostIface, step.netns, ctx.netns);
     case 'macvlan-add':
       // Dies with the namespace; gone from the host unless a crash left it before the move.
       return ipIgnoringGone(['link', 'del', 'dev', step.tmpIface]);

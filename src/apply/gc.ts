@@ -62,11 +62,20 @@ export async function gc(): Promise<SweepReport> {
     await forgetEarlierBoots(report);
     await recoverLost(report);
     const names = new Set([...knownNames(), ...allStates().map((s) => s.name)]);
-    for (const name of names) await sweep(name, report);
+    // One NAME whose teardown fails (say, an uplink that cannot take its addresses back) must
+    // not stop gc from cleaning up the others; it is reported, and its record kept for a retry.
+    for (const name of names) {
+      try {
+        await sweep(name, report);
+      } catch (e) {
+        report.failed.push({ name, error: (e as Error).message });
+      }
+    }
     for (const st of allStates()) {
+      if (st.status !== 'up') continue; // a teardown that failed above: not to be put back up
       for (const p of await repair(st)) report.kept.push({ name: st.name, reason: `could not restore ${p}` });
       // A persistent namespace whose watcher died (killed, or its state was recovered) gets one again.
-      if (st.status === 'up' && st.persistent && !st.noWatch && startWatcher(st)) report.watchers.push(st.name);
+      if (st.persistent && !st.noWatch && startWatcher(st)) report.watchers.push(st.name);
     }
     await removeOrphanUplinks(report);
     const states = allStates();

@@ -5,13 +5,35 @@ import { appendLineSync, removeIfExists } from '../sys/fsx.js';
 // Write-ahead journal of one namespace: the intent of each step is on disk (fsync) before the
 // step runs, and marked done after. Undo replays every intent backwards, done or not, so a
 // crash at any instant (even inside a non-atomic `ip -batch`) can be undone.
-export type JournalEntry = { op: 'do'; i: number; step: Step } | { op: 'done'; i: number };
+// 'created': what identifies an object the step created, written right after creating it and
+// before 'done' (the nsfs inode of a namespace, net/proc.ts netnsInode): undo removes only that.
+export type JournalEntry = { op: 'do'; i: number; step: Step } | { op: 'created'; i: number; netnsIno: number } | { op: 'done'; i: number };
+
+// Whose namespace NAME is, as far as the journal knows: the inode nsroute created it with;
+// 'legacy' for a journal of an nsroute that did not record it (the create is done, nothing more
+// is known; treated as before: by name); 'unknown' when the create was intended but its inode
+// never recorded (a crash right after \`ip netns add\`, or \`ip netns add\` failed because the
+// name was taken meanwhile): then nothing proves the namespace at that name is nsroute's.
+export type NetnsOwnership = { ino: number } | 'legacy' | 'unknown' | 'none';
 
 export class Journal {
   constructor(readonly path: string) {}
 
   intend(i: number, step: Step): void {
     appendLineSync(this.path, JSON.stringify({ op: 'do', i, step } satisfies JournalEntry));
+  }
+
+  created(i: number, netnsIno: number): void {
+    appendLineSync(this.path, JSON.stringify({ op: 'created', i, netnsIno } satisfies JournalEntry));
+  }
+
+  netnsOwnership(): NetnsOwnership {
+    const entries = this.entries();
+    const add = entries.find((e) => e.op === 'do' && e.step.kind === 'netns-add');
+    if (!add) return 'none';
+    const created = entries.find((e) => e.op === 'created' && e.i === add.i);
+    if (created?.op === 'created') return { ino: created.netnsIno };
+    return entries.some((e) => e.op === 'done' && e.i === add.i) ? 'legacy' : 'unknown';
   }
 
   done(i: number): void {

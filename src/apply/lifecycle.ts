@@ -10,8 +10,8 @@ import { parseTag } from '../net/tag.js';
 import { parseAddrs, parseLinks } from '../net/iproute-json.js';
 import { parseNameservers } from '../net/resolv.js';
 import { gatherHostFacts } from '../sys/hostfacts.js';
-import { ipIgnoringGone, ipJson, netnsDel, setLinkAlias } from '../sys/ip.js';
-import { bootId, isSameProcessAlive, netnsInode, netnsProcesses, processInfo, processStartTime } from '../sys/proc.js';
+import { ipIgnoringGone, ipJson, netnsId, setLinkAlias } from '../sys/ip.js';
+import { bootId, isSameProcessAlive, netnsInode, netnsProcessesByInode, processInfo, processStartTime } from '../sys/proc.js';
 import { dhcpPid } from '../sys/lan.js';
 import { isDeadNetnsFile, readTextIfExists, removeIfExists } from '../sys/fsx.js';
 import { lookupAccount } from '../sys/users.js';
@@ -33,11 +33,13 @@ export interface SweepReport {
   foundProcesses: { name: string; pids: number[] }[];
   removed: { object: string; name: string }[]; // leftovers with no state behind them
   kept: { name: string; reason: string }[];
+  // Teardowns that failed (their state and journal stay, so the next gc retries them).
+  failed: { name: string; error: string }[];
   watchers: string[]; // persistent namespaces whose watcher was started again
 }
 
 export function emptyReport(): SweepReport {
-  return { forgotten: [], recovered: [], rolledBack: [], finished: [], tornDown: [], droppedHolders: [], foundProcesses: [], removed: [], kept: [], watchers: [] };
+  return { forgotten: [], recovered: [], rolledBack: [], finished: [], tornDown: [], droppedHolders: [], foundProcesses: [], removed: [], kept: [], failed: [], watchers: [] };
 }
 
 export function contextFor(name: string, config?: NamespaceConfig): StepContext {
@@ -59,7 +61,28 @@ export function liveHolders(st: NamespaceState): Holder[] {
 // Processes inside NAME that are not nsroute's own (the DHCP client of --dhcp).
 export function userProcesses(name: string): number[] {
   const own = dhcpPid(paths.dhcpPid(name));
-  return netnsProcesses(netnsPath(name)).filter((p) => p !== own);
+  return namespaceProcesses(name).filter((p) => p !== own);
+}
+
+// The inode of the namespace nsroute created for NAME (its journal says which), whatever
+// name it has now: another tool may have deleted /run/netns/NAME and made its own NAME.
+// undefined when nothing proves which one is ours (then nothing is ours to signal).
+export function ownNetnsInode(name: string): number | undefined {
+  const owner = new Journal(paths.journal(name)).netnsOwnership();
+  if (typeof owner === 'object') return owner.ino;
+  return owner === 'legacy' ? netnsInode(netnsPath(name)) : undefined;
+}
+
+// Processes in NAME's own namespace (never those of a foreign namespace that took its name).
+export function namespaceProcesses(name: string): number[] {
+  const ino = ownNetnsInode(name);
+  return ino === undefined ? [] : netnsProcessesByInode(ino);
+}
+
+// /run/netns/NAME is no longer the namespace nsroute created (deleted, or another tool's now).
+function netnsReplaced(name: string): boolean {
+  const ino = ownNetnsInode(name);
+  return ino !== undefined && netnsInode(netnsPath(name)) !== ino;
 }
 
 // Processes running inside NAME, as holders: what keeps a namespace whose execs are gone
@@ -153,7 +176,7 @@ export async function taggedVeths() {
   const parsedAddrs = parseAddrs(addrs);
   return parseLinks(links).flatMap((l) => {
     const tag = parseTag(l.alias);
-    return tag ? [{ link: l.name, tag, config: recoverConfig(tag, l.name, parsedAddrs, readTextIfExists(join(netnsEtcDir(tag.name), 'resolv.conf'))) }] : [];
+    return tag ? [{ link: l.name, peerNetnsId: l.peerNetnsId, tag, config: recoverConfig(tag, l.name, parsedAddrs, readTextIfExists(join(netnsEtcDir(tag.name), 'resolv.conf'))) }] : [];
   });
 }
 
@@ -165,30 +188,32 @@ export async function recoverLost(report: SweepReport, only?: string): Promise<v
   for (const v of await taggedVeths()) {
     const name = v.tag.name;
     if ((only !== undefined && name !== only) || readState(name)) continue;
-    if (isLiveNetns(name) && v.config) {
+    // NAME's namespace is this veth's only if the veth's peer is in it: another tool may have
+    // deleted NAME and made its own (the veth then leads into nsroute's, now nameless, one).
+    const live = isLiveNetns(name) && v.peerNetnsId !== undefined && (await netnsId(name)) === v.peerNetnsId;
+    if (live && v.config) {
       const persistent = v.tag.persistent;
       const journal = new Journal(paths.journal(name));
       journal.remove(); // a journal left without its state: the rebuilt one covers the same steps
+      const ino = netnsInode(netnsPath(name));
       stepsFor(v.config, { persistent }).forEach((step, i) => {
         journal.intend(i, step);
+        if (step.kind === 'netns-add' && ino !== undefined) journal.created(i, ino);
         journal.done(i);
       });
       writeState({ version: 1, name, status: 'up', persistent, createdAt: new Date().toISOString(), bootId: bootId(), config: v.config, holders: [] });
       report.recovered.push(name);
       continue;
     }
-    if (isLiveNetns(name)) {
+    if (live) {
       // A bridge/macvlan namespace (no address on the host end), or one cut short mid-create:
       // never removed by guesswork while the namespace exists.
       report.kept.push({ name, reason: `its state is lost and its link ${v.link} cannot be read back; \`ip netns del ${name}\` and \`ip link del ${v.link}\` remove it` });
       continue;
     }
+    // Tagged as NAME's, and NAME's namespace is gone (or is another tool's now): only the link goes.
     await ipIgnoringGone(['link', 'del', 'dev', v.link]);
     report.removed.push({ object: 'link', name: v.link });
-    if (isLiveNetns(name)) {
-      await netnsDel(name);
-      report.removed.push({ object: 'netns', name });
-    }
   }
 }
 
@@ -201,7 +226,7 @@ export async function sweep(name: string, report = emptyReport()): Promise<Names
   if (!st) {
     const journal = new Journal(paths.journal(name));
     if (journal.intents().length > 0) {
-      if (netnsProcesses(netnsPath(name)).length > 0) {
+      if (namespaceProcesses(name).length > 0) {
         report.kept.push({ name, reason: `its state file is missing and processes run inside; \`ip netns pids ${name}\` lists them` });
         return undefined;
       }
@@ -229,7 +254,10 @@ export async function sweep(name: string, report = emptyReport()): Promise<Names
     }
   }
   if (changed) writeState(st);
-  if (!st.persistent && st.holders.length === 0) {
+  // Another tool deleted NAME (and maybe made its own): nothing is left to keep up, and
+  // teardown removes only what is provably nsroute's, once nothing runs in ours any more.
+  const replaced = netnsReplaced(name);
+  if ((!st.persistent || replaced) && st.holders.length === 0) {
     await teardown(st);
     report.tornDown.push(name);
     return undefined;
@@ -305,6 +333,12 @@ export async function bringUp(req: UpRequest): Promise<UpResult> {
   refuseInsideNamespace();
   return withHostLock(async () => {
     const existing = await touch(name);
+    if (existing && netnsReplaced(name)) {
+      throw new UserError(
+        `the network namespace ${name} is no longer the one nsroute created (another tool deleted or replaced it) and processes still run in nsroute's`,
+        `\`nsroute down ${name} --force\` ends them and removes what is nsroute's`,
+      );
+    }
     if (existing) {
       const diff = conflicts(profile, existing.config);
       if (diff.length > 0) {
@@ -385,7 +419,8 @@ export interface DownResult {
 // on to their commands and do not start one they have not started yet) and to every process
 // inside, then SIGKILL to what is still inside after a grace period.
 async function endProcesses(name: string, holders: readonly Holder[], graceMs = 3000): Promise<number[]> {
-  const inside = netnsProcesses(netnsPath(name));
+  // Only processes in NAME's own namespace: never those of a namespace that took its name.
+  const inside = namespaceProcesses(name);
   const execs = holders.filter((h) => h.kind !== 'process').map((h) => h.pid);
   const all = [...new Set([...execs, ...inside])];
   for (const pid of all) {
@@ -396,8 +431,8 @@ async function endProcesses(name: string, holders: readonly Holder[], graceMs = 
     }
   }
   const deadline = Date.now() + graceMs;
-  while (Date.now() < deadline && netnsProcesses(netnsPath(name)).length > 0) await new Promise((r) => setTimeout(r, 50));
-  for (const pid of netnsProcesses(netnsPath(name))) {
+  while (Date.now() < deadline && namespaceProcesses(name).length > 0) await new Promise((r) => setTimeout(r, 50));
+  for (const pid of namespaceProcesses(name)) {
     try {
       process.kill(pid, 'SIGKILL');
     } catch {
@@ -410,8 +445,12 @@ async function endProcesses(name: string, holders: readonly Holder[], graceMs = 
 export async function takeDown(name: string, force: boolean): Promise<DownResult> {
   refuseInsideNamespace();
   return withHostLock(async () => {
+    const had = readState(name) !== undefined;
     const st = await touch(name);
     if (!st) {
+      // The sweep took it down already (e.g. another tool deleted or replaced the namespace):
+      // what was nsroute's is gone, and a namespace of that name now is not nsroute's.
+      if (had && !existsSync(paths.nsDir(name))) return { wasUp: true, ended: [] };
       if (existsSync(netnsPath(name)) && !existsSync(paths.nsDir(name))) {
         throw new UserError(`the network namespace ${name} was not created by nsroute`, `nsroute leaves it alone; \`ip netns del ${name}\` removes it`);
       }

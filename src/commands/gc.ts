@@ -15,6 +15,7 @@ function reportText(r: SweepReport): string {
   for (const o of r.removed) lines.push(`removed leftover ${o.object} ${o.name}`);
   for (const k of r.kept) lines.push(`left ${k.name} alone: ${k.reason}`);
   for (const n of r.watchers) lines.push(`started the watcher of ${n} again`);
+  for (const f of r.failed) lines.push(`could not finish ${f.name} (kept for the next gc): ${f.error}`);
   return lines.join('\n');
 }
 
@@ -24,5 +25,5 @@ export async function runGc(opts: { json?: boolean }): Promise<number> {
   requireRoot();
   const report = await gc();
   process.stdout.write((opts.json ? JSON.stringify(report, null, 2) : reportText(report)) + '\n');
-  return 0;
+  return report.failed.length > 0 ? 1 : 0;
 }

@@ -9,6 +9,7 @@ export interface LinkFact {
   kind?: string;
   alias?: string; // ifalias: nsroute's owner tag on the veths it made (net/tag.ts)
   loopback?: boolean; // lo (or any LOOPBACK device): never an uplink
+  peerNetnsId?: number; // a veth's link_netnsid: the id of the namespace its peer is in
 }
 
 export interface AddrFact {
@@ -52,6 +53,7 @@ export function parseLinks(json: unknown): LinkFact[] {
       kind: linkinfo && typeof linkinfo.info_kind === 'string' ? linkinfo.info_kind : undefined,
       ...(typeof l.ifalias === 'string' ? { alias: l.ifalias } : {}),
       ...((Array.isArray(l.flags) && (l.flags as string[]).includes('LOOPBACK')) || l.link_type === 'loopback' ? { loopback: true } : {}),
+      ...(typeof l.link_netnsid === 'number' ? { peerNetnsId: l.link_netnsid } : {}),
     };
   });
 }

@@ -12,10 +12,13 @@ export async function ipBatch(lines: readonly string[], netns?: string, family?:
 }
 
 // The same, going on past failing lines (`ip -force`); for repairs, where "exists" and "link
-// is down" are expected answers.
-export async function ipBatchForce(lines: readonly string[], family: 4 | 6): Promise<void> {
-  if (lines.length === 0) return;
-  await run(['ip', `-${family}`, '-force', '-batch', '-'], { input: lines.join('\n') + '\n', allowFail: true });
+// is down" are expected answers. All lines must be of FAMILY when it is given: `ip -4 -batch`
+// treats an IPv6 line as fatal even with -force (PLATFORM.md). Returns what ip said about the
+// lines that failed (undefined: none did), for callers that verify their result.
+export async function ipBatchForce(lines: readonly string[], family?: 4 | 6): Promise<string | undefined> {
+  if (lines.length === 0) return undefined;
+  const r = await run(['ip', ...(family ? [`-${family}`] : []), '-force', '-batch', '-'], { input: lines.join('\n') + '\n', allowFail: true });
+  return r.exitCode === 0 ? undefined : r.stderr.trim().split('\n').join('; ') || `exit ${r.exitCode}`;
 }
 
 export async function ipJson(args: readonly string[]): Promise<unknown> {
@@ -36,6 +39,23 @@ export async function ipIgnoringGone(args: readonly string[]): Promise<void> {
 
 export async function netnsAdd(name: string): Promise<void> {
   await run(['ip', 'netns', 'add', name]);
+}
+
+// What says whose a host link is: its alias (nsroute's owner tag, net/tag.ts) and, for a veth,
+// the id (in this namespace) of the namespace its peer is in. undefined: no such link.
+export async function linkOwner(dev: string): Promise<{ alias?: string; peerNetnsId?: number } | undefined> {
+  const r = await run(['ip', '-j', 'link', 'show', 'dev', dev], { allowFail: true });
+  if (r.exitCode !== 0) return undefined;
+  const l = (JSON.parse(r.stdout || '[]') as Record<string, unknown>[])[0];
+  if (!l) return undefined;
+  return { ...(typeof l.ifalias === 'string' ? { alias: l.ifalias } : {}), ...(typeof l.link_netnsid === 'number' ? { peerNetnsId: l.link_netnsid } : {}) };
+}
+
+// The id this namespace gave the named namespace (what a veth's link_netnsid refers to).
+export async function netnsId(name: string): Promise<number | undefined> {
+  const list = (await ipJson(['netns', 'list']).catch(() => [])) as { name?: string; id?: number }[];
+  const id = list.find((n) => n.name === name)?.id;
+  return typeof id === 'number' ? id : undefined;
 }
 
 export async function netnsDel(name: string): Promise<void> {

@@ -45,7 +45,11 @@ export function netnsProcesses(nsPath: string): number[] {
   // A dead placeholder file (no nsfs mount on it) has some tmpfs inode number that could
   // equal a live namespace's: only an nsfs inode identifies a namespace.
   const ino = netnsInode(nsPath);
-  if (ino === undefined) return [];
+  return ino === undefined ? [] : netnsProcessesByInode(ino);
+}
+
+// The processes in the network namespace with this nsfs inode, whatever name it has (or none).
+export function netnsProcessesByInode(ino: number): number[] {
   const want = `net:[${ino}]`;
   const out: number[] = [];
   for (const entry of readdirSync('/proc')) {

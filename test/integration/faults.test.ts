@@ -3,7 +3,7 @@
 // next command on that NAME) the fake host is exactly as before and the next exec works, also
 // when another namespace shares the uplink, the nft table and the forwarding sysctls.
 import { existsSync, writeFileSync } from 'node:fs';
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DNS_SERVER, HOST_SLOW_ADDR, sleep, SLOW_GW, type RunResult, type Snapshot, type World } from '../world/world.js';
 import { expectOk, marker, PATH4, show, waitForFile, useWorld } from '../world/helpers.js';
 
@@ -31,101 +31,108 @@ async function expectWorks(name: string): Promise<void> {
   expect(r.stdout.trim()).toBe(`slow ${HOST_SLOW_ADDR}`);
 }
 
-// Runs the crash at every k of PHASE until nsroute no longer crashes; returns how many crashed.
-async function everyStep(phase: 'apply' | 'undo', check: (k: number, r: RunResult) => Promise<void>): Promise<number> {
-  let crashed = 0;
-  for (let k = 0; k < 20; k++) {
-    const name = w.name(`${phase[0]}${k}`);
-    const r = await crashingExec(name, `${phase}:${k}`);
-    if (r.signal !== 'SIGKILL') {
-      expect(r.exitCode, show(r)).toBe(0); // past the last step: a normal run
-      break;
-    }
-    crashed++;
-    await check(k, r);
-  }
-  return crashed;
+// One test per step (not one loop over all of them), so that a slow step cannot fail the rest
+// and each test's time is that of one crash and one gc.
+const STEPS = Array.from({ length: STEPS_WITH_UPLINK }, (_, k) => k);
+
+// Past the last step there is nothing to crash at: the exec runs normally. Together with the
+// crashes at 0..STEPS_WITH_UPLINK-1 this says every step boundary was covered.
+async function expectPastLastStep(phase: 'apply' | 'undo'): Promise<void> {
+  const r = await crashingExec(w.name(`${phase[0]}end`), `${phase}:${STEPS_WITH_UPLINK}`);
+  expect(r.signal, show(r)).toBeNull();
+  expect(r.exitCode, show(r)).toBe(0);
+  expect(await w.snapshot()).toEqual(clean);
 }
 
 describe('SIGKILL right after each step of bringing a namespace up', () => {
-  it('gc rolls it back: the host is exactly as before, and the next exec works', async () => {
-    const crashed = await everyStep('apply', async (k, r) => {
-      const name = w.name(`a${k}`);
-      expect(r.stdout, `crash after step ${k} must come before the command`).toBe('');
-      const report = await gcJson();
-      expect(report.rolledBack, `step ${k}`).toEqual([name]);
-      expect(await w.snapshot(), `after gc, crash after step ${k}`).toEqual(clean);
-      expect(w.netnsExists(name)).toBe(false);
-      expect(existsSync(`/etc/netns/${name}`)).toBe(false);
-      await expectWorks(name);
+  it.each(STEPS)('after step %i: gc rolls it back, the host is exactly as before, and the next exec works', async (k) => {
+    const name = w.name(`a${k}`);
+    const r = await crashingExec(name, `apply:${k}`);
+    expect(r.signal, show(r)).toBe('SIGKILL');
+    expect(r.stdout, `crash after step ${k} must come before the command`).toBe('');
+    const report = await gcJson();
+    expect(report.rolledBack, `step ${k}`).toEqual([name]);
+    expect(await w.snapshot(), `after gc, crash after step ${k}`).toEqual(clean);
+    expect(w.netnsExists(name)).toBe(false);
+    expect(existsSync(`/etc/netns/${name}`)).toBe(false);
+    await expectWorks(name);
+    expect(await w.snapshot()).toEqual(clean);
+  });
+
+  it('a crash point past the last step is never reached', async () => {
+    await expectPastLastStep('apply');
+  });
+
+  it.each([0, 3, 6])('without gc, the next command on the NAME cleans up first (crash after step %i)', async (k) => {
+    const name = w.name(`n${k}`);
+    const r = await crashingExec(name, `apply:${k}`);
+    expect(r.signal, show(r)).toBe('SIGKILL');
+    await expectWorks(name);
+    expect(await w.snapshot(), `crash after step ${k}`).toEqual(clean);
+  });
+
+  describe('with a neighbour on the same uplink', () => {
+    const neighbour = (): string => w.name('nb1');
+    let withNeighbour: Snapshot;
+    beforeAll(async () => {
+      expectOk(await w.nsroute(['up', neighbour(), ...ROUTE]));
+      withNeighbour = await w.snapshot();
+    });
+    afterAll(async () => {
+      expectOk(await w.nsroute(['down', neighbour()]));
       expect(await w.snapshot()).toEqual(clean);
     });
-    expect(crashed).toBe(STEPS_WITH_UPLINK);
-  });
 
-  it('without gc, the next command on the NAME cleans up first', async () => {
-    for (const k of [0, 3, 6]) {
-      const name = w.name(`n${k}`);
+    it.each(STEPS)('after step %i: gc undoes only the crashed one', async (k) => {
+      const name = w.name(`m${k}`);
       const r = await crashingExec(name, `apply:${k}`);
       expect(r.signal, show(r)).toBe('SIGKILL');
-      await expectWorks(name);
-      expect(await w.snapshot(), `crash after step ${k}`).toEqual(clean);
-    }
-  });
-
-  it('with a neighbour on the same uplink: gc undoes only the crashed one', async () => {
-    const neighbour = w.name('nb1');
-    expectOk(await w.nsroute(['up', neighbour, ...ROUTE]));
-    const withNeighbour = await w.snapshot();
-    try {
-      for (let k = 0; k < STEPS_WITH_UPLINK; k++) {
-        const name = w.name(`m${k}`);
-        const r = await crashingExec(name, `apply:${k}`);
-        expect(r.signal, show(r)).toBe('SIGKILL');
-        expect((await gcJson()).rolledBack).toEqual([name]);
-        expect(await w.snapshot(), `crash after step ${k}`).toEqual(withNeighbour);
-        await expectWorks(neighbour);
-      }
-    } finally {
-      expectOk(await w.nsroute(['down', neighbour]));
-    }
-    expect(await w.snapshot()).toEqual(clean);
+      expect((await gcJson()).rolledBack).toEqual([name]);
+      expect(await w.snapshot(), `crash after step ${k}`).toEqual(withNeighbour);
+      await expectWorks(neighbour());
+    });
   });
 });
 
 describe('SIGKILL right after each step of tearing a namespace down', () => {
-  it('gc finishes the teardown: the host is exactly as before, and the next exec works', async () => {
-    const crashed = await everyStep('undo', async (k, r) => {
-      const name = w.name(`u${k}`);
-      // The command ran to the end before teardown started.
-      expect(r.stdout.trim()).toBe(`slow ${HOST_SLOW_ADDR}`);
-      const report = await gcJson();
-      expect(report.finished, `undo of step ${k}`).toEqual([name]);
-      expect(await w.snapshot(), `after gc, crash after undoing step ${k}`).toEqual(clean);
-      expect(w.netnsExists(name)).toBe(false);
-      await expectWorks(name);
-      expect(await w.snapshot()).toEqual(clean);
-    });
-    expect(crashed).toBe(STEPS_WITH_UPLINK);
+  it.each(STEPS)('after undoing step %i: gc finishes the teardown, the host is exactly as before, and the next exec works', async (k) => {
+    const name = w.name(`u${k}`);
+    const r = await crashingExec(name, `undo:${k}`);
+    expect(r.signal, show(r)).toBe('SIGKILL');
+    // The command ran to the end before teardown started.
+    expect(r.stdout.trim()).toBe(`slow ${HOST_SLOW_ADDR}`);
+    const report = await gcJson();
+    expect(report.finished, `undo of step ${k}`).toEqual([name]);
+    expect(await w.snapshot(), `after gc, crash after undoing step ${k}`).toEqual(clean);
+    expect(w.netnsExists(name)).toBe(false);
+    await expectWorks(name);
+    expect(await w.snapshot()).toEqual(clean);
   });
 
-  it('with a neighbour on the same uplink: the neighbour keeps working throughout', async () => {
-    const neighbour = w.name('nb2');
-    expectOk(await w.nsroute(['up', neighbour, ...ROUTE]));
-    const withNeighbour = await w.snapshot();
-    try {
-      for (let k = 0; k < STEPS_WITH_UPLINK; k++) {
-        const name = w.name(`v${k}`);
-        const r = await crashingExec(name, `undo:${k}`);
-        expect(r.signal, show(r)).toBe('SIGKILL');
-        expect((await gcJson()).finished).toEqual([name]);
-        expect(await w.snapshot(), `crash after undoing step ${k}`).toEqual(withNeighbour);
-        await expectWorks(neighbour);
-      }
-    } finally {
-      expectOk(await w.nsroute(['down', neighbour]));
-    }
-    expect(await w.snapshot()).toEqual(clean);
+  it('a crash point past the last step is never reached', async () => {
+    await expectPastLastStep('undo');
+  });
+
+  describe('with a neighbour on the same uplink', () => {
+    const neighbour = (): string => w.name('nb2');
+    let withNeighbour: Snapshot;
+    beforeAll(async () => {
+      expectOk(await w.nsroute(['up', neighbour(), ...ROUTE]));
+      withNeighbour = await w.snapshot();
+    });
+    afterAll(async () => {
+      expectOk(await w.nsroute(['down', neighbour()]));
+      expect(await w.snapshot()).toEqual(clean);
+    });
+
+    it.each(STEPS)('after undoing step %i: the neighbour keeps working', async (k) => {
+      const name = w.name(`v${k}`);
+      const r = await crashingExec(name, `undo:${k}`);
+      expect(r.signal, show(r)).toBe('SIGKILL');
+      expect((await gcJson()).finished).toEqual([name]);
+      expect(await w.snapshot(), `crash after undoing step ${k}`).toEqual(withNeighbour);
+      await expectWorks(neighbour());
+    });
   });
 
   it('SIGTERM and SIGINT arriving during teardown do not interrupt it', async () => {

@@ -5,6 +5,7 @@
 import { existsSync, writeFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import {
+  CALL_TIMEOUT_MS,
   HOST_FAST_ADDR,
   HOST_SLOW_ADDR,
   SLOW_GW,
@@ -22,8 +23,14 @@ useWorld((world, snapshot) => ((w = world), (clean = snapshot)));
 
 const SLOW = `slow ${HOST_SLOW_ADDR}`;
 const FAST = `fast ${HOST_FAST_ADDR}`;
-// Generous: dozens of nsroute processes start at once on two cores. A timeout here is a hang.
-const SPAWN_TIMEOUT = 100_000;
+// Derived from the work: N execs of one NAME take the host lock one after the other, so the
+// last one may wait for all the others. PER_EXEC_MS is one exec's turn on a machine 5-10x
+// slower than a quiet one (CI shares machines); a timeout here is a hang, not slowness.
+const PER_EXEC_MS = 6_000;
+const execsTimeout = (n: number): number => CALL_TIMEOUT_MS + n * PER_EXEC_MS;
+// Every spawn of this file gets the largest scenario's (50 execs) bound; the 50-exec test's
+// own timeout is above it, the others have vitest's (vitest.config.ts).
+const SPAWN_TIMEOUT = execsTimeout(50);
 
 // PATH4 with a longer wait after stdin's EOF (`-t`, default 0.5 s): socat stops waiting for the
 // server's answer that long after our (empty) stdin ends, and with 50 connections at once on
@@ -82,13 +89,13 @@ function killAll(handles: readonly Spawned[]): void {
 }
 
 describe('many execs of one NAME', () => {
-  it('50 concurrent execs of a cold NAME create it once, share it, and the last one out removes it', { timeout: 120_000 }, async () => {
+  it('50 concurrent execs of a cold NAME create it once, share it, and the last one out removes it', { timeout: 2 * execsTimeout(50) }, async () => {
     const n = w.name('r1');
     const go = marker(w, 'r1-go');
     const started = Array.from({ length: 50 }, (_, i) => marker(w, `r1-started-${i}`));
     const execs = started.map((s) => w.spawnNsroute(['exec', n, '--via', SLOW_GW, '--', ...probeScript(s, go)], { timeoutMs: SPAWN_TIMEOUT }));
     try {
-      await waitAllStarted(started, execs, 90_000);
+      await waitAllStarted(started, execs, execsTimeout(started.length));
       const st = await statusJson(w, n);
       expect(st).toMatchObject({ name: n, up: true, persistent: false, gateway: SLOW_GW });
       expect(st.holders).toHaveLength(50);
@@ -109,7 +116,7 @@ describe('many execs of one NAME', () => {
     }
   });
 
-  it('a long exec keeps NAME while short execs come and go', { timeout: 60_000 }, async () => {
+  it('a long exec keeps NAME while short execs come and go', async () => {
     const n = w.name('r2');
     const [ready, stop] = [marker(w, 'r2-ready'), marker(w, 'r2-stop')];
     const longCmd = ['sh', '-c', `${IFLINK_SH}; touch '${ready}'; while [ ! -e '${stop}' ]; do sleep 0.05; done`];
@@ -155,7 +162,7 @@ describe('many execs of one NAME', () => {
 });
 
 describe('different NAMEs at once', () => {
-  it('12 concurrent execs of 12 NAMEs get their own path and pairwise distinct subnets', { timeout: 90_000 }, async () => {
+  it('12 concurrent execs of 12 NAMEs get their own path and pairwise distinct subnets', async () => {
     const go = marker(w, 'r3-go');
     const jobs = Array.from({ length: 12 }, (_, i) => {
       const name = w.name(`r3-${i}`);
@@ -170,7 +177,7 @@ describe('different NAMEs at once', () => {
       await waitAllStarted(
         jobs.map((j) => j.started),
         jobs.map((j) => j.h),
-        60_000,
+        execsTimeout(jobs.length),
       );
       const states: StatusJson[] = [];
       for (const j of jobs) {
@@ -199,7 +206,7 @@ describe('different NAMEs at once', () => {
 });
 
 describe('down racing exec', () => {
-  it('down --force while 10 execs start: each exec succeeds on the slow path or fails cleanly, nothing is left', { timeout: 90_000 }, async () => {
+  it('down --force while 10 execs start: each exec succeeds on the slow path or fails cleanly, nothing is left', async () => {
     const n = w.name('r4');
     expectOk(await w.nsroute(['up', n, '--via', SLOW_GW]));
     // A short pause after the answer widens the window in which down --force finds the exec
@@ -276,7 +283,7 @@ describe('down racing exec', () => {
 });
 
 describe('up racing an ephemeral teardown', () => {
-  it('up while an exec of the same NAME comes and goes always ends with NAME up and persistent', { timeout: 90_000 }, async () => {
+  it('up while an exec of the same NAME comes and goes always ends with NAME up and persistent', async () => {
     const n = w.name('r6');
     const created: boolean[] = [];
     for (let i = 0; i < 10; i++) {

@@ -70,7 +70,8 @@ export interface RunOptions {
   env?: Record<string, string | undefined>;
   input?: string;
   cwd?: string;
-  // The process is SIGKILLed after this long (default 30 s); the result then has signal SIGKILL.
+  // A hang guard: the process is SIGKILLed after this long, but never sooner than
+  // CALL_TIMEOUT_MS (a slow machine is slow, not hung); the result then has signal SIGKILL.
   timeoutMs?: number;
 }
 
@@ -187,8 +188,19 @@ export interface World {
   destroy(): Promise<void>;
 }
 
-// Poll until fn() returns a truthy value; throws with `what` after timeoutMs.
-export async function waitFor<T>(fn: () => T | Promise<T>, what: string, timeoutMs = 10_000, stepMs = 50): Promise<T> {
+// Time limits of the world's helpers. They catch hangs, not slowness: our CI shares machines,
+// and a machine 5-10x slower than a quiet one must still meet them (a quiet machine needs a few
+// seconds for the slowest single call: nsroute plus a probe's 4 s connect-timeout). A hang is
+// still caught, by these and by vitest's per-test timeout (vitest.config.ts), which is above them
+// so that a call killed here fails with its own output. Callers' smaller timeoutMs values are
+// raised to these floors; to stop a process on purpose, spawn it and kill() it.
+export const CALL_TIMEOUT_MS = 90_000; // one command (nsroute, a probe, a tool)
+export const WAIT_TIMEOUT_MS = 60_000; // polling for a state the system reaches by itself
+
+// Poll until fn() returns a truthy value; throws with `what` after timeoutMs (at least
+// WAIT_TIMEOUT_MS: the value passed says how long it takes on a quiet machine).
+export async function waitFor<T>(fn: () => T | Promise<T>, what: string, timeoutMs = WAIT_TIMEOUT_MS, stepMs = 50): Promise<T> {
+  timeoutMs = Math.max(timeoutMs, WAIT_TIMEOUT_MS);
   const end = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {
@@ -241,7 +253,7 @@ function spawnTracked(argv: readonly string[], opts: RunOptions & { baseEnv: Rec
   else child.stdin!.end();
   const pid = child.pid ?? -1;
   if (pid > 0) pids.add(pid);
-  const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 30_000);
+  const timer = setTimeout(() => child.kill('SIGKILL'), Math.max(opts.timeoutMs ?? 0, CALL_TIMEOUT_MS));
   const result = new Promise<RunResult>((res) => {
     child.on('error', (e) => {
       clearTimeout(timer);
@@ -268,7 +280,7 @@ function spawnTracked(argv: readonly string[], opts: RunOptions & { baseEnv: Rec
 
 function runSync(argv: readonly string[], input?: string): { code: number | null; stdout: string; stderr: string } {
   const [file, ...args] = argv;
-  const r = spawnSync(file!, args, { input, encoding: 'utf8', env: { PATH: SYS_PATH, LC_ALL: 'C' }, timeout: 20_000 });
+  const r = spawnSync(file!, args, { input, encoding: 'utf8', env: { PATH: SYS_PATH, LC_ALL: 'C' }, timeout: CALL_TIMEOUT_MS });
   return { code: r.status, stdout: r.stdout ?? '', stderr: (r.stderr ?? '') + (r.error ? String(r.error) : '') };
 }
 
@@ -353,7 +365,7 @@ function sweepPrefix(prefix: string, extraPids: readonly number[], dir: string |
   }
   let victims = [...new Set([...extraPids, ...pidsInNetns(inodes)])].filter(alive);
   killPids(victims, 'SIGTERM');
-  const end = Date.now() + 2000;
+  const end = Date.now() + 10_000;
   while (victims.some(alive) && Date.now() < end) spawnSync('sleep', ['0.05']);
   victims = victims.filter(alive);
   killPids(victims, 'SIGKILL');
@@ -548,7 +560,7 @@ export async function createWorld(opts: WorldOptions = {}): Promise<World> {
     },
     async hostLookup(server, name) {
       const script =
-        "const {Resolver}=require('node:dns').promises;const r=new Resolver({timeout:2000,tries:1});" +
+        "const {Resolver}=require('node:dns').promises;const r=new Resolver({timeout:10000,tries:2});" +
         'r.setServers([process.argv[1]]);r.resolve4(process.argv[2]).then(a=>console.log(JSON.stringify(a)),e=>{console.error(String(e));process.exit(1)})';
       const r = await inNetns(host, [process.execPath, '-e', script, server, name], { timeoutMs: 10_000 });
       if (r.exitCode !== 0) throw new Error(`lookup of ${name} at ${server} failed: ${r.stderr.trim()}`);
@@ -840,7 +852,7 @@ function parse(b) {
 }
 const s = dgram.createSocket({ type: 'udp4', reuseAddr: true });
 const fail = (m) => { console.error(m); process.exit(1); };
-setTimeout(() => fail('no answer from a DHCP server'), 8000).unref();
+setTimeout(() => fail('no answer from a DHCP server'), 60000).unref();
 let offer = null;
 const send = (p, to) => s.send(p, 67, to);
 s.on('error', (e) => fail(String(e)));

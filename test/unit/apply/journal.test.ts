@@ -88,4 +88,35 @@ describe('Journal', () => {
     again.intend(0, STEPS[1]!);
     expect(again.intents()).toEqual([STEPS[1]]);
   });
+
+  // Issue #10, finding 4: undo deletes /run/netns/NAME only if it is the namespace it created.
+  describe('netnsOwnership', () => {
+    it('is the inode recorded right after the namespace was created', () => {
+      const j = new Journal(path);
+      j.intend(0, STEPS[0]!);
+      j.created(0, 4026532999);
+      j.done(0);
+      j.intend(1, STEPS[1]!);
+      expect(j.netnsOwnership()).toEqual({ ino: 4026532999 });
+    });
+
+    it('is unknown when the create was intended but no inode recorded (crash, or ip netns add failed)', () => {
+      const j = new Journal(path);
+      j.intend(0, STEPS[0]!);
+      expect(j.netnsOwnership()).toBe('unknown');
+    });
+
+    it('is legacy for a finished create of an nsroute that did not record inodes', () => {
+      const j = new Journal(path);
+      j.intend(0, STEPS[0]!);
+      j.done(0);
+      expect(j.netnsOwnership()).toBe('legacy');
+    });
+
+    it('is none without a netns-add step', () => {
+      const j = new Journal(path);
+      j.intend(0, { kind: 'ip-forward' });
+      expect(j.netnsOwnership()).toBe('none');
+    });
+  });
 });
