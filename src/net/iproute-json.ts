@@ -10,6 +10,7 @@ export interface LinkFact {
   alias?: string; // ifalias: nsroute's owner tag on the veths it made (net/tag.ts)
   loopback?: boolean; // lo (or any LOOPBACK device): never an uplink
   peerNetnsId?: number; // a veth's link_netnsid: the id of the namespace its peer is in
+  master?: string; // the bridge (or bond) this interface is a port of
 }
 
 export interface AddrFact {
@@ -54,6 +55,7 @@ export function parseLinks(json: unknown): LinkFact[] {
       ...(typeof l.ifalias === 'string' ? { alias: l.ifalias } : {}),
       ...((Array.isArray(l.flags) && (l.flags as string[]).includes('LOOPBACK')) || l.link_type === 'loopback' ? { loopback: true } : {}),
       ...(typeof l.link_netnsid === 'number' ? { peerNetnsId: l.link_netnsid } : {}),
+      ...(typeof l.master === 'string' ? { master: l.master } : {}),
     };
   });
 }

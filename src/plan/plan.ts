@@ -251,6 +251,14 @@ function requireUsableLink(facts: HostFacts, others: readonly NamespaceConfig[],
   if (!link.up) throw new UserError(`${what} ${dev} is down`, `bring it up first (ip link set ${dev} up)`);
 }
 
+function refuseEnslaved(facts: HostFacts, dev: string, master: string): never {
+  const isBridge = facts.links.find((l) => l.name === master)?.kind === 'bridge';
+  throw new UserError(
+    `${dev} is a port of ${isBridge ? 'bridge' : ''} ${master}`.replace('  ', ' '),
+    isBridge ? `join that bridge with --mode bridge --bridge ${master} (or a macvlan on it: --uplink ${master})` : `use ${master} instead`,
+  );
+}
+
 function buildLanPlan(profile: Profile, facts: HostFacts, others: readonly NamespaceConfig[], persistent: boolean, hostIface: string): Plan {
   const { name } = profile;
   const mode = profile.mode as 'bridge' | 'macvlan';
@@ -270,6 +278,8 @@ function buildLanPlan(profile: Profile, facts: HostFacts, others: readonly Names
     const link = facts.links.find((l) => l.name === dev)!;
     if (link.kind === 'bridge') throw new UserError(`${dev} is a bridge already`, `use --bridge ${dev}`);
     const shared = others.find((o) => o.lan?.takeover === dev);
+    // Taking a port out of someone's bridge (or bond) would cut that bridge's LAN.
+    if (link.master && link.master !== shared?.lan?.bridge) refuseEnslaved(facts, dev, link.master);
     lan.bridge = shared?.lan?.bridge ?? bridgeNameFor(dev);
     if (!shared && facts.links.some((l) => l.name === lan.bridge)) {
       // Checked here, not by the kernel's "File exists" half-way through the takeover.
@@ -282,6 +292,9 @@ function buildLanPlan(profile: Profile, facts: HostFacts, others: readonly Names
   } else {
     const dev = profile.uplink!;
     requireUsableLink(facts, others, dev, 'interface');
+    // The kernel refuses a macvlan on a bridge or bond port ("Device or resource busy").
+    const master = facts.links.find((l) => l.name === dev)!.master;
+    if (master) refuseEnslaved(facts, dev, master);
     lan.parent = dev;
   }
   if (profile.dhcp) lan.dhcp = true;

@@ -510,6 +510,9 @@ describe('bad input for bridge and macvlan modes leaves the host unchanged', () 
     ['an uplink that does not exist (bridge)', 'bb3', ['--mode', 'bridge', '--uplink', 'nosuch0', ...st(60)], /nosuch0/],
     ['an uplink that does not exist (macvlan)', 'bb4', ['--mode', 'macvlan', '--uplink', 'nosuch0', ...st(60)], /nosuch0/],
     ['--address equal to the host\'s own on that LAN (bridge)', 'bo1', ['--mode', 'bridge', '--bridge', LAN_BRIDGE, '--address', `${HOST_LAN_ADDR}/${LAN_PREFIX}`, '--via', LAN_GW], /10\.99\.3\.2\b/],
+    // lan1 is a port of the host's br0 here: taking it out would cut br0's LAN.
+    ['--uplink that is a port of another bridge (bridge)', 'bp1', ['--mode', 'bridge', '--uplink', LAN_DEV, ...st(60)], new RegExp(`${LAN_DEV} is a port of bridge ${LAN_BRIDGE}`)],
+    ['--uplink that is a port of another bridge (macvlan)', 'bp2', ['--mode', 'macvlan', '--uplink', LAN_DEV, ...st(60)], new RegExp(`${LAN_DEV} is a port of bridge ${LAN_BRIDGE}`)],
     ['--address equal to the host\'s own on that LAN (macvlan)', 'bo2', ['--mode', 'macvlan', '--uplink', FAST_DEV, '--address', `${HOST_FAST_ADDR}/24`, '--via', FAST_GW], /10\.99\.1\.2\b/],
   ];
 

@@ -496,6 +496,21 @@ describe('buildPlan: bridge and macvlan modes', () => {
     for (const [over, msg] of cases) expect(catchUserError(() => buildPlan(lan(over), withBridge(), [])).message, JSON.stringify(over)).toMatch(msg);
     expect(catchUserError(() => buildPlan(lan({ uplink: 'wlan0' }), withBridge(), [])).hint).toContain('macvlan');
   });
+
+  it("refuses to take a port out of someone else's bridge, or to put a macvlan on it", () => {
+    const f = withBridge();
+    f.links.push({ index: 7, name: 'lan1', up: true, master: 'br0' });
+    const take = catchUserError(() => buildPlan(lan({ uplink: 'lan1' }), f, []));
+    expect(take.message).toBe('lan1 is a port of bridge br0');
+    expect(take.hint).toContain('--bridge br0');
+    expect(catchUserError(() => buildPlan(profile({ mode: 'macvlan', uplink: 'lan1', dhcp: true }), f, [])).message).toBe('lan1 is a port of bridge br0');
+    // A port of nsroute's own bridge for that interface is the shared takeover: fine.
+    const first = buildPlan(lan({ uplink: 'eth0' }), withBridge(), []);
+    const g = withBridge();
+    g.links.find((l) => l.name === 'eth0')!.master = 'nsb-eth0';
+    g.links.push({ index: 8, name: 'nsb-eth0', up: true, kind: 'bridge' });
+    expect(buildPlan(lan({ name: 'other', uplink: 'eth0', address: '192.168.1.61/24' }), g, [first.config]).config.lan?.bridge).toBe('nsb-eth0');
+  });
 });
 
 // Issue 10, finding 7: interfaces and gateways that cannot work are refused by the planner,
