@@ -3,7 +3,7 @@ import { parseRoutes, parseRules } from '../net/iproute-json.js';
 import { renderNftRuleset } from '../net/nft.js';
 import { ipIgnoringGone, ipJson } from '../sys/ip.js';
 import { nftApply, nftTableExists } from '../sys/nft.js';
-import { isDeadNetnsFile, removeIfExists } from '../sys/fsx.js';
+import { isDeadNetnsFile, removeIfExists, UntrustedFile } from '../sys/fsx.js';
 import { forwardHolesPresent, removeForwardHoles } from '../sys/iptables.js';
 import { withHostLock } from '../state/lock.js';
 import { allStates, knownNames, readHostState, readState } from '../state/store.js';
@@ -62,7 +62,15 @@ export async function gc(): Promise<SweepReport> {
     await forgetEarlierBoots(report);
     await recoverLost(report);
     const names = new Set([...knownNames(), ...allStates().map((s) => s.name)]);
-    for (const name of names) await sweep(name, report);
+    for (const name of names) {
+      try {
+        await sweep(name, report);
+      } catch (e) {
+        // Its state or journal could have been written by someone else: reported, not acted on.
+        if (!(e instanceof UntrustedFile)) throw e;
+        report.kept.push({ name, reason: `${e.message}; ${e.hint}` });
+      }
+    }
     for (const st of allStates()) {
       for (const p of await repair(st)) report.kept.push({ name: st.name, reason: `could not restore ${p}` });
       // A persistent namespace whose watcher died (killed, or its state was recovered) gets one again.
