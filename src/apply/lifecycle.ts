@@ -18,7 +18,7 @@ import { lookupAccount } from '../sys/users.js';
 import { withHostLock } from '../state/lock.js';
 import { NETNS_RUN_DIR, netnsEtcDir, paths } from '../state/paths.js';
 import { ensureRunSubdir } from '../state/dirs.js';
-import { allStates, readState, removeNamespaceDir, staleBootStates, writeState, type Holder, type NamespaceState } from '../state/store.js';
+import { allStates, readHostState, readState, removeNamespaceDir, staleBootStates, writeState, type Holder, type NamespaceState } from '../state/store.js';
 import { applySteps, undoJournal } from './apply.js';
 import { Journal } from './journal.js';
 import { repairSteps, undoStep, type StepContext } from './executors.js';
@@ -370,6 +370,9 @@ export async function bringUp(req: UpRequest): Promise<UpResult> {
     const facts = await gatherHostFacts(profile.via, { ipv6: profile.ipv6 === 'nat' });
     const others = allStates().filter((s) => s.name !== name);
     const plan = buildPlan(profile, facts, others.map((s) => s.config), { persistent: req.persistent });
+    // Refused before the first change: a host.json that is not root's alone (its saved
+    // values are what teardown writes back).
+    readHostState();
     const state: NamespaceState = {
       version: 1,
       name,

@@ -1,3 +1,4 @@
+import { lstatSync } from 'node:fs';
 import type { NamespaceConfig } from '../plan/types.js';
 import { HostError } from '../errors.js';
 import { isTrustedSubdir, listDir, readTrustedFile, removeIfExists, writeFileAtomic } from '../sys/fsx.js';
@@ -59,6 +60,15 @@ export function writeState(state: NamespaceState): void {
   writeFileAtomic(paths.state(state.name), JSON.stringify(state, null, 2) + '\n', 0o600);
 }
 
+function lexists(path: string): boolean {
+  try {
+    lstatSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 // Names with any state under the run dir (a state file or just a journal left by a crash).
 export function knownNames(): string[] {
   ensureRunDir();
@@ -66,8 +76,12 @@ export function knownNames(): string[] {
   return listDir(paths.nsRoot()).filter((n) => !n.startsWith('.')).sort();
 }
 
+// Only names with a state file: a NAME with just a journal adds nothing to what is shared,
+// and its journal is checked (and, if untrusted, reported) by the sweep of that NAME. An
+// untrusted state file makes every command refuse: what it describes is shared by all.
 function readAllStates(): NamespaceState[] {
   return knownNames().flatMap((n) => {
+    if (!lexists(paths.state(n))) return [];
     const s = readState(n);
     return s ? [s] : [];
   });
