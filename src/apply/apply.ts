@@ -1,27 +1,43 @@
-import { AggregateSysError } from '../errors.js';
+import { AggregateSysError, HostError } from '../errors.js';
 import type { Step } from '../plan/types.js';
+import { WriteFailed } from '../sys/fsx.js';
+import { runDir } from '../state/paths.js';
 import { Journal } from './journal.js';
 import { doStep, undoStep, type StepContext } from './executors.js';
 import { crashPoint } from './crash.js';
 
-// Applies steps in order through the journal. On failure, everything intended so far is
-// undone (same code path as teardown) and the original error is rethrown.
-export async function applySteps(steps: readonly Step[], journal: Journal, ctx: StepContext): Promise<void> {
-  for (const [i, step] of steps.entries()) {
-    journal.intend(i, step);
-    try {
+// Applies steps in order through the journal, then `commit` (recording the result). On any
+// failure, a step's or a write of the journal or state (a full disk), everything intended so
+// far is undone (same code path as teardown) and the error is rethrown: a step's as it was,
+// a failed write as one line saying what, that it was undone, and how to fix it.
+export async function applySteps(steps: readonly Step[], journal: Journal, ctx: StepContext, commit: () => void = () => undefined): Promise<void> {
+  try {
+    for (const [i, step] of steps.entries()) {
+      journal.intend(i, step);
       await doStep(step, ctx);
-    } catch (err) {
-      try {
-        await undoJournal(journal, ctx);
-      } catch (undoErr) {
-        (err as Error).message += `\n(rollback also failed: ${(undoErr as Error).message}; \`nsroute down ${ctx.name}\` retries it)`;
-      }
-      throw err;
+      await crashPoint('apply', i);
+      journal.done(i);
     }
-    await crashPoint('apply', i);
-    journal.done(i);
+    commit();
+  } catch (err) {
+    let undoErr: Error | undefined;
+    try {
+      await undoJournal(journal, ctx);
+    } catch (e) {
+      undoErr = e as Error;
+    }
+    throw explainFailure(err as Error, ctx.name, undoErr);
   }
+}
+
+function explainFailure(err: Error, name: string, undoErr: Error | undefined): Error {
+  const retry = `\`nsroute down ${name}\` retries it`;
+  if (err instanceof WriteFailed) {
+    const undone = undoErr ? `undoing what was set up for ${name} also failed (${undoErr.message.split('\n')[0]})` : `everything set up for ${name} was undone`;
+    return new HostError(`could not record ${name}: ${err.message}; ${undone}`, `free space (or fix the file system) under ${runDir()} and run the command again${undoErr ? `; ${retry}` : ''}`);
+  }
+  if (undoErr) err.message += `\n(rollback also failed: ${undoErr.message}; ${retry})`;
+  return err;
 }
 
 // Undoes every intended step in reverse. Keeps going past failures and reports them all;

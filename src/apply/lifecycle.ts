@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, openSync } from 'node:fs';
 import { join } from 'node:path';
-import { UserError } from '../errors.js';
+import { HostError, UserError } from '../errors.js';
 import { buildPlan, stepsFor, tagOf } from '../plan/plan.js';
 import type { NamespaceConfig } from '../plan/types.js';
 import { recoverConfig } from '../plan/recover.js';
@@ -13,15 +13,15 @@ import { gatherHostFacts } from '../sys/hostfacts.js';
 import { ipIgnoringGone, ipJson, netnsDel, setLinkAlias } from '../sys/ip.js';
 import { bootId, isSameProcessAlive, netnsInode, netnsProcesses, processInfo, processStartTime } from '../sys/proc.js';
 import { dhcpPid } from '../sys/lan.js';
-import { isDeadNetnsFile, readTextIfExists, readTrustedFile, removeIfExists } from '../sys/fsx.js';
+import { isDeadNetnsFile, readTextIfExists, readTrustedFile, removeIfExists, WriteFailed } from '../sys/fsx.js';
 import { lookupAccount } from '../sys/users.js';
 import { withHostLock } from '../state/lock.js';
-import { NETNS_RUN_DIR, netnsEtcDir, paths } from '../state/paths.js';
+import { NETNS_RUN_DIR, netnsEtcDir, paths, runDir } from '../state/paths.js';
 import { ensureRunSubdir } from '../state/dirs.js';
 import { allStates, readHostState, readState, removeNamespaceDir, staleBootStates, writeState, type Holder, type NamespaceState } from '../state/store.js';
 import { applySteps, undoJournal } from './apply.js';
 import { Journal } from './journal.js';
-import { repairSteps, undoStep, type StepContext } from './executors.js';
+import { checkNetnsFiles, repairSteps, undoStep, type StepContext } from './executors.js';
 import { crashNow } from './crash.js';
 
 // What a sweep did, for gc's report (other commands ignore it).
@@ -370,8 +370,9 @@ export async function bringUp(req: UpRequest): Promise<UpResult> {
     const facts = await gatherHostFacts(profile.via, { ipv6: profile.ipv6 === 'nat' });
     const others = allStates().filter((s) => s.name !== name);
     const plan = buildPlan(profile, facts, others.map((s) => s.config), { persistent: req.persistent });
-    // Refused before the first change: a host.json that is not root's alone (its saved
-    // values are what teardown writes back).
+    // Refused before the first change: what the files step cannot write safely, and a
+    // host.json that is not root's alone (its saved values are what teardown writes back).
+    for (const step of plan.steps) if (step.kind === 'netns-files') checkNetnsFiles(step.netns, Object.keys(step.files));
     readHostState();
     const state: NamespaceState = {
       version: 1,
@@ -383,17 +384,24 @@ export async function bringUp(req: UpRequest): Promise<UpResult> {
       config: plan.config,
       holders: [],
     };
-    writeState(state);
     try {
-      await applySteps(plan.steps, new Journal(paths.journal(name)), contextFor(name, plan.config));
+      writeState(state);
+    } catch (e) {
+      removeNamespaceDir(name);
+      if (e instanceof WriteFailed) throw new HostError(`could not record ${name}: ${e.message}; nothing was changed`, `free space (or fix the file system) under ${runDir()} and run the command again`);
+      throw e;
+    }
+    try {
+      await applySteps(plan.steps, new Journal(paths.journal(name)), contextFor(name, plan.config), () => {
+        state.status = 'up';
+        if (req.holder) state.holders.push(req.holder);
+        if (req.persistent && req.watch === false) state.noWatch = true;
+        writeState(state);
+      });
     } catch (e) {
       if (new Journal(paths.journal(name)).intents().length === 0) removeNamespaceDir(name);
       throw e;
     }
-    state.status = 'up';
-    if (req.holder) state.holders.push(req.holder);
-    if (req.persistent && req.watch === false) state.noWatch = true;
-    writeState(state);
     if (req.watch && state.persistent) startWatcherOrWarn(state);
     return { state, created: true };
   });
