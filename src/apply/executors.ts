@@ -11,7 +11,7 @@ import { renderNftRuleset } from '../net/nft.js';
 import { ipBatch, ipBatchForce, ipIgnoringGone, ipJson, netnsAdd, netnsDel } from '../sys/ip.js';
 import { nftApply, nftRulesetJson } from '../sys/nft.js';
 import { readForwarding6Sysctls, readForwardingSysctls, srcValidMarkPath, tryRead, tryRead6, write as writeSysctl, write6 } from '../sys/sysctl.js';
-import { isTrustedSubdir, listDir, readTextIfExists, readTrustedFile, removeDirIfEmpty, removeIfExists, writeFileAtomic } from '../sys/fsx.js';
+import { isTrustedSubdir, listDir, readRegularFile, readTrustedFile, removeDirIfEmpty, removeIfExists, writeFileAtomic } from '../sys/fsx.js';
 import { ensureLibDir, ensureLibSubdir } from '../state/dirs.js';
 import { parseRules } from '../net/iproute-json.js';
 import { netnsEtcDir, paths } from '../state/paths.js';
@@ -39,7 +39,7 @@ const OWNED_MARK = '.nsroute-files';
 // Only a regular file can be ours (never followed through a symlink).
 function isOurs(path: string): boolean {
   try {
-    return lstatSync(path).isFile() && (readTextIfExists(path)?.startsWith(OURS) ?? false);
+    return readRegularFile(path)?.startsWith(OURS) ?? false;
   } catch {
     return false; // absent, unreadable: not ours
   }

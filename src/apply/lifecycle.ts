@@ -13,7 +13,7 @@ import { gatherHostFacts } from '../sys/hostfacts.js';
 import { ipIgnoringGone, ipJson, netnsDel, setLinkAlias } from '../sys/ip.js';
 import { bootId, isSameProcessAlive, netnsInode, netnsProcesses, processInfo, processStartTime } from '../sys/proc.js';
 import { dhcpPid } from '../sys/lan.js';
-import { isDeadNetnsFile, readTextIfExists, readTrustedFile, removeIfExists, WriteFailed } from '../sys/fsx.js';
+import { isDeadNetnsFile, readRegularFile, readTrustedFile, removeIfExists, WriteFailed } from '../sys/fsx.js';
 import { lookupAccount } from '../sys/users.js';
 import { withHostLock } from '../state/lock.js';
 import { NETNS_RUN_DIR, netnsEtcDir, paths, runDir } from '../state/paths.js';
@@ -158,7 +158,14 @@ function stopWatcher(st: NamespaceState): void {
 async function teardown(st: NamespaceState): Promise<void> {
   stopWatcher(st);
   st.status = 'tearing-down';
-  writeState(st);
+  try {
+    writeState(st);
+  } catch (e) {
+    // A full or read-only run dir must not make a namespace impossible to remove: the mark
+    // only tells a later sweep that a teardown was under way, and the journal (removed last)
+    // lets it finish one either way.
+    if (!(e instanceof WriteFailed)) throw e;
+  }
   const leftovers = userProcesses(st.name);
   await undoJournal(new Journal(paths.journal(st.name)), contextFor(st.name, st.config));
   removeNamespaceDir(st.name);
@@ -193,7 +200,7 @@ export async function taggedVeths() {
   const parsedAddrs = parseAddrs(addrs);
   return parseLinks(links).flatMap((l) => {
     const tag = parseTag(l.alias);
-    return tag ? [{ link: l.name, tag, config: recoverConfig(tag, l.name, parsedAddrs, readTextIfExists(join(netnsEtcDir(tag.name), 'resolv.conf'))) }] : [];
+    return tag ? [{ link: l.name, tag, config: recoverConfig(tag, l.name, parsedAddrs, readRegularFile(join(netnsEtcDir(tag.name), 'resolv.conf'))) }] : [];
   });
 }
 
@@ -496,7 +503,7 @@ export interface NamespaceView {
 
 // The name servers in the namespace's resolv.conf (with --dhcp: the lease's).
 export function namespaceNameservers(name: string): string[] {
-  return parseNameservers(readTextIfExists(join(netnsEtcDir(name), 'resolv.conf')) ?? '');
+  return parseNameservers(readRegularFile(join(netnsEtcDir(name), 'resolv.conf')) ?? '');
 }
 
 async function leaseOf(st: NamespaceState): Promise<{ address?: string; dns: string[] }> {

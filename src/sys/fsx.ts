@@ -260,6 +260,26 @@ function existsLstat(path: string): boolean {
   }
 }
 
+// A file under /etc/netns/NAME read back (nsroute's own resolv.conf): only a regular file,
+// never through a symlink, never blocking on a FIFO, at most maxBytes. undefined otherwise.
+export function readRegularFile(path: string, maxBytes = 1 << 20): string | undefined {
+  let fd: number;
+  try {
+    fd = openSync(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
+  } catch {
+    return undefined;
+  }
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile() || st.size > maxBytes) return undefined;
+    return readFileSync(fd, 'utf8');
+  } catch {
+    return undefined;
+  } finally {
+    closeSync(fd);
+  }
+}
+
 export function readTextIfExists(path: string): string | undefined {
   try {
     return readFileSync(path, 'utf8');

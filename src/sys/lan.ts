@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { ipBatch, ipBatchForce, ipJson } from './ip.js';
 import { run } from './run.js';
 import { routeSpec } from '../net/routespec.js';
-import { listDir, writeFileAtomic } from './fsx.js';
+import { listDir, readTrustedFile, writeFileAtomic } from './fsx.js';
 
 // bridge / macvlan modes: the host side of a namespace that is its own host on a LAN.
 
@@ -92,10 +92,14 @@ export async function startDhcp(name: string, iface: string, script: string, scr
   if (r.exitCode !== 0) throw new Error(`no DHCP lease on ${iface} in ${name}: ${(r.stderr || r.stdout).trim().split('\n').pop()}`);
 }
 
+// The DHCP client's pid, from the pid file udhcpc wrote: only a root-owned file nobody else
+// could write, and only a pid that is still a udhcpc (pids are reused: a stale file must
+// not make teardown signal some other process).
 export function dhcpPid(pidFile: string): number | undefined {
   try {
-    const pid = Number(readFileSync(pidFile, 'utf8').trim());
-    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+    const pid = Number((readTrustedFile(pidFile) ?? '').trim());
+    if (!Number.isInteger(pid) || pid <= 0) return undefined;
+    return readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'udhcpc' ? pid : undefined;
   } catch {
     return undefined;
   }

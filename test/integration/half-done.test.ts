@@ -64,6 +64,19 @@ describe('a run dir that fills up', () => {
     expect(await w.snapshot()).toEqual(clean);
   });
 
+  it('down still works with the run dir full', async () => {
+    const n = w.name('fu3');
+    await withTinyRunDir(async (env, run) => {
+      expectOk(await w.nsroute(['up', n, ...ROUTE, '--no-watch'], { env }));
+      fill(run);
+      const down = await w.nsroute(['down', n], { env });
+      expectOk(down);
+      expect(w.netnsExists(n)).toBe(false);
+      expect(readdirSync(join(run, 'ns'))).toEqual([]);
+    });
+    expect(await w.snapshot()).toEqual(clean);
+  });
+
   it('before exec starts: one line, exit 125, nothing changed', async () => {
     const n = w.name('fu2');
     await withTinyRunDir(async (env, run) => {
