@@ -122,8 +122,11 @@ export function lockFile(path: string, opts: LockOptions & { wait: boolean; what
       timers.push(setTimeout(() => process.stderr.write(`nsroute: waiting for ${opts.what}${describeHolder(path)}\n`), opts.noticeMs ?? 1000));
     }
     child.once('error', (e) => (spawnError = e));
-    child.once('close', (code) => {
+    child.once('close', (code, signal) => {
       for (const sig of SIGNALS) process.off(sig, onSignal);
+      // A terminal's ^C reaches the whole process group, flock too, maybe before nsroute's
+      // own handler has run: the same interruption.
+      if (signal && SIGNALS.includes(signal) && !timedOut) interrupted ??= signal;
       timers.forEach(clearTimeout);
       if (code === 0 && !interrupted && !timedOut) {
         recordHolder(fd);
