@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { ipBatch, ipBatchForce, ipJson } from './ip.js';
 import { run } from './run.js';
 import { routeSpec } from '../net/routespec.js';
-import { listDir, readTrustedFile, writeFileAtomic } from './fsx.js';
+import { listDir, readRegularFile, writeFileAtomic } from './fsx.js';
 
 // bridge / macvlan modes: the host side of a namespace that is its own host on a LAN.
 
@@ -92,12 +92,13 @@ export async function startDhcp(name: string, iface: string, script: string, scr
   if (r.exitCode !== 0) throw new Error(`no DHCP lease on ${iface} in ${name}: ${(r.stderr || r.stdout).trim().split('\n').pop()}`);
 }
 
-// The DHCP client's pid, from the pid file udhcpc wrote: only a root-owned file nobody else
-// could write, and only a pid that is still a udhcpc (pids are reused: a stale file must
-// not make teardown signal some other process).
+// The DHCP client's pid, from the pid file udhcpc wrote in the run dir (root's alone; the
+// file's own mode follows the umask nsroute ran with): a regular file, not a symlink, and
+// only a pid that is still a udhcpc (pids are reused: a stale file must not make teardown
+// signal some other process).
 export function dhcpPid(pidFile: string): number | undefined {
   try {
-    const pid = Number((readTrustedFile(pidFile) ?? '').trim());
+    const pid = Number((readRegularFile(pidFile) ?? '').trim());
     if (!Number.isInteger(pid) || pid <= 0) return undefined;
     return readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'udhcpc' ? pid : undefined;
   } catch {
