@@ -1,7 +1,8 @@
 import { AggregateSysError, HostError } from '../errors.js';
 import type { Step } from '../plan/types.js';
 import { WriteFailed } from '../sys/fsx.js';
-import { runDir } from '../state/paths.js';
+import { dirname } from 'node:path';
+import { libDir, runDir } from '../state/paths.js';
 import { Journal } from './journal.js';
 import { doStep, undoStep, type StepContext } from './executors.js';
 import { crashPoint } from './crash.js';
@@ -30,11 +31,17 @@ export async function applySteps(steps: readonly Step[], journal: Journal, ctx: 
   }
 }
 
+// The directory to free space in: nsroute's run or lib dir holding the file, else its own.
+export function stateRootOf(path: string): string {
+  for (const root of [runDir(), libDir()]) if (path === root || path.startsWith(`${root}/`)) return root;
+  return dirname(path);
+}
+
 function explainFailure(err: Error, name: string, undoErr: Error | undefined): Error {
   const retry = `\`nsroute down ${name}\` retries it`;
   if (err instanceof WriteFailed) {
     const undone = undoErr ? `undoing what was set up for ${name} also failed (${undoErr.message.split('\n')[0]})` : `everything set up for ${name} was undone`;
-    return new HostError(`could not record ${name}: ${err.message}; ${undone}`, `free space (or fix the file system) under ${runDir()} and run the command again${undoErr ? `; ${retry}` : ''}`);
+    return new HostError(`could not record ${name}: ${err.message}; ${undone}`, `free space (or fix the file system) under ${stateRootOf(err.path)} and run the command again${undoErr ? `; ${retry}` : ''}`);
   }
   if (undoErr) err.message += `\n(rollback also failed: ${undoErr.message}; ${retry})`;
   return err;

@@ -16,10 +16,10 @@ import { dhcpPid } from '../sys/lan.js';
 import { isDeadNetnsFile, readRegularFile, readTrustedFile, removeIfExists, WriteFailed } from '../sys/fsx.js';
 import { lookupAccount } from '../sys/users.js';
 import { withHostLock } from '../state/lock.js';
-import { NETNS_RUN_DIR, netnsEtcDir, paths, runDir } from '../state/paths.js';
+import { NETNS_RUN_DIR, netnsEtcDir, paths } from '../state/paths.js';
 import { ensureRunSubdir } from '../state/dirs.js';
 import { allStates, readHostState, readState, removeNamespaceDir, staleBootStates, writeState, type Holder, type NamespaceState } from '../state/store.js';
-import { applySteps, undoJournal } from './apply.js';
+import { applySteps, stateRootOf, undoJournal } from './apply.js';
 import { Journal } from './journal.js';
 import { checkNetnsFiles, repairSteps, undoStep, type StepContext } from './executors.js';
 import { crashNow } from './crash.js';
@@ -395,7 +395,7 @@ export async function bringUp(req: UpRequest): Promise<UpResult> {
       writeState(state);
     } catch (e) {
       removeNamespaceDir(name);
-      if (e instanceof WriteFailed) throw new HostError(`could not record ${name}: ${e.message}; nothing was changed`, `free space (or fix the file system) under ${runDir()} and run the command again`);
+      if (e instanceof WriteFailed) throw new HostError(`could not record ${name}: ${e.message}; nothing was changed`, `free space (or fix the file system) under ${stateRootOf(e.path)} and run the command again`);
       throw e;
     }
     try {
