@@ -1,5 +1,6 @@
 import { Command, CommanderError } from 'commander';
-import { UserError } from './errors.js';
+import { constants } from 'node:os';
+import { HostError, Interrupted, UserError } from './errors.js';
 import { checkPathEnv } from './state/paths.js';
 import { addRouteOptions } from './commands/options.js';
 import { runInNamespace, type ExecOptions } from './commands/exec.js';
@@ -25,7 +26,7 @@ export const EXIT = {
 } as const;
 
 function formatError(e: unknown): string {
-  if (e instanceof UserError) return `nsroute: ${e.message}${e.hint ? `; ${e.hint}` : ''}`;
+  if (e instanceof UserError || e instanceof HostError) return `nsroute: ${e.message}${e.hint ? `; ${e.hint}` : ''}`;
   if (e instanceof Error) return `nsroute: ${e.message}`;
   return `nsroute: ${String(e)}`;
 }
@@ -231,6 +232,9 @@ export async function main(argv: string[]): Promise<number> {
       return result.isExec ? EXIT.execFailed : EXIT.usage;
     }
     process.stderr.write(formatError(e) + '\n');
+    // Like a process the signal ended (exec, too: it already answers 128+N for a signal that
+    // arrives before the command starts); 125 would claim nsroute itself failed.
+    if (e instanceof Interrupted) return 128 + (constants.signals[e.signal] ?? 0);
     if (result.isExec) return EXIT.execFailed;
     return e instanceof UserError ? EXIT.usage : EXIT.failure;
   }

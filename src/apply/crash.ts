@@ -6,7 +6,13 @@ import { existsSync, writeFileSync } from 'node:fs';
 // in the journal), to prove that a crash at any step boundary is cleaned up by `nsroute gc`.
 // NSROUTE_TEST_PAUSE=PHASE:K:FILE makes it stop there, create FILE.reached, and go on once
 // FILE exists, so a test can send signals in the middle of a teardown.
+// NSROUTE_TEST_CRASH=watcher:0 kills `up` (or gc) right after it spawned the watcher of a
+// persistent namespace, before the state records it.
 export type CrashPhase = 'apply' | 'undo';
+
+export function crashNow(point: 'watcher:0'): void {
+  if (process.env.NSROUTE_TEST_CRASH === point) process.kill(process.pid, 'SIGKILL');
+}
 
 export async function crashPoint(phase: CrashPhase, k: number): Promise<void> {
   const crash = process.env.NSROUTE_TEST_CRASH;

@@ -1,5 +1,6 @@
 import { join } from 'node:path';
-import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, mkdirSync, readFileSync, type Stats } from 'node:fs';
+import { UserError } from '../errors.js';
 import type { NamespaceConfig, Step, Uplink } from '../plan/types.js';
 import { nsConfigLanLines, nsConfigLines, uplinkRoute6Lines, uplinkRouteLines, uplinkRuleArgs, vethBridgeLines, vethLines, vethRouteLines } from '../plan/plan.js';
 import { disableIpv6In, giveBack, readTakeover, startDhcp, stopDhcp, takeOver } from '../sys/lan.js';
@@ -13,7 +14,8 @@ import { parseTag } from '../net/tag.js';
 import type { NetnsOwnership } from './journal.js';
 import { nftApply, nftRulesetJson } from '../sys/nft.js';
 import { readForwarding6Sysctls, readForwardingSysctls, srcValidMarkPath, tryRead, tryRead6, write as writeSysctl, write6 } from '../sys/sysctl.js';
-import { listDir, readTextIfExists, removeDirIfEmpty, removeIfExists, writeFileAtomic } from '../sys/fsx.js';
+import { isTrustedSubdir, listDir, readRegularFile, readTrustedFile, removeDirIfEmpty, removeIfExists, writeFileAtomic } from '../sys/fsx.js';
+import { ensureLibDir, ensureLibSubdir } from '../state/dirs.js';
 import { parseRules } from '../net/iproute-json.js';
 import { currentGuardRules, guardSyncLines, renderGuardRules } from '../plan/guard.js';
 import { NETNS_RUN_DIR, netnsEtcDir, paths } from '../state/paths.js';
@@ -72,36 +74,89 @@ const OURS = '# Written by nsroute';
 const CREATED_DIR_MARK = '.created-etc-netns-dir';
 const OWNED_MARK = '.nsroute-files';
 
+// Only a regular file can be ours (never followed through a symlink).
 function isOurs(path: string): boolean {
   try {
-    return readTextIfExists(path)?.startsWith(OURS) ?? false;
+    return readRegularFile(path)?.startsWith(OURS) ?? false;
   } catch {
-    return false; // a directory, unreadable: not ours
+    return false; // absent, unreadable: not ours
+  }
+}
+
+function lstatOrUndefined(path: string): Stats | undefined {
+  try {
+    return lstatSync(path);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw e;
+  }
+}
+
+// What nsroute may write under /etc/netns/NAME, decided before the first change: `ip netns
+// exec` bind-mounts those files over /etc, so a symlink there (to a directory, or dangling),
+// a file where the directory should be, or a directory where resolv.conf should be would
+// make nsroute write through a link it did not make, or fail half-way with a raw EISDIR.
+// Throws a UserError naming the path and the fix.
+export function checkNetnsFiles(netns: string, files: readonly string[]): void {
+  const base = '/etc/netns';
+  const dir = netnsEtcDir(netns);
+  const refuse = (path: string, what: string, fix: string) => {
+    throw new UserError(`${path} ${what}; nsroute writes ${netns}'s resolv.conf there and never writes through a link or over something it did not make`, fix);
+  };
+  for (const [path, isDir] of [[base, true], [dir, true], ...files.map((f) => [join(dir, f), false] as const)] as const) {
+    const st = lstatOrUndefined(path);
+    if (!st) continue;
+    if (st.isSymbolicLink()) refuse(path, `is a symbolic link${existsSync(path) ? '' : ' to nothing'}`, `remove it (\`rm ${path}\`)${isDir && path === dir ? ', or pick another name' : ''}`);
+    if (isDir && !st.isDirectory()) refuse(path, 'is not a directory', `move it away${path === dir ? ', or pick another name' : ''}`);
+    if (!isDir && !st.isFile()) refuse(path, st.isDirectory() ? 'is a directory' : 'is not a regular file', `move it away (\`mv ${path} ${path}.old\`)`);
+    if (isDir && (st.uid !== 0 || st.mode & 0o022)) refuse(path, st.uid !== 0 ? `is owned by uid ${st.uid}, not root` : 'is writable by others', `\`chown root:root ${path} && chmod go-w ${path}\``);
   }
 }
 
 // Puts /etc/netns/NAME back as it was: the user's saved files return, ours go, and the
 // directory goes if nsroute created it. Idempotent; also used by gc for a NAME whose state
-// is gone, with the files its record lists.
+// is gone, with the files its record lists. Nothing is written through a symlink: when
+// /etc/netns/NAME is not a real directory any more, nothing of nsroute's can be in it, and
+// the user's saved files stay in the record.
 export function undoNetnsFiles(netns: string, files: readonly string[]): void {
   const dir = netnsEtcDir(netns);
   const record = paths.files(netns);
+  const dirSt = lstatOrUndefined(dir);
+  const realDir = dirSt?.isDirectory() ?? false;
+  ensureLibDir();
+  if (!isTrustedSubdir(paths.filesRoot()) || !isTrustedSubdir(record)) {
+    for (const file of files) if (realDir && isOurs(join(dir, file))) removeIfExists(join(dir, file));
+    return;
+  }
+  let keptSaved = false;
   for (const file of files) {
     const target = join(dir, file);
     const saved = join(record, file);
-    if (existsSync(saved)) {
-      copyFileSync(saved, target);
+    const text = readTrustedFile(saved);
+    if (text !== undefined) {
+      if (!realDir || lstatOrUndefined(target)?.isDirectory()) {
+        keptSaved = true;
+        continue;
+      }
+      writeFileAtomic(target, text, savedMode(saved));
       removeIfExists(saved);
-    } else if (isOurs(target)) {
+    } else if (realDir && isOurs(target)) {
       removeIfExists(target);
     }
   }
   if (existsSync(join(record, CREATED_DIR_MARK))) {
-    removeDirIfEmpty(dir);
+    if (realDir) removeDirIfEmpty(dir);
     removeIfExists(join(record, CREATED_DIR_MARK));
   }
+  if (keptSaved) return;
   removeIfExists(join(record, OWNED_MARK));
   removeDirIfEmpty(record);
+}
+
+// A saved user file keeps the user's mode (minus write for group and others, which its
+// record may not have): restored with it.
+function savedMode(saved: string): number {
+  return lstatSync(saved).mode & 0o755;
 }
 
 // The files a NAME's record knows about: the ones nsroute writes plus any saved user file.
@@ -186,20 +241,30 @@ export async function doStep(step: Step, ctx: StepContext): Promise<Created | vo
       return ipBatch(nsConfigLines(step), step.netns);
     case 'netns-files': {
       const dir = netnsEtcDir(step.netns);
-      const record = paths.files(step.netns);
-      mkdirSync(record, { recursive: true });
+      checkNetnsFiles(step.netns, Object.keys(step.files));
+      const record = ensureLibSubdir('files', step.netns);
       // Written first: with it, gc can put /etc/netns/NAME right even if the run dir is lost.
-      writeFileAtomic(join(record, OWNED_MARK), '');
+      writeFileAtomic(join(record, OWNED_MARK), '', 0o600);
       // A directory holding only files nsroute wrote (left when /run was lost at a reboot)
       // counts as ours too; an empty one the user made does not.
       const entries = listDir(dir);
       if (!existsSync(dir) || (entries.length > 0 && entries.every((f) => isOurs(join(dir, f))))) {
-        writeFileAtomic(join(record, CREATED_DIR_MARK), '');
-        mkdirSync(dir, { recursive: true, mode: 0o755 });
+        writeFileAtomic(join(record, CREATED_DIR_MARK), '', 0o600);
+        if (!existsSync('/etc/netns')) {
+          mkdirSync('/etc/netns', { mode: 0o755 });
+          chmodSync('/etc/netns', 0o755);
+        }
+        if (!existsSync(dir)) {
+          mkdirSync(dir, { mode: 0o755 });
+          chmodSync(dir, 0o755);
+        }
       }
       for (const [file, text] of Object.entries(step.files)) {
         const target = join(dir, file);
-        if (existsSync(target) && !isOurs(target) && !existsSync(join(record, file))) copyFileSync(target, join(record, file));
+        const st = lstatOrUndefined(target);
+        if (st?.isFile() && !isOurs(target) && !existsSync(join(record, file))) {
+          writeFileAtomic(join(record, file), readFileSync(target, 'utf8'), st.mode & 0o755);
+        }
         writeFileAtomic(target, text, 0o644);
       }
       return;

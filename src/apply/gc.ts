@@ -3,7 +3,7 @@ import { parseRoutes, parseRules } from '../net/iproute-json.js';
 import { renderNftRuleset } from '../net/nft.js';
 import { ipIgnoringGone, ipJson } from '../sys/ip.js';
 import { nftApply, nftTableExists } from '../sys/nft.js';
-import { isDeadNetnsFile, removeIfExists } from '../sys/fsx.js';
+import { isDeadNetnsFile, removeIfExists, UntrustedFile } from '../sys/fsx.js';
 import { forwardHolesPresent, removeForwardHoles } from '../sys/iptables.js';
 import { withHostLock } from '../state/lock.js';
 import { allStates, knownNames, readHostState, readState } from '../state/store.js';
@@ -62,13 +62,15 @@ export async function gc(): Promise<SweepReport> {
     await forgetEarlierBoots(report);
     await recoverLost(report);
     const names = new Set([...knownNames(), ...allStates().map((s) => s.name)]);
-    // One NAME whose teardown fails (say, an uplink that cannot take its addresses back) must
-    // not stop gc from cleaning up the others; it is reported, and its record kept for a retry.
     for (const name of names) {
       try {
         await sweep(name, report);
       } catch (e) {
-        report.failed.push({ name, error: (e as Error).message });
+        // Its state or journal could have been written by someone else: reported, not acted on.
+        if (e instanceof UntrustedFile) report.kept.push({ name, reason: `${e.message}; ${e.hint}` });
+        // One NAME whose teardown fails (say, an uplink that cannot take its addresses back) must
+        // not stop gc from cleaning up the others; it is reported, and its record kept for a retry.
+        else report.failed.push({ name, error: (e as Error).message });
       }
     }
     for (const st of allStates()) {

@@ -1,6 +1,6 @@
-import { readFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import type { Step } from '../plan/types.js';
-import { appendLineSync, removeIfExists } from '../sys/fsx.js';
+import { appendLineSync, ensureTrustedSubdir, readTrustedFile, removeIfExists } from '../sys/fsx.js';
 
 // Write-ahead journal of one namespace: the intent of each step is on disk (fsync) before the
 // step runs, and marked done after. Undo replays every intent backwards, done or not, so a
@@ -20,6 +20,7 @@ export class Journal {
   constructor(readonly path: string) {}
 
   intend(i: number, step: Step): void {
+    ensureTrustedSubdir(dirname(this.path), 0o700);
     appendLineSync(this.path, JSON.stringify({ op: 'do', i, step } satisfies JournalEntry));
   }
 
@@ -40,14 +41,11 @@ export class Journal {
     appendLineSync(this.path, JSON.stringify({ op: 'done', i } satisfies JournalEntry));
   }
 
+  // A journal someone other than root could have written is never acted on: its undo
+  // would delete whatever it names (fsx.ts `readTrustedFile` throws UntrustedFile).
   entries(): JournalEntry[] {
-    let text: string;
-    try {
-      text = readFileSync(this.path, 'utf8');
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
-      throw e;
-    }
+    const text = readTrustedFile(this.path);
+    if (text === undefined) return [];
     // A crash can leave a torn last line: everything before it is intact.
     return text.split('\n').flatMap((line) => {
       try {

@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, openSync } from 'node:fs';
 import { join } from 'node:path';
-import { UserError } from '../errors.js';
+import { HostError, UserError } from '../errors.js';
 import { buildPlan, stepsFor, tagOf } from '../plan/plan.js';
 import type { NamespaceConfig } from '../plan/types.js';
 import { recoverConfig } from '../plan/recover.js';
@@ -13,14 +13,16 @@ import { gatherHostFacts } from '../sys/hostfacts.js';
 import { ipIgnoringGone, ipJson, netnsId, setLinkAlias } from '../sys/ip.js';
 import { bootId, isSameProcessAlive, netnsInode, netnsProcessesByInode, processInfo, processStartTime } from '../sys/proc.js';
 import { dhcpPid } from '../sys/lan.js';
-import { isDeadNetnsFile, readTextIfExists, removeIfExists } from '../sys/fsx.js';
+import { isDeadNetnsFile, readRegularFile, readTrustedFile, removeIfExists, WriteFailed } from '../sys/fsx.js';
 import { lookupAccount } from '../sys/users.js';
 import { withHostLock } from '../state/lock.js';
 import { NETNS_RUN_DIR, netnsEtcDir, paths } from '../state/paths.js';
-import { allStates, readState, removeNamespaceDir, staleBootStates, writeState, type Holder, type NamespaceState } from '../state/store.js';
-import { applySteps, undoJournal } from './apply.js';
+import { ensureRunSubdir } from '../state/dirs.js';
+import { allStates, readHostState, readState, removeNamespaceDir, staleBootStates, writeState, type Holder, type NamespaceState } from '../state/store.js';
+import { applySteps, stateRootOf, undoJournal } from './apply.js';
 import { Journal } from './journal.js';
-import { repairSteps, undoStep, type StepContext } from './executors.js';
+import { checkNetnsFiles, repairSteps, undoStep, type StepContext } from './executors.js';
+import { crashNow } from './crash.js';
 
 // What a sweep did, for gc's report (other commands ignore it).
 export interface SweepReport {
@@ -106,15 +108,28 @@ export async function processHolders(name: string): Promise<Holder[]> {
 // the uplink returns, so `up` starts `nsroute watch NAME` in the background (its repairs are
 // logged to the run dir) and teardown stops it. The watcher also ends by itself once NAME
 // is gone. Caller holds the host lock.
+// There is at most one watcher per NAME whatever crashes: each takes NAME's watcher lock
+// (flock on ns/NAME/watch.lock, released by the kernel when it dies) and exits at once when
+// another holds it; the lock file names the holder. The state's record is only a cache: an
+// `up` killed between the spawn and the record leaves a watcher that gc finds by its lock.
 // Returns whether one was started (false: it runs already).
 export function startWatcher(st: NamespaceState): boolean {
+  const running = runningWatcher(st.name);
+  if (running) {
+    if (st.watcher?.pid !== running.pid || st.watcher.startTime !== running.startTime) {
+      st.watcher = running;
+      writeState(st);
+    }
+    return false;
+  }
   if (watcherAlive(st)) return false;
   const script = process.argv[1];
   if (!script) return false;
-  const log = openSync(paths.watchLog(st.name), 'a', 0o644);
+  const log = openSync(paths.watchLog(st.name), 'a', 0o600);
   try {
     const child = spawn(process.execPath, [script, 'watch', st.name, '--json'], { detached: true, stdio: ['ignore', log, log], env: process.env });
     child.unref();
+    crashNow('watcher:0');
     if (child.pid) st.watcher = { pid: child.pid, startTime: processStartTime(child.pid) ?? 0 };
   } finally {
     closeSync(log);
@@ -123,14 +138,39 @@ export function startWatcher(st: NamespaceState): boolean {
   return true;
 }
 
+// NAME is up and recorded: a watcher that cannot be started or recorded is worth a line,
+// not a failure (gc starts it again).
+function startWatcherOrWarn(st: NamespaceState): void {
+  try {
+    startWatcher(st);
+  } catch (e) {
+    process.stderr.write(`nsroute: ${st.name} is up, but its watcher could not be started: ${(e as Error).message}; \`nsroute gc\` starts it again\n`);
+  }
+}
+
+// The watcher that holds NAME's watcher lock, by what it wrote into the lock file.
+export function runningWatcher(name: string): { pid: number; startTime: number } | undefined {
+  try {
+    const h = JSON.parse(readTrustedFile(paths.watchLock(name)) ?? 'null') as { pid?: unknown; startTime?: unknown } | null;
+    if (h && typeof h.pid === 'number' && typeof h.startTime === 'number' && isSameProcessAlive(h.pid, h.startTime)) return { pid: h.pid, startTime: h.startTime };
+  } catch {
+    /* none, or not written yet */
+  }
+  return undefined;
+}
+
 function watcherAlive(st: NamespaceState): boolean {
   return st.watcher !== undefined && isSameProcessAlive(st.watcher.pid, st.watcher.startTime);
 }
 
 function stopWatcher(st: NamespaceState): void {
-  if (st.watcher && watcherAlive(st)) {
+  const pids = new Set<number>();
+  if (st.watcher && watcherAlive(st)) pids.add(st.watcher.pid);
+  const locked = runningWatcher(st.name);
+  if (locked) pids.add(locked.pid);
+  for (const pid of pids) {
     try {
-      process.kill(st.watcher.pid, 'SIGTERM');
+      process.kill(pid, 'SIGTERM');
     } catch {
       /* gone meanwhile */
     }
@@ -141,7 +181,14 @@ function stopWatcher(st: NamespaceState): void {
 async function teardown(st: NamespaceState): Promise<void> {
   stopWatcher(st);
   st.status = 'tearing-down';
-  writeState(st);
+  try {
+    writeState(st);
+  } catch (e) {
+    // A full or read-only run dir must not make a namespace impossible to remove: the mark
+    // only tells a later sweep that a teardown was under way, and the journal (removed last)
+    // lets it finish one either way.
+    if (!(e instanceof WriteFailed)) throw e;
+  }
   const leftovers = userProcesses(st.name);
   await undoJournal(new Journal(paths.journal(st.name)), contextFor(st.name, st.config));
   removeNamespaceDir(st.name);
@@ -176,7 +223,7 @@ export async function taggedVeths() {
   const parsedAddrs = parseAddrs(addrs);
   return parseLinks(links).flatMap((l) => {
     const tag = parseTag(l.alias);
-    return tag ? [{ link: l.name, peerNetnsId: l.peerNetnsId, tag, config: recoverConfig(tag, l.name, parsedAddrs, readTextIfExists(join(netnsEtcDir(tag.name), 'resolv.conf'))) }] : [];
+    return tag ? [{ link: l.name, peerNetnsId: l.peerNetnsId, tag, config: recoverConfig(tag, l.name, parsedAddrs, readRegularFile(join(netnsEtcDir(tag.name), 'resolv.conf'))) }] : [];
   });
 }
 
@@ -193,6 +240,7 @@ export async function recoverLost(report: SweepReport, only?: string): Promise<v
     const live = isLiveNetns(name) && v.peerNetnsId !== undefined && (await netnsId(name)) === v.peerNetnsId;
     if (live && v.config) {
       const persistent = v.tag.persistent;
+      ensureRunSubdir('ns', name);
       const journal = new Journal(paths.journal(name));
       journal.remove(); // a journal left without its state: the rebuilt one covers the same steps
       const ino = netnsInode(netnsPath(name));
@@ -354,7 +402,7 @@ export async function bringUp(req: UpRequest): Promise<UpResult> {
       if (req.watch) delete existing.noWatch;
       writeState(existing);
       for (const p of await repair(existing)) process.stderr.write(`nsroute: could not restore ${p}\n`);
-      if (req.watch && existing.persistent) startWatcher(existing);
+      if (req.watch && existing.persistent) startWatcherOrWarn(existing);
       return { state: existing, created: false };
     }
     if (existsSync(netnsPath(name))) {
@@ -363,6 +411,10 @@ export async function bringUp(req: UpRequest): Promise<UpResult> {
     const facts = await gatherHostFacts(profile.via, { ipv6: profile.ipv6 === 'nat' });
     const others = allStates().filter((s) => s.name !== name);
     const plan = buildPlan(profile, facts, others.map((s) => s.config), { persistent: req.persistent });
+    // Refused before the first change: what the files step cannot write safely, and a
+    // host.json that is not root's alone (its saved values are what teardown writes back).
+    for (const step of plan.steps) if (step.kind === 'netns-files') checkNetnsFiles(step.netns, Object.keys(step.files));
+    readHostState();
     const state: NamespaceState = {
       version: 1,
       name,
@@ -373,18 +425,25 @@ export async function bringUp(req: UpRequest): Promise<UpResult> {
       config: plan.config,
       holders: [],
     };
-    writeState(state);
     try {
-      await applySteps(plan.steps, new Journal(paths.journal(name)), contextFor(name, plan.config));
+      writeState(state);
+    } catch (e) {
+      removeNamespaceDir(name);
+      if (e instanceof WriteFailed) throw new HostError(`could not record ${name}: ${e.message}; nothing was changed`, `free space (or fix the file system) under ${stateRootOf(e.path)} and run the command again`);
+      throw e;
+    }
+    try {
+      await applySteps(plan.steps, new Journal(paths.journal(name)), contextFor(name, plan.config), () => {
+        state.status = 'up';
+        if (req.holder) state.holders.push(req.holder);
+        if (req.persistent && req.watch === false) state.noWatch = true;
+        writeState(state);
+      });
     } catch (e) {
       if (new Journal(paths.journal(name)).intents().length === 0) removeNamespaceDir(name);
       throw e;
     }
-    state.status = 'up';
-    if (req.holder) state.holders.push(req.holder);
-    if (req.persistent && req.watch === false) state.noWatch = true;
-    writeState(state);
-    if (req.watch && state.persistent) startWatcher(state);
+    if (req.watch && state.persistent) startWatcherOrWarn(state);
     return { state, created: true };
   });
 }
@@ -483,7 +542,7 @@ export interface NamespaceView {
 
 // The name servers in the namespace's resolv.conf (with --dhcp: the lease's).
 export function namespaceNameservers(name: string): string[] {
-  return parseNameservers(readTextIfExists(join(netnsEtcDir(name), 'resolv.conf')) ?? '');
+  return parseNameservers(readRegularFile(join(netnsEtcDir(name), 'resolv.conf')) ?? '');
 }
 
 async function leaseOf(st: NamespaceState): Promise<{ address?: string; dns: string[] }> {

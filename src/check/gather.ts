@@ -7,7 +7,7 @@ import { forwardHolesMissing } from '../sys/iptables.js';
 import { join } from 'node:path';
 import type { NamespaceConfig } from '../plan/types.js';
 import { netnsEtcDir } from '../state/paths.js';
-import { readTextIfExists } from '../sys/fsx.js';
+import { readRegularFile } from '../sys/fsx.js';
 import { HOST_MARK } from '../net/nft.js';
 import { run } from '../sys/run.js';
 import { DNS_PROBE_SCRIPT, NETNS_FILES, PROBE_DST4, PROBE_DST6, type CheckFacts, type CommandOutput, type FileView, type NetnsFile } from './evaluate.js';
@@ -32,7 +32,7 @@ async function viewOf(name: string, file: NetnsFile): Promise<FileView> {
 
 function readNetnsFile(name: string, file: NetnsFile): string | undefined {
   try {
-    return readTextIfExists(join(netnsEtcDir(name), file));
+    return readRegularFile(join(netnsEtcDir(name), file));
   } catch {
     return undefined; // unreadable counts as missing: the namespace cannot get it either
   }

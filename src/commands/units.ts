@@ -69,7 +69,7 @@ export async function runEnable(name: string, opts: { now?: boolean; json?: bool
   const env = Object.fromEntries(KEPT_ENV.flatMap((k) => (process.env[k] ? [[k, process.env[k]!]] : [])));
   const text = renderUnit(readTemplate('nsroute.service.in'), { name, profile, nsroute: nsrouteCommand(), env });
   const changed = readTextIfExists(path) !== text;
-  mkdirSync(unitDir(), { recursive: true });
+  mkdirSync(unitDir(), { recursive: true, mode: 0o755 });
   if (changed) writeFileAtomic(path, text, 0o644);
   const commands = [['daemon-reload'], ['enable', ...(opts.now ? ['--now'] : []), unit]];
   const ran = await apply(commands);

@@ -1,56 +1,158 @@
-import { createHash } from 'node:crypto';
-import net from 'node:net';
-import { runDir } from './paths.js';
+import { spawn } from 'node:child_process';
+import { closeSync, constants, fchmodSync, fstatSync, ftruncateSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { HostError, Interrupted, UserError } from '../errors.js';
+import { UntrustedFile } from '../sys/fsx.js';
+import { isSameProcessAlive, processStartTime } from '../sys/proc.js';
+import { ensureRunDir } from './dirs.js';
+import { paths } from './paths.js';
 
 // One host-wide lock around every change of nsroute state: allocation of subnets/tables and
 // the shared objects (nft table, uplink tables, forwarding) are decided from all namespaces
 // at once, so different NAMEs must not plan concurrently. Critical sections are short
 // (tens of ms); commands run outside the lock.
 //
-// The lock is an abstract unix socket: exactly one bind() of a name succeeds, and the kernel
-// releases it the instant its process dies, SIGKILL included. A lock file (proper-lockfile)
-// can only guess that its owner died from a stale mtime, so every command after a crash
-// waited at least 5 s, and a holder whose event loop stalled lost the lock while still
-// changing the host. Abstract names live in the network namespace of the process; nsroute
-// always runs in the host's (the test world gives each fake host its own, with its own run
-// dir). The name is derived from the run dir, so two run dirs never share a lock.
-export function lockName(dir = runDir()): string {
-  return `\0nsroute-lock-${createHash('sha256').update(dir).digest('hex').slice(0, 24)}`;
-}
+// The lock is flock(2) on `lock` in the run dir. Only root can take it: the file is 0600 in a
+// root-only directory, so nobody else can even open it (an abstract unix socket, used before,
+// has a name anyone can compute and bind first, which stopped every nsroute command). The
+// kernel releases it the instant its holder dies, SIGKILL included: no stale lock, no waiting
+// for an mtime to age (proper-lockfile). Each run dir has its own (the test world gives
+// every fake host its own run dir).
+//
+// Node has no flock(), so `flock` (util-linux) takes it for us: nsroute opens the file
+// (Node opens with O_CLOEXEC, so no other child ever inherits it) and hands it to
+// `flock -x 3` as fd 3. A flock belongs to the open file description both fds share: once
+// the child exits 0, nsroute's fd holds the lock until nsroute closes it or dies. The
+// waiting happens in the child, so nsroute's event loop stays free: a signal while waiting
+// kills the child and ends the command at once, with nothing changed.
 
-function tryBind(name: string): Promise<net.Server | undefined> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', (e: NodeJS.ErrnoException) => {
-      server.close();
-      if (e.code === 'EADDRINUSE') resolve(undefined);
-      else reject(e);
-    });
-    server.listen({ path: name, exclusive: true }, () => {
-      // Never keep nsroute alive just for the lock, and never accept connections.
-      server.unref();
-      resolve(server);
-    });
-  });
-}
+const { O_RDWR, O_CREAT, O_NOFOLLOW } = constants;
+const SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
 
 export interface LockOptions {
   // Give up after this long (default: wait as long as it takes; each holder is short-lived).
   timeoutMs?: number;
+  // After this long without the lock, say once on stderr who holds it (default 1 s).
+  noticeMs?: number;
+}
+
+// Who holds a lock, written into its file once taken (for the message of a waiter).
+interface HolderInfo {
+  pid: number;
+  startTime: number;
+  argv: string[];
+}
+
+// Opens (creating it 0600) a lock file that must be root's alone: a lock file someone else
+// can open is a lock someone else can take.
+function openLockFile(path: string): number {
+  let fd: number;
+  try {
+    fd = openSync(path, O_RDWR | O_CREAT | O_NOFOLLOW, 0o600);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ELOOP') throw new UntrustedFile(path, 'is a symbolic link', `remove it (\`rm ${path}\`)`);
+    if (code === 'EACCES') throw new UserError(`cannot open the nsroute lock ${path}: permission denied`, 'nsroute needs root; run it with sudo');
+    throw e;
+  }
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile() || st.uid !== 0 || st.mode & 0o077) {
+      const why = !st.isFile() ? 'is not a regular file' : st.uid !== 0 ? `is owned by uid ${st.uid}, not root` : 'can be opened by users other than root';
+      throw new UntrustedFile(path, why, `remove it (\`rm ${path}\`) while no nsroute command runs`);
+    }
+    fchmodSync(fd, 0o600);
+  } catch (e) {
+    closeSync(fd);
+    throw e;
+  }
+  return fd;
+}
+
+function describeHolder(path: string): string {
+  try {
+    const h = JSON.parse(readFileSync(path, 'utf8')) as HolderInfo;
+    if (Number.isInteger(h.pid) && isSameProcessAlive(h.pid, h.startTime)) {
+      const args = h.argv.slice(2).join(' ');
+      return ` held by pid ${h.pid} (nsroute ${args.length > 60 ? `${args.slice(0, 57)}...` : args})`;
+    }
+  } catch {
+    /* not written yet, or torn: say less */
+  }
+  return '';
+}
+
+function recordHolder(fd: number): void {
+  const info: HolderInfo = { pid: process.pid, startTime: processStartTime(process.pid) ?? 0, argv: process.argv };
+  try {
+    ftruncateSync(fd, 0);
+    writeSync(fd, JSON.stringify(info) + '\n', 0);
+  } catch {
+    /* informational only (a full disk must not stop nsroute from cleaning up) */
+  }
+}
+
+// Takes flock(2) on `path` (created 0600 if missing). wait: block until it is free (a signal
+// meanwhile throws Interrupted); otherwise return undefined at once when it is taken. Returns
+// the fd holding the lock: closing it releases it.
+export function lockFile(path: string, opts: LockOptions & { wait: boolean; what: string }): Promise<number | undefined> {
+  const fd = openLockFile(path);
+  return new Promise((resolve, reject) => {
+    const child = spawn('flock', opts.wait ? ['-x', '3'] : ['-x', '-n', '3'], { stdio: ['ignore', 'ignore', 'pipe', fd] });
+    let stderr = '';
+    let interrupted: NodeJS.Signals | undefined;
+    let timedOut = false;
+    let spawnError: Error | undefined;
+    child.stderr?.setEncoding('utf8');
+    child.stderr?.on('data', (d: string) => (stderr += d));
+    const onSignal = (sig: NodeJS.Signals) => {
+      interrupted ??= sig;
+      child.kill('SIGKILL');
+    };
+    for (const sig of SIGNALS) process.on(sig, onSignal);
+    const timers: NodeJS.Timeout[] = [];
+    if (opts.timeoutMs !== undefined) {
+      timers.push(
+        setTimeout(() => {
+          timedOut = true;
+          child.kill('SIGKILL');
+        }, opts.timeoutMs),
+      );
+    }
+    if (opts.wait) {
+      timers.push(setTimeout(() => process.stderr.write(`nsroute: waiting for ${opts.what}${describeHolder(path)}\n`), opts.noticeMs ?? 1000));
+    }
+    child.once('error', (e) => (spawnError = e));
+    child.once('close', (code, signal) => {
+      for (const sig of SIGNALS) process.off(sig, onSignal);
+      // A terminal's ^C reaches the whole process group, flock too, maybe before nsroute's
+      // own handler has run: the same interruption.
+      if (signal && SIGNALS.includes(signal) && !timedOut) interrupted ??= signal;
+      timers.forEach(clearTimeout);
+      if (code === 0 && !interrupted && !timedOut) {
+        recordHolder(fd);
+        resolve(fd);
+        return;
+      }
+      // Whatever the child did, this fd (and with it any lock it got) goes.
+      closeSync(fd);
+      if (interrupted) reject(new Interrupted(interrupted, `waiting for ${opts.what}`));
+      else if (timedOut) reject(new HostError(`timed out waiting for ${opts.what}${describeHolder(path)}`));
+      else if (spawnError) reject(new HostError(`cannot run flock to take ${opts.what}: ${(spawnError as NodeJS.ErrnoException).code ?? spawnError.message}`, 'install util-linux'));
+      else if (!opts.wait && code === 1) resolve(undefined);
+      else reject(new HostError(`flock failed to take ${opts.what} (exit ${code}): ${stderr.trim()}`));
+    });
+  });
 }
 
 export async function acquireHostLock(opts: LockOptions = {}): Promise<() => Promise<void>> {
-  const name = lockName();
-  const deadline = opts.timeoutMs === undefined ? Infinity : Date.now() + opts.timeoutMs;
-  let delay = 2;
-  for (;;) {
-    const server = await tryBind(name);
-    if (server) return () => new Promise<void>((r) => server.close(() => r()));
-    if (Date.now() > deadline) throw new Error('timed out waiting for the nsroute host lock');
-    // Jittered backoff: 50 processes polling must not march in step.
-    await new Promise((r) => setTimeout(r, delay + Math.random() * delay));
-    delay = Math.min(delay * 1.5, 25);
-  }
+  ensureRunDir();
+  const fd = (await lockFile(paths.lock(), { ...opts, wait: true, what: 'the nsroute host lock' }))!;
+  let released = false;
+  return async () => {
+    if (released) return;
+    released = true;
+    closeSync(fd);
+  };
 }
 
 export async function withHostLock<T>(fn: () => Promise<T>, opts: LockOptions = {}): Promise<T> {

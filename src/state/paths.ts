@@ -30,7 +30,8 @@ export function netnsEtcDir(name: string): string {
 export const NETNS_RUN_DIR = '/run/netns';
 
 export const paths = {
-  lock: () => join(runDir(), 'nsroute.lock'),
+  lock: () => join(runDir(), 'lock'),
+  watchLock: (name: string) => join(runDir(), 'ns', name, 'watch.lock'),
   host: () => join(libDir(), 'host.json'),
   nsRoot: () => join(runDir(), 'ns'),
   nsDir: (name: string) => join(runDir(), 'ns', name),

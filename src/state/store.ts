@@ -1,7 +1,9 @@
-import { readFileSync } from 'node:fs';
+import { lstatSync } from 'node:fs';
 import type { NamespaceConfig } from '../plan/types.js';
-import { listDir, removeIfExists, writeFileAtomic } from '../sys/fsx.js';
+import { HostError } from '../errors.js';
+import { isTrustedSubdir, listDir, readTrustedFile, removeIfExists, writeFileAtomic } from '../sys/fsx.js';
 import { bootId } from '../sys/proc.js';
+import { ensureLibDir, ensureRunDir, ensureRunSubdir } from './dirs.js';
 import { paths } from './paths.js';
 import type { TakenOver } from '../sys/lan.js';
 
@@ -34,26 +36,52 @@ export interface NamespaceState {
   noWatch?: boolean; // `up --no-watch`: gc does not start one either
 }
 
+// Whether NAME has a directory under the run dir; throws UntrustedFile when it, or the run
+// dir or ns/ above it, could have been changed by someone other than root.
+export function trustedNsDir(name: string): boolean {
+  ensureRunDir();
+  return isTrustedSubdir(paths.nsRoot()) && isTrustedSubdir(paths.nsDir(name));
+}
+
+// Read only when root's alone (fsx.ts `readTrustedFile`): a state decides what is undone.
 export function readState(name: string): NamespaceState | undefined {
+  if (!trustedNsDir(name)) return undefined;
+  const text = readTrustedFile(paths.state(name));
+  if (text === undefined) return undefined;
   try {
-    return JSON.parse(readFileSync(paths.state(name), 'utf8')) as NamespaceState;
+    return JSON.parse(text) as NamespaceState;
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new Error(`state file ${paths.state(name)} is unreadable: ${(e as Error).message}`);
+    throw new HostError(`state file ${paths.state(name)} is corrupt: ${(e as Error).message}`, `move it away; \`nsroute gc\` then undoes ${name} from its journal`);
   }
 }
 
 export function writeState(state: NamespaceState): void {
-  writeFileAtomic(paths.state(state.name), JSON.stringify(state, null, 2) + '\n', 0o644);
+  ensureRunSubdir('ns', state.name);
+  writeFileAtomic(paths.state(state.name), JSON.stringify(state, null, 2) + '\n', 0o600);
+}
+
+function lexists(path: string): boolean {
+  try {
+    lstatSync(path);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 // Names with any state under the run dir (a state file or just a journal left by a crash).
 export function knownNames(): string[] {
-  return listDir(paths.nsRoot()).sort();
+  ensureRunDir();
+  if (!isTrustedSubdir(paths.nsRoot())) return [];
+  return listDir(paths.nsRoot()).filter((n) => !n.startsWith('.')).sort();
 }
 
+// Only names with a state file: a NAME with just a journal adds nothing to what is shared,
+// and its journal is checked (and, if untrusted, reported) by the sweep of that NAME. An
+// untrusted state file makes every command refuse: what it describes is shared by all.
 function readAllStates(): NamespaceState[] {
   return knownNames().flatMap((n) => {
+    if (!lexists(paths.state(n))) return [];
     const s = readState(n);
     return s ? [s] : [];
   });
@@ -84,20 +112,28 @@ export interface HostState {
   takeovers?: Record<string, TakenOver>; // interfaces taken into a bridge (bridge mode --uplink)
 }
 
+// host.json says which sysctls to write back and which interfaces to take out of a bridge:
+// refused when not root's alone, and a corrupt one is an error, never silently {} (that
+// would forget the saved values and overwrite them with nsroute's own).
 export function readHostState(): HostState {
+  ensureLibDir();
+  const text = readTrustedFile(paths.host());
+  if (text === undefined) return {};
+  let h: HostState;
   try {
-    const h = JSON.parse(readFileSync(paths.host(), 'utf8')) as HostState;
-    return h.bootId === bootId() ? h : {};
-  } catch {
-    return {};
+    h = JSON.parse(text) as HostState;
+  } catch (e) {
+    throw new HostError(`${paths.host()} is corrupt: ${(e as Error).message}`, 'it holds the sysctl values to put back: repair it by hand, or move it away');
   }
+  return h.bootId === bootId() ? h : {};
 }
 
 export function writeHostState(h: HostState): void {
   const { bootId: _ignored, ...withUndefined } = h;
   const rest = Object.fromEntries(Object.entries(withUndefined).filter(([, v]) => v !== undefined));
+  ensureLibDir();
   if (Object.keys(rest).length === 0) removeIfExists(paths.host());
-  else writeFileAtomic(paths.host(), JSON.stringify({ ...rest, bootId: bootId() }, null, 2) + '\n');
+  else writeFileAtomic(paths.host(), JSON.stringify({ ...rest, bootId: bootId() }, null, 2) + '\n', 0o600);
 }
 
 // States written before the last reboot describe kernel objects that no longer exist.

@@ -3,7 +3,7 @@ import { ipBatch, ipBatchForce, ipIgnoringGone, ipJson } from './ip.js';
 import { run } from './run.js';
 import { routeSpec } from '../net/routespec.js';
 import { addrArgs, addrsOf, missingAfterGiveBack, moveToBridgeLines, routeLines, takenAddr, type Family, type TakenOver } from '../net/takeover.js';
-import { listDir, writeFileAtomic } from './fsx.js';
+import { listDir, readRegularFile, writeFileAtomic } from './fsx.js';
 
 // bridge / macvlan modes: the host side of a namespace that is its own host on a LAN.
 
@@ -132,10 +132,15 @@ export async function startDhcp(name: string, iface: string, script: string, scr
   if (r.exitCode !== 0) throw new Error(`no DHCP lease on ${iface} in ${name}: ${(r.stderr || r.stdout).trim().split('\n').pop()}`);
 }
 
+// The DHCP client's pid, from the pid file udhcpc wrote in the run dir (root's alone; the
+// file's own mode follows the umask nsroute ran with): a regular file, not a symlink, and
+// only a pid that is still a udhcpc (pids are reused: a stale file must not make teardown
+// signal some other process).
 export function dhcpPid(pidFile: string): number | undefined {
   try {
-    const pid = Number(readFileSync(pidFile, 'utf8').trim());
-    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+    const pid = Number((readRegularFile(pidFile) ?? '').trim());
+    if (!Number.isInteger(pid) || pid <= 0) return undefined;
+    return readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'udhcpc' ? pid : undefined;
   } catch {
     return undefined;
   }
