@@ -78,8 +78,9 @@ export interface RouteCheck extends CheckBase {
   inside: Hop; // the namespace's own route
   host: Hop & { table: number | null }; // what the host does with the namespace's packets; source = what the far side sees
   killSwitch: { table: number; uplinkRoute: boolean; fallback: boolean; rule: boolean } | null;
-  // nat mode: the namespace's packets carry nsroute's mark now (nft table intact), and a packet
-  // without it finds no route (the fail-closed rule, plan/guard.ts). null in LAN modes.
+  // nat mode: the namespace's packets carry nsroute's mark now (nft table intact), and, with an
+  // uplink, a packet without it finds no route (the fail-closed rule, plan/guard.ts). null in
+  // LAN modes (both) and without an uplink (failClosed: host routing is their path).
   marked: boolean | null;
   failClosed: boolean | null;
 }
@@ -346,8 +347,9 @@ export function checkRoute(f: CheckFacts): RouteCheck {
   // Which lookup the kernel really does: with nsroute's mark only while its nft table gives it.
   const t = parseNftTable(f.nft);
   const marked = t !== undefined && t.maps.get('uplink_mark')?.get(c.hostIface) === (u?.mark ?? HOST_MARK) && t.rules.some((r) => r.text.includes('"@uplink_mark"'));
-  const failClosed = noRoute(f.hostRouteUnmarked);
-  const blocked = !marked && failClosed;
+  // Only namespaces with an uplink are guarded in IPv4 (plan/guard.ts: rp_filter).
+  const failClosed = u ? noRoute(f.hostRouteUnmarked) : null;
+  const blocked = !marked && failClosed === true;
   const lookup = marked ? f.hostRoute : (f.hostRouteUnmarked ?? f.hostRoute);
   const host = blocked ? undefined : parseRouteLookup(lookup);
   const addrs = parseAddrs(parseJson(f.hostAddrs.stdout) ?? []);
@@ -364,7 +366,7 @@ export function checkRoute(f: CheckFacts): RouteCheck {
     problems.push(
       `the namespace's packets get no mark from nsroute's firewall table and no fail-closed rule stops them: they leave ${host ? `${host.gateway ? `via ${host.gateway} ` : ''}dev ${host.dev ?? '?'}` : 'by the host\'s routes'} unmasqueraded; \`nsroute up ${c.name}\` or \`nsroute gc\` restores both`,
     );
-  } else if (!failClosed) {
+  } else if (failClosed === false) {
     const unmarked = parseRouteLookup(f.hostRouteUnmarked);
     problems.push(
       `the fail-closed rule (pref ${guardPrefs().block} from ${c.subnet}'s block unreachable) is missing: if the firewall were flushed, traffic would leave ${unmarked?.dev ? `dev ${unmarked.dev}` : 'by the host\'s routes'}; \`nsroute up ${c.name}\` or \`nsroute gc\` puts it back`,

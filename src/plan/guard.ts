@@ -15,11 +15,17 @@ import type { NamespaceConfig } from './types.js';
 //                                          so a lost 4203 also fails closed)
 // (4200 + 1..3 by default: the uplink rule's priority moves with rule_pref, net/ids.ts.)
 //
-// BLOCK is the exact union of the nat namespaces' IPv4 blocks, aggregated into the fewest
-// CIDRs (allocation is first-free from the start of a pool, so N namespaces need about
-// log2(N) rules, never one per namespace, and never a block that is not nsroute's), and for
-// IPv6 nsroute's own ULA /32 (net/addresses.ts). Ordered rules, not a per-namespace list: the
-// route lookup costs the same with 1 or 1000 namespaces.
+// For IPv4, BLOCK is the exact union of the blocks of the nat namespaces that have an uplink,
+// aggregated into the fewest CIDRs (allocation is first-free from the start of a pool, so N
+// namespaces need about log2(N) rules, never one per namespace, and never a block that is
+// not nsroute's). Namespaces without --via follow the host's routing and are left out:
+// reverse-path filtering (rp_filter 1 or 2) looks up a reply's source route *from* the
+// namespace's address, through the device the reply is forwarded to, without the packet's
+// mark unless src_valid_mark is set on the device it came in by; for an uplink nsroute sets
+// that (its replies carry the uplink mark again), but host routing can bring replies in by
+// any device. For IPv6, which has no rp_filter, BLOCK is nsroute's own ULA /32
+// (net/addresses.ts), and namespaces without --via pass it by the host mark. Ordered rules,
+// not a per-namespace list: the route lookup costs the same with 1 or 1000 namespaces.
 export function guardPrefs(rulePref = RULE_PREF): { skip: number; block: number; target: number } {
   return { skip: rulePref + 1, block: rulePref + 2, target: rulePref + 3 };
 }
@@ -68,14 +74,13 @@ function common(): string[] {
 }
 
 // The guard rules the given namespaces need (nat mode only: bridge and macvlan traffic is not
-// routed by the host). Order matters when they are added: the landing rule and the skips
+// routed by the host; IPv4 only for namespaces with an uplink, see above). Order matters when they are added: the landing rule and the skips
 // before the blocks, so the host's own traffic is never caught in between.
 export function renderGuardRules(configs: readonly NamespaceConfig[]): GuardRules {
   const nat = configs.filter((c) => c.mode === 'nat' && c.subnet);
-  if (nat.length === 0) return { v4: [], v6: [] };
   const { block } = guardPrefs();
-  const blocks = aggregateBlocks(nat.map((c) => parseCidr4(c.subnet, 'state')));
-  const v4 = [...common(), ...blocks.map((b) => `pref ${block} from ${cidrToString(b)} unreachable`)];
+  const blocks = aggregateBlocks(nat.filter((c) => c.uplink).map((c) => parseCidr4(c.subnet, 'state')));
+  const v4 = blocks.length > 0 ? [...common(), ...blocks.map((b) => `pref ${block} from ${cidrToString(b)} unreachable`)] : [];
   const v6 = nat.some((c) => c.ipv6 === 'nat') ? [...common(), `pref ${block} from ${ULA_BLOCK6} unreachable`] : [];
   return { v4, v6 };
 }

@@ -103,36 +103,46 @@ describe('a flushed firewall', () => {
     expect(await w.snapshot()).toEqual(clean);
   });
 
-  it('without --via (host routing): unmarked traffic is stopped too, and comes back with the table', async () => {
-    const n = w.name('fl2');
-    expectOk(await w.nsroute(['up', n, '--no-watch']));
+  it('a namespace without --via beside a guarded one: not in its block (host routing), works before and after', async () => {
+    const a = w.name('fl2a');
+    const b = w.name('fl2b');
+    expectOk(await w.nsroute(['up', a, '--via', SLOW_GW, '--no-watch']));
+    expectOk(await w.nsroute(['up', b, '--no-watch']));
     try {
-      expect((await inside(n, PATH4)).stdout.trim()).toMatch(/^fast /);
-      expectOk(await w.inHost(['nft', 'flush', 'ruleset']));
-      const before = await both();
-      expectUnreachable(await inside(n, PATH4));
-      await expectNothingSent(before);
-      // The next command on NAME puts the table back.
-      expectOk(await w.nsroute(['up', n, '--no-watch']));
-      expect((await inside(n, PATH4)).stdout.trim()).toMatch(/^fast /);
+      const blocks = (await guardRules()).filter((l) => l.startsWith('4202:'));
+      const { subnet: subA } = await statusJson(w, a);
+      const { subnet: subB } = await statusJson(w, b);
+      // IPv4 guards only namespaces with an uplink (rp_filter checks replies to the others
+      // without a mark, plan/guard.ts): exactly A's block.
+      expect(blocks, blocks.join('\n')).toEqual([`4202:\tfrom ${subA} unreachable`]);
+      expect(blocks.join('\n')).not.toContain(subB);
+      expect((await inside(b, PATH4)).stdout.trim()).toMatch(/^fast /);
+      expect((await inside(a, PATH4)).stdout.trim()).toBe(SLOW4);
     } finally {
-      expectOk(await w.nsroute(['down', n]));
+      expectOk(await w.nsroute(['down', a]));
+      expectOk(await w.nsroute(['down', b]));
     }
     expect(await w.snapshot()).toEqual(clean);
   });
 
-  it('--ipv6 nat: IPv6 is stopped as well', async () => {
+  it('--ipv6 nat: IPv6 is stopped as well, with an uplink or without (host routing)', async () => {
     const n = w.name('fl3');
+    const h = w.name('fl3h');
     expectOk(await w.nsroute(['up', n, '--via', SLOW_GW, '--ipv6', 'nat', '--via6', SLOW_GW6, '--no-watch']));
+    expectOk(await w.nsroute(['up', h, '--ipv6', 'nat', '--no-watch']));
     try {
       expect((await inside(n, PATH6)).stdout.trim()).toBe(SLOW6);
+      // The host mark lets a namespace without --via past nsroute's ULA block.
+      expect((await inside(h, PATH6)).stdout.trim()).toMatch(/^fast6 /);
       expectOk(await w.inHost(['nft', 'flush', 'ruleset']));
       const before = await both();
       expectUnreachable(await inside(n, PATH6));
       expectUnreachable(await inside(n, PATH4));
+      expectUnreachable(await inside(h, PATH6));
       await expectNothingSent(before);
     } finally {
       expectOk(await w.nsroute(['down', n]));
+      expectOk(await w.nsroute(['down', h]));
     }
     expect(await w.snapshot()).toEqual(clean);
   });

@@ -202,6 +202,8 @@ describe('a healthy namespace', () => {
     const facts = healthy({
       config: noUplink,
       hostRoute: ok('[{"dst":"198.51.100.7","from":"10.231.0.2","gateway":"10.99.1.1","dev":"upf","flags":[],"mark":1852964864,"cache":[],"iif":"nsr-slow"}]'),
+      // No fail-closed rule covers it (plan/guard.ts: rp_filter): unmarked, the main table.
+      hostRouteUnmarked: UNMARKED_MAIN,
       nft: ok(nftJson({ marks: [['nsr-slow', 0x6e720000]] })),
     });
     delete facts.uplinkTable;
@@ -211,9 +213,12 @@ describe('a healthy namespace', () => {
     expect(route.detail).toBe('via 10.99.1.1 dev upf, source 10.99.1.2 (host routing)');
     expect(route.killSwitch).toBeNull();
     expect(check(facts, 'nat').detail).toBe('masquerade of 10.231.0.0/30 from nsr-slow, mark 0x6e720000 (host routing)');
-    // Without its host mark, a namespace without --via is stopped by the fail-closed rule too.
+    expect(route).toMatchObject({ marked: true, failClosed: null });
+    // Without its mark it still goes by the host's routes, but unmasqueraded: broken, no leak
+    // (host routing is its path).
     const unmarked = check({ ...facts, nft: ok(nftJson({ marks: [] })) }, 'route');
-    expect(unmarked).toMatchObject({ ok: false, leak: false, marked: false, failClosed: true });
+    expect(unmarked).toMatchObject({ ok: false, leak: false, marked: false, failClosed: null });
+    expect(unmarked.detail).toContain('unmasqueraded');
   });
 
   it('queries and expects only the first 3 name servers (what resolv.conf holds)', () => {

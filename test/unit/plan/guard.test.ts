@@ -3,8 +3,9 @@ import { aggregateBlocks, currentGuardRules, guardRuleOf, guardSyncLines, render
 import { cidrToString, parseCidr4 } from '../../../src/net/addresses.js';
 import type { NamespaceConfig } from '../../../src/plan/types.js';
 
+const UPLINK = { via: '192.168.2.1', dev: 'eth1', table: 7101, mark: 0x6e720001, pref: 4200 };
 function nat(subnet: string, over: Partial<NamespaceConfig> = {}): NamespaceConfig {
-  return { name: subnet, mode: 'nat', hostIface: 'nsr-x', nsIface: 'eth0', subnet, hostAddress: '', nsAddress: '', prefix: 30, dns: [], dnsSource: 'option', ...over };
+  return { name: subnet, mode: 'nat', hostIface: 'nsr-x', nsIface: 'eth0', subnet, hostAddress: '', nsAddress: '', prefix: 30, dns: [], dnsSource: 'option', uplink: UPLINK, ...over };
 }
 
 const agg = (xs: string[]) => aggregateBlocks(xs.map((x) => parseCidr4(x, 't'))).map(cidrToString);
@@ -47,7 +48,15 @@ describe('renderGuardRules', () => {
     });
   });
 
-  it('guards nsroute\'s ULA block for IPv6 only when a namespace has IPv6', () => {
+  it('leaves IPv4 blocks of namespaces without an uplink out (rp_filter checks their replies without a mark)', () => {
+    expect(renderGuardRules([nat('10.231.0.0/30', { uplink: undefined })]).v4).toEqual([]);
+    // Between two guarded blocks, an unguarded one is not covered by the aggregate.
+    const r = renderGuardRules([nat('10.231.0.0/30'), nat('10.231.0.4/30', { uplink: undefined }), nat('10.231.0.8/30')]);
+    expect(r.v4.filter((l) => l.startsWith('pref 4202'))).toEqual(['pref 4202 from 10.231.0.0/30 unreachable', 'pref 4202 from 10.231.0.8/30 unreachable']);
+  });
+
+  it('guards nsroute\'s ULA block for IPv6 only when a namespace has IPv6, with or without an uplink', () => {
+    expect(renderGuardRules([nat('10.231.0.0/30', { uplink: undefined, ipv6: 'nat' })]).v6).toContain('pref 4202 from fd6e:7372::/32 unreachable');
     const r = renderGuardRules([nat('10.231.0.0/30', { ipv6: 'nat' })]);
     expect(r.v6).toEqual(['pref 4203 nop', 'pref 4201 iif lo goto 4203', 'pref 4201 fwmark 0x6e720000 goto 4203', 'pref 4202 from fd6e:7372::/32 unreachable']);
   });
