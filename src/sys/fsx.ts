@@ -126,12 +126,20 @@ function untrusted(path: string, why: string): UntrustedFile {
   return new UntrustedFile(path, why, `check who changed it, then \`chown root:root ${path} && chmod go-w ${path}\`, or remove it`);
 }
 
-// Why a file's owner or mode makes it untrustworthy for root (undefined: it is fine).
-function unsafeOwnerOrMode(st: Stats): string | undefined {
+// Why a file's owner or mode makes it untrustworthy for root (undefined: it is fine). One
+// rule for state files, state dirs and profiles (sys/trusted-file.ts).
+export function unsafeOwnerOrMode(st: Stats): string | undefined {
   if (st.uid !== 0) return `is owned by uid ${st.uid}, not root`;
   if (st.mode & 0o002) return 'is writable by everyone';
   if (st.mode & 0o020) return 'is writable by its group';
   return undefined;
+}
+
+// The same for a directory above one root trusts: a root-owned sticky directory (/tmp) is
+// fine there, since only an entry's owner can rename or remove it (OpenSSH's StrictModes).
+export function unsafeAncestor(st: Stats): string | undefined {
+  if (st.isDirectory() && st.uid === 0 && st.mode & 0o1000) return undefined;
+  return unsafeOwnerOrMode(st);
 }
 
 function unsafeFile(st: Stats): string | undefined {
@@ -182,8 +190,11 @@ export function ensureTrustedDir(path: string, mode: number, what: string): void
       const why = unsafeOwnerOrMode(st);
       if (why) throw new UserError(`${what} ${abs} ${why}; nsroute keeps root's state there and will not use it`, `\`chown root:root ${abs} && chmod ${(mode & 0o7777).toString(8)} ${abs}\` after checking its contents, or remove it so nsroute creates it afresh`);
     } else {
-      if (st.uid !== 0) throw new UserError(`${what} ${abs} is inside ${p}, which is owned by uid ${st.uid}, not root; nsroute will not keep root's state there`, `\`chown root:root ${p}\`, or point nsroute elsewhere`);
-      if (st.mode & 0o022 && !(st.mode & 0o1000)) throw new UserError(`${what} ${abs} is inside ${p}, which others can write (and is not sticky); nsroute will not keep root's state there`, `\`chmod go-w ${p}\`, or point nsroute elsewhere`);
+      const why = unsafeAncestor(st);
+      if (why) {
+        const which = st.uid === 0 ? 'others can write (and is not sticky)' : why;
+        throw new UserError(`${what} ${abs} is inside ${p}, which ${which}; nsroute will not keep root's state there`, `\`${st.uid === 0 ? 'chmod go-w' : 'chown root:root'} ${p}\`, or point nsroute elsewhere`);
+      }
     }
   }
   if (existing === abs) return;

@@ -1,6 +1,7 @@
 import { closeSync, constants, fstatSync, lstatSync, openSync, readSync, realpathSync, statSync, type Stats } from 'node:fs';
 import { dirname, resolve, sep } from 'node:path';
 import { UserError } from '../errors.js';
+import { unsafeAncestor, unsafeOwnerOrMode } from './fsx.js';
 
 // Files that decide what root does (profiles) are read only when nobody but root can have
 // written them: whoever can write a profile chooses root's routing. Problems are UserErrors
@@ -8,23 +9,15 @@ import { UserError } from '../errors.js';
 
 export const TRUSTED_FILE_MAX = 64 * 1024;
 
-const WRITABLE_BY_OTHERS = 0o022;
-const S_ISVTX = 0o1000; // sticky bit (not in node's fs.constants)
-
 function describeMode(st: Stats): string {
   return (st.mode & 0o7777).toString(8).padStart(4, '0');
 }
 
-// What is wrong with an object root must trust, or undefined: owned by root and not writable
-// by group or others. `stickyOk`: a root-owned sticky directory (/tmp) is fine as an
-// ancestor, since only an entry's owner can rename or remove it there, and each entry below
-// is itself checked to be root's.
+// What is wrong with an object root must trust, or undefined (sys/fsx.ts has the rule).
+// `stickyOk`: as an ancestor, a root-owned sticky directory (/tmp) is fine.
 function untrusted(st: Stats, stickyOk: boolean): string | undefined {
-  if (st.uid !== 0) return `is owned by uid ${st.uid}, not root`;
-  if ((st.mode & WRITABLE_BY_OTHERS) !== 0 && !(stickyOk && st.isDirectory() && (st.mode & S_ISVTX) !== 0)) {
-    return `is writable by ${(st.mode & 0o002) !== 0 ? 'everyone' : 'its group'} (mode ${describeMode(st)})`;
-  }
-  return undefined;
+  const why = stickyOk ? unsafeAncestor(st) : unsafeOwnerOrMode(st);
+  return why && st.uid === 0 ? `${why} (mode ${describeMode(st)})` : why;
 }
 
 // Every directory from / down to the one holding `path` (a real path) must be root's and not
