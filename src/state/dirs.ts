@@ -20,9 +20,10 @@ export function ensureLibDir(): string {
   return dir;
 }
 
-// A directory under the run dir (ns, ns/NAME), made 0700 or checked.
-export function ensureRunSubdir(...parts: string[]): string {
-  let dir = ensureRunDir();
+// A directory under the run dir (ns, ns/NAME) or the lib dir (files, files/NAME), made 0700
+// or checked, each level.
+function ensureSubdir(root: string, parts: readonly string[]): string {
+  let dir = root;
   for (const p of parts) {
     dir = join(dir, p);
     ensureTrustedSubdir(dir, 0o700);
@@ -30,12 +31,10 @@ export function ensureRunSubdir(...parts: string[]): string {
   return dir;
 }
 
-// A directory under the lib dir (files, files/NAME), made 0700 or checked.
+export function ensureRunSubdir(...parts: string[]): string {
+  return ensureSubdir(ensureRunDir(), parts);
+}
+
 export function ensureLibSubdir(...parts: string[]): string {
-  let dir = ensureLibDir();
-  for (const p of parts) {
-    dir = join(dir, p);
-    ensureTrustedSubdir(dir, 0o700);
-  }
-  return dir;
+  return ensureSubdir(ensureLibDir(), parts);
 }

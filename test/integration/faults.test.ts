@@ -19,6 +19,22 @@ function crashingExec(name: string, crash: string): Promise<RunResult> {
   return w.nsroute(['exec', name, ...ROUTE, '--', ...PATH4], { env: { NSROUTE_TEST_CRASH: crash } });
 }
 
+// A persistent namespace on the same uplink for the tests of one describe, up before them and
+// down after (the host then exactly as clean); withNeighbour() is the snapshot with it up.
+function useNeighbour(suffix: string): { neighbour: () => string; withNeighbour: () => Snapshot } {
+  const neighbour = (): string => w.name(suffix);
+  let snapshot: Snapshot;
+  beforeAll(async () => {
+    expectOk(await w.nsroute(['up', neighbour(), ...ROUTE]));
+    snapshot = await w.snapshot();
+  });
+  afterAll(async () => {
+    expectOk(await w.nsroute(['down', neighbour()]));
+    expect(await w.snapshot()).toEqual(clean);
+  });
+  return { neighbour, withNeighbour: () => snapshot };
+}
+
 async function gcJson(): Promise<Record<string, unknown[]>> {
   const r = await w.nsroute(['gc', '--json']);
   expectOk(r);
@@ -72,23 +88,14 @@ describe('SIGKILL right after each step of bringing a namespace up', () => {
   });
 
   describe('with a neighbour on the same uplink', () => {
-    const neighbour = (): string => w.name('nb1');
-    let withNeighbour: Snapshot;
-    beforeAll(async () => {
-      expectOk(await w.nsroute(['up', neighbour(), ...ROUTE]));
-      withNeighbour = await w.snapshot();
-    });
-    afterAll(async () => {
-      expectOk(await w.nsroute(['down', neighbour()]));
-      expect(await w.snapshot()).toEqual(clean);
-    });
+    const { neighbour, withNeighbour } = useNeighbour('nb1');
 
     it.each(STEPS)('after step %i: gc undoes only the crashed one', async (k) => {
       const name = w.name(`m${k}`);
       const r = await crashingExec(name, `apply:${k}`);
       expect(r.signal, show(r)).toBe('SIGKILL');
       expect((await gcJson()).rolledBack).toEqual([name]);
-      expect(await w.snapshot(), `crash after step ${k}`).toEqual(withNeighbour);
+      expect(await w.snapshot(), `crash after step ${k}`).toEqual(withNeighbour());
       await expectWorks(neighbour());
     });
   });
@@ -114,23 +121,14 @@ describe('SIGKILL right after each step of tearing a namespace down', () => {
   });
 
   describe('with a neighbour on the same uplink', () => {
-    const neighbour = (): string => w.name('nb2');
-    let withNeighbour: Snapshot;
-    beforeAll(async () => {
-      expectOk(await w.nsroute(['up', neighbour(), ...ROUTE]));
-      withNeighbour = await w.snapshot();
-    });
-    afterAll(async () => {
-      expectOk(await w.nsroute(['down', neighbour()]));
-      expect(await w.snapshot()).toEqual(clean);
-    });
+    const { neighbour, withNeighbour } = useNeighbour('nb2');
 
     it.each(STEPS)('after undoing step %i: the neighbour keeps working', async (k) => {
       const name = w.name(`v${k}`);
       const r = await crashingExec(name, `undo:${k}`);
       expect(r.signal, show(r)).toBe('SIGKILL');
       expect((await gcJson()).finished).toEqual([name]);
-      expect(await w.snapshot(), `crash after undoing step ${k}`).toEqual(withNeighbour);
+      expect(await w.snapshot(), `crash after undoing step ${k}`).toEqual(withNeighbour());
       await expectWorks(neighbour());
     });
   });
