@@ -5,7 +5,7 @@
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { DNS_SERVER, HOST_SLOW_ADDR, NSROUTE_JS, SLOW_GW, SLOW_GW6, waitFor, type Snapshot, type World } from '../world/world.js';
-import { expectOk, holdScript, marker, PATH4, show, statusJson, waitForFile, useWorld } from '../world/helpers.js';
+import { expectOk, holdScript, marker, PATH4, readIfExists, show, statusJson, waitForFile, useWorld } from '../world/helpers.js';
 
 let w: World;
 let clean: Snapshot;
@@ -182,6 +182,14 @@ describe('processes left behind', () => {
   });
 });
 
+// The run dir removed by hand, as a user would while nsroute's background watchers run. Each
+// watcher started by `up` has taken its lock (ns/NAME/watch.lock) by then: removing the dir
+// while one starts races with its first write (rmdir: ENOTEMPTY), which a user never sees.
+async function removeRunDir(...watched: string[]): Promise<void> {
+  for (const n of watched) await waitFor(() => /"pid"/.test(readIfExists(`${w.runDir}/ns/${n}/watch.lock`) ?? ''), `the watcher of ${n}`);
+  rmSync(w.runDir, { recursive: true, force: true, maxRetries: 5 });
+}
+
 describe('the run dir removed by hand while namespaces exist', () => {
   it('list says so, gc recovers both, and they are managed (and undone) exactly as before', async () => {
     const persistent = w.name('r1');
@@ -193,7 +201,7 @@ describe('the run dir removed by hand while namespaces exist', () => {
     const before = await w.snapshot();
     const statusBefore = await statusJson(w, persistent);
 
-    rmSync(w.runDir, { recursive: true, force: true });
+    await removeRunDir(persistent);
 
     const list = await w.nsroute(['list', '--json']);
     expectOk(list);
@@ -247,7 +255,7 @@ describe('the run dir removed by hand while namespaces exist', () => {
     expect(JSON.parse(up.stdout)).toMatchObject({ created: false, persistent: true });
     await import('node:fs').then((fs) => fs.writeFileSync(stop, ''));
     expectOk(await holder.result);
-    rmSync(w.runDir, { recursive: true, force: true });
+    await removeRunDir(n);
     expect((await gc()).recovered).toEqual([n]);
     expect(await statusJson(w, n)).toMatchObject({ status: 'up', persistent: true, holders: [] });
     expectOk(await w.nsroute(['down', n]));
@@ -258,7 +266,7 @@ describe('the run dir removed by hand while namespaces exist', () => {
     const n = w.name('r7');
     expectOk(await w.nsroute(['up', n, ...ROUTE, '--ipv6', 'nat', '--via6', SLOW_GW6, '--no-watch']));
     const up = await w.snapshot();
-    rmSync(w.runDir, { recursive: true, force: true });
+    await removeRunDir();
     expect((await gc()).recovered).toEqual([n]);
     expect(await w.snapshot()).toEqual(up);
     expectOk(await w.nsroute(['down', n]));
@@ -269,7 +277,7 @@ describe('the run dir removed by hand while namespaces exist', () => {
     const n = w.name('r4');
     expectOk(await w.nsroute(['up', n, ...ROUTE]));
     const up = await w.snapshot();
-    rmSync(w.runDir, { recursive: true, force: true });
+    await removeRunDir(n);
     expect(await slowPath(n)).toBe(`slow ${HOST_SLOW_ADDR}`);
     expect(await statusJson(w, n)).toMatchObject({ status: 'up', persistent: true, needsGc: false });
     expect(await w.snapshot()).toEqual(up);
@@ -280,7 +288,7 @@ describe('the run dir removed by hand while namespaces exist', () => {
   it('gc removes leftovers whose namespace is gone too: uplink rule and table, nft table, files, sysctls', async () => {
     const n = w.name('r3');
     expectOk(await w.nsroute(['up', n, ...ROUTE]));
-    rmSync(w.runDir, { recursive: true, force: true });
+    await removeRunDir(n);
     expectOk(await w.inHost(['ip', 'netns', 'del', n])); // the veth goes with it
     const report = await gc();
     expect(report.removed.map((o) => o.object).sort()).toEqual(['files', 'nft-table', 'route-table', 'rule', 'rule', 'rule', 'rule', 'rule', 'sysctl', 'sysctl']);

@@ -166,7 +166,7 @@ describe('no IPv6 escape', () => {
   // "Fails fast" is a property, not a duration: the kernel refuses the connection at once
   // (ENETUNREACH, no route), rather than a packet going out and the probe waiting for an answer.
   // The probe would wait a whole minute for one, so the message below cannot come from a timeout.
-  const PATIENT_PATH6 = ['socat', '-T3', '-', `TCP6:[${PATH_SERVER6}]:${PATH_PORT},connect-timeout=60`];
+  const PATIENT_PATH6 = ['socat', '-T20', '-t20', '-', `TCP6:[${PATH_SERVER6}]:${PATH_PORT},connect-timeout=60`];
   it.each([
     ['without --via', []],
     ['with --via', ['--via', SLOW_GW]],

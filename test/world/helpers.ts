@@ -6,10 +6,10 @@ import { createWorld, LAN_GW, LAN_PATH_PORT, PATH_PORT, PATH_SERVER, PATH_SERVER
 
 // Ask the path server which uplink we came through ("fast 10.99.1.2" / "slow 10.99.2.2").
 // connect-timeout: a dropped SYN must fail the probe in seconds, not after the kernel's ~2 min.
-export const PATH4 = ['socat', '-T3', '-', `TCP4:${PATH_SERVER}:${PATH_PORT},connect-timeout=4`];
-export const PATH6 = ['socat', '-T3', '-', `TCP6:[${PATH_SERVER6}]:${PATH_PORT},connect-timeout=4`];
+export const PATH4 = ['socat', '-T20', '-t20', '-', `TCP4:${PATH_SERVER}:${PATH_PORT},connect-timeout=4`];
+export const PATH6 = ['socat', '-T20', '-t20', '-', `TCP6:[${PATH_SERVER6}]:${PATH_PORT},connect-timeout=4`];
 // Worlds with option lan: the LAN server on the fast gateway's LAN address ("lan 10.99.3.x").
-export const LAN_PATH4 = ['socat', '-T3', '-', `TCP4:${LAN_GW}:${LAN_PATH_PORT},connect-timeout=4`];
+export const LAN_PATH4 = ['socat', '-T20', '-t20', '-', `TCP4:${LAN_GW}:${LAN_PATH_PORT},connect-timeout=4`];
 
 // What a gateway received between two readings of gatewayPackets().
 export function delta(before: GatewayPackets, after: GatewayPackets): GatewayPackets {

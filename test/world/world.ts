@@ -531,12 +531,12 @@ export async function createWorld(opts: WorldOptions = {}): Promise<World> {
     inNetns,
     async hostPath(family = 4) {
       const target = family === 4 ? `TCP4:${PATH_SERVER}:${PATH_PORT}` : `TCP6:[${PATH_SERVER6}]:${PATH_PORT}`;
-      const r = await inNetns(host, ['socat', '-T3', '-', target], { timeoutMs: 10_000 });
+      const r = await inNetns(host, ['socat', '-T20', '-t20', '-', target], { timeoutMs: 10_000 });
       return r.stdout.trim();
     },
     async hostLanPath() {
       if (!lan) throw new Error('hostLanPath() needs a world with option lan');
-      const r = await inNetns(host, ['socat', '-T3', '-', `TCP4:${LAN_GW}:${LAN_PATH_PORT},connect-timeout=4`], { timeoutMs: 10_000 });
+      const r = await inNetns(host, ['socat', '-T20', '-t20', '-', `TCP4:${LAN_GW}:${LAN_PATH_PORT},connect-timeout=4`], { timeoutMs: 10_000 });
       return r.stdout.trim();
     },
     dhcpLog() {
