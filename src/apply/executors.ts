@@ -17,7 +17,7 @@ import { readForwarding6Sysctls, readForwardingSysctls, srcValidMarkPath, tryRea
 import { isTrustedSubdir, listDir, readRegularFile, readTrustedFile, removeDirIfEmpty, removeIfExists, writeFileAtomic } from '../sys/fsx.js';
 import { ensureLibDir, ensureLibSubdir } from '../state/dirs.js';
 import { parseRules } from '../net/iproute-json.js';
-import { currentGuardRules, guardSyncLines, renderGuardRules } from '../plan/guard.js';
+import { currentGuardRules, guardSyncLines, renderGuardRules, type GuardRules } from '../plan/guard.js';
 import { NETNS_RUN_DIR, netnsEtcDir, paths } from '../state/paths.js';
 import { readHostState, writeHostState } from '../state/store.js';
 
@@ -173,10 +173,10 @@ export function namesWithFileRecords(): string[] {
 // Makes the fail-closed rules (plan/guard.ts) match the given namespaces, looking first: one
 // `ip -j rule show` per family, and a batch only for what differs. Returns what it changed.
 export async function syncGuard(configs: readonly NamespaceConfig[]): Promise<string[]> {
-  const wanted = renderGuardRules(configs);
-  const [r4, r6] = await Promise.all([ipJson(['-4', 'rule', 'show']), ipJson(['-6', 'rule', 'show']).catch((e: Error) => (wanted.v6.length > 0 ? Promise.reject(e) : []))]);
-  const lines4 = guardSyncLines(currentGuardRules(r4), wanted.v4);
-  const lines6 = guardSyncLines(currentGuardRules(r6), wanted.v6);
+  // IPv6 rules are read also when none are wanted: leftovers of ours must go.
+  const { wanted, have } = await guardRules(configs, true);
+  const lines4 = guardSyncLines(have.v4, wanted.v4);
+  const lines6 = guardSyncLines(have.v6, wanted.v6);
   await Promise.all([ipBatch(lines4, undefined, 4), ipBatch(lines6, undefined, 6)]);
   return [...lines4, ...lines6.map((l) => `-6 ${l}`)];
 }
@@ -184,11 +184,23 @@ export async function syncGuard(configs: readonly NamespaceConfig[]): Promise<st
 // Whether some fail-closed rule the given namespaces need is missing (what the watcher looks
 // at before taking the lock).
 export async function guardMissing(configs: readonly NamespaceConfig[]): Promise<boolean> {
-  const wanted = renderGuardRules(configs);
-  const [r4, r6] = await Promise.all([ipJson(['-4', 'rule', 'show']), wanted.v6.length > 0 ? ipJson(['-6', 'rule', 'show']) : []]);
-  const have4 = new Set(currentGuardRules(r4));
-  const have6 = new Set(currentGuardRules(r6));
+  const { wanted, have } = await guardRules(configs, false);
+  const have4 = new Set(have.v4);
+  const have6 = new Set(have.v6);
   return wanted.v4.some((r) => !have4.has(r)) || wanted.v6.some((r) => !have6.has(r));
+}
+
+// The guard rules the namespaces need, and those of ours the host has (one `ip -j rule show`
+// per family). IPv6 is read when rules are wanted there or `allV6`; a kernel without IPv6
+// fails that read, which only matters when IPv6 rules are wanted.
+async function guardRules(configs: readonly NamespaceConfig[], allV6: boolean): Promise<{ wanted: GuardRules; have: GuardRules }> {
+  const wanted = renderGuardRules(configs);
+  const want6 = wanted.v6.length > 0;
+  const [r4, r6] = await Promise.all([
+    ipJson(['-4', 'rule', 'show']),
+    want6 || allV6 ? ipJson(['-6', 'rule', 'show']).catch((e: Error) => (want6 ? Promise.reject(e) : [])) : [],
+  ]);
+  return { wanted, have: { v4: currentGuardRules(r4), v6: currentGuardRules(r6) } };
 }
 
 async function ruleExists(u: Uplink, family: 4 | 6 = 4): Promise<boolean> {
