@@ -1,7 +1,6 @@
-import { lstatSync } from 'node:fs';
 import type { NamespaceConfig } from '../plan/types.js';
 import { HostError } from '../errors.js';
-import { isTrustedSubdir, listDir, readTrustedFile, removeIfExists, writeFileAtomic } from '../sys/fsx.js';
+import { existsLstat, isTrustedSubdir, listDir, readTrustedFile, removeIfExists, writeFileAtomic } from '../sys/fsx.js';
 import { bootId } from '../sys/proc.js';
 import { ensureLibDir, ensureRunDir, ensureRunSubdir } from './dirs.js';
 import { paths } from './paths.js';
@@ -60,15 +59,6 @@ export function writeState(state: NamespaceState): void {
   writeFileAtomic(paths.state(state.name), JSON.stringify(state, null, 2) + '\n', 0o600);
 }
 
-function lexists(path: string): boolean {
-  try {
-    lstatSync(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 // Names with any state under the run dir (a state file or just a journal left by a crash).
 export function knownNames(): string[] {
   ensureRunDir();
@@ -81,7 +71,7 @@ export function knownNames(): string[] {
 // untrusted state file makes every command refuse: what it describes is shared by all.
 function readAllStates(): NamespaceState[] {
   return knownNames().flatMap((n) => {
-    if (!lexists(paths.state(n))) return [];
+    if (!existsLstat(paths.state(n))) return [];
     const s = readState(n);
     return s ? [s] : [];
   });

@@ -262,7 +262,8 @@ function chmodExact(path: string, mode: number): void {
   }
 }
 
-function existsLstat(path: string): boolean {
+// Whether anything, a dangling symlink included, is at path.
+export function existsLstat(path: string): boolean {
   try {
     lstatSync(path);
     return true;
