@@ -2,20 +2,16 @@ import { Command, CommanderError } from 'commander';
 import { constants } from 'node:os';
 import { HostError, Interrupted, UserError } from './errors.js';
 import { checkPathEnv } from './state/paths.js';
-import { addRouteOptions } from './commands/options.js';
-import { runInNamespace, type ExecOptions } from './commands/exec.js';
-import { runUp } from './commands/up.js';
-import { runGc } from './commands/gc.js';
-import { runWatch } from './commands/watch.js';
-import { runAttach, runDetach, runDisable, runEnable } from './commands/units.js';
-import { runDown } from './commands/down.js';
-import { runList, runStatus } from './commands/list.js';
-import { runCheck } from './commands/check.js';
-import { runCompletion, runComplete, runSpec } from './commands/completion-cmd.js';
+import { addRouteOptions } from './commands/route-options.js';
+import type { ExecOptions } from './commands/exec.js';
 import { COMMAND_EXAMPLES, PROGRAM_EXAMPLES, examplesText } from './commands/examples.js';
-import { loadIds } from './sys/ids.js';
-import { runDoctor } from './commands/doctor.js';
-import pkg from '../package.json';
+import { version } from '../package.json';
+
+// Start-up is most of what a short command costs (issue 11): only commander and the command
+// line's own definitions load with this file. Each verb's module, and with it execa, ip-cidr,
+// smol-toml and the rest of nsroute, is imported when that verb runs (esbuild splits them into
+// chunks of their own, scripts/build.mjs), so `--help`, `list` or a completion does not pay for
+// `exec`'s code, nor any verb for `doctor`'s.
 
 // Exit codes, decided here and only here.
 export const EXIT = {
@@ -34,7 +30,7 @@ function formatError(e: unknown): string {
 function buildProgram(result: { code: number; isExec: boolean }): Command {
   const program = new Command('nsroute')
     .description('Give a program its own route to the network: its own gateway and DNS, everything else unchanged.')
-    .version(pkg.version)
+    .version(version)
     .exitOverride()
     // Before any verb acts: settings that would point root's state somewhere unintended.
     .hook('preAction', () => checkPathEnv())
@@ -58,12 +54,14 @@ function buildProgram(result: { code: number; isExec: boolean }): Command {
       .argument('<name>', 'namespace name (profile /etc/nsroute/NAME.toml)')
       .argument('<command...>', 'the command, after --'),
   ).action(async (name: string, command: string[], opts: ExecOptions) => {
+    const { runInNamespace } = await import('./commands/exec.js');
     result.code = await runInNamespace(name, command, opts);
   });
 
   execLike(
     program.command('shell').description("start your login shell inside NAME").argument('<name>', 'namespace name'),
   ).action(async (name: string, opts: ExecOptions) => {
+    const { runInNamespace } = await import('./commands/exec.js');
     result.code = await runInNamespace(name, 'login-shell', opts);
   });
 
@@ -72,6 +70,7 @@ function buildProgram(result: { code: number; isExec: boolean }): Command {
     .option('--no-watch', 'do not start `nsroute watch NAME` in the background (routes then come back at the next command on NAME)')
     .option('--require-profile', "fail when NAME has no profile instead of using the defaults (the systemd unit's way)")
     .action(async (name: string, opts) => {
+      const { runUp } = await import('./commands/up.js');
       result.code = await runUp(name, opts);
     });
 
@@ -82,6 +81,7 @@ function buildProgram(result: { code: number; isExec: boolean }): Command {
     .option('--force', 'end the commands still running inside first')
     .option('--json', 'print the result as JSON')
     .action(async (name: string, opts) => {
+      const { runDown } = await import('./commands/down.js');
       result.code = await runDown(name, opts);
     });
 
@@ -90,6 +90,7 @@ function buildProgram(result: { code: number; isExec: boolean }): Command {
     .description('show the namespaces nsroute manages')
     .option('--json', 'print JSON (an array of status objects)')
     .action(async (opts) => {
+      const { runList } = await import('./commands/list.js');
       result.code = await runList(opts);
     });
 
@@ -99,6 +100,7 @@ function buildProgram(result: { code: number; isExec: boolean }): Command {
     .argument('<name>', 'namespace name')
     .option('--json', 'print JSON')
     .action(async (name: string, opts) => {
+      const { runStatus } = await import('./commands/list.js');
       result.code = await runStatus(name, opts);
     });
 
@@ -110,6 +112,7 @@ function buildProgram(result: { code: number; isExec: boolean }): Command {
     .option('--name <dnsname>', 'name the DNS probe asks each server for (default: nsroute-check.invalid)')
     .addHelpText('after', '\nExit codes: 0 all checks passed; 4: check found a leak or something broken; 3 NAME is not up; 2 bad input; 1 a system tool failed.')
     .action(async (name: string, opts) => {
+      const { runCheck } = await import('./commands/check.js');
       result.code = await runCheck(name, opts);
     });
 
@@ -120,6 +123,7 @@ function buildProgram(result: { code: number; isExec: boolean }): Command {
     .option('--now', 'also start it now')
     .option('--json', 'print the result as JSON')
     .action(async (name: string, opts) => {
+      const { runEnable } = await import('./commands/units.js');
       result.code = await runEnable(name, opts);
     });
 
@@ -130,6 +134,7 @@ function buildProgram(result: { code: number; isExec: boolean }): Command {
     .option('--now', 'also stop it now (takes NAME down)')
     .option('--json', 'print the result as JSON')
     .action(async (name: string, opts) => {
+      const { runDisable } = await import('./commands/units.js');
       result.code = await runDisable(name, opts);
     });
 
@@ -140,6 +145,7 @@ function buildProgram(result: { code: number; isExec: boolean }): Command {
     .argument('<unit>', 'service, e.g. transmission-daemon')
     .option('--json', 'print the result as JSON')
     .action(async (name: string, unit: string, opts) => {
+      const { runAttach } = await import('./commands/units.js');
       result.code = await runAttach(name, unit, opts);
     });
 
@@ -150,6 +156,7 @@ function buildProgram(result: { code: number; isExec: boolean }): Command {
     .argument('<unit>', 'service')
     .option('--json', 'print the result as JSON')
     .action(async (name: string, unit: string, opts) => {
+      const { runDetach } = await import('./commands/units.js');
       result.code = await runDetach(name, unit, opts);
     });
 
@@ -159,6 +166,7 @@ function buildProgram(result: { code: number; isExec: boolean }): Command {
     .argument('[names...]', 'namespace names (default: all)')
     .option('--json', 'print each repair as a JSON line')
     .action(async (names: string[], opts) => {
+      const { runWatch } = await import('./commands/watch.js');
       result.code = await runWatch(names, opts);
     });
 
@@ -167,6 +175,7 @@ function buildProgram(result: { code: number; isExec: boolean }): Command {
     .description('clean up after crashes, kills and reboots: drop dead holders, undo interrupted changes, remove unused namespaces and leftovers')
     .option('--json', 'print what was done as JSON')
     .action(async (opts) => {
+      const { runGc } = await import('./commands/gc.js');
       result.code = await runGc(opts);
     });
 
@@ -175,6 +184,7 @@ function buildProgram(result: { code: number; isExec: boolean }): Command {
     .description('say what this machine can and cannot do for nsroute, and why, with the fix for each (exit 4 when nsroute cannot work here)')
     .option('--json', 'print JSON')
     .action(async (opts) => {
+      const { runDoctor } = await import('./commands/doctor.js');
       result.code = await runDoctor(opts);
     });
 
@@ -182,7 +192,8 @@ function buildProgram(result: { code: number; isExec: boolean }): Command {
     .command('completion')
     .description('print the shell completion script for bash, zsh or fish')
     .argument('<shell>', 'bash, zsh or fish')
-    .action((shell: string) => {
+    .action(async (shell: string) => {
+      const { runCompletion } = await import('./commands/completion-cmd.js');
       result.code = runCompletion(program, shell);
     });
 
@@ -190,19 +201,22 @@ function buildProgram(result: { code: number; isExec: boolean }): Command {
   program
     .command('__complete', { hidden: true })
     .argument('<kind>')
-    .action((kind: string) => {
+    .action(async (kind: string) => {
+      const { runComplete } = await import('./commands/completion-cmd.js');
       result.code = runComplete(kind);
     });
   program
     .command('__spec', { hidden: true })
-    .action(() => {
+    .action(async () => {
+      const { runSpec } = await import('./commands/completion-cmd.js');
       result.code = runSpec(program);
     });
 
   // The id bases of /etc/nsroute/nsroute.conf, read once before any command plans; not for
   // the commands that only print (completion) or report on them (doctor).
-  program.hook('preAction', (_program, action) => {
+  program.hook('preAction', async (_program, action) => {
     if (['completion', '__complete', '__spec', 'doctor'].includes(action.name())) return;
+    const { loadIds } = await import('./sys/ids.js');
     const loaded = loadIds();
     if (loaded.deferred) {
       process.stderr.write(`nsroute: ${loaded.file ?? 'the default ids'}: not in effect yet; namespaces created with mark base 0x${loaded.ids.markBase.toString(16)} and table base ${loaded.ids.tableBase} keep them until they are gone\n`);
