@@ -202,7 +202,7 @@ function buildProgram(result: { code: number; isExec: boolean }): Command {
     .command('__complete', { hidden: true })
     .argument('<kind>')
     .action(async (kind: string) => {
-      const { runComplete } = await import('./commands/completion-cmd.js');
+      const { runComplete } = await import('./commands/complete-words.js');
       result.code = runComplete(kind);
     });
   program

@@ -4,7 +4,9 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { configDir, runDir } from '../state/paths.js';
-import { DYNAMIC_KINDS, type DynamicKind } from './spec.js';
+
+export const DYNAMIC_KINDS = ['name', 'iface', 'bridge', 'unit', 'attached-unit'] as const;
+export type DynamicKind = (typeof DYNAMIC_KINDS)[number];
 
 function list(dir: string): string[] {
   try {
@@ -41,4 +43,11 @@ export function completionWords(kind: string): string[] {
       break;
   }
   return [...new Set(out)].sort();
+}
+
+// The hidden `nsroute __complete KIND` (cli.ts imports this file alone for it).
+export function runComplete(kind: string): number {
+  const words = completionWords(kind);
+  if (words.length) process.stdout.write(words.join('\n') + '\n');
+  return 0;
 }

@@ -8,8 +8,9 @@ import { COMMAND_EXAMPLES, PROGRAM_EXAMPLES } from './examples.js';
 // What a value is, for completion: a fixed list of words, or a kind that `nsroute __complete
 // KIND` lists at TAB time (names of profiles and namespaces, interfaces, bridges, units).
 export type ValueKind = readonly string[] | 'name' | 'iface' | 'bridge' | 'unit' | 'attached-unit' | 'user' | 'command' | 'none';
-export const DYNAMIC_KINDS = ['name', 'iface', 'bridge', 'unit', 'attached-unit'] as const;
-export type DynamicKind = (typeof DYNAMIC_KINDS)[number];
+// The dynamic kinds live with their lister, which runs at every TAB and must not load this
+// file's imports (profile.ts: smol-toml, ip-cidr).
+export { DYNAMIC_KINDS, type DynamicKind } from './complete-words.js';
 
 export interface OptionSpec {
   flags: string; // as in --help: "--via <gateway>"
