@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
-# Builds dist/nsroute_VERSION_all.deb with dpkg-deb from the bundle (npm run build first;
-# `npm run deb` does both): the CLI in /usr/lib/nsroute with its templates, /usr/bin/nsroute,
+# Builds dist/nsroute_VERSION_all.deb with dpkg-deb from the build (npm run build first;
+# `npm run deb` does both): the CLI in /usr/lib/nsroute (the loader nsroute.js and its
+# chunks/, scripts/build.mjs) with its templates, /usr/bin/nsroute,
 # the man page, bash/zsh/fish completions in their standard places, and the docs. A native
 # package (no Debian revision): this repository is its upstream. `--lintian` also runs
 # lintian on the result and fails on any warning or error (it is clean, pedantic tags too,
-# with no overrides).
+# with no overrides). The V8 code caches of the chunks are not in the package: they belong to
+# the Node they were made with, so the postinst makes them for the Node installed (and again
+# when a package installs another /usr/bin/node: a file trigger), and the prerm removes them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-for f in dist/nsroute.js dist/man/nsroute.1 dist/completion/nsroute dist/completion/_nsroute dist/completion/nsroute.fish; do
+for f in dist/nsroute.js dist/chunks.json dist/man/nsroute.1 dist/completion/nsroute dist/completion/_nsroute dist/completion/nsroute.fish; do
   [ -f "$f" ] || { echo "deb.sh: $f is missing: run npm run build first (npm run deb does)" >&2; exit 2; }
 done
 version="$(node -p 'require("./package.json").version')"
@@ -18,15 +21,19 @@ stage="$(mktemp -d)"
 trap 'rm -rf "$stage"' EXIT
 root="$stage/root"
 doc="$root/usr/share/doc/nsroute"
-install -d "$root/DEBIAN" "$root/usr/bin" "$root/usr/lib/nsroute/templates" "$root/usr/share/man/man1" \
+install -d "$root/DEBIAN" "$root/usr/bin" "$root/usr/lib/nsroute/templates" "$root/usr/lib/nsroute/chunks" "$root/usr/share/man/man1" \
   "$root/usr/share/bash-completion/completions" "$root/usr/share/zsh/vendor-completions" \
   "$root/usr/share/fish/vendor_completions.d" "$doc"
 
 # Debian's policy: scripts name their interpreter, not /usr/bin/env.
 sed '1s|^#!/usr/bin/env node$|#!/usr/bin/node|' dist/nsroute.js > "$root/usr/lib/nsroute/nsroute.js"
 chmod 0755 "$root/usr/lib/nsroute/nsroute.js"
+# Every chunk the build made (dist/chunks.json lists them), and nothing else from dist/chunks.
+node -e 'for (const c of Object.keys(require("./dist/chunks.json"))) console.log(c)' | while IFS= read -r c; do
+  install -m 0644 "dist/chunks/$c" "$root/usr/lib/nsroute/chunks/$c"
+done
 install -m 0644 templates/*.in templates/*.toml "$root/usr/lib/nsroute/templates/"
-# Node resolves the symlink, so the bundle finds its templates next to itself.
+# Node resolves the symlink, so the loader finds its chunks and templates next to itself.
 ln -s ../lib/nsroute/nsroute.js "$root/usr/bin/nsroute"
 gzip -9n < dist/man/nsroute.1 > "$root/usr/share/man/man1/nsroute.1.gz"
 install -m 0644 dist/completion/nsroute "$root/usr/share/bash-completion/completions/nsroute"
@@ -48,10 +55,10 @@ Files: *
 Copyright: 2026 nsroute contributors
 License: MIT
 
-Files: usr/lib/nsroute/nsroute.js
+Files: usr/lib/nsroute/chunks/*
 Copyright: 2026 nsroute contributors; commander, execa and its dependencies, ip-cidr, smol-toml: their authors
 License: MIT
-Comment: the bundle holds these npm packages, all MIT-licensed.
+Comment: the chunks hold these npm packages, all MIT-licensed.
 
 License: MIT
  Permission is hereby granted, free of charge, to any person obtaining a copy of this
@@ -92,6 +99,31 @@ Description: give a program its own route to the network
  commands, removed with the last one, and the host is left exactly as
  it was. Needs root.
 CONTROL
+cat > "$root/DEBIAN/postinst" <<'POSTINST'
+#!/bin/sh
+# The V8 code caches of /usr/lib/nsroute/chunks (src/loader.ts), for the Node installed here:
+# made as root into the root-owned chunks directory, again when another /usr/bin/node is
+# installed (triggered). Without them nsroute works, only starts slower.
+set -e
+case "$1" in
+  configure | triggered)
+    rm -f /usr/lib/nsroute/chunks/*.cache
+    node -e 'require("/usr/lib/nsroute/nsroute.js").writeCodeCaches()' ||
+      echo "nsroute: could not make the code caches; nsroute works without them, only starts slower" >&2
+    ;;
+esac
+exit 0
+POSTINST
+cat > "$root/DEBIAN/prerm" <<'PRERM'
+#!/bin/sh
+# The code caches are not files of the package: remove them with it (postinst makes them).
+set -e
+rm -f /usr/lib/nsroute/chunks/*.cache
+exit 0
+PRERM
+printf 'interest-noawait /usr/bin/node\n' > "$root/DEBIAN/triggers"
+chmod 0755 "$root/DEBIAN/postinst" "$root/DEBIAN/prerm"
+chmod 0644 "$root/DEBIAN/triggers"
 (cd "$root" && find . -type f ! -path './DEBIAN/*' -printf '%P\0' | sort -z | xargs -0 md5sum) > "$root/DEBIAN/md5sums"
 chmod 0644 "$root/DEBIAN/control" "$root/DEBIAN/md5sums"
 find "$root" -type d -exec chmod 0755 {} +

@@ -37,6 +37,14 @@ npm ci --no-audit --no-fund --loglevel=error
 npm run --silent build
 install -d /usr/local/lib/nsroute
 install -m 0755 dist/nsroute.js /usr/local/lib/nsroute/nsroute.js
+# The loader's chunks (scripts/build.mjs), without the caches of an earlier install, then the
+# V8 code caches for this Node, made as root into the root-owned directory (src/loader.ts).
+rm -rf /usr/local/lib/nsroute/chunks
+install -d /usr/local/lib/nsroute/chunks
+node -e 'for (const c of Object.keys(require("./dist/chunks.json"))) console.log(c)' | while IFS= read -r c; do
+  install -m 0644 "dist/chunks/$c" "/usr/local/lib/nsroute/chunks/$c"
+done
+node -e 'require("/usr/local/lib/nsroute/nsroute.js").writeCodeCaches()'
 install -d /usr/local/lib/nsroute/templates
 install -m 0644 templates/*.in templates/*.toml /usr/local/lib/nsroute/templates/
 ln -sf /usr/local/lib/nsroute/nsroute.js /usr/local/bin/nsroute

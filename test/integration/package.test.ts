@@ -23,6 +23,14 @@ describe.runIf(installed)('the installed package', () => {
     expect(execFileSync('nsroute', ['--version'], { encoding: 'utf8' }).trim()).toBe(version);
   });
 
+  it('starts from the code caches its postinst made for the Node installed here', () => {
+    const r = spawnSync('nsroute', ['--help'], { encoding: 'utf8', env: { ...process.env, NSROUTE_TRACE_LOAD: '1' } });
+    expect(r.status, r.stderr).toBe(0);
+    const caches = [...r.stderr.matchAll(/^nsroute: load \S+ cache=(\S+)$/gm)].map((m) => m[1]);
+    expect(caches.length, r.stderr).toBeGreaterThan(0);
+    expect(caches.filter((c) => c !== 'used'), r.stderr).toEqual([]);
+  });
+
   it('has its man page where man finds it', () => {
     expect(execFileSync('man', ['-w', 'nsroute'], { encoding: 'utf8' }).trim()).toBe('/usr/share/man/man1/nsroute.1.gz');
   });

@@ -1,0 +1,159 @@
+// dist/nsroute.js: the small entry that starts the CLI (issue 11: start-up is most of what a
+// short command costs). scripts/build.mjs bundles this file alone, as CommonJS, and the CLI
+// itself (main.ts) as chunks in dist/chunks/: one per verb, one for commander, and the shared
+// code, so a command compiles and evaluates only what it runs. This file:
+//  - answers `--version` without loading any chunk;
+//  - loads chunks itself, compiling each with V8's code cache (dist/chunks/NAME.js.cache,
+//    made by the build or the package's postinst with writeCodeCaches below, never at run
+//    time): with a cache V8 skips parsing and compiling what the cache holds.
+// A cache is code, and nsroute runs as root: it is used only when it is a regular file owned
+// by root and writable by nobody else (not a symlink), when its header names the exact bytes
+// of the chunk it was made from (V8 itself checks little more than the source's length), and
+// when V8 accepts it (same Node, same flags). Anything else compiles the chunk from source
+// as if there were no cache: slower, never broken.
+import { closeSync, constants, fstatSync, openSync, readFileSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Script } from 'node:vm';
+import { crc32 } from 'node:zlib';
+import { unsafeOwnerOrMode } from './sys/fsx.js';
+
+// Set by scripts/build.mjs.
+declare const NSROUTE_VERSION: string;
+declare const NSROUTE_MAIN_CHUNK: string;
+
+const CHUNK_DIR = join(__dirname, 'chunks');
+// The same wrapper as Node's own for a CommonJS module (the chunks are esbuild's ESM chunks
+// turned into CommonJS by the build), so a chunk sees require, module and exports.
+const HEAD = '(function (exports, require, module, __filename, __dirname) { ';
+const TAIL = '\n})';
+// Cache file: MAGIC; the CRC-32 and byte length of the chunk it was made from; the CRC-32 and
+// byte length of V8's data (uint32 LE each: V8 does not check its data for damage, a torn or
+// damaged file must not reach it); V8's data.
+const MAGIC = Buffer.from('nsroute-code-cache-1\n');
+const HEADER = MAGIC.length + 16;
+
+// NSROUTE_TRACE_LOAD=1: one line on stderr per chunk loaded and how (for the tests that
+// prove a verb loads only what it needs, and that a bad cache is ignored).
+const trace = process.env.NSROUTE_TRACE_LOAD === '1';
+
+type CacheUse = 'none' | 'untrusted' | 'stale' | 'rejected' | 'used';
+
+interface Loaded {
+  exports: Record<string, unknown>;
+}
+const loaded = new Map<string, Loaded>();
+
+function chunkFile(id: string): string {
+  // esbuild names them chunk-HASH.js / NAME-HASH.js, all in one directory.
+  const m = /^\.\/([A-Za-z0-9_-]+\.js)$/.exec(id);
+  if (!m) throw new Error(`nsroute: bad chunk name ${JSON.stringify(id)}`);
+  return m[1]!;
+}
+
+function readTrustedCache(path: string): Buffer | 'none' | 'untrusted' {
+  let fd: number;
+  try {
+    // Not through a symlink; O_NONBLOCK: a FIFO planted here must not hang the CLI.
+    fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'none' : 'untrusted';
+  }
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile() || unsafeOwnerOrMode(st)) return 'untrusted';
+    return readFileSync(fd);
+  } catch {
+    return 'untrusted';
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function cacheFor(source: Buffer, path: string): { data?: Buffer; use: CacheUse } {
+  const file = readTrustedCache(`${path}.cache`);
+  if (typeof file === 'string') return { use: file };
+  if (file.length <= HEADER || !file.subarray(0, MAGIC.length).equals(MAGIC)) return { use: 'stale' };
+  const data = file.subarray(HEADER);
+  const at = (i: number) => file.readUInt32LE(MAGIC.length + 4 * i);
+  if (at(0) !== crc32(source) || at(1) !== source.length || at(2) !== crc32(data) || at(3) !== data.length) return { use: 'stale' };
+  return { data, use: 'used' };
+}
+
+function compile(path: string, useCache: boolean): { script: Script; source: Buffer; use: CacheUse } {
+  const source = readFileSync(path);
+  const cache = useCache ? cacheFor(source, path) : { use: 'none' as CacheUse };
+  const script = new Script(HEAD + source.toString('utf8') + TAIL, { filename: path, cachedData: cache.data });
+  return { script, source, use: cache.data && script.cachedDataRejected ? 'rejected' : cache.use };
+}
+
+function load(id: string, useCache = true): Loaded {
+  const name = chunkFile(id);
+  const done = loaded.get(name);
+  if (done) return done;
+  const path = join(CHUNK_DIR, name);
+  const { script, use } = compile(path, useCache);
+  if (trace) process.stderr.write(`nsroute: load ${name} cache=${use}\n`);
+  const module: Loaded = { exports: {} };
+  loaded.set(name, module);
+  const fn = script.runInThisContext() as (e: unknown, r: unknown, m: unknown, f: string, d: string) => void;
+  fn.call(module.exports, module.exports, requireFrom(useCache), module, path, CHUNK_DIR);
+  return module;
+}
+
+// A chunk requires its sibling chunks ("./chunk-HASH.js") and Node's built-in modules; the
+// build checks that nothing else is left to require.
+function requireFrom(useCache: boolean): (id: string) => unknown {
+  return (id: string) => (id.startsWith('./') ? load(id, useCache).exports : require(id));
+}
+
+// For scripts/build.mjs and the package's postinst (as root, into the installed, root-owned
+// chunks directory): write a cache for every chunk, made after evaluating it so that it holds
+// what evaluation compiled too. Each file is written whole and renamed into place.
+export function writeCodeCaches(dir = CHUNK_DIR): string[] {
+  const written: string[] = [];
+  const scripts = new Map<string, { script: Script; source: Buffer }>();
+  for (const name of readdirSync(dir).filter((f) => f.endsWith('.js')).sort()) {
+    const path = join(dir, name);
+    const { script, source } = compile(path, false);
+    scripts.set(name, { script, source });
+  }
+  // Evaluate the chunks (module bodies only: no verb runs) so that their caches include the
+  // functions evaluation compiles; a chunk another already loaded is evaluated once.
+  const local = new Map<string, Loaded>();
+  const req = (id: string): unknown => {
+    if (!id.startsWith('./')) return require(id);
+    const name = chunkFile(id);
+    const done = local.get(name);
+    if (done) return done.exports;
+    const entry = scripts.get(name);
+    if (!entry) throw new Error(`writeCodeCaches: ${name} is not in ${dir}`);
+    const module: Loaded = { exports: {} };
+    local.set(name, module);
+    const path = join(dir, name);
+    (entry.script.runInThisContext() as (e: unknown, r: unknown, m: unknown, f: string, d: string) => void).call(module.exports, module.exports, req, module, path, dir);
+    return module.exports;
+  };
+  for (const name of scripts.keys()) if (name !== NSROUTE_MAIN_CHUNK) req(`./${name}`);
+  for (const [name, { script, source }] of scripts) {
+    const data = script.createCachedData();
+    const header = Buffer.alloc(HEADER);
+    MAGIC.copy(header);
+    [crc32(source), source.length, crc32(data), data.length].forEach((v, i) => header.writeUInt32LE(v, MAGIC.length + 4 * i));
+    const path = join(dir, `${name}.cache`);
+    const tmp = `${path}.tmp-${process.pid}`;
+    writeFileSync(tmp, Buffer.concat([header, data]), { mode: 0o644, flag: 'wx' });
+    renameSync(tmp, path);
+    written.push(path);
+  }
+  return written;
+}
+
+if (require.main === module) {
+  const args = process.argv.slice(2);
+  if (args.length === 1 && (args[0] === '--version' || args[0] === '-V')) {
+    // What commander prints for it, without loading commander.
+    process.stdout.write(`${NSROUTE_VERSION}\n`);
+  } else {
+    load(`./${NSROUTE_MAIN_CHUNK}`);
+  }
+}

@@ -1,0 +1,182 @@
+// Start-up (issue 11): a command loads only the chunks it needs (src/loader.ts, scripts/build.mjs),
+// and a V8 code cache is used only when it is trustworthy and made from the exact chunk it
+// sits next to; anything else is ignored and the CLI works as before. What loaded is read
+// from the loader's own trace (NSROUTE_TRACE_LOAD=1: one stderr line per chunk, with how its
+// cache was used), what a chunk holds from dist/chunks.json (the build's list of the sources
+// in each chunk). Properties, not timings: the timings are `npm run bench`'s.
+import { spawnSync } from 'node:child_process';
+import { chmodSync, chownSync, cpSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { REPO_ROOT, SLOW_GW, type World } from '../world/world.js';
+import { expectOk, show, useWorld } from '../world/helpers.js';
+
+const DIST = join(REPO_ROOT, 'dist');
+const chunkInputs = JSON.parse(readFileSync(join(DIST, 'chunks.json'), 'utf8')) as Record<string, string[]>;
+const version = (JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string }).version;
+// Packages a command that only parses its command line or lists must not load.
+const HEAVY = /node_modules\/(execa|ip-cidr|ip-address|jsbn|smol-toml)\//;
+
+interface Load {
+  chunk: string;
+  cache: string;
+}
+
+function loadsOf(stderr: string): Load[] {
+  return [...stderr.matchAll(/^nsroute: load (\S+) cache=(\S+)$/gm)].map((m) => ({ chunk: m[1]!, cache: m[2]! }));
+}
+
+function traced(bin: string, args: string[], nodeArgs: string[] = []) {
+  const r = spawnSync(process.execPath, [...nodeArgs, bin, ...args], { encoding: 'utf8', env: { ...process.env, NSROUTE_TRACE_LOAD: '1' } });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr, loads: loadsOf(r.stderr) };
+}
+
+function sourcesOf(loads: Load[]): string[] {
+  return loads.flatMap((l) => {
+    const inputs = chunkInputs[l.chunk];
+    if (!inputs) throw new Error(`${l.chunk} is not in dist/chunks.json`);
+    return inputs;
+  });
+}
+
+function ours(sources: string[]): string[] {
+  return sources.filter((s) => s.startsWith('src/'));
+}
+
+describe('what a command loads', () => {
+  it('--version and -V print the version and load no chunk', () => {
+    for (const flag of ['--version', '-V']) {
+      const r = traced(join(DIST, 'nsroute.js'), [flag]);
+      expect(r.status, r.stderr).toBe(0);
+      expect(r.stdout).toBe(`${version}\n`);
+      expect(r.loads).toEqual([]);
+    }
+  });
+
+  it('--help of the program and of a verb loads commander and the definitions only, each from its code cache', () => {
+    for (const args of [['--help'], ['exec', '--help'], ['list', '--help'], ['bogus']]) {
+      const r = traced(join(DIST, 'nsroute.js'), args);
+      expect(r.loads.length, r.stderr).toBeGreaterThan(0);
+      const sources = sourcesOf(r.loads);
+      expect(sources.filter((s) => HEAVY.test(s)), args.join(' ')).toEqual([]);
+      expect(ours(sources).sort(), args.join(' ')).toEqual(['src/cli.ts', 'src/commands/examples.ts', 'src/commands/route-options.ts', 'src/errors.ts', 'src/main.ts', 'src/state/paths.ts']);
+      expect(sources.some((s) => /node_modules\/commander\//.test(s))).toBe(true);
+      expect(r.loads.filter((l) => l.cache !== 'used'), r.stderr).toEqual([]);
+    }
+  });
+
+  it('a completion at TAB time loads no code that changes the system', () => {
+    const r = traced(join(DIST, 'nsroute.js'), ['__complete', 'name']);
+    expect(r.status, r.stderr).toBe(0);
+    const sources = ours(sourcesOf(r.loads));
+    expect(sources.filter((s) => /^src\/(apply|sys\/(run|ip|nft|command))/.test(s))).toEqual([]);
+    expect(sourcesOf(r.loads).filter((s) => /node_modules\/execa\//.test(s))).toEqual([]);
+  });
+});
+
+describe('list with a NAME up', () => {
+  let w: World;
+  useWorld((world) => (w = world));
+
+  it('loads list and what it runs, not the other verbs', async () => {
+    const n = w.name('st');
+    expectOk(await w.nsroute(['up', n, '--via', SLOW_GW, '--no-watch']));
+    try {
+      const r = await w.nsroute(['list', '--json'], { env: { NSROUTE_TRACE_LOAD: '1' } });
+      expectOk(r);
+      expect((JSON.parse(r.stdout) as { name: string }[]).map((s) => s.name)).toContain(n);
+      const loads = loadsOf(r.stderr);
+      const sources = ours(sourcesOf(loads));
+      expect(sources, show(r)).toContain('src/commands/list.ts');
+      for (const verb of ['exec', 'up', 'down', 'check', 'doctor', 'units', 'watch', 'gc', 'completion-cmd', 'options']) {
+        expect(sources, verb).not.toContain(`src/commands/${verb}.ts`);
+      }
+      expect(sources.filter((s) => /^src\/(doctor|check|profile|systemd)\//.test(s) || s === 'src/apply/watch.ts')).toEqual([]);
+      expect(loads.filter((l) => l.cache !== 'used'), show(r)).toEqual([]);
+    } finally {
+      expectOk(await w.nsroute(['down', n]));
+    }
+  });
+});
+
+describe('the code cache', () => {
+  const tmp = mkdtempSync(join(tmpdir(), 'nsroute-cache-'));
+  afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+  const helpText = execFileSync(process.execPath, [join(DIST, 'nsroute.js'), '--help'], { encoding: 'utf8' });
+  const mainChunk = /main-[A-Z0-9]+\.js/.exec(Object.keys(chunkInputs).join(' '))![0];
+  let n = 0;
+
+  // A copy of dist with the main chunk's cache (or the chunk) changed by `spoil`; `nsroute
+  // --help` from it must print the same help, exit 0, and report the cache as `expected`.
+  function withSpoiled(spoil: (chunk: string, cache: string) => void, expected: string, nodeArgs: string[] = []) {
+    const dist = join(tmp, `dist${n++}`);
+    cpSync(DIST, dist, { recursive: true });
+    const chunk = join(dist, 'chunks', mainChunk);
+    spoil(chunk, `${chunk}.cache`);
+    const r = traced(join(dist, 'nsroute.js'), ['--help'], nodeArgs);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.loads.find((l) => l.chunk === mainChunk)?.cache, r.stderr).toBe(expected);
+    return r;
+  }
+
+  it('is used as built', () => {
+    const r = withSpoiled(() => undefined, 'used');
+    expect(r.stdout).toBe(helpText);
+  });
+
+  it('is ignored when another user owns it, others can write it, or it is a symlink or a FIFO', () => {
+    expect(withSpoiled((_c, cache) => chownSync(cache, 1000, 1000), 'untrusted').stdout).toBe(helpText);
+    expect(withSpoiled((_c, cache) => chmodSync(cache, 0o664), 'untrusted').stdout).toBe(helpText);
+    expect(withSpoiled((_c, cache) => chmodSync(cache, 0o646), 'untrusted').stdout).toBe(helpText);
+    expect(
+      withSpoiled((_c, cache) => {
+        renameSync(cache, `${cache}.real`);
+        symlinkSync(`${cache}.real`, cache);
+      }, 'untrusted').stdout,
+    ).toBe(helpText);
+    expect(
+      withSpoiled((_c, cache) => {
+        rmSync(cache);
+        execFileSync('mkfifo', ['-m', '0644', cache]);
+      }, 'untrusted').stdout,
+    ).toBe(helpText);
+  });
+
+  it('is ignored when damaged or cut short', () => {
+    const flip = (cache: string, at: (len: number) => number) => {
+      const b = readFileSync(cache);
+      const i = at(b.length);
+      b[i] = b[i]! ^ 0xff;
+      writeFileSync(cache, b);
+    };
+    expect(withSpoiled((_c, cache) => flip(cache, (len) => len - 100), 'stale').stdout).toBe(helpText);
+    expect(withSpoiled((_c, cache) => flip(cache, () => 3), 'stale').stdout).toBe(helpText);
+    expect(withSpoiled((_c, cache) => writeFileSync(cache, readFileSync(cache).subarray(0, 200)), 'stale').stdout).toBe(helpText);
+    expect(withSpoiled((_c, cache) => writeFileSync(cache, ''), 'stale').stdout).toBe(helpText);
+  });
+
+  it('is ignored when made from another chunk of the same length: the chunk as it is now runs', () => {
+    // V8 itself checks only the source's length: without nsroute's own check this would run
+    // the cached code of the old text and print "Give a program".
+    const r = withSpoiled((chunk) => {
+      const text = readFileSync(chunk, 'utf8');
+      expect(text).toContain('Give a program');
+      writeFileSync(chunk, text.replace('Give a program', 'Give a PROGRAM'));
+    }, 'stale');
+    expect(r.stdout).toBe(helpText.replace('Give a program', 'Give a PROGRAM'));
+  });
+
+  it('is compiled without when V8 rejects it (another Node, other flags)', () => {
+    expect(withSpoiled(() => undefined, 'rejected', ['--no-opt']).stdout).toBe(helpText);
+  });
+
+  it('is used again when written anew by writeCodeCaches, for the Node that runs', () => {
+    const r = withSpoiled((chunk, cache) => {
+      rmSync(cache);
+      execFileSync(process.execPath, ['-e', `require(${JSON.stringify(join(chunk, '..', '..', 'nsroute.js'))}).writeCodeCaches()`]);
+    }, 'used');
+    expect(r.stdout).toBe(helpText);
+  });
+});
