@@ -27,7 +27,7 @@ function formatError(e: unknown): string {
   return `nsroute: ${String(e)}`;
 }
 
-function buildProgram(result: { code: number; isExec: boolean }): Command {
+function buildProgram(result: { code: number; isExec: boolean }, quiet = false): Command {
   const program = new Command('nsroute')
     .description('Give a program its own route to the network: its own gateway and DNS, everything else unchanged.')
     .version(version)
@@ -37,6 +37,7 @@ function buildProgram(result: { code: number; isExec: boolean }): Command {
     // Parse errors are one line like every other error: problem, then the fix.
     .configureOutput({
       outputError: (text, write) => write(`nsroute: ${text.replace(/^error: /, '').trimEnd()}; see \`nsroute --help\`\n`),
+      ...(quiet ? { writeOut: () => undefined, writeErr: () => undefined } : {}),
     });
 
   const execLike = (cmd: Command) =>
@@ -232,6 +233,20 @@ function buildProgram(result: { code: number; isExec: boolean }): Command {
 }
 
 const EXEC_VERBS = new Set(['exec', 'shell']);
+
+// For the code caches only (src/loader.ts writeCodeCaches, at build and install time): define
+// the command line and let commander parse, print help and fail on a bad option, all printing
+// nothing, so that the cache of this chunk holds the code every command runs before its verb.
+// No verb runs: each of these ends in commander before any hook or action.
+export function warmUp(): void {
+  for (const args of [['--help'], ['exec', '--help'], ['list', '--bogus']]) {
+    try {
+      buildProgram({ code: EXIT.ok, isExec: false }, true).parse(['node', 'nsroute', ...args]);
+    } catch (e) {
+      if (!(e instanceof CommanderError)) throw e;
+    }
+  }
+}
 
 export async function main(argv: string[]): Promise<number> {
   const result = { code: EXIT.ok as number, isExec: EXEC_VERBS.has(argv[2] ?? '') };

@@ -11,11 +11,13 @@
 // of the chunk it was made from (V8 itself checks little more than the source's length), and
 // when V8 accepts it (same Node, same flags). Anything else compiles the chunk from source
 // as if there were no cache: slower, never broken.
-import { closeSync, constants, fstatSync, openSync, readFileSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readFileSync, readdirSync, renameSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { Script } from 'node:vm';
-import { crc32 } from 'node:zlib';
 import { unsafeOwnerOrMode } from './sys/fsx.js';
+
+// node:zlib (for its crc32) loads Node's stream modules: not for --version.
+const crc32 = (data: Buffer): number => (require('node:zlib') as typeof import('node:zlib')).crc32(data);
 
 // Set by scripts/build.mjs.
 declare const NSROUTE_VERSION: string;
@@ -32,8 +34,9 @@ const TAIL = '\n})';
 const MAGIC = Buffer.from('nsroute-code-cache-1\n');
 const HEADER = MAGIC.length + 16;
 
-// NSROUTE_TRACE_LOAD=1: one line on stderr per chunk loaded and how (for the tests that
-// prove a verb loads only what it needs, and that a bad cache is ignored).
+// NSROUTE_TRACE_LOAD=1: one line on stderr per chunk loaded, how its cache was used and how
+// long reading and compiling it took (for the tests that prove a verb loads only what it
+// needs and that a bad cache is ignored, and for measuring).
 const trace = process.env.NSROUTE_TRACE_LOAD === '1';
 
 type CacheUse = 'none' | 'untrusted' | 'stale' | 'rejected' | 'used';
@@ -91,8 +94,9 @@ function load(id: string, useCache = true): Loaded {
   const done = loaded.get(name);
   if (done) return done;
   const path = join(CHUNK_DIR, name);
+  const t0 = trace ? performance.now() : 0;
   const { script, use } = compile(path, useCache);
-  if (trace) process.stderr.write(`nsroute: load ${name} cache=${use}\n`);
+  if (trace) process.stderr.write(`nsroute: load ${name} cache=${use} compile=${(performance.now() - t0).toFixed(2)}ms\n`);
   const module: Loaded = { exports: {} };
   loaded.set(name, module);
   const fn = script.runInThisContext() as (e: unknown, r: unknown, m: unknown, f: string, d: string) => void;
@@ -117,8 +121,9 @@ export function writeCodeCaches(dir = CHUNK_DIR): string[] {
     const { script, source } = compile(path, false);
     scripts.set(name, { script, source });
   }
-  // Evaluate the chunks (module bodies only: no verb runs) so that their caches include the
-  // functions evaluation compiles; a chunk another already loaded is evaluated once.
+  // Evaluate the chunks (module bodies only: the main chunk's start() is not called, no verb
+  // runs) so that their caches include the functions evaluation compiles; a chunk another
+  // already loaded is evaluated once.
   const local = new Map<string, Loaded>();
   const req = (id: string): unknown => {
     if (!id.startsWith('./')) return require(id);
@@ -133,7 +138,9 @@ export function writeCodeCaches(dir = CHUNK_DIR): string[] {
     (entry.script.runInThisContext() as (e: unknown, r: unknown, m: unknown, f: string, d: string) => void).call(module.exports, module.exports, req, module, path, dir);
     return module.exports;
   };
-  for (const name of scripts.keys()) if (name !== NSROUTE_MAIN_CHUNK) req(`./${name}`);
+  for (const name of scripts.keys()) req(`./${name}`);
+  // And what every command runs before its verb: commander's parsing and help.
+  (req(`./${NSROUTE_MAIN_CHUNK}`) as { warmUp: () => void }).warmUp();
   for (const [name, { script, source }] of scripts) {
     const data = script.createCachedData();
     const header = Buffer.alloc(HEADER);
@@ -151,9 +158,15 @@ export function writeCodeCaches(dir = CHUNK_DIR): string[] {
 if (require.main === module) {
   const args = process.argv.slice(2);
   if (args.length === 1 && (args[0] === '--version' || args[0] === '-V')) {
-    // What commander prints for it, without loading commander.
-    process.stdout.write(`${NSROUTE_VERSION}\n`);
+    // What commander prints for it, without loading commander, nor process.stdout (Node's
+    // streams) for one line. A closed stdout is ignored, as main.ts does.
+    const line = `${NSROUTE_VERSION}\n`;
+    try {
+      writeSync(1, line);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'EAGAIN') process.stdout.write(line);
+    }
   } else {
-    load(`./${NSROUTE_MAIN_CHUNK}`);
+    (load(`./${NSROUTE_MAIN_CHUNK}`).exports.start as () => void)();
   }
 }

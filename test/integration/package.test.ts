@@ -26,7 +26,7 @@ describe.runIf(installed)('the installed package', () => {
   it('starts from the code caches its postinst made for the Node installed here', () => {
     const r = spawnSync('nsroute', ['--help'], { encoding: 'utf8', env: { ...process.env, NSROUTE_TRACE_LOAD: '1' } });
     expect(r.status, r.stderr).toBe(0);
-    const caches = [...r.stderr.matchAll(/^nsroute: load \S+ cache=(\S+)$/gm)].map((m) => m[1]);
+    const caches = [...r.stderr.matchAll(/^nsroute: load \S+ cache=(\S+) /gm)].map((m) => m[1]);
     expect(caches.length, r.stderr).toBeGreaterThan(0);
     expect(caches.filter((c) => c !== 'used'), r.stderr).toEqual([]);
   });

@@ -25,7 +25,7 @@ interface Load {
 }
 
 function loadsOf(stderr: string): Load[] {
-  return [...stderr.matchAll(/^nsroute: load (\S+) cache=(\S+)$/gm)].map((m) => ({ chunk: m[1]!, cache: m[2]! }));
+  return [...stderr.matchAll(/^nsroute: load (\S+) cache=(\S+) /gm)].map((m) => ({ chunk: m[1]!, cache: m[2]! }));
 }
 
 function traced(bin: string, args: string[], nodeArgs: string[] = []) {
