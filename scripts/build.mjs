@@ -49,7 +49,12 @@ for (const out of split.outputFiles) {
     if (!builtins.has(id) && !/^\.\/[A-Za-z0-9_-]+\.js$/.test(id)) throw new Error(`build: ${name} requires ${id}, which the loader cannot provide`);
   }
   if (/\bimport\(|import\.meta/.test(code)) throw new Error(`build: ${name} still has import() or import.meta`);
-  writeFileSync(join('dist/chunks', name), code);
+  // esbuild escapes non-ASCII characters (charset ascii, its default): the loader reads the
+  // chunks as latin1, the cheapest decoding, which is right only for ASCII.
+  if (/[^\x00-\x7f]/.test(code)) throw new Error(`build: ${name} is not ASCII`);
+  // Wrapped here as Node wraps a CommonJS module, so that the loader compiles the file's text
+  // as it is (a function of exports, require, module, __filename, __dirname).
+  writeFileSync(join('dist/chunks', name), `(function (exports, require, module, __filename, __dirname) { ${code}\n})`);
 }
 if (!mainChunk) throw new Error('build: no chunk for src/main.ts');
 // Which sources went into which chunk: for the tests that check what a verb loads (not
@@ -74,7 +79,7 @@ writeFileSync('dist/package.json', '{ "type": "commonjs" }\n');
 
 // The code caches, for the Node that builds (the package's postinst makes them again for
 // the Node it installs on).
-createRequire(import.meta.url)('../dist/nsroute.js').writeCodeCaches();
+await createRequire(import.meta.url)('../dist/nsroute.js').writeCodeCaches();
 
 // The man page and the shell completions, generated from the built CLI's own command
 // definitions (scripts/man.mjs; `nsroute completion SHELL`), so they cannot drift from --help.

@@ -234,11 +234,14 @@ function buildProgram(result: { code: number; isExec: boolean }, quiet = false):
 
 const EXEC_VERBS = new Set(['exec', 'shell']);
 
-// For the code caches only (src/loader.ts writeCodeCaches, at build and install time): define
-// the command line and let commander parse, print help and fail on a bad option, all printing
-// nothing, so that the cache of this chunk holds the code every command runs before its verb.
-// No verb runs: each of these ends in commander before any hook or action.
-export function warmUp(): void {
+// For the code caches only (src/loader.ts writeCodeCaches, at build and install time): run
+// what nearly every command runs before and around its verb, so that the caches hold that code
+// compiled, not only the chunks' top levels. No verb runs, nothing changes on the machine:
+// - the command line: commander parses, prints help and fails on a bad option (each ends in
+//   commander before any hook or action), printing nothing;
+// - execa's spawning through sys/run.ts (every verb that acts spawns ip, nft or flock), with
+//   `node -e` as the child: with and without input, failing and not.
+export async function warmUp(): Promise<void> {
   for (const args of [['--help'], ['exec', '--help'], ['list', '--bogus']]) {
     try {
       buildProgram({ code: EXIT.ok, isExec: false }, true).parse(['node', 'nsroute', ...args]);
@@ -246,6 +249,10 @@ export function warmUp(): void {
       if (!(e instanceof CommanderError)) throw e;
     }
   }
+  const { run, runJson } = await import('./sys/run.js');
+  await runJson([process.execPath, '-e', 'process.stdout.write("[]")']);
+  await run([process.execPath, '-e', 'process.stdin.resume()'], { input: '\n' });
+  await run([process.execPath, '-e', 'process.exit(3)'], { allowFail: true });
 }
 
 export async function main(argv: string[]): Promise<number> {

@@ -24,10 +24,6 @@ declare const NSROUTE_VERSION: string;
 declare const NSROUTE_MAIN_CHUNK: string;
 
 const CHUNK_DIR = join(__dirname, 'chunks');
-// The same wrapper as Node's own for a CommonJS module (the chunks are esbuild's ESM chunks
-// turned into CommonJS by the build), so a chunk sees require, module and exports.
-const HEAD = '(function (exports, require, module, __filename, __dirname) { ';
-const TAIL = '\n})';
 // Cache file: MAGIC; the CRC-32 and byte length of the chunk it was made from; the CRC-32 and
 // byte length of V8's data (uint32 LE each: V8 does not check its data for damage, a torn or
 // damaged file must not reach it); V8's data.
@@ -85,7 +81,9 @@ function cacheFor(source: Buffer, path: string): { data?: Buffer; use: CacheUse 
 function compile(path: string, useCache: boolean): { script: Script; source: Buffer; use: CacheUse } {
   const source = readFileSync(path);
   const cache = useCache ? cacheFor(source, path) : { use: 'none' as CacheUse };
-  const script = new Script(HEAD + source.toString('utf8') + TAIL, { filename: path, cachedData: cache.data });
+  // A chunk is ASCII (the build checks) and already wrapped as Node wraps a CommonJS module:
+  // a function of (exports, require, module, __filename, __dirname).
+  const script = new Script(source.toString('latin1'), { filename: path, cachedData: cache.data });
   return { script, source, use: cache.data && script.cachedDataRejected ? 'rejected' : cache.use };
 }
 
@@ -113,7 +111,7 @@ function requireFrom(useCache: boolean): (id: string) => unknown {
 // For scripts/build.mjs and the package's postinst (as root, into the installed, root-owned
 // chunks directory): write a cache for every chunk, made after evaluating it so that it holds
 // what evaluation compiled too. Each file is written whole and renamed into place.
-export function writeCodeCaches(dir = CHUNK_DIR): string[] {
+export async function writeCodeCaches(dir = CHUNK_DIR): Promise<string[]> {
   const written: string[] = [];
   const scripts = new Map<string, { script: Script; source: Buffer }>();
   for (const name of readdirSync(dir).filter((f) => f.endsWith('.js')).sort()) {
@@ -139,8 +137,8 @@ export function writeCodeCaches(dir = CHUNK_DIR): string[] {
     return module.exports;
   };
   for (const name of scripts.keys()) req(`./${name}`);
-  // And what every command runs before its verb: commander's parsing and help.
-  (req(`./${NSROUTE_MAIN_CHUNK}`) as { warmUp: () => void }).warmUp();
+  // And what nearly every command runs around its verb (cli.ts warmUp).
+  await (req(`./${NSROUTE_MAIN_CHUNK}`) as { warmUp: () => Promise<void> }).warmUp();
   for (const [name, { script, source }] of scripts) {
     const data = script.createCachedData();
     const header = Buffer.alloc(HEADER);
