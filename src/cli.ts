@@ -15,6 +15,9 @@ import { runCompletion, runComplete, runSpec } from './commands/completion-cmd.j
 import { COMMAND_EXAMPLES, PROGRAM_EXAMPLES, examplesText } from './commands/examples.js';
 import { loadIds } from './sys/ids.js';
 import { runDoctor } from './commands/doctor.js';
+import { runAllow, runDisallow } from './commands/allow.js';
+import { routeCaller } from './policy/entry.js';
+import { enforceCaller } from './policy/enforce.js';
 import pkg from '../package.json';
 
 // Exit codes, decided here and only here.
@@ -38,6 +41,8 @@ function buildProgram(result: { code: number; isExec: boolean }): Command {
     .exitOverride()
     // Before any verb acts: settings that would point root's state somewhere unintended.
     .hook('preAction', () => checkPathEnv())
+    // A user who entered through sudo (policy/entry.ts): only what the profiles allow them.
+    .hook('preAction', (_program, action) => enforceCaller(action))
     // Parse errors are one line like every other error: problem, then the fix.
     .configureOutput({
       outputError: (text, write) => write(`nsroute: ${text.replace(/^error: /, '').trimEnd()}; see \`nsroute --help\`\n`),
@@ -171,6 +176,26 @@ function buildProgram(result: { code: number; isExec: boolean }): Command {
     });
 
   program
+    .command('allow')
+    .description('let users or %groups use NAME without root (the allow key of its profile), and install what sudo needs; alone: apply the profiles as they are')
+    .argument('[name]', 'namespace name (its profile must exist)')
+    .argument('[who...]', 'user names and %group names')
+    .option('--json', 'print the result as JSON')
+    .action(async (name: string | undefined, who: string[], opts) => {
+      result.code = await runAllow(name, who, opts);
+    });
+
+  program
+    .command('disallow')
+    .description('undo allow: remove users or %groups from the allow key of NAME')
+    .argument('<name>', 'namespace name')
+    .argument('<who...>', 'user names and %group names')
+    .option('--json', 'print the result as JSON')
+    .action(async (name: string, who: string[], opts) => {
+      result.code = await runDisallow(name, who, opts);
+    });
+
+  program
     .command('doctor')
     .description('say what this machine can and cannot do for nsroute, and why, with the fix for each (exit 4 when nsroute cannot work here)')
     .option('--json', 'print JSON')
@@ -220,6 +245,15 @@ function buildProgram(result: { code: number; isExec: boolean }): Command {
 const EXEC_VERBS = new Set(['exec', 'shell']);
 
 export async function main(argv: string[]): Promise<number> {
+  // A user who is not root goes through sudo; the root side of that is policed (policy/).
+  try {
+    const routed = await routeCaller(argv);
+    if ('code' in routed) return routed.code;
+    argv = routed.argv;
+  } catch (e) {
+    process.stderr.write(formatError(e) + '\n');
+    return EXEC_VERBS.has(argv[3] ?? '') ? EXIT.execFailed : EXIT.usage;
+  }
   const result = { code: EXIT.ok as number, isExec: EXEC_VERBS.has(argv[2] ?? '') };
   const program = buildProgram(result);
   try {
