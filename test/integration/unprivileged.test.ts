@@ -268,6 +268,20 @@ describe('what a user must never get', () => {
       held.push(child);
       const done = new Promise((res) => child.on('close', res));
       await waitFor(() => existsSync(ready), 'the held exec');
+      // The user may signal their sudo (its real uid is theirs), which relays SIGTSTP to
+      // root's side: that must not stop it (it could be holding the host lock).
+      const procs = sh(['ps', '-eo', 'pid=,ppid=,uid=,stat=,comm=']).trim().split('\n').map((l) => {
+        const [pid, ppid, uid, stat, comm] = l.trim().split(/\s+/);
+        return { pid: Number(pid), ppid: Number(ppid), uid: Number(uid), stat: stat!, comm: comm! };
+      });
+      const below = (pid: number): typeof procs => procs.filter((q) => q.ppid === pid).flatMap((q) => [q, ...below(q.pid)]);
+      const sudoProc = below(child.pid!).find((q) => q.comm === 'sudo')!;
+      const rootNode = below(sudoProc.pid).find((q) => q.uid === 0 && q.comm === 'node')!;
+      expect(rootNode, JSON.stringify(procs)).toBeDefined();
+      const tstp = await w.inHost(['/usr/bin/setpriv', `--reuid=${a}`, `--regid=${a}`, '--init-groups', '--', 'kill', '-TSTP', String(sudoProc.pid)]);
+      expect(tstp.exitCode, show(tstp)).toBe(0);
+      const direct = await w.inHost(['/usr/bin/setpriv', `--reuid=${a}`, `--regid=${a}`, '--init-groups', '--', 'kill', '-STOP', String(rootNode.pid)]);
+      expect(direct.exitCode, show(direct)).not.toBe(0); // root's process: not the user's to stop
       // The same NAME again is no new namespace; another one is over the quota.
       const same = await asUser(a, ['exec', slow, '--', 'id', '-u']);
       expect(same.exitCode, show(same)).toBe(0);
@@ -277,6 +291,8 @@ describe('what a user must never get', () => {
       // Another allowed user joins the same NAME (documented: a NAME is shared by its users).
       const b = await asUser(`${w.prefix}b`, ['exec', slow, '--', 'id', '-u']);
       expect(b.exitCode, show(b)).toBe(0);
+      expect(readFileSync(`/proc/${rootNode.pid}/stat`, 'utf8').split(') ')[1]![0]).not.toBe('T');
+      spawnSync('kill', ['-CONT', String(sudoProc.pid)]);
       writeFileSync(stop, '');
       await done;
     } finally {
