@@ -131,9 +131,9 @@ export function renderSudoers(entry: string, allows: readonly Allow[]): string |
   if (users.size === 0) return undefined;
   return [
     SUDOERS_HEADER,
-    `Cmnd_Alias NSROUTE_USER = ${entry}`,
-    'Defaults!NSROUTE_USER env_reset, !env_keep, !setenv',
-    `${[...users].sort().join(', ')} ALL = (root) NOPASSWD: NSROUTE_USER`,
+    `Cmnd_Alias NSR_USER_ENTRY = ${entry}`,
+    'Defaults!NSR_USER_ENTRY env_reset, !env_keep, !setenv',
+    `${[...users].sort().join(', ')} ALL = (root) NOPASSWD: NSR_USER_ENTRY`,
     '',
   ].join('\n');
 }

@@ -120,8 +120,8 @@ describe('what allow installs', () => {
     const st = lstatSync(sudoers);
     expect(st.isFile() && st.uid === 0 && (st.mode & 0o777) === 0o440).toBe(true);
     const text = readFileSync(sudoers, 'utf8');
-    expect(text).toContain(`%${group}, ${w.prefix}a ALL = (root) NOPASSWD: NSROUTE_USER`);
-    expect(text).toContain(`Cmnd_Alias NSROUTE_USER = ${entry}`);
+    expect(text).toContain(`%${group}, ${w.prefix}a ALL = (root) NOPASSWD: NSR_USER_ENTRY`);
+    expect(text).toContain(`Cmnd_Alias NSR_USER_ENTRY = ${entry}`);
     expect(spawnSync('visudo', ['-c', '-q', '-f', sudoers]).status).toBe(0);
     const e = lstatSync(entry);
     expect(e.uid === 0 && (e.mode & 0o777) === 0o755).toBe(true);

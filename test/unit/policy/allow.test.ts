@@ -71,9 +71,9 @@ describe('the sudoers drop-in and the entry point', () => {
     ])!;
     expect(text.split('\n')).toEqual([
       SUDOERS_HEADER,
-      'Cmnd_Alias NSROUTE_USER = /usr/local/lib/nsroute/nsroute-user',
-      'Defaults!NSROUTE_USER env_reset, !env_keep, !setenv',
-      '%netdev, alice, bob ALL = (root) NOPASSWD: NSROUTE_USER',
+      'Cmnd_Alias NSR_USER_ENTRY = /usr/local/lib/nsroute/nsroute-user',
+      'Defaults!NSR_USER_ENTRY env_reset, !env_keep, !setenv',
+      '%netdev, alice, bob ALL = (root) NOPASSWD: NSR_USER_ENTRY',
       '',
     ]);
   });
