@@ -1,6 +1,7 @@
 // `nsroute allow` / `nsroute disallow`: edit the allow key of a profile, then make the system
 // match all profiles: the sudoers drop-in and the entry point (docs/unprivileged.md).
-import { lstatSync, realpathSync } from 'node:fs';
+import { existsSync, lstatSync, realpathSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { UserError } from '../errors.js';
 import { validateName } from '../net/names.js';
 import { parse as parseToml } from 'smol-toml';
@@ -74,6 +75,9 @@ export async function syncSudoers(): Promise<{ sudoers?: string; entry?: string;
     removeOwnFile(sudoers, SUDOERS_HEADER);
     removeOwnFile(entry, ENTRY_HEADER);
     return { allows };
+  }
+  if (!existsSync(dirname(sudoers)) || !(await run(['sh', '-c', 'command -v visudo'], { allowFail: true })).stdout.trim()) {
+    throw new UserError(`sudo is not installed (no ${dirname(sudoers)} or no visudo), and allowed users reach nsroute through it`, 'install it (apt-get install sudo), then run `nsroute allow` again');
   }
   // The entry point runs this very nsroute with this node: both must be root's, in
   // directories only root can change, or whoever could write them would be root.

@@ -15,6 +15,9 @@ import { callerContext, setVisibleNames, type CallerContext } from './context.js
 import { groupGid } from './groups.js';
 import { quotaProblem, readQuota } from './quota.js';
 
+// `move NAME PID` (issue 15) joins these once it exists, with one more rule: the process must
+// be the caller's own (all of /proc/PID/status's Uid fields equal to the caller's uid, read
+// with the pid's start time to catch reuse), and in a cgroup the caller may write.
 const NAMED: ReadonlySet<string> = new Set(['exec', 'shell', 'status', 'check']);
 const OPEN: ReadonlySet<string> = new Set([...NAMED, 'list']);
 // Options a caller may not give: each would choose where root routes, or whom it runs as.
