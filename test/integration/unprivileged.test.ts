@@ -141,6 +141,16 @@ describe('what allow installs', () => {
     expect(readFileSync(linkDropIn, 'utf8')).toBe('# somebody else\n');
     rmSync(linkDropIn);
   });
+
+  it('refuses entries that are not existing users or groups, before changing anything', async () => {
+    const before = readFileSync(sudoers, 'utf8');
+    for (const bad of ['alice, ALL', 'ALL', `${w.prefix}nosuchuser`, `%${w.prefix}nosuchgroup`]) {
+      const r = await w.nsroute(['allow', slow, bad], { env: rootEnv() });
+      oneLine(r, 2, /is not a user name|does not exist/);
+    }
+    expect(readFileSync(sudoers, 'utf8')).toBe(before);
+    expect(readFileSync(join(w.configDir, `${slow}.toml`), 'utf8')).not.toMatch(/ALL|nosuch/);
+  });
 });
 
 describe('an allowed user', () => {
@@ -243,6 +253,19 @@ describe('what a user must never get', () => {
     const f = await asUser(`${w.prefix}a`, ['--from-sudo', 'exec', slow, '--', 'id']);
     oneLine(f, 125, /is how sudo enters nsroute/);
     expect(readFileSync(join(w.configDir, `${slow}.toml`), 'utf8')).not.toContain(`${w.prefix}c`);
+    await expectHostClean();
+  });
+
+  it('refuses a profile the user can write: only root may decide where NAME routes', async () => {
+    const file = join(w.configDir, `${slow2}.toml`);
+    chownSync(file, ids[`${w.prefix}a`]!, 0);
+    try {
+      const r = await asUser(`${w.prefix}a`, ['exec', slow2, '--', 'id', '-u']);
+      oneLine(r, 125, /owned by uid/);
+      expect(audit()).toMatch(new RegExp(`command=exec name=${slow2} refused: [^\\n]*owned by uid`));
+    } finally {
+      chownSync(file, 0, 0);
+    }
     await expectHostClean();
   });
 
