@@ -34,6 +34,11 @@ function buildProgram(result: { code: number; isExec: boolean }, quiet = false):
     .exitOverride()
     // Before any verb acts: settings that would point root's state somewhere unintended.
     .hook('preAction', () => checkPathEnv())
+    // A user who entered through sudo (policy/entry.ts): only what the profiles allow them.
+    // Loaded only then: root's own commands do not pay for the policy code.
+    .hook('preAction', async (_program, action) => {
+      if (enteredFromSudo) await (await import('./policy/enforce.js')).enforceCaller(action);
+    })
     // Parse errors are one line like every other error: problem, then the fix.
     .configureOutput({
       outputError: (text, write) => write(`nsroute: ${text.replace(/^error: /, '').trimEnd()}; see \`nsroute --help\`\n`),
@@ -181,6 +186,28 @@ function buildProgram(result: { code: number; isExec: boolean }, quiet = false):
     });
 
   program
+    .command('allow')
+    .description('let users or %groups use NAME without root (the allow key of its profile), and install what sudo needs; alone: apply the profiles as they are')
+    .argument('[name]', 'namespace name (its profile must exist)')
+    .argument('[who...]', 'user names and %group names')
+    .option('--json', 'print the result as JSON')
+    .action(async (name: string | undefined, who: string[], opts) => {
+      const { runAllow } = await import('./commands/allow.js');
+      result.code = await runAllow(name, who, opts);
+    });
+
+  program
+    .command('disallow')
+    .description('undo allow: remove users or %groups from the allow key of NAME')
+    .argument('<name>', 'namespace name')
+    .argument('<who...>', 'user names and %group names')
+    .option('--json', 'print the result as JSON')
+    .action(async (name: string, who: string[], opts) => {
+      const { runDisallow } = await import('./commands/allow.js');
+      result.code = await runDisallow(name, who, opts);
+    });
+
+  program
     .command('doctor')
     .description('say what this machine can and cannot do for nsroute, and why, with the fix for each (exit 4 when nsroute cannot work here)')
     .option('--json', 'print JSON')
@@ -255,7 +282,24 @@ export async function warmUp(): Promise<void> {
   await run([process.execPath, '-e', 'process.exit(3)'], { allowFail: true });
 }
 
+// Set when this run is the root side of an allowed user's command (policy/entry.ts).
+let enteredFromSudo = false;
+
 export async function main(argv: string[]): Promise<number> {
+  // A user who is not root goes through sudo; the root side of that is policed (policy/).
+  // Root's own runs skip this without loading the policy code.
+  if (argv[2] === '--from-sudo' || (typeof process.geteuid === 'function' && process.geteuid() !== 0)) {
+    try {
+      const { routeCaller } = await import('./policy/entry.js');
+      const routed = await routeCaller(argv);
+      if ('code' in routed) return routed.code;
+      enteredFromSudo = argv[2] === '--from-sudo';
+      argv = routed.argv;
+    } catch (e) {
+      process.stderr.write(formatError(e) + '\n');
+      return EXEC_VERBS.has(argv[3] ?? '') ? EXIT.execFailed : EXIT.usage;
+    }
+  }
   const result = { code: EXIT.ok as number, isExec: EXEC_VERBS.has(argv[2] ?? '') };
   const program = buildProgram(result);
   try {

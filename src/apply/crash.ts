@@ -1,4 +1,5 @@
 import { existsSync, writeFileSync } from 'node:fs';
+import { callerContext } from '../policy/context.js';
 
 // Test-only fault injection, unset in real use (test/integration/faults.test.ts):
 // NSROUTE_TEST_CRASH=PHASE:K makes nsroute SIGKILL itself right after step K of PHASE
@@ -10,11 +11,16 @@ import { existsSync, writeFileSync } from 'node:fs';
 // persistent namespace, before the state records it.
 export type CrashPhase = 'apply' | 'undo';
 
+// Inert for a user who entered through sudo (policy/entry.ts also removes the variables).
+const hooksOff = (): boolean => callerContext() !== undefined;
+
 export function crashNow(point: 'watcher:0'): void {
+  if (hooksOff()) return;
   if (process.env.NSROUTE_TEST_CRASH === point) process.kill(process.pid, 'SIGKILL');
 }
 
 export async function crashPoint(phase: CrashPhase, k: number): Promise<void> {
+  if (hooksOff()) return;
   const crash = process.env.NSROUTE_TEST_CRASH;
   if (crash && crash === `${phase}:${k}`) process.kill(process.pid, 'SIGKILL');
   const pause = process.env.NSROUTE_TEST_PAUSE;

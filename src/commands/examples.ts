@@ -24,6 +24,8 @@ export const COMMAND_EXAMPLES: Readonly<Record<string, readonly string[]>> = {
   detach: ['sudo nsroute detach slow transmission-daemon', 'sudo nsroute detach slow restic-backup --json'],
   watch: ['sudo nsroute watch', 'sudo nsroute watch slow --json'],
   gc: ['sudo nsroute gc', 'sudo nsroute gc --json'],
+  allow: ['sudo nsroute allow slow alice %netdev   # then, as alice: nsroute exec slow -- CMD', 'sudo nsroute allow   # after editing allow = [...] by hand'],
+  disallow: ['sudo nsroute disallow slow alice', 'sudo nsroute disallow slow %netdev --json'],
   doctor: ['sudo nsroute doctor', 'sudo nsroute doctor --json | jq \'.checks[] | select(.status != "ok")\''],
   completion: [
     'nsroute completion bash | sudo tee /etc/bash_completion.d/nsroute',

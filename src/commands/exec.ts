@@ -10,6 +10,7 @@ import { processStartTime } from '../sys/proc.js';
 import { lookupAccount, type Account } from '../sys/users.js';
 import type { Holder } from '../state/store.js';
 import { loadProfile, requireRoot } from './options.js';
+import { callerContext } from '../policy/context.js';
 
 export interface ExecOptions extends RouteOptions {
   user?: string;
@@ -129,6 +130,8 @@ export async function runInNamespace(name: string, command: readonly string[] | 
           SHELL: account.shell,
           NSROUTE_NAMESPACE: name,
         };
+        // A user's command does not see root's settings (policy/entry.ts cleaned the rest).
+        if (callerContext()) for (const k of Object.keys(env)) if (k.startsWith('NSROUTE_') && k !== 'NSROUTE_NAMESPACE') delete env[k];
         child = spawnInherited(namespaceArgv(name, argv, switchUser ? account : undefined), env);
         // While the command runs: bind mounts kept in place, the uplink's routes put back
         // when the link returns (kill switch until then), a flushed firewall restored. A

@@ -1,11 +1,12 @@
 import { inspectAll } from '../apply/lifecycle.js';
 import { validateName } from '../net/names.js';
+import { isVisibleName } from '../policy/context.js';
 import { conditionHint, listText, statusJson, statusText } from './format.js';
 
 // list and status change nothing: what needs cleaning up is shown, and `nsroute gc` (or the
 // next command on that NAME) does it.
 export async function runList(opts: { json?: boolean }): Promise<number> {
-  const all = (await inspectAll()).map(statusJson);
+  const all = (await inspectAll()).filter((v) => isVisibleName(v.state.name)).map(statusJson);
   process.stdout.write((opts.json ? JSON.stringify(all, null, 2) : listText(all)) + '\n');
   if (!opts.json) for (const s of all) if (conditionHint(s)) process.stderr.write(`nsroute: ${conditionHint(s)}\n`);
   return 0;

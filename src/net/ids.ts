@@ -6,6 +6,10 @@
 import { parse as parseToml } from 'smol-toml';
 import { UserError } from '../errors.js';
 
+// Keys of nsroute.conf that are not ids: the limits for users who enter through sudo
+// (policy/quota.ts reads them).
+export const QUOTA_KEYS = ['user_namespaces', 'user_commands'] as const;
+
 export interface IdBases {
   markBase: number; // marks are markBase + 1..MAX_UPLINKS; the top 16 bits tag them as ours
   tableBase: number; // routing tables tableBase + 1..MAX_UPLINKS
@@ -46,6 +50,7 @@ export function parseIdsConf(text: string, file: string): IdBases {
   }
   const ids: IdBases = { ...DEFAULT_IDS };
   for (const [key, value] of Object.entries(doc)) {
+    if ((QUOTA_KEYS as readonly string[]).includes(key)) continue; 
     const field = KEYS[key as keyof typeof KEYS];
     if (!field) throw new UserError(`${file}: unknown key ${key}`, `the keys are ${Object.keys(KEYS).join(', ')}`);
     if (typeof value !== 'number' || !Number.isInteger(value)) throw new UserError(`${file}: ${key} must be an integer`, 'e.g. mark_base = 0x6e720000');

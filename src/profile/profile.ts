@@ -2,6 +2,7 @@ import { parse as parseToml } from 'smol-toml';
 import { UserError } from '../errors.js';
 import { blockOf, cidrContains, parseCidr4, parseIPv4, parseIPv6, cidrToString, networkOrBroadcast, specialIPv4, specialIPv6, specialOverlap } from '../net/addresses.js';
 import { validateName } from '../net/names.js';
+import { parseAllow } from '../policy/allow.js';
 
 // What the user asked for, from /etc/nsroute/NAME.toml and the command line (flags win).
 export interface RouteOptions {
@@ -57,8 +58,13 @@ export function parseProfileToml(text: string, file: string): RouteOptions {
   }
   const out: RouteOptions = {};
   for (const [key, value] of Object.entries(doc)) {
+    // Who may use NAME without root (policy/allow.ts): checked here so every command refuses a bad one.
+    if (key === 'allow') {
+      parseAllow(value, `profile ${file}`);
+      continue;
+    }
     if (!(KEYS as readonly string[]).includes(key)) {
-      throw new UserError(`profile ${file}: unknown key ${JSON.stringify(key)}`, `the keys are ${KEYS.join(', ')}`);
+      throw new UserError(`profile ${file}: unknown key ${JSON.stringify(key)}`, `the keys are ${KEYS.join(', ')}, allow`);
     }
     if (key === 'dhcp') {
       if (typeof value !== 'boolean') throw new UserError(`profile ${file}: dhcp must be true or false`, 'write dhcp = true');

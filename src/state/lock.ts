@@ -4,6 +4,7 @@ import { HostError, Interrupted, UserError } from '../errors.js';
 import { UntrustedFile } from '../sys/fsx.js';
 import { isSameProcessAlive, processStartTime } from '../sys/proc.js';
 import { ensureRunDir } from './dirs.js';
+import { callerContext } from '../policy/context.js';
 import { paths } from './paths.js';
 
 // One host-wide lock around every change of nsroute state: allocation of subnets/tables and
@@ -97,7 +98,7 @@ function recordHolder(fd: number): void {
 export function lockFile(path: string, opts: LockOptions & { wait: boolean; what: string }): Promise<number | undefined> {
   const fd = openLockFile(path);
   return new Promise((resolve, reject) => {
-    const child = spawn('flock', opts.wait ? ['-x', '3'] : ['-x', '-n', '3'], { stdio: ['ignore', 'ignore', 'pipe', fd] });
+    const child = spawn('flock', opts.wait ? ['-x', '3'] : ['-x', '-n', '3'], { stdio: ['ignore', 'ignore', 'pipe', fd], detached: callerContext() !== undefined });
     let stderr = '';
     let interrupted: NodeJS.Signals | undefined;
     let timedOut = false;

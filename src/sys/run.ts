@@ -1,5 +1,6 @@
 import { execa } from 'execa';
 import { SysError } from '../errors.js';
+import { callerContext } from '../policy/context.js';
 
 export interface RunResult {
   stdout: string;
@@ -16,6 +17,9 @@ export async function run(argv: readonly string[], opts: { input?: string; allow
     reject: false,
     stripFinalNewline: true,
     env: { LC_ALL: 'C' },
+    // For a user who entered through sudo: tools in a session of their own, so the user's
+    // terminal (^Z) cannot stop one while nsroute holds the host lock (docs/unprivileged.md).
+    detached: callerContext() !== undefined,
   });
   const out = { stdout: String(res.stdout ?? ''), stderr: String(res.stderr ?? ''), exitCode: res.exitCode ?? -1 };
   if (res.failed && !opts.allowFail) {
