@@ -11,7 +11,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chownSync, existsSync, lstatSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { NSROUTE_JS, createWorld, waitFor, type RunResult, type Snapshot, type World } from '../world/world.js';
+import { createWorld, waitFor, type RunResult, type Snapshot, type World } from '../world/world.js';
 import { PATH4, show } from '../world/helpers.js';
 
 let w: World;
@@ -45,7 +45,7 @@ const rootEnv = () => ({ NSROUTE_ENTRY: entry, NSROUTE_SUDOERS: sudoers });
 // nsroute as USER in the fake host, stdin closed; the world's NSROUTE_* dirs are in its env
 // (they must not matter).
 function asUser(user: string, args: readonly string[], env: Record<string, string | undefined> = {}, input?: string): Promise<RunResult> {
-  return w.inHost(['/usr/bin/setpriv', `--reuid=${user}`, `--regid=${user}`, '--init-groups', '--', process.execPath, NSROUTE_JS, ...args], {
+  return w.inHost(['/usr/bin/setpriv', `--reuid=${user}`, `--regid=${user}`, '--init-groups', '--', process.execPath, w.bin, ...args], {
     env: { NSROUTE_ENTRY: entry, HOME: '/', ...env },
     ...(input !== undefined ? { input } : {}),
   });
@@ -77,7 +77,9 @@ async function expectHostClean(): Promise<void> {
 }
 
 beforeAll(async () => {
-  w = await createWorld();
+  // The throwaway users run the bundle, and `allow` points sudo only at a bundle in root's
+  // directories: a copy in the world's dir, wherever the clone is (/root is 0700).
+  w = await createWorld({ privateBin: true });
   process.on('exit', removeAccounts);
   const p = w.prefix;
   group = `${p}g`;
@@ -284,7 +286,7 @@ describe('what a user must never get', () => {
     try {
       const ready = join(userDir, 'ready');
       const stop = join(userDir, 'stop');
-      const child = spawn('nsenter', [`--net=/run/netns/${w.host}`, '/usr/bin/setpriv', `--reuid=${a}`, `--regid=${a}`, '--init-groups', '--', process.execPath, NSROUTE_JS, 'exec', slow, '--', 'sh', '-c', `touch ${ready}; while [ ! -e ${stop} ]; do sleep 0.05; done`], {
+      const child = spawn('nsenter', [`--net=/run/netns/${w.host}`, '/usr/bin/setpriv', `--reuid=${a}`, `--regid=${a}`, '--init-groups', '--', process.execPath, w.bin, 'exec', slow, '--', 'sh', '-c', `touch ${ready}; while [ ! -e ${stop} ]; do sleep 0.05; done`], {
         env: { PATH: process.env.PATH, NSROUTE_ENTRY: entry, HOME: '/' },
         stdio: 'ignore',
       });

@@ -4,9 +4,9 @@
 // machine's network is never touched (ARCHITECTURE.md, "The test world").
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, readlinkSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, readlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 // Addresses of the world. Everything lives inside the world's namespaces.
@@ -139,6 +139,8 @@ export interface World {
   gwSlow: string;
   // Temp dir of this world and what lives in it.
   dir: string;
+  // The nsroute bundle this world runs (NSROUTE_JS, or its copy with the privateBin option).
+  bin: string;
   runDir: string;
   libDir: string; // NSROUTE_LIB_DIR: saved user files and sysctls
   configDir: string;
@@ -459,6 +461,10 @@ export interface WorldOptions {
   // Implies lan: dnsmasq in the fast gateway serves DHCP on LAN_GW_DEV: DHCP_FIRST-DHCP_LAST,
   // router LAN_GW, DNS DNS_SERVER; log: dhcpLog() / dhcpEvents().
   lanDhcp?: boolean;
+  // Run a copy of the build (dirname of NSROUTE_JS) kept in the world's dir, root's and
+  // readable by everyone: for tests whose other users must run nsroute, or whose nsroute
+  // refuses a bundle in a directory that is not root's alone, wherever the clone is.
+  privateBin?: boolean;
 }
 
 export async function createWorld(opts: WorldOptions = {}): Promise<World> {
@@ -482,6 +488,14 @@ export async function createWorld(opts: WorldOptions = {}): Promise<World> {
   const resolvedConf = join(dir, 'host-resolved-resolv.conf'); // absent unless a test writes it
   mkdirSync(runDir);
   mkdirSync(configDir);
+  let bin = NSROUTE_JS;
+  if (opts.privateBin) {
+    if (!existsSync(NSROUTE_JS)) throw new Error(`${NSROUTE_JS} is missing: run \`npm run build\` first`);
+    const binDir = join(dir, 'bin');
+    cpSync(dirname(NSROUTE_JS), binDir, { recursive: true, filter: (src) => !src.endsWith('.deb') });
+    spawnSync('chmod', ['-R', 'u=rwX,go=rX', binDir]);
+    bin = join(binDir, basename(NSROUTE_JS));
+  }
   if (opts.resolvedStub) {
     writeFileSync(resolvConf, `nameserver ${STUB_ADDR}\noptions edns0 trust-ad\nsearch .\n`);
     writeFileSync(resolvedConf, `nameserver ${FAST_GW}\n`);
@@ -523,9 +537,10 @@ export async function createWorld(opts: WorldOptions = {}): Promise<World> {
     resolvedConf,
     name: (suffix) => `${prefix}${suffix}`,
     nsroute: (args, o = {}) => world.spawnNsroute(args, o).result,
+    bin,
     spawnNsroute(args, o = {}) {
-      if (!existsSync(NSROUTE_JS)) throw new Error(`${NSROUTE_JS} is missing: run \`npm run build\` first`);
-      return spawnTracked(['nsenter', `--net=/run/netns/${host}`, process.execPath, NSROUTE_JS, ...args], { ...o, baseEnv }, pids);
+      if (!existsSync(bin)) throw new Error(`${bin} is missing: run \`npm run build\` first`);
+      return spawnTracked(['nsenter', `--net=/run/netns/${host}`, process.execPath, bin, ...args], { ...o, baseEnv }, pids);
     },
     inHost: (argv, o) => inNetns(host, argv, o),
     inNetns,
