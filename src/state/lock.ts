@@ -5,6 +5,8 @@ import { UntrustedFile } from '../sys/fsx.js';
 import { isSameProcessAlive, processStartTime } from '../sys/proc.js';
 import { ensureRunDir } from './dirs.js';
 import { paths } from './paths.js';
+import { beginStateSnapshot } from './store.js';
+import { traceLockHeld } from './trace.js';
 
 // One host-wide lock around every change of nsroute state: allocation of subnets/tables and
 // the shared objects (nft table, uplink tables, forwarding) are decided from all namespaces
@@ -155,11 +157,16 @@ export async function acquireHostLock(opts: LockOptions = {}): Promise<() => Pro
   };
 }
 
+// While the lock is held, the run dir's states are read once (store.ts snapshot).
 export async function withHostLock<T>(fn: () => Promise<T>, opts: LockOptions = {}): Promise<T> {
   const release = await acquireHostLock(opts);
+  const t0 = performance.now();
+  const endSnapshot = beginStateSnapshot();
   try {
     return await fn();
   } finally {
+    endSnapshot();
     await release();
+    traceLockHeld(performance.now() - t0);
   }
 }

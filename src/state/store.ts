@@ -2,6 +2,7 @@ import type { NamespaceConfig } from '../plan/types.js';
 import { HostError } from '../errors.js';
 import { existsLstat, isTrustedSubdir, listDir, readTrustedFile, removeIfExists, writeFileAtomic } from '../sys/fsx.js';
 import { bootId } from '../sys/proc.js';
+import { traceCount } from './trace.js';
 import { ensureLibDir, ensureRunDir, ensureRunSubdir } from './dirs.js';
 import { paths } from './paths.js';
 import type { TakenOver } from '../sys/lan.js';
@@ -43,9 +44,20 @@ export function trustedNsDir(name: string): boolean {
 }
 
 // Read only when root's alone (fsx.ts `readTrustedFile`): a state decides what is undone.
+// Within a snapshot (see below) each state file is read once per command.
 export function readState(name: string): NamespaceState | undefined {
+  if (snapshot) {
+    if (!snapshot.states.has(name)) snapshot.states.set(name, readStateFile(name));
+    const st = snapshot.states.get(name);
+    return st === undefined ? undefined : structuredClone(st);
+  }
+  return readStateFile(name);
+}
+
+function readStateFile(name: string): NamespaceState | undefined {
   if (!trustedNsDir(name)) return undefined;
   const text = readTrustedFile(paths.state(name));
+  traceCount('stateReads');
   if (text === undefined) return undefined;
   try {
     return JSON.parse(text) as NamespaceState;
@@ -57,29 +69,70 @@ export function readState(name: string): NamespaceState | undefined {
 export function writeState(state: NamespaceState): void {
   ensureRunSubdir('ns', state.name);
   writeFileAtomic(paths.state(state.name), JSON.stringify(state, null, 2) + '\n', 0o600);
+  if (snapshot) {
+    snapshot.states.set(state.name, structuredClone(state));
+    if (snapshot.names && !snapshot.names.includes(state.name)) snapshot.names = [...snapshot.names, state.name].sort();
+    snapshot.all = undefined;
+  }
+}
+
+// A per-command snapshot of the run dir's states, valid only while this process holds the
+// host lock (lock.ts starts and ends it): every change of a state is made under that lock, so
+// nobody else can change one meanwhile, and this process's own changes (writeState,
+// removeNamespaceDir) update it. Without the lock (list's readers, the watcher between
+// repairs, exec's first look) every read goes to the files: a stale copy is never acted on.
+// What it saves: at N namespaces, every step's "what do the others need" (contextFor) read
+// all N state files again, each behind two directory checks.
+interface Snapshot {
+  states: Map<string, NamespaceState | undefined>;
+  names?: string[];
+  all?: NamespaceState[];
+}
+let snapshot: Snapshot | undefined;
+
+export function beginStateSnapshot(): () => void {
+  const mine: Snapshot = { states: new Map() };
+  const outer = snapshot;
+  snapshot = mine;
+  return () => {
+    if (snapshot === mine) snapshot = outer;
+  };
 }
 
 // Names with any state under the run dir (a state file or just a journal left by a crash).
 export function knownNames(): string[] {
+  if (snapshot?.names) return [...snapshot.names];
   ensureRunDir();
-  if (!isTrustedSubdir(paths.nsRoot())) return [];
-  return listDir(paths.nsRoot()).filter((n) => !n.startsWith('.')).sort();
+  const names = isTrustedSubdir(paths.nsRoot()) ? listDir(paths.nsRoot()).filter((n) => !n.startsWith('.')).sort() : [];
+  if (snapshot) snapshot.names = names;
+  return [...names];
 }
 
 // Only names with a state file: a NAME with just a journal adds nothing to what is shared,
 // and its journal is checked (and, if untrusted, reported) by the sweep of that NAME. An
 // untrusted state file makes every command refuse: what it describes is shared by all.
+// In a snapshot, the objects returned are shared with later calls: change a state only
+// through writeState.
 function readAllStates(): NamespaceState[] {
-  return knownNames().flatMap((n) => {
+  if (snapshot?.all) return snapshot.all;
+  const all = knownNames().flatMap((n) => {
+    if (snapshot) {
+      if (!snapshot.states.has(n)) snapshot.states.set(n, existsLstat(paths.state(n)) ? readStateFile(n) : undefined);
+      const s = snapshot.states.get(n);
+      return s ? [s] : [];
+    }
     if (!existsLstat(paths.state(n))) return [];
-    const s = readState(n);
+    const s = readStateFile(n);
     return s ? [s] : [];
   });
+  if (snapshot) snapshot.all = all;
+  return all;
 }
 
 // Every namespace of this boot (what shares the nft table, uplinks and forwarding).
 export function allStates(): NamespaceState[] {
-  return readAllStates().filter((s) => !isFromEarlierBoot(s));
+  const boot = bootId();
+  return readAllStates().filter((s) => s.bootId === boot);
 }
 
 // States left from an earlier boot (the run dir is not always on a tmpfs).
@@ -89,6 +142,11 @@ export function staleBootStates(): NamespaceState[] {
 
 export function removeNamespaceDir(name: string): void {
   removeIfExists(paths.nsDir(name));
+  if (snapshot) {
+    snapshot.states.delete(name);
+    snapshot.names = snapshot.names?.filter((n) => n !== name);
+    snapshot.all = undefined;
+  }
 }
 
 // Host-wide facts nsroute must put back when its last namespace goes. Valid for one boot
