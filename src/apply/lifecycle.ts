@@ -220,13 +220,15 @@ export async function forgetEarlierBoots(report = emptyReport()): Promise<void> 
   }
 }
 
-// The owner-tagged host veths (net/tag.ts) and their addresses.
-export async function taggedVeths() {
+// The owner-tagged host veths (net/tag.ts) and their addresses. `skip`: NAMEs whose veths
+// are not wanted (list: those with a state), so that N namespaces up cost no N config
+// recoveries (each reads the NAME's resolv.conf).
+export async function taggedVeths(skip?: ReadonlySet<string>) {
   const [links, addrs] = await Promise.all([ipJson(['link', 'show', 'type', 'veth']), ipJson(['address', 'show', 'type', 'veth'])]);
   const parsedAddrs = parseAddrs(addrs);
   return parseLinks(links).flatMap((l) => {
     const tag = parseTag(l.alias);
-    return tag ? [{ link: l.name, peerNetnsId: l.peerNetnsId, tag, config: recoverConfig(tag, l.name, parsedAddrs, readRegularFile(join(netnsEtcDir(tag.name), 'resolv.conf'))) }] : [];
+    return tag && !skip?.has(tag.name) ? [{ link: l.name, peerNetnsId: l.peerNetnsId, tag, config: recoverConfig(tag, l.name, parsedAddrs, readRegularFile(join(netnsEtcDir(tag.name), 'resolv.conf'))) }] : [];
   });
 }
 
@@ -573,8 +575,8 @@ export async function inspectAll(): Promise<NamespaceView[]> {
     const states = allStates();
     const views = await Promise.all(states.map((st) => viewOf(st, scan)));
     const known = new Set(states.map((s) => s.name));
-    for (const v of await taggedVeths()) {
-      if (known.has(v.tag.name) || readState(v.tag.name) || !v.config || !isLiveNetns(v.tag.name)) continue;
+    for (const v of await taggedVeths(known)) {
+      if (readState(v.tag.name) || !v.config || !isLiveNetns(v.tag.name)) continue;
       const st: NamespaceState = { version: 1, name: v.tag.name, status: 'up', persistent: v.tag.persistent, createdAt: '', bootId: bootId(), config: v.config, holders: [] };
       views.push(await viewOf(st, scan, true));
     }
