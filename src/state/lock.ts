@@ -6,7 +6,7 @@ import { isSameProcessAlive, processStartTime } from '../sys/proc.js';
 import { ensureRunDir } from './dirs.js';
 import { paths } from './paths.js';
 import { beginStateSnapshot } from './store.js';
-import { traceLockHeld } from './trace.js';
+import { trace } from '../sys/trace.js';
 
 // One host-wide lock around every change of nsroute state: allocation of subnets/tables and
 // the shared objects (nft table, uplink tables, forwarding) are decided from all namespaces
@@ -149,24 +149,24 @@ export function lockFile(path: string, opts: LockOptions & { wait: boolean; what
 export async function acquireHostLock(opts: LockOptions = {}): Promise<() => Promise<void>> {
   ensureRunDir();
   const fd = (await lockFile(paths.lock(), { ...opts, wait: true, what: 'the nsroute host lock' }))!;
+  trace({ ev: 'lock', op: 'acquire' });
   let released = false;
   return async () => {
     if (released) return;
     released = true;
     closeSync(fd);
+    trace({ ev: 'lock', op: 'release' });
   };
 }
 
 // While the lock is held, the run dir's states are read once (store.ts snapshot).
 export async function withHostLock<T>(fn: () => Promise<T>, opts: LockOptions = {}): Promise<T> {
   const release = await acquireHostLock(opts);
-  const t0 = performance.now();
   const endSnapshot = beginStateSnapshot();
   try {
     return await fn();
   } finally {
     endSnapshot();
     await release();
-    traceLockHeld(performance.now() - t0);
   }
 }

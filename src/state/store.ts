@@ -5,7 +5,7 @@ import type { NamespaceConfig } from '../plan/types.js';
 import { HostError } from '../errors.js';
 import { existsLstat, isTrustedSubdir, listDir, readTrustedFile, removeIfExists, writeFileAtomic } from '../sys/fsx.js';
 import { bootId } from '../sys/proc.js';
-import { traceCount } from './trace.js';
+import { trace } from '../sys/trace.js';
 import { ensureLibDir, ensureRunDir, ensureRunSubdir } from './dirs.js';
 import { paths } from './paths.js';
 import type { TakenOver } from '../sys/lan.js';
@@ -60,7 +60,7 @@ export function readState(name: string): NamespaceState | undefined {
 function readStateFile(name: string, dirsChecked = false): NamespaceState | undefined {
   if (dirsChecked ? !isTrustedSubdir(paths.nsDir(name)) : !trustedNsDir(name)) return undefined;
   const text = readTrustedFile(paths.state(name));
-  traceCount('stateReads');
+  trace({ ev: 'state-read', name });
   if (text === undefined) return undefined;
   try {
     return JSON.parse(text) as NamespaceState;
