@@ -1,36 +1,149 @@
-// nsroute benchmark: run as root (`sudo npm run bench`). Builds a test world, never touches
-// the real host's network. Prints medians and ratios against baselines measured in this run:
-//   - `node -e 0` inside the fake host: the floor for any Node CLI,
-//   - the hand-written recipe (ip netns add, veth, addresses, route, nft masquerade,
-//     ip netns exec true, teardown) as one shell script: what people do by hand today.
-// And the scaling claim: cold exec with 20 other namespaces up vs none, plus the number
-// of ip rules and nft rules with 1 and 20 namespaces on one uplink (must not grow).
-import { createWorld, NSROUTE_JS, SLOW_GW } from '../test/world/world.js';
+// nsroute benchmark (`npm run bench`, as root; `npm run bench -- --scale` adds N=1000, which
+// takes long: every NAME is brought up by its own `nsroute up`). Everything runs inside a test
+// world (test/world/world.ts): the real host's network is never touched, and the world is
+// destroyed also on failure or ^C.
+//
+// Every timing row of issue 11's table is a ratio against a baseline measured in the same
+// run, from interleaved pairs (A, B, A, B, ...): the median of the per-pair ratios A/B and
+// their min-max, plus the medians of A and B in ms. Baselines:
+//   - the hand-written recipe (netns, veth, addresses, routes, rule, nft masquerade,
+//     resolv.conf, exec, teardown) as one shell script;
+//   - `node -e 0`: the floor of any Node CLI;
+//   - `sh -c 'node -e 0 && ip netns exec NAME true'`: the floor of a hot exec.
+// Also, at N = 1 and 100 (and 1000 with --scale) persistent NAMEs: the host lock held per cold
+// exec and the state files it read (NSROUTE_TRACE, src/sys/trace.ts), the RSS of all nsroute
+// processes (watchers and their monitors), and the ip rules / nft rules (must not grow).
+// Environment: BENCH_RUNS (pairs per row, default 10), BENCH_N (default "1,100").
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { createWorld, DNS_SERVER, NSROUTE_JS, SLOW_GW, type RunResult, type World } from '../test/world/world.js';
 
+const SCALE = process.argv.includes('--scale');
 const RUNS = Number(process.env.BENCH_RUNS ?? 10);
+const NS = (process.env.BENCH_N ?? (SCALE ? '1,100,1000' : '1,100')).split(',').map(Number).sort((a, b) => a - b);
+const ROUTE = ['--via', SLOW_GW, '--dns', DNS_SERVER];
 
-function median(xs: number[]): number {
+function median(xs: readonly number[]): number {
   const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
-async function timeIt(fn: () => Promise<unknown>, runs = RUNS): Promise<number> {
-  const times: number[] = [];
+function must(r: RunResult, what: string): RunResult {
+  if (r.exitCode !== 0) throw new Error(`${what} failed (exit ${r.exitCode}): ${r.stderr.trim()}`);
+  return r;
+}
+
+async function ms(fn: () => Promise<unknown>): Promise<number> {
+  const t = process.hrtime.bigint();
+  await fn();
+  return Number(process.hrtime.bigint() - t) / 1e6;
+}
+
+interface Pair {
+  a: number; // median ms
+  b: number;
+  ratio: number; // median of per-pair a/b
+  lo: number;
+  hi: number;
+}
+
+// A, B, A, B, ... (one warm-up pair first, not counted).
+async function pairs(a: () => Promise<unknown>, b: () => Promise<unknown>, runs = RUNS): Promise<Pair> {
+  await a();
+  await b();
+  const as: number[] = [];
+  const bs: number[] = [];
+  const rs: number[] = [];
   for (let i = 0; i < runs; i++) {
-    const t = process.hrtime.bigint();
-    await fn();
-    times.push(Number(process.hrtime.bigint() - t) / 1e6);
+    const ta = await ms(a);
+    const tb = await ms(b);
+    as.push(ta);
+    bs.push(tb);
+    rs.push(ta / tb);
   }
-  return median(times);
+  return { a: median(as), b: median(bs), ratio: median(rs), lo: Math.min(...rs), hi: Math.max(...rs) };
 }
 
-function must(r: { exitCode: number | null; stderr: string }, what: string): void {
-  if (r.exitCode !== 0) throw new Error(`${what} failed (${r.exitCode}): ${r.stderr}`);
+const rows: string[] = [];
+function row(measure: string, value: string, target: string): void {
+  const line = `${measure.padEnd(62)} ${value.padEnd(44)} ${target}`;
+  rows.push(line);
+  console.log(line);
+}
+function ratioText(p: Pair): string {
+  return `${p.ratio.toFixed(2)}x (${p.lo.toFixed(2)}-${p.hi.toFixed(2)}) ${p.a.toFixed(0)}/${p.b.toFixed(0)} ms`;
+}
+function progress(text: string): void {
+  process.stderr.write(`bench: ${text}\n`);
+}
+
+// Every process of this world's nsroute: the env carries the world's run dir, and it is an
+// nsroute node process or a descendant of one (ip monitor, nft monitor). VmRSS summed.
+function nsrouteProcesses(w: World): { pids: number[]; rssKiB: number; watchers: number } {
+  const info = new Map<number, { ppid: number; cmd: string; env: boolean; rss: number }>();
+  for (const e of readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      const status = readFileSync(`/proc/${e}/status`, 'utf8');
+      const cmd = readFileSync(`/proc/${e}/cmdline`, 'utf8').split('\0').join(' ');
+      const env = readFileSync(`/proc/${e}/environ`, 'utf8').split('\0').includes(`NSROUTE_RUN_DIR=${w.runDir}`);
+      info.set(Number(e), { ppid: Number(/^PPid:\s+(\d+)/m.exec(status)?.[1] ?? 0), cmd, env, rss: Number(/^VmRSS:\s+(\d+)/m.exec(status)?.[1] ?? 0) });
+    } catch {
+      /* gone, or a kernel thread */
+    }
+  }
+  const isNsroute = (pid: number) => info.get(pid)?.cmd.includes(NSROUTE_JS) ?? false;
+  const underNsroute = (pid: number): boolean => {
+    for (let p = pid, hops = 0; p > 1 && hops < 64; p = info.get(p)?.ppid ?? 0, hops++) if (isNsroute(p)) return true;
+    return false;
+  };
+  const pids = [...info.entries()].filter(([pid, i]) => i.env && underNsroute(pid)).map(([pid]) => pid);
+  return {
+    pids,
+    rssKiB: pids.reduce((s, p) => s + info.get(p)!.rss, 0),
+    watchers: pids.filter((p) => isNsroute(p) && / watch( |$)/.test(info.get(p)!.cmd)).length,
+  };
+}
+
+// NSROUTE_TRACE lines (src/sys/trace.ts): {pid, t (ms), ev, ...}.
+interface TraceEvent {
+  pid: number;
+  t: number;
+  ev: string;
+  op?: string;
+}
+
+// Host lock held (ms, summed over its takes), takes and state files read by one command.
+function summarize(events: readonly TraceEvent[]): { held: number; sections: number; reads: number } {
+  let held = 0;
+  const since = new Map<number, number>();
+  for (const e of events) {
+    if (e.ev !== 'lock') continue;
+    if (e.op === 'acquire') since.set(e.pid, e.t);
+    else if (e.op === 'release' && since.has(e.pid)) {
+      held += e.t - since.get(e.pid)!;
+      since.delete(e.pid);
+    }
+  }
+  return { held, sections: events.filter((e) => e.ev === 'lock' && e.op === 'acquire').length, reads: events.filter((e) => e.ev === 'state-read').length };
 }
 
 const world = await createWorld();
+let interrupted = false;
+let destroyed: Promise<void> | undefined;
+const destroy = () => (destroyed ??= (progress('destroying the test world'), world.destroy()));
+const onSignal = () => {
+  interrupted = true;
+  progress('interrupted');
+  void destroy().finally(() => process.exit(130));
+};
+process.on('SIGINT', onSignal);
+process.on('SIGTERM', onSignal);
 try {
-  const hand = world.name('hand');
+  const w = world;
+  const hand = w.name('hand');
+  const handEtc = `/etc/netns/${hand}`;
   const recipe = [
     'set -e',
     `ip netns add ${hand}`,
@@ -38,72 +151,128 @@ try {
     'ip addr add 10.250.0.1/30 dev h-veth; ip link set h-veth up',
     `ip -n ${hand} link set lo up; ip -n ${hand} addr add 10.250.0.2/30 dev eth0; ip -n ${hand} link set eth0 up`,
     `ip -n ${hand} route add default via 10.250.0.1`,
+    `ip route add default via ${SLOW_GW} table 77; ip rule add from 10.250.0.0/30 lookup 77 pref 77`,
     "printf 'table ip hand { chain p { type nat hook postrouting priority srcnat; ip saddr 10.250.0.0/30 masquerade; }; }\\n' | nft -f -",
+    `mkdir -p ${handEtc}; echo 'nameserver ${DNS_SERVER}' > ${handEtc}/resolv.conf`,
     `ip netns exec ${hand} true`,
-    'nft delete table ip hand; ip link del h-veth', `ip netns del ${hand}`,
+    `rm -r ${handEtc}; ip rule del pref 77; ip route flush table 77`,
+    'nft delete table ip hand; ip link del h-veth',
+    `ip netns del ${hand}`,
   ].join('\n');
+  const viaRecipe = async () => must(await w.inHost(['sh', '-c', recipe]), 'hand recipe');
+  const nodeFloor = async () => must(await w.inHost(['node', '-e', '0']), 'node -e 0');
+  const coldName = w.name('cold');
+  const cold = async (env?: Record<string, string>) => must(await w.nsroute(['exec', coldName, ...ROUTE, '--', 'true'], env ? { env } : {}), 'cold exec');
+  const hot = w.name('hot');
+  const listJson = async () => must(await w.nsroute(['list', '--json']), 'list --json');
 
-  const nodeFloor = await timeIt(async () => must(await world.inHost(['node', '-e', '0']), 'node -e 0'));
-  const byHand = await timeIt(async () => must(await world.inHost(['sh', '-c', recipe]), 'hand recipe'));
-  const cold = await timeIt(async () => must(await world.nsroute(['exec', world.name('b'), '--via', SLOW_GW, '--', 'true']), 'cold exec'));
-  must(await world.nsroute(['up', world.name('w'), '--via', SLOW_GW]), 'up');
-  const warm = await timeIt(async () => must(await world.nsroute(['exec', world.name('w'), '--', 'true']), 'warm exec'));
-
-  // The watcher `up` started: time from deleting the uplink route, and from deleting nsroute's
-  // nft table, to seeing them back (polled every 10 ms). Against the 2 s the watcher promises.
-  const table = (JSON.parse((await world.nsroute(['status', world.name('w'), '--json'])).stdout) as { table: number }).table;
-  const waitBack = async (check: () => Promise<boolean>) => {
-    const t = process.hrtime.bigint();
-    for (;;) {
-      if (await check()) return Number(process.hrtime.bigint() - t) / 1e6;
-      if (Number(process.hrtime.bigint() - t) > 10_000e6) throw new Error('not repaired within 10 s');
-      await new Promise((r) => setTimeout(r, 10));
+  // Cold execs with NSROUTE_TRACE: host lock held (sum of its sections) and state files read.
+  const traced = async (runs = Math.max(3, Math.ceil(RUNS / 2))) => {
+    const per: ReturnType<typeof summarize>[] = [];
+    for (let i = 0; i < runs; i++) {
+      const file = join(w.dir, 'bench-trace.jsonl');
+      rmSync(file, { force: true });
+      await cold({ NSROUTE_TRACE: file });
+      per.push(summarize(readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as TraceEvent)));
     }
+    const held = per.map((p) => p.held);
+    return { held: median(held), lo: Math.min(...held), hi: Math.max(...held), sections: median(per.map((p) => p.sections)), reads: median(per.map((p) => p.reads)) };
   };
-  const repairs = async (breakIt: () => Promise<void>, check: () => Promise<boolean>) => {
-    const times: number[] = [];
-    for (let i = 0; i < 5; i++) {
-      await breakIt();
-      times.push(await waitBack(check));
-      await new Promise((r) => setTimeout(r, 300)); // let the watcher settle
+  const rules = async () => {
+    const all = must(await w.inHost(['ip', 'rule', 'show']), 'ip rule').stdout.trim().split('\n');
+    const blocks = all.filter((l) => /^\d+:\s+from \S+ unreachable/.test(l)).length;
+    const t = await w.inHost(['nft', '-a', 'list', 'table', 'inet', 'nsroute']);
+    const nft = t.stdout.split('\n').filter((l) => /# handle \d+$/.test(l) && !/^\s*(table|chain|set|map)\b/.test(l)).length;
+    return `${all.length - blocks} ip rules + ${blocks} fail-closed block rules, ${nft} nft rules`;
+  };
+
+  progress(`world ${w.prefix} ready; ${RUNS} pairs per row; N = ${NS.join(', ')}`);
+  console.log(`nsroute bench: ${RUNS} interleaved pairs per row; ratio = median of per-pair A/B (min-max), then median A/B in ms`);
+  console.log(`${'measure'.padEnd(62)} ${'ratio (min-max) A/B ms'.padEnd(44)} target`);
+
+  // N = 1: the persistent NAME `hot`, with its watcher.
+  must(await w.nsroute(['up', hot, ...ROUTE]), 'up');
+  const coldVsRecipe1 = await pairs(cold, viaRecipe);
+  row('cold exec NAME --via GW -- true  vs  the recipe script', ratioText(coldVsRecipe1), '<= 1.0x');
+  const hotPair = await pairs(
+    async () => must(await w.nsroute(['exec', hot, '--', 'true']), 'hot exec'),
+    async () => must(await w.inHost(['sh', '-c', `node -e 0 && ip netns exec ${hot} true`]), 'hot baseline'),
+  );
+  row('hot exec NAME -- true  vs  node -e 0 && ip netns exec NAME true', ratioText(hotPair), '<= 1.15x');
+  row('--version  vs  node -e 0', ratioText(await pairs(async () => must(await w.nsroute(['--version']), '--version'), nodeFloor)), '<= 1.2x');
+  row('list --json with 1 NAME  vs  node -e 0', ratioText(await pairs(listJson, nodeFloor)), '<= 1.3x');
+
+  // A second persistent NAME tells whether watchers are shared (one for the host) or per NAME.
+  must(await w.nsroute(['up', w.name('p0'), ...ROUTE]), 'up p0');
+  await new Promise((r) => setTimeout(r, 1000));
+  const perNameWatchers = nsrouteProcesses(w).watchers > 1;
+  if (perNameWatchers) progress('one watcher per NAME: the NAMEs beyond the first two are brought up with --no-watch (memory extrapolated)');
+  must(await w.nsroute(['down', w.name('p0')]), 'down p0');
+
+  let up = 1; // persistent NAMEs up: `hot`, then b0, b1, ...
+  const bringUpTo = async (n: number) => {
+    const t0 = Date.now();
+    const start = up;
+    const todo = Array.from({ length: n - up }, (_, i) => w.name(`b${start - 1 + i}`));
+    let next = 0;
+    // A few at a time: each `up` spends most of its time outside the host lock (Node start-up).
+    const worker = async () => {
+      while (next < todo.length && !interrupted) {
+        const name = todo[next++]!;
+        must(await w.nsroute(['up', name, ...ROUTE, ...(perNameWatchers ? ['--no-watch'] : [])]), `up ${name}`);
+        up++;
+        if (up % 25 === 0 || up === n) progress(`${up}/${n} NAMEs up (${((Date.now() - t0) / 1000).toFixed(0)} s)`);
+      }
+    };
+    await Promise.all([worker(), worker(), worker()]);
+    if (interrupted) throw new Error('interrupted');
+  };
+
+  const at: Record<number, { coldVsRecipe: Pair; trace: Awaited<ReturnType<typeof traced>>; rssKiB: number; procs: number }> = {};
+  for (const n of NS) {
+    if (n > 1) await bringUpTo(n);
+    await new Promise((r) => setTimeout(r, 1000)); // watchers settle
+    const mem = nsrouteProcesses(w);
+    const coldVsRecipe = n === 1 ? coldVsRecipe1 : await pairs(cold, viaRecipe);
+    const trace = await traced();
+    at[n] = { coldVsRecipe, trace, rssKiB: mem.rssKiB, procs: mem.pids.length };
+    if (n > 1) {
+      const base = at[NS[0]!]!.coldVsRecipe;
+      const norm = coldVsRecipe.ratio / base.ratio;
+      row(`N=${n}: one more cold exec  vs  the same at N=${NS[0]}`, `${norm.toFixed(2)}x (each vs the recipe: ${coldVsRecipe.ratio.toFixed(2)}x / ${base.ratio.toFixed(2)}x) ${coldVsRecipe.a.toFixed(0)}/${base.a.toFixed(0)} ms`, '<= 1.25x');
+      row(`N=${n}: list --json  vs  node -e 0`, ratioText(await pairs(listJson, nodeFloor, Math.max(3, Math.ceil(RUNS / 2)))), '<= 2x');
     }
-    return median(times);
-  };
-  const routeRepair = await repairs(
-    async () => must(await world.inHost(['ip', 'route', 'del', 'default', 'via', SLOW_GW, 'table', String(table)]), 'route del'),
-    async () => (await world.inHost(['ip', 'route', 'show', 'table', String(table)])).stdout.includes(`via ${SLOW_GW}`),
-  );
-  const nftRepair = await repairs(
-    async () => must(await world.inHost(['nft', 'delete', 'table', 'inet', 'nsroute']), 'nft delete'),
-    async () => (await world.inHost(['nft', 'list', 'table', 'inet', 'nsroute'])).exitCode === 0,
-  );
+    const mib = mem.rssKiB / 1024;
+    const memText = perNameWatchers && n > 2 ? `${mib.toFixed(0)} MiB measured (${mem.pids.length} processes, watchers only for 1 NAME); per-NAME watchers: ~${((at[NS[0]!]!.rssKiB / 1024) * n).toFixed(0)} MiB extrapolated` : `${mib.toFixed(0)} MiB in ${mem.pids.length} processes`;
+    row(`N=${n}: memory of all nsroute processes (RSS sum)`, memText, '< 150 MiB, independent of N');
+    row(`N=${n}: host lock held per cold exec`, `${trace.held.toFixed(0)} ms (${trace.lo.toFixed(0)}-${trace.hi.toFixed(0)}) in ${trace.sections} sections`, '<= 50 ms, independent of N');
+    row(`N=${n}: state files read per cold exec`, `${trace.reads}`, 'each state once per command');
+    row(`N=${n}: rules`, await rules(), 'ip/nft rules independent of N');
+  }
 
-  const count = async () => {
-    const all = (await world.inHost(['ip', 'rule', 'show'])).stdout.trim().split('\n');
-    // The fail-closed block rules (pref 4202) cover the namespaces' blocks aggregated: they may
-    // grow with log2(N), the rest must not grow at all.
-    const blocks = all.filter((l) => l.startsWith('4202:')).length;
-    const rules = all.length - blocks;
-    const nft = (await world.inHost(['nft', '-a', 'list', 'table', 'inet', 'nsroute'])).stdout.split('\n').filter((l) => /# handle \d+$/.test(l) && !/^\s*(table|chain|set|map)\b/.test(l)).length;
-    return { rules, blocks, nft };
-  };
-  const with1 = await count();
-  for (let i = 0; i < 19; i++) must(await world.nsroute(['up', world.name(`m${i}`), '--via', SLOW_GW]), 'up many');
-  const with20 = await count();
-  const coldMany = await timeIt(async () => must(await world.nsroute(['exec', world.name('b'), '--via', SLOW_GW, '--', 'true']), 'cold exec with 20 up'));
-
-  const ms = (x: number) => `${x.toFixed(1)} ms`;
-  console.log(`runs per measurement: ${RUNS} (medians)`);
-  console.log(`baseline node -e 0 (fake host):        ${ms(nodeFloor)}`);
-  console.log(`baseline hand-written recipe:          ${ms(byHand)}`);
-  console.log(`nsroute exec, cold (create+teardown):  ${ms(cold)}   ratio vs hand recipe ${(cold / byHand).toFixed(2)}, vs node floor ${(cold / nodeFloor).toFixed(2)}`);
-  console.log(`nsroute exec, warm (namespace up):     ${ms(warm)}   ratio vs node floor ${(warm / nodeFloor).toFixed(2)}`);
-  console.log(`nsroute exec, cold, 20 others up:      ${ms(coldMany)}   ratio vs none up ${(coldMany / cold).toFixed(2)}`);
-  console.log(`watch: deleted route back after:      ${ms(routeRepair)}   ratio vs the 2 s promised ${(routeRepair / 2000).toFixed(2)}`);
-  console.log(`watch: deleted nft table back after:   ${ms(nftRepair)}   ratio vs the 2 s promised ${(nftRepair / 2000).toFixed(2)}`);
-  console.log(`ip rules / nft rules, 1 namespace:     ${with1.rules} / ${with1.nft}   + ${with1.blocks} fail-closed block rule(s)`);
-  console.log(`ip rules / nft rules, 20 namespaces:   ${with20.rules} / ${with20.nft}   (same uplink: must not grow)   + ${with20.blocks} fail-closed block rule(s) (at most log2(N)+1)`);
-  console.log(`bundle: ${NSROUTE_JS}`);
+  // Throughput through a NAME vs the host straight to the gateway.
+  const iperf = await w.inHost(['sh', '-c', 'command -v iperf3']);
+  if (iperf.exitCode !== 0) {
+    row('throughput through a NAME  vs  the host straight to the gateway', 'skipped: iperf3 is not installed', '>= 0.95x');
+  } else {
+    // iperf3 -s -1 serves one test and exits: one server per client run.
+    const bps = (r: RunResult) => (JSON.parse(r.stdout) as { end: { sum_received: { bits_per_second: number } } }).end.sum_received.bits_per_second;
+    const through = async (client: () => Promise<RunResult>) => {
+      const server = w.inNetns(w.gwSlow, ['iperf3', '-s', '-1', '-p', '5201']);
+      await new Promise((r) => setTimeout(r, 500));
+      const r = await client();
+      await server;
+      return bps(r);
+    };
+    const results: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      const host = await through(async () => must(await w.inHost(['iperf3', '-c', SLOW_GW, '-p', '5201', '-t', '3', '-J']), 'iperf3 from the host'));
+      const ns = await through(async () => must(await w.nsroute(['exec', hot, '--', 'iperf3', '-c', SLOW_GW, '-p', '5201', '-t', '3', '-J']), 'iperf3 through a NAME'));
+      results.push(ns / host);
+    }
+    row('throughput through a NAME  vs  the host straight to the gateway', `${median(results).toFixed(2)}x (${Math.min(...results).toFixed(2)}-${Math.max(...results).toFixed(2)})`, '>= 0.95x');
+  }
+  console.log(`bundle: ${NSROUTE_JS}${existsSync(NSROUTE_JS) ? '' : ' (missing)'}`);
 } finally {
-  await world.destroy();
+  if (!interrupted) await destroy();
 }

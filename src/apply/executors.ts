@@ -7,7 +7,7 @@ import { disableIpv6In, giveBack, readTakeover, startDhcp, stopDhcp, takeOver } 
 import { dhcpScript } from '../net/dhcp.js';
 import { forwardChains, hasNsrouteTable, renderHoleInserts, xtablesHolesMissing } from '../net/fwholes.js';
 import { ensureForwardHoles, legacyFilterTables, removeForwardHoles } from '../sys/iptables.js';
-import { renderNftRuleset } from '../net/nft.js';
+import { nftHasMember, renderNftAdd, renderNftDelete, renderNftRuleset, type NftMember } from '../net/nft.js';
 import { ipBatch, ipBatchForce, ipIgnoringGone, ipJson, linkOwner, netnsAdd, netnsDel, netnsId } from '../sys/ip.js';
 import { netnsInode } from '../sys/proc.js';
 import { parseTag } from '../net/tag.js';
@@ -62,6 +62,39 @@ async function removeOwnVeth(hostIface: string, netns: string, owner: NetnsOwner
     return;
   }
   return ipIgnoringGone(['link', 'del', 'dev', hostIface]);
+}
+
+// The nft table's elements for one namespace (its nft-member step).
+function memberOf(step: Extract<Step, { kind: 'nft-member' }>): NftMember {
+  return { iface: step.iface, subnet: step.subnet, ...(step.subnet6 ? { subnet6: step.subnet6 } : {}), ...(step.mark !== undefined ? { mark: step.mark } : {}) };
+}
+
+// The whole table, from every namespace (the fallback of the per-namespace transactions).
+function nftRenderAll(ctx: StepContext, withSelf: boolean): Promise<void> {
+  return nftApply(renderNftRuleset(nftMembers([...ctx.others(), ...(withSelf && ctx.self ? [ctx.self] : [])])));
+}
+
+// O(1) in the number of namespaces: this namespace's elements in one transaction; the table
+// rendered whole only when that fails (no table yet, or a flushed firewall).
+async function nftAddMember(step: Extract<Step, { kind: 'nft-member' }>, ctx: StepContext): Promise<void> {
+  try {
+    await nftApply(renderNftAdd(memberOf(step)));
+  } catch {
+    await nftRenderAll(ctx, true);
+  }
+}
+
+// Exactly this namespace's elements go; with the last namespace the table goes. When the
+// deletion fails (an element missing: a crash before it was added, or someone's edit), the
+// table is rendered whole from the namespaces that remain, which is exact either way.
+async function nftDeleteMember(step: Extract<Step, { kind: 'nft-member' }>, ctx: StepContext): Promise<void> {
+  const rest = nftMembers(ctx.others());
+  if (rest.length === 0) return nftApply(renderNftRuleset([]));
+  try {
+    await nftApply(renderNftDelete(memberOf(step)));
+  } catch {
+    await nftApply(renderNftRuleset(rest));
+  }
 }
 
 export function nftMembers(configs: readonly NamespaceConfig[]) {
@@ -331,7 +364,9 @@ export async function doStep(step: Step, ctx: StepContext): Promise<Created | vo
     case 'dhcp-client':
       return startDhcp(step.netns, step.nsIface, dhcpScript(step.netns, step.writeDns), paths.dhcpScript(step.netns), paths.dhcpPid(step.netns));
     case 'nft-sync':
-      return nftApply(renderNftRuleset(nftMembers([...ctx.others(), ...(ctx.self ? [ctx.self] : [])])));
+      return nftRenderAll(ctx, true);
+    case 'nft-member':
+      return nftAddMember(step, ctx);
     case 'route-guard':
       await syncGuard([...ctx.others(), ...(ctx.self ? [ctx.self] : [])]);
       return;
@@ -435,7 +470,10 @@ export async function undoStep(step: Step, ctx: StepContext): Promise<void> {
     case 'dhcp-client':
       return stopDhcp(paths.dhcpPid(step.netns));
     case 'nft-sync':
-      return nftApply(renderNftRuleset(nftMembers(ctx.others())));
+      // A journal of an earlier version: its table was rendered whole, and so it is undone.
+      return nftRenderAll(ctx, false);
+    case 'nft-member':
+      return nftDeleteMember(step, ctx);
     case 'route-guard':
       await syncGuard(ctx.others());
       return;
@@ -454,6 +492,7 @@ export async function repairSteps(steps: readonly Step[], ctx: StepContext): Pro
   const v6: string[] = [];
   let holes = false;
   let nft = false;
+  let member: Extract<Step, { kind: 'nft-member' }> | undefined;
   let guard = false;
   for (const step of steps) {
     switch (step.kind) {
@@ -477,6 +516,10 @@ export async function repairSteps(steps: readonly Step[], ctx: StepContext): Pro
       case 'nft-sync':
         nft = true;
         break;
+      case 'nft-member':
+        nft = true;
+        member = step;
+        break;
       case 'route-guard':
         guard = true;
         break;
@@ -487,8 +530,10 @@ export async function repairSteps(steps: readonly Step[], ctx: StepContext): Pro
     guard ? syncGuard([...ctx.others(), ...(ctx.self ? [ctx.self] : [])]).catch((e: Error) => problems.push(`fail-closed rules: ${e.message.split('\n')[0]}`)) : undefined,
     ipBatchForce(v4, 4),
     ipBatchForce(v6, 6),
-    nft && !hasNsrouteTable(ruleset)
-      ? nftApply(renderNftRuleset(nftMembers([...ctx.others(), ...(ctx.self ? [ctx.self] : [])]))).catch((e: Error) => problems.push(`nft table: ${e.message.split('\n')[0]}`))
+    // A missing table (a flushed firewall) comes back whole, with every namespace's elements;
+    // a table that lost only this namespace's elements gets them back.
+    nft && (!hasNsrouteTable(ruleset) || (member && !nftHasMember(ruleset, member.iface)))
+      ? (hasNsrouteTable(ruleset) && member ? nftAddMember(member, ctx) : nftRenderAll(ctx, true)).catch((e: Error) => problems.push(`nft table: ${e.message.split('\n')[0]}`))
       : undefined,
     holes && (renderHoleInserts(forwardChains(ruleset)) !== '' || xtablesHolesMissing(ruleset).length > 0 || legacyFilterTables())
       ? ensureForwardHoles().catch((e: Error) => problems.push(`firewall holes: ${e.message.split('\n')[0]}`))

@@ -11,14 +11,14 @@ import { parseAddrs, parseLinks } from '../net/iproute-json.js';
 import { parseNameservers } from '../net/resolv.js';
 import { gatherHostFacts } from '../sys/hostfacts.js';
 import { ipIgnoringGone, ipJson, netnsId, setLinkAlias } from '../sys/ip.js';
-import { bootId, isSameProcessAlive, netnsInode, netnsProcessesByInode, processInfo, processStartTime } from '../sys/proc.js';
+import { bootId, isSameProcessAlive, netnsInode, netnsProcessesByInode, netnsProcessScan, processInfo, processStartTime, type NetnsScan } from '../sys/proc.js';
 import { dhcpPid } from '../sys/lan.js';
 import { isDeadNetnsFile, readRegularFile, readTrustedFile, removeIfExists, WriteFailed } from '../sys/fsx.js';
 import { lookupAccount } from '../sys/users.js';
 import { withHostLock } from '../state/lock.js';
 import { NETNS_RUN_DIR, netnsEtcDir, paths } from '../state/paths.js';
 import { ensureRunSubdir } from '../state/dirs.js';
-import { allStates, readHostState, readState, removeNamespaceDir, staleBootStates, writeState, type Holder, type NamespaceState } from '../state/store.js';
+import { allStates, knownNames, readHostState, readState, removeNamespaceDir, staleBootStates, writeState, type Holder, type NamespaceState } from '../state/store.js';
 import { applySteps, stateRootOf, undoJournal } from './apply.js';
 import { Journal } from './journal.js';
 import { checkNetnsFiles, repairSteps, undoStep, type StepContext } from './executors.js';
@@ -61,9 +61,11 @@ export function liveHolders(st: NamespaceState): Holder[] {
 }
 
 // Processes inside NAME that are not nsroute's own (the DHCP client of --dhcp).
-export function userProcesses(name: string): number[] {
+export function userProcesses(name: string, scan?: NetnsScan): number[] {
+  const pids = namespaceProcesses(name, scan);
+  if (pids.length === 0) return pids;
   const own = dhcpPid(paths.dhcpPid(name));
-  return namespaceProcesses(name).filter((p) => p !== own);
+  return pids.filter((p) => p !== own);
 }
 
 // The inode of the namespace nsroute created for NAME (its journal says which), whatever
@@ -76,9 +78,10 @@ export function ownNetnsInode(name: string): number | undefined {
 }
 
 // Processes in NAME's own namespace (never those of a foreign namespace that took its name).
-export function namespaceProcesses(name: string): number[] {
+// `scan`: one pass over /proc shared by many NAMEs (proc.ts).
+export function namespaceProcesses(name: string, scan?: NetnsScan): number[] {
   const ino = ownNetnsInode(name);
-  return ino === undefined ? [] : netnsProcessesByInode(ino);
+  return ino === undefined ? [] : netnsProcessesByInode(ino, scan);
 }
 
 // /run/netns/NAME is no longer the namespace nsroute created (deleted, or another tool's now).
@@ -91,8 +94,8 @@ function netnsReplaced(name: string): boolean {
 // (a daemon a command left behind, or a command whose nsroute was SIGKILLed). Only the
 // topmost ones (parent outside NAME): their children come and go with them, and if such a
 // parent ends first, its children are re-parented and found at the next look.
-export async function processHolders(name: string): Promise<Holder[]> {
-  const pids = userProcesses(name);
+export async function processHolders(name: string, scan?: NetnsScan): Promise<Holder[]> {
+  const pids = userProcesses(name, scan);
   const inside = new Set(pids);
   const out: Holder[] = [];
   for (const pid of pids) {
@@ -217,13 +220,15 @@ export async function forgetEarlierBoots(report = emptyReport()): Promise<void> 
   }
 }
 
-// The owner-tagged host veths (net/tag.ts) and their addresses.
-export async function taggedVeths() {
+// The owner-tagged host veths (net/tag.ts) and their addresses. `skip`: NAMEs whose veths
+// are not wanted (list: those with a state), so that N namespaces up cost no N config
+// recoveries (each reads the NAME's resolv.conf).
+export async function taggedVeths(skip?: ReadonlySet<string>) {
   const [links, addrs] = await Promise.all([ipJson(['link', 'show', 'type', 'veth']), ipJson(['address', 'show', 'type', 'veth'])]);
   const parsedAddrs = parseAddrs(addrs);
   return parseLinks(links).flatMap((l) => {
     const tag = parseTag(l.alias);
-    return tag ? [{ link: l.name, peerNetnsId: l.peerNetnsId, tag, config: recoverConfig(tag, l.name, parsedAddrs, readRegularFile(join(netnsEtcDir(tag.name), 'resolv.conf'))) }] : [];
+    return tag && !skip?.has(tag.name) ? [{ link: l.name, peerNetnsId: l.peerNetnsId, tag, config: recoverConfig(tag, l.name, parsedAddrs, readRegularFile(join(netnsEtcDir(tag.name), 'resolv.conf'))) }] : [];
   });
 }
 
@@ -319,9 +324,10 @@ export async function sweep(name: string, report = emptyReport()): Promise<Names
 export function refuseInsideNamespace(): void {
   const self = netnsInode('/proc/self/ns/net');
   if (self === undefined) return;
-  const inside = allStates().find((st) => netnsInode(netnsPath(st.name)) === self);
+  // By name and inode only: no state file needs reading for this (runs before the lock).
+  const inside = knownNames().find((n) => netnsInode(netnsPath(n)) === self);
   if (inside) {
-    throw new UserError(`nsroute is running inside its namespace ${inside.name}`, 'run it from the host (leave the `nsroute shell` first)');
+    throw new UserError(`nsroute is running inside its namespace ${inside}`, 'run it from the host (leave the `nsroute shell` first)');
   }
 }
 
@@ -552,23 +558,27 @@ async function leaseOf(st: NamespaceState): Promise<{ address?: string; dns: str
   return { ...(a ? { address: `${a.local}/${a.prefix}` } : {}), dns };
 }
 
-async function viewOf(st: NamespaceState, untracked = false): Promise<NamespaceView> {
+async function viewOf(st: NamespaceState, scan: NetnsScan, untracked = false): Promise<NamespaceView> {
   if (st.status !== 'up') return { state: st, condition: 'interrupted', holders: [] };
   let holders = liveHolders(st);
-  if (holders.length === 0) holders = await processHolders(st.name);
+  if (holders.length === 0) holders = await processHolders(st.name, scan);
   const condition: Condition = untracked ? 'untracked' : !st.persistent && holders.length === 0 ? 'stale' : 'up';
   const lease = st.config.lan?.dhcp ? await leaseOf(st) : undefined;
   return { state: st, condition, holders, ...(lease ? { lease } : {}) };
 }
 
 // Under the lock, so a create or teardown in progress is never mistaken for a crashed one.
+// One pass over /proc for all NAMEs, and the state files read once (store.ts snapshot).
 export async function inspectAll(): Promise<NamespaceView[]> {
   return withHostLock(async () => {
-    const views = await Promise.all(allStates().map((st) => viewOf(st)));
-    for (const v of await taggedVeths()) {
+    const scan = netnsProcessScan();
+    const states = allStates();
+    const views = await Promise.all(states.map((st) => viewOf(st, scan)));
+    const known = new Set(states.map((s) => s.name));
+    for (const v of await taggedVeths(known)) {
       if (readState(v.tag.name) || !v.config || !isLiveNetns(v.tag.name)) continue;
       const st: NamespaceState = { version: 1, name: v.tag.name, status: 'up', persistent: v.tag.persistent, createdAt: '', bootId: bootId(), config: v.config, holders: [] };
-      views.push(await viewOf(st, true));
+      views.push(await viewOf(st, scan, true));
     }
     return views.sort((a, b) => a.state.name.localeCompare(b.state.name));
   });

@@ -1,6 +1,9 @@
-// The nftables table nsroute owns. It is always rendered whole from the namespaces in the
-// run dir and loaded with one `nft -f -`: atomic, idempotent ("table {}" + "delete table" +
-// body replaces whatever is there), and a flushed firewall is restored by the next render.
+// The nftables table nsroute owns. Each namespace is a few elements of its sets and map
+// (renderNftAdd/renderNftDelete: one `nft -f -` transaction per namespace, whatever the
+// number of others); the table itself is rendered whole from the namespaces in the run dir
+// only when it is missing (first namespace, a flushed firewall), by gc and repairs, and
+// whenever the per-namespace transaction fails: atomic and idempotent ("table {}" + "delete
+// table" + body replaces whatever is there). The table goes with the last namespace.
 // Per-packet cost does not grow with the number of namespaces: one set/map lookup per rule.
 // The uplink mark is also kept in the connection's ct mark and put back on its replies, so
 // that hosts with strict reverse-path filtering (rp_filter=1, plus src_valid_mark on the
@@ -45,7 +48,7 @@ export function renderNftRuleset(members: readonly NftMember[]): string {
   return (
     head +
     `table ${NFT_FAMILY} ${NFT_TABLE} {
-\tcomment "managed by nsroute: rebuilt from its run dir on every change; do not edit"
+\tcomment "managed by nsroute: one element per namespace, rebuilt from its run dir when lost; do not edit"
 \tset ns_ifaces { type ifname;${elements(ifaces)} }
 \tset ns_nets4 { type ipv4_addr; flags interval;${elements(nets)} }
 \tset ns_nets6 { type ipv6_addr; flags interval;${elements(nets6)} }
@@ -63,4 +66,42 @@ export function renderNftRuleset(members: readonly NftMember[]): string {
 }
 `
   );
+}
+
+// One namespace's elements, added to the table in one transaction (`nft -f -`). Fails as a
+// whole (nothing changed) when the table is missing or an element clashes: the caller then
+// renders the table whole. Adding an element that is there already changes nothing.
+export function renderNftAdd(m: NftMember): string {
+  const t = `${NFT_FAMILY} ${NFT_TABLE}`;
+  const iface = JSON.stringify(m.iface);
+  return [
+    `add element ${t} ns_ifaces { ${iface} }`,
+    `add element ${t} ns_nets4 { ${m.subnet} }`,
+    ...(m.subnet6 ? [`add element ${t} ns_nets6 { ${m.subnet6} }`] : []),
+    `add element ${t} uplink_mark { ${iface} : ${hex(m.mark ?? HOST_MARK)} }`,
+  ].join('\n') + '\n';
+}
+
+// Exactly that namespace's elements, in one transaction: it fails as a whole when one of them
+// is missing (the caller then renders the table whole from the namespaces that remain).
+export function renderNftDelete(m: NftMember): string {
+  const t = `${NFT_FAMILY} ${NFT_TABLE}`;
+  const iface = JSON.stringify(m.iface);
+  return [
+    `delete element ${t} uplink_mark { ${iface} }`,
+    ...(m.subnet6 ? [`delete element ${t} ns_nets6 { ${m.subnet6} }`] : []),
+    `delete element ${t} ns_nets4 { ${m.subnet} }`,
+    `delete element ${t} ns_ifaces { ${iface} }`,
+  ].join('\n') + '\n';
+}
+
+// Whether `nft -j list ruleset` shows this namespace's interface in nsroute's table (what a
+// repair looks at: a table that is there but lost an element gets it back).
+export function nftHasMember(rulesetJson: unknown, iface: string): boolean {
+  const list = (rulesetJson as { nftables?: unknown[] } | undefined)?.nftables;
+  if (!Array.isArray(list)) return false;
+  return list.some((it) => {
+    const set = (it as { set?: { family?: string; table?: string; name?: string; elem?: unknown[] } } | null)?.set;
+    return !!set && set.family === NFT_FAMILY && set.table === NFT_TABLE && set.name === 'ns_ifaces' && Array.isArray(set.elem) && set.elem.includes(iface);
+  });
 }

@@ -12,6 +12,7 @@ import {
   LINK_LOCAL_HOST,
   LINK_LOCAL_NS,
   parseCidr4,
+  parseStateCidr4,
   ula64For,
   type Cidr4,
 } from '../net/addresses.js';
@@ -52,7 +53,7 @@ function takenBlocks(facts: HostFacts, others: readonly NamespaceConfig[]): { bl
     if (!ip || !isIPv4(ip)) continue;
     out.push({ block: blockOf(ip, p === undefined ? 32 : Number(p)), what: `the route ${describeRoute(r)}` });
   }
-  for (const o of others) out.push({ block: parseCidr4(o.subnet, 'state'), what: `namespace ${o.name}` });
+  for (const o of others) if (o.subnet) out.push({ block: parseStateCidr4(o.subnet), what: `namespace ${o.name}` });
   return out;
 }
 
@@ -403,7 +404,7 @@ export function stepsFor(config: NamespaceConfig, opts: { persistent: boolean; n
     ...(uplink ? [{ kind: 'uplink-route', uplink } as const] : []),
     ...(uplink && v6 ? [{ kind: 'uplink-route6', uplink, ...(config.via6 ? { via6: config.via6 } : {}) } as const] : []),
     { kind: 'fw-holes' },
-    { kind: 'nft-sync' },
+    { kind: 'nft-member', iface: hostIface, subnet: config.subnet, ...(v6 ? { subnet6: v6.subnet6 } : {}), ...(uplink ? { mark: uplink.mark } : {}) },
   ];
 }
 

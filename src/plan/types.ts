@@ -84,7 +84,11 @@ export type Step =
   | { kind: 'uplink-route'; uplink: Uplink }
   | { kind: 'uplink-route6'; uplink: Uplink; via6?: string }
   | { kind: 'fw-holes' }
+  // Written by earlier versions (the whole table re-rendered at every change): still undone.
   | { kind: 'nft-sync' }
+  // This namespace's elements in nsroute's nft table (net/nft.ts renderNftAdd); mark absent:
+  // the host mark (no --via).
+  | { kind: 'nft-member'; iface: string; subnet: string; subnet6?: string; mark?: number }
   // The fail-closed policy rules (plan/guard.ts), rendered from every nat namespace at once.
   | { kind: 'route-guard' }
   // bridge / macvlan modes

@@ -6,6 +6,8 @@ import { isSameProcessAlive, processStartTime } from '../sys/proc.js';
 import { ensureRunDir } from './dirs.js';
 import { callerContext } from '../policy/context.js';
 import { paths } from './paths.js';
+import { beginStateSnapshot } from './store.js';
+import { trace } from '../sys/trace.js';
 
 // One host-wide lock around every change of nsroute state: allocation of subnets/tables and
 // the shared objects (nft table, uplink tables, forwarding) are decided from all namespaces
@@ -148,19 +150,24 @@ export function lockFile(path: string, opts: LockOptions & { wait: boolean; what
 export async function acquireHostLock(opts: LockOptions = {}): Promise<() => Promise<void>> {
   ensureRunDir();
   const fd = (await lockFile(paths.lock(), { ...opts, wait: true, what: 'the nsroute host lock' }))!;
+  trace({ ev: 'lock', op: 'acquire' });
   let released = false;
   return async () => {
     if (released) return;
     released = true;
     closeSync(fd);
+    trace({ ev: 'lock', op: 'release' });
   };
 }
 
+// While the lock is held, the run dir's states are read once (store.ts snapshot).
 export async function withHostLock<T>(fn: () => Promise<T>, opts: LockOptions = {}): Promise<T> {
   const release = await acquireHostLock(opts);
+  const endSnapshot = beginStateSnapshot();
   try {
     return await fn();
   } finally {
+    endSnapshot();
     await release();
   }
 }

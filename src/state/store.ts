@@ -1,7 +1,11 @@
+import { randomBytes } from 'node:crypto';
+import { closeSync, constants, openSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
 import type { NamespaceConfig } from '../plan/types.js';
 import { HostError } from '../errors.js';
 import { existsLstat, isTrustedSubdir, listDir, readTrustedFile, removeIfExists, writeFileAtomic } from '../sys/fsx.js';
 import { bootId } from '../sys/proc.js';
+import { trace } from '../sys/trace.js';
 import { ensureLibDir, ensureRunDir, ensureRunSubdir } from './dirs.js';
 import { paths } from './paths.js';
 import type { TakenOver } from '../sys/lan.js';
@@ -43,9 +47,20 @@ export function trustedNsDir(name: string): boolean {
 }
 
 // Read only when root's alone (fsx.ts `readTrustedFile`): a state decides what is undone.
+// Under the host lock each state file is read once per command (see the cache below).
 export function readState(name: string): NamespaceState | undefined {
-  if (!trustedNsDir(name)) return undefined;
+  if (cache && locked) {
+    if (!cache.states.has(name)) cache.states.set(name, readStateFile(name));
+    const st = cache.states.get(name);
+    return st === undefined ? undefined : structuredClone(st);
+  }
+  return readStateFile(name);
+}
+
+function readStateFile(name: string, dirsChecked = false): NamespaceState | undefined {
+  if (dirsChecked ? !isTrustedSubdir(paths.nsDir(name)) : !trustedNsDir(name)) return undefined;
   const text = readTrustedFile(paths.state(name));
+  trace({ ev: 'state-read', name });
   if (text === undefined) return undefined;
   try {
     return JSON.parse(text) as NamespaceState;
@@ -56,30 +71,117 @@ export function readState(name: string): NamespaceState | undefined {
 
 export function writeState(state: NamespaceState): void {
   ensureRunSubdir('ns', state.name);
+  const gen = bumpGeneration();
   writeFileAtomic(paths.state(state.name), JSON.stringify(state, null, 2) + '\n', 0o600);
+  if (cache && locked) {
+    cache.gen = gen;
+    cache.states.set(state.name, structuredClone(state));
+    if (cache.names && !cache.names.includes(state.name)) cache.names = [...cache.names, state.name].sort();
+    cache.all = undefined;
+  } else cache = undefined;
+}
+
+// A cache of the run dir's states, served only while this process holds the host lock: every
+// change of a state is made under that lock (by writeState and removeNamespaceDir, which
+// update the cache), so nobody else changes one meanwhile. Without the lock (list's readers,
+// exec's first look, the watcher between repairs) every read goes to the files, and a stale
+// copy is never acted on. What it saves: at N namespaces every step's "what do the others
+// need" (contextFor) read all N state files again (~9 N reads per cold exec).
+//
+// The cache also outlives a lock section when nothing changed in between: every writer bumps
+// ns/.generation (a random tag) before it changes a state, and a cache is kept only when the
+// tag it was read under is still the current one when the lock is taken. So the states read
+// at start-up (cli.ts loadIds, before the lock) are not read again under it, and a command
+// with two lock sections (exec: create, then release) reads each state once in all.
+interface Cache {
+  gen: string; // ns/.generation when the cache was filled ('' when there was none)
+  states: Map<string, NamespaceState | undefined>;
+  names?: string[];
+  all?: NamespaceState[];
+}
+let cache: Cache | undefined;
+let locked = false;
+
+function generationPath(): string {
+  return join(paths.nsRoot(), '.generation');
+}
+
+function readGeneration(): string {
+  try {
+    return readTrustedFile(generationPath())?.trim() ?? '';
+  } catch {
+    return '?'; // unreadable: a tag no cache has, so nothing is kept
+  }
+}
+
+// Before a state changes (a writer killed half-way must not leave the old tag in place).
+// Not fsynced: it only matters to processes running now, which share the page cache.
+function bumpGeneration(): string {
+  const gen = randomBytes(8).toString('hex');
+  const fd = openSync(generationPath(), constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, 0o600);
+  try {
+    writeSync(fd, gen + '\n');
+  } finally {
+    closeSync(fd);
+  }
+  return gen;
+}
+
+// Called by lock.ts once the host lock is taken; the returned function when it is released.
+export function beginStateSnapshot(): () => void {
+  const gen = readGeneration();
+  if (!cache || cache.gen !== gen || gen === '?') cache = { gen, states: new Map() };
+  locked = true;
+  return () => {
+    locked = false;
+  };
 }
 
 // Names with any state under the run dir (a state file or just a journal left by a crash).
 export function knownNames(): string[] {
+  if (cache?.names && locked) return [...cache.names];
   ensureRunDir();
-  if (!isTrustedSubdir(paths.nsRoot())) return [];
-  return listDir(paths.nsRoot()).filter((n) => !n.startsWith('.')).sort();
+  const names = isTrustedSubdir(paths.nsRoot()) ? listDir(paths.nsRoot()).filter((n) => !n.startsWith('.')).sort() : [];
+  if (cache && locked) cache.names = names;
+  return [...names];
 }
 
 // Only names with a state file: a NAME with just a journal adds nothing to what is shared,
 // and its journal is checked (and, if untrusted, reported) by the sweep of that NAME. An
 // untrusted state file makes every command refuse: what it describes is shared by all.
+// Under the lock, the objects returned are shared with later calls: change a state only
+// through writeState. The run dir and ns/ are checked once for all NAMEs (knownNames), not
+// once per NAME: they are root's alone, so nobody else can change them in between.
 function readAllStates(): NamespaceState[] {
-  return knownNames().flatMap((n) => {
-    if (!existsLstat(paths.state(n))) return [];
-    const s = readState(n);
+  if (cache?.all && locked) return cache.all;
+  if (locked && cache) {
+    const c = cache;
+    c.all = knownNames().flatMap((n) => {
+      if (!c.states.has(n)) c.states.set(n, readStateFile(n, true));
+      const s = c.states.get(n);
+      return s ? [s] : [];
+    });
+    return c.all;
+  }
+  // Without the lock: read from the files, and kept for the next lock section only if the
+  // generation is the same before and after (and still is when the lock is taken).
+  const before = existsLstat(paths.nsRoot()) ? readGeneration() : '';
+  const names = knownNames();
+  const states = new Map<string, NamespaceState | undefined>();
+  const all = names.flatMap((n) => {
+    const s = readStateFile(n, true);
+    states.set(n, s);
     return s ? [s] : [];
   });
+  const after = existsLstat(paths.nsRoot()) ? readGeneration() : '';
+  cache = before === after && before !== '?' ? { gen: before, states: new Map([...states].map(([k, v]) => [k, v && structuredClone(v)])), names } : undefined;
+  return all;
 }
 
 // Every namespace of this boot (what shares the nft table, uplinks and forwarding).
 export function allStates(): NamespaceState[] {
-  return readAllStates().filter((s) => !isFromEarlierBoot(s));
+  const boot = bootId();
+  return readAllStates().filter((s) => s.bootId === boot);
 }
 
 // States left from an earlier boot (the run dir is not always on a tmpfs).
@@ -88,7 +190,14 @@ export function staleBootStates(): NamespaceState[] {
 }
 
 export function removeNamespaceDir(name: string): void {
+  const gen = existsLstat(paths.nsRoot()) ? bumpGeneration() : '';
   removeIfExists(paths.nsDir(name));
+  if (cache && locked) {
+    cache.gen = gen;
+    cache.states.delete(name);
+    cache.names = cache.names?.filter((n) => n !== name);
+    cache.all = undefined;
+  } else cache = undefined;
 }
 
 // Host-wide facts nsroute must put back when its last namespace goes. Valid for one boot

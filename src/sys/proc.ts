@@ -20,12 +20,16 @@ export function isSameProcessAlive(pid: number, startTime: number): boolean {
 
 // Changes at every boot. State from another boot describes namespaces that no longer exist
 // (/run is not always a tmpfs, so the run dir itself can survive a reboot).
+// Read once per process (no process outlives a boot): every state is compared with it.
+let boot: string | undefined;
 export function bootId(): string {
+  if (boot !== undefined) return boot;
   try {
-    return readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+    boot = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
   } catch {
-    return 'unknown';
+    boot = 'unknown';
   }
+  return boot;
 }
 
 // The inode of a network namespace file (/proc/PID/ns/net or a /run/netns mount): equal
@@ -49,18 +53,33 @@ export function netnsProcesses(nsPath: string): number[] {
 }
 
 // The processes in the network namespace with this nsfs inode, whatever name it has (or none).
-export function netnsProcessesByInode(ino: number): number[] {
-  const want = `net:[${ino}]`;
-  const out: number[] = [];
+// `scan`: a netnsProcessScan() already made, so that N namespaces cost one pass over /proc.
+export function netnsProcessesByInode(ino: number, scan?: NetnsScan): number[] {
+  return [...((scan ?? netnsProcessScan()).get(ino) ?? [])];
+}
+
+// Every process's network namespace, by nsfs inode, in one pass over /proc.
+export type NetnsScan = ReadonlyMap<number, readonly number[]>;
+
+export function netnsProcessScan(): NetnsScan {
+  const out = new Map<number, number[]>();
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
+    let link: string;
     try {
-      if (readlinkSync(`/proc/${entry}/ns/net`) === want) out.push(Number(entry));
+      link = readlinkSync(`/proc/${entry}/ns/net`);
     } catch {
-      /* gone meanwhile, or a kernel thread */
+      continue; /* gone meanwhile, or a kernel thread */
     }
+    const m = /^net:\[(\d+)\]$/.exec(link);
+    if (!m) continue;
+    const ino = Number(m[1]);
+    const pids = out.get(ino);
+    if (pids) pids.push(Number(entry));
+    else out.set(ino, [Number(entry)]);
   }
-  return out.sort((a, b) => a - b);
+  for (const pids of out.values()) pids.sort((a, b) => a - b);
+  return out;
 }
 
 export interface ProcessInfo {

@@ -12,7 +12,7 @@ let clean: Snapshot;
 useWorld((world, snapshot) => ((w = world), (clean = snapshot)));
 
 const ROUTE = ['--via', SLOW_GW, '--dns', DNS_SERVER];
-// netns-add, route-guard, veth-add, ns-config, netns-files, ip-forward, uplink-route, fw-holes, nft-sync
+// netns-add, route-guard, veth-add, ns-config, netns-files, ip-forward, uplink-route, fw-holes, nft-member
 const STEPS_WITH_UPLINK = 9;
 
 function crashingExec(name: string, crash: string): Promise<RunResult> {

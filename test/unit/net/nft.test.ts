@@ -1,7 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { hex, renderNftRuleset, type NftMember } from '../../../src/net/nft.js';
+import { hex, HOST_MARK, nftHasMember, renderNftAdd, renderNftDelete, renderNftRuleset, type NftMember } from '../../../src/net/nft.js';
 
 const HEAD = 'table inet nsroute {}\ndelete table inet nsroute\n';
 
@@ -19,6 +19,33 @@ describe('hex', () => {
   it('renders marks as 0x + 8 hex digits', () => {
     expect(hex(0x6e720001)).toBe('0x6e720001');
     expect(hex(1)).toBe('0x00000001');
+  });
+});
+
+describe('renderNftAdd / renderNftDelete (one namespace, O(1) in the others)', () => {
+  it('adds exactly the namespace\'s elements, the host mark when it has none', () => {
+    expect(renderNftAdd(B)).toBe(
+      ['add element inet nsroute ns_ifaces { "nsr-bravo" }', 'add element inet nsroute ns_nets4 { 10.231.0.4/30 }', `add element inet nsroute uplink_mark { "nsr-bravo" : ${hex(HOST_MARK)} }`, ''].join('\n'),
+    );
+    expect(renderNftAdd({ ...A, subnet6: 'fd6e:7372:ae7:0::/64' })).toContain('add element inet nsroute ns_nets6 { fd6e:7372:ae7:0::/64 }');
+    expect(renderNftAdd(A)).toContain('uplink_mark { "nsr-alpha" : 0x6e720001 }');
+  });
+
+  it('deletes the same elements, the map by key', () => {
+    const del = renderNftDelete({ ...A, subnet6: 'fd6e:7372:ae7:0::/64' });
+    expect(del.trim().split('\n')).toEqual([
+      'delete element inet nsroute uplink_mark { "nsr-alpha" }',
+      'delete element inet nsroute ns_nets6 { fd6e:7372:ae7:0::/64 }',
+      'delete element inet nsroute ns_nets4 { 10.231.0.0/30 }',
+      'delete element inet nsroute ns_ifaces { "nsr-alpha" }',
+    ]);
+  });
+
+  it('nftHasMember looks at the interface set of nsroute\'s table only', () => {
+    const json = { nftables: [{ set: { family: 'inet', table: 'nsroute', name: 'ns_ifaces', elem: ['nsr-alpha'] } }, { set: { family: 'inet', table: 'other', name: 'ns_ifaces', elem: ['nsr-bravo'] } }] };
+    expect(nftHasMember(json, 'nsr-alpha')).toBe(true);
+    expect(nftHasMember(json, 'nsr-bravo')).toBe(false);
+    expect(nftHasMember(undefined, 'nsr-alpha')).toBe(false);
   });
 });
 
@@ -118,7 +145,54 @@ describe.skipIf(!canCheck)('renderNftRuleset accepted by nft -c (in a scratch ne
     expect(r.status).toBe(0);
   });
 
+  // Applied for real in the scratch namespace: adding and deleting members one at a time
+  // leaves exactly the table a whole render of the same members gives.
+  function nftRun(text: string): { status: number | null; stderr: string } {
+    const r = spawnSync('ip', ['netns', 'exec', ns, 'nft', '-f', '-'], { input: text, encoding: 'utf8' });
+    return { status: r.status, stderr: r.stderr };
+  }
+  function table(): string {
+    const r = spawnSync('ip', ['netns', 'exec', ns, 'nft', '-j', 'list', 'table', 'inet', 'nsroute'], { encoding: 'utf8' });
+    if (r.status !== 0) return `absent: ${r.stderr.trim()}`;
+    // Elements sorted (a hash set lists them in any order), handles dropped.
+    const items = (JSON.parse(r.stdout) as { nftables: Record<string, Record<string, unknown>>[] }).nftables.flatMap((it) =>
+      Object.entries(it).map(([k, v]) => {
+        const { handle: _h, ...rest } = v;
+        if (Array.isArray(rest.elem)) rest.elem = (rest.elem as unknown[]).map((e) => JSON.stringify(e)).sort();
+        return JSON.stringify([k, rest]);
+      }),
+    );
+    return items.sort().join('\n');
+  }
+  function whole(members: NftMember[]): string {
+    expect(nftRun(renderNftRuleset(members)).status).toBe(0);
+    return table();
+  }
+
+  it('incremental add/delete keeps the table equal to a whole render', () => {
+    const A6 = { ...A, subnet6: 'fd6e:7372:ae7:0::/64' };
+    const want = { a: whole([A6]), ab: whole([A6, B]), abc: whole([A6, B, C]), bc: whole([B, C]), c: whole([C]) };
+    expect(nftRun(renderNftRuleset([A6])).status).toBe(0);
+    expect(table()).toBe(want.a);
+    expect(nftRun(renderNftAdd(B)).stderr).toBe('');
+    expect(table()).toBe(want.ab);
+    expect(nftRun(renderNftAdd(C)).status).toBe(0);
+    expect(table()).toBe(want.abc);
+    expect(nftRun(renderNftAdd(C)).status, 'adding again changes nothing').toBe(0);
+    expect(table()).toBe(want.abc);
+    expect(nftRun(renderNftDelete(A6)).stderr).toBe('');
+    expect(table()).toBe(want.bc);
+    expect(nftRun(renderNftDelete(A6)).status, 'deleting a missing member fails as a whole').not.toBe(0);
+    expect(table()).toBe(want.bc);
+    expect(nftRun(renderNftDelete(B)).status).toBe(0);
+    expect(table()).toBe(want.c);
+    expect(nftRun(renderNftRuleset([])).status).toBe(0);
+    expect(nftRun(renderNftAdd(B)).status, 'adding to a missing table fails (the caller renders it whole)').not.toBe(0);
+    expect(table()).toMatch(/^absent/);
+  });
+
   it('left the scratch namespace\'s ruleset empty (check mode commits nothing)', () => {
+    nftRun(renderNftRuleset([]));
     const r = spawnSync('ip', ['netns', 'exec', ns, 'nft', 'list', 'ruleset'], { encoding: 'utf8' });
     expect(r.status).toBe(0);
     expect(r.stdout.trim()).toBe('');

@@ -73,19 +73,19 @@ function step<K extends Step['kind']>(steps: Step[], kind: K): Extract<Step, { k
 describe('buildPlan: steps', () => {
   it('orders the steps without --via', () => {
     const { steps } = buildPlan(profile(), facts(), []);
-    expect(steps.map((s) => s.kind)).toEqual(['netns-add', 'route-guard', 'veth-add', 'ns-config', 'netns-files', 'ip-forward', 'fw-holes', 'nft-sync']);
+    expect(steps.map((s) => s.kind)).toEqual(['netns-add', 'route-guard', 'veth-add', 'ns-config', 'netns-files', 'ip-forward', 'fw-holes', 'nft-member']);
   });
 
-  it('orders the steps with --via (uplink route before nft-sync)', () => {
+  it('orders the steps with --via (uplink route before nft-member)', () => {
     const { steps } = buildPlan(profile({ via: '192.168.2.1' }), facts(), []);
-    expect(steps.map((s) => s.kind)).toEqual(['netns-add', 'route-guard', 'veth-add', 'ns-config', 'netns-files', 'ip-forward', 'uplink-route', 'fw-holes', 'nft-sync']);
+    expect(steps.map((s) => s.kind)).toEqual(['netns-add', 'route-guard', 'veth-add', 'ns-config', 'netns-files', 'ip-forward', 'uplink-route', 'fw-holes', 'nft-member']);
   });
 
   it('adds IPv6 forwarding and the uplink IPv6 route with --ipv6 nat', () => {
     const f = facts();
     f.routes6 = [{ dst: 'default', table: 254, type: 'unicast', dev: 'eth1', gateway: 'fe80::1' }];
     const { config, steps } = buildPlan(profile({ via: '192.168.2.1', ipv6: 'nat' }), f, []);
-    expect(steps.map((s) => s.kind)).toEqual(['netns-add', 'route-guard', 'veth-add', 'ns-config', 'netns-files', 'ip-forward', 'ip6-forward', 'uplink-route', 'uplink-route6', 'fw-holes', 'nft-sync']);
+    expect(steps.map((s) => s.kind)).toEqual(['netns-add', 'route-guard', 'veth-add', 'ns-config', 'netns-files', 'ip-forward', 'ip6-forward', 'uplink-route', 'uplink-route6', 'fw-holes', 'nft-member']);
     expect(config).toMatchObject({ ipv6: 'nat', subnet6: 'fd6e:7372:ae7:0::/64', hostAddress6: 'fd6e:7372:ae7:0::1', nsAddress6: 'fd6e:7372:ae7:0::2', via6: 'fe80::1' });
     expect(step(steps, 'uplink-route6')).toEqual({ kind: 'uplink-route6', uplink: config.uplink, via6: 'fe80::1' });
     expect(vethLines(step(steps, 'veth-add'))).toEqual(
