@@ -1,4 +1,4 @@
-import { watch as fsWatch, lstatSync, type FSWatcher } from 'node:fs';
+import { existsSync, watch as fsWatch, lstatSync, type FSWatcher } from 'node:fs';
 import { execa } from 'execa';
 import { withHostLock } from '../state/lock.js';
 import { paths } from '../state/paths.js';
@@ -164,6 +164,14 @@ export class StateIndex {
   }
 }
 
+// The monitors end with the watcher even when it is SIGKILLed (execa's cleanup cannot run
+// then, and a monitor would only notice at its next write): util-linux's setpriv sets their
+// parent-death signal before it executes them.
+function monitorArgv(argv: [string, ...string[]]): [string, string[]] {
+  const setpriv = ['/usr/bin/setpriv', '/bin/setpriv'].find((p) => existsSync(p));
+  return setpriv ? [setpriv, ['--pdeathsig', 'TERM', '--', ...argv]] : [argv[0], argv.slice(1)];
+}
+
 export function watchNamespaces(opts: WatchOptions): Watcher {
   const host = opts.names === undefined;
   const debounceMs = opts.debounceMs ?? 200;
@@ -266,7 +274,7 @@ export function watchNamespaces(opts: WatchOptions): Watcher {
     timer = setTimeout(() => void runRepair(), debounceMs);
   };
 
-  const monitor = execa('ip', ['monitor', 'link', 'address', 'route', 'rule'], { reject: false, buffer: false, cleanup: true, stdin: 'ignore', stderr: 'ignore' });
+  const monitor = execa(...monitorArgv(['ip', 'monitor', 'link', 'address', 'route', 'rule']), { reject: false, buffer: false, cleanup: true, stdin: 'ignore', stderr: 'ignore' });
   let pending = '';
   monitor.stdout?.setEncoding('utf8');
   monitor.stdout?.on('data', (chunk: string) => {
@@ -285,7 +293,7 @@ export function watchNamespaces(opts: WatchOptions): Watcher {
   });
   void monitor.catch(() => undefined);
 
-  const nftMonitor = execa('nft', ['monitor', 'tables'], { reject: false, buffer: false, cleanup: true, stdin: 'ignore', stderr: 'ignore' });
+  const nftMonitor = execa(...monitorArgv(['nft', 'monitor', 'tables']), { reject: false, buffer: false, cleanup: true, stdin: 'ignore', stderr: 'ignore' });
   nftMonitor.stdout?.setEncoding('utf8');
   let nftPending = '';
   nftMonitor.stdout?.on('data', (chunk: string) => {
