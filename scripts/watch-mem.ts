@@ -22,6 +22,7 @@ async function main(): Promise<void> {
       const kinds = new Map<string, number>();
       for (const p of procs) kinds.set(kindOf(p), (kinds.get(kindOf(p)) ?? 0) + 1);
       console.log(`N=${n}: ${procs.length} processes (${[...kinds].map(([k, c]) => `${c}x ${k}`).join(', ')}), RSS sum ${rssSumMiB(procs).toFixed(1)} MiB`);
+      if (procs.length <= 6) for (const p of procs) console.log(`  ${p.pid} ${kindOf(p)}: ${(p.rssKiB / 1024).toFixed(1)} MiB`);
     }
     for (let i = 0; i < up; i++) await w.nsroute(['down', w.name(`m${i}`)]);
   } finally {

@@ -135,9 +135,10 @@ export function startWatcher(): boolean {
   return true;
 }
 
-// The watcher is a long-lived Node process: a small young generation keeps its memory down
-// (it handles a line of netlink now and then, never much at once).
-const WATCHER_NODE_FLAGS = ['--max-semi-space-size=1'];
+// The watcher is a long-lived Node process that handles a line of netlink now and then: V8's
+// lite mode (no optimizing compiler) and a small young generation keep its memory down
+// (measured: 53 -> 49 MiB for the node process alone).
+const WATCHER_NODE_FLAGS = ['--max-semi-space-size=1', '--lite-mode'];
 
 // NAME is up and recorded: a watcher that cannot be started is worth a line, not a failure
 // (gc starts it again).
