@@ -2,10 +2,10 @@
 // (RUN/watch.lock) instead of a node process plus `ip monitor` and `nft monitor` each; it
 // repairs each NAME, does work per event only for what the event concerns (it reads no other
 // NAME's state), ends with the last persistent NAME, and gc starts it again after a SIGKILL.
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { DNS_SERVER, FAST_GW, SLOW_GW, waitFor, type Snapshot, type World } from '../world/world.js';
+import { DNS_SERVER, FAST_GW, NSROUTE_JS, SLOW_GW, waitFor, type Snapshot, type World } from '../world/world.js';
 import { expectOk, PATH4, readIfExists, show, statusJson, useWorld } from '../world/helpers.js';
 import { kindOf, nsrouteProcesses } from '../world/procs.js';
 
@@ -135,6 +135,40 @@ describe('the host watcher', () => {
     } finally {
       await w.nsroute(['down', n]);
       await w.nsroute(['down', quiet]);
+    }
+    await waitFor(() => kinds().length === 0, 'no nsroute process left');
+    expect(await w.snapshot()).toEqual(clean);
+  });
+
+  it('a per-NAME watcher left by an older nsroute is stopped by gc, which starts the host watcher', async () => {
+    const n = w.name('hl1');
+    expectOk(await w.nsroute(['up', n, '--via', SLOW_GW, '--no-watch']));
+    try {
+      // What an older `up` did: `nsroute watch NAME --json` in the background, its output in
+      // ns/NAME/watch.log, its pid and start time in the state.
+      const log = join(w.runDir, 'ns', n, 'watch.log');
+      const r = await w.inHost(['sh', '-c', `setsid ${process.execPath} ${NSROUTE_JS} watch ${n} --json >>${log} 2>&1 </dev/null & echo $!`]);
+      expectOk(r);
+      const legacy = Number(r.stdout.trim());
+      await waitFor(() => (readIfExists(join(w.runDir, 'ns', n, 'watch.lock')) ?? '').includes(`"pid":${legacy}`), 'the old watcher to take its lock');
+      const statePath = join(w.runDir, 'ns', n, 'state.json');
+      const st = JSON.parse(readFileSync(statePath, 'utf8')) as Record<string, unknown>;
+      const stat = readFileSync(`/proc/${legacy}/stat`, 'utf8');
+      st.watcher = { pid: legacy, startTime: Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]) };
+      delete st.noWatch;
+      writeFileSync(statePath, JSON.stringify(st, null, 2) + '\n');
+      expect(watcherPid()).toBeUndefined();
+
+      const gc = await w.nsroute(['gc', '--json']);
+      expectOk(gc);
+      const report = JSON.parse(gc.stdout) as { watchers: string[]; removed: { object: string; name: string }[] };
+      expect(report.removed).toContainEqual({ object: 'watcher', name: n });
+      expect(report.watchers).toEqual([n]);
+      await waitFor(() => readIfExists(`/proc/${legacy}/stat`) === null, 'the old watcher to end');
+      await waitFor(() => watcherPid() !== undefined && kinds().join() === ONE_WATCHER.join(), 'one host watcher and nothing else');
+      expect(JSON.parse(readFileSync(statePath, 'utf8'))).not.toHaveProperty('watcher');
+    } finally {
+      await w.nsroute(['down', n]);
     }
     await waitFor(() => kinds().length === 0, 'no nsroute process left');
     expect(await w.snapshot()).toEqual(clean);
