@@ -179,10 +179,10 @@ export function watchNamespaces(opts: WatchOptions): Watcher {
   const explicit = opts.names ?? [];
   // The run dir's ns/ is listed only while it is there: the watcher never creates the run dir.
   const index = new StateIndex(() => (host ? (alive() ? knownNames() : []) : explicit));
-  // NSROUTE_WATCH_DEBUG: each repair line says which state files were read to make it (tests
+  // NSROUTE_TEST_WATCH_READS: each repair line says which state files were read to make it (tests
   // prove a repair of one NAME reads no other NAME's state).
   let read: string[] = [];
-  if (process.env.NSROUTE_WATCH_DEBUG) onStateRead((n) => read.push(n));
+  if (process.env.NSROUTE_TEST_WATCH_READS) onStateRead((n) => read.push(n));
   let timer: NodeJS.Timeout | undefined;
   let running = false;
   let again = false;

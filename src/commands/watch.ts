@@ -62,7 +62,7 @@ async function runHostWatch(log: Log, json: boolean): Promise<number> {
   if (json) log({ watcher: 'started', pid: process.pid }, '');
   else process.stderr.write('nsroute: watching every persistent namespace (not those up with --no-watch); ^C to stop\n');
   const watcher = watchNamespaces({
-    onRepair: (name, problems, read) => log({ name, repaired: true, problems, ...(process.env.NSROUTE_WATCH_DEBUG ? { read } : {}) }, `repaired ${name}${problems.length ? `: ${problems.join('; ')}` : ''}`),
+    onRepair: (name, problems, read) => log({ name, repaired: true, problems, ...(process.env.NSROUTE_TEST_WATCH_READS ? { read } : {}) }, `repaired ${name}${problems.length ? `: ${problems.join('; ')}` : ''}`),
     onGone: () => {
       release();
       done(alive() ? 'nothing left to watch' : 'its lock file is gone');
@@ -105,7 +105,7 @@ export async function runWatch(names: string[], opts: { json?: boolean }): Promi
   const finished = new Promise<void>((resolve) => (done = resolve));
   const watcher = watchNamespaces({
     names: mine,
-    onRepair: (name, problems, read) => log({ name, repaired: true, problems, ...(process.env.NSROUTE_WATCH_DEBUG ? { read } : {}) }, `repaired ${name}${problems.length ? `: ${problems.join('; ')}` : ''}`),
+    onRepair: (name, problems, read) => log({ name, repaired: true, problems, ...(process.env.NSROUTE_TEST_WATCH_READS ? { read } : {}) }, `repaired ${name}${problems.length ? `: ${problems.join('; ')}` : ''}`),
     onGone: () => done(),
   });
   if (!json) process.stderr.write(`nsroute: watching ${mine.join(', ')}; ^C to stop\n`);

@@ -43,7 +43,7 @@ export function trustedNsDir(name: string): boolean {
   return isTrustedSubdir(paths.nsRoot()) && isTrustedSubdir(paths.nsDir(name));
 }
 
-// Test hook: told of every state file this process reads (the watcher's NSROUTE_WATCH_DEBUG log).
+// Test hook: told of every state file this process reads (the watcher's NSROUTE_TEST_WATCH_READS log).
 let stateReadHook: ((name: string) => void) | undefined;
 export function onStateRead(fn: ((name: string) => void) | undefined): void {
   stateReadHook = fn;

@@ -48,7 +48,7 @@ async function defaultBack(table: number, gw: string): Promise<void> {
 describe('the host watcher', () => {
   it('three persistent NAMEs: one watcher, each repaired alone, gone with the last down', async () => {
     const [a, b, c] = ['hw1', 'hw2', 'hw3'].map((s) => w.name(s));
-    const env = { NSROUTE_WATCH_DEBUG: '1' };
+    const env = { NSROUTE_TEST_WATCH_READS: '1' };
     expectOk(await w.nsroute(['up', a!, '--via', SLOW_GW, '--dns', DNS_SERVER], { env }));
     expectOk(await w.nsroute(['up', b!, '--via', FAST_GW, '--dns', DNS_SERVER], { env }));
     expectOk(await w.nsroute(['up', c!, '--via', SLOW_GW, '--dns', DNS_SERVER], { env }));
