@@ -73,7 +73,7 @@ function buildProgram(result: { code: number; isExec: boolean }, quiet = false):
 
   addRouteOptions(program.command('up').description('bring NAME up and keep it until `nsroute down`').argument('<name>', 'namespace name'))
     .option('--json', 'print the status as JSON')
-    .option('--no-watch', 'do not start `nsroute watch NAME` in the background (routes then come back at the next command on NAME)')
+    .option('--no-watch', 'leave NAME out of the background watcher, `nsroute watch` (routes then come back at the next command on NAME)')
     .option('--require-profile', "fail when NAME has no profile instead of using the defaults (the systemd unit's way)")
     .action(async (name: string, opts) => {
       const { runUp } = await import('./commands/up.js');
@@ -168,8 +168,8 @@ function buildProgram(result: { code: number; isExec: boolean }, quiet = false):
 
   program
     .command('watch')
-    .description('keep namespaces right in the foreground: put routes back when an uplink returns, restore a flushed firewall')
-    .argument('[names...]', 'namespace names (default: all)')
+    .description('keep namespaces right: put routes back when an uplink returns, restore a flushed firewall (without NAMEs: the host\'s one watcher, which `up` starts)')
+    .argument('[names...]', 'namespace names (default: every persistent one not up with --no-watch)')
     .option('--json', 'print each repair as a JSON line')
     .action(async (names: string[], opts) => {
       const { runWatch } = await import('./commands/watch.js');

@@ -7,8 +7,8 @@ import { callerContext } from '../policy/context.js';
 // in the journal), to prove that a crash at any step boundary is cleaned up by `nsroute gc`.
 // NSROUTE_TEST_PAUSE=PHASE:K:FILE makes it stop there, create FILE.reached, and go on once
 // FILE exists, so a test can send signals in the middle of a teardown.
-// NSROUTE_TEST_CRASH=watcher:0 kills `up` (or gc) right after it spawned the watcher of a
-// persistent namespace, before the state records it.
+// NSROUTE_TEST_CRASH=watcher:0 kills `up` (or gc) right after it spawned the host's watcher,
+// before that has taken its lock (gc must not start a second one).
 export type CrashPhase = 'apply' | 'undo';
 
 // Inert for a user who entered through sudo (policy/entry.ts also removes the variables).

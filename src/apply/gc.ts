@@ -6,9 +6,9 @@ import { nftApply, nftTableExists } from '../sys/nft.js';
 import { isDeadNetnsFile, removeIfExists, UntrustedFile } from '../sys/fsx.js';
 import { forwardHolesPresent, removeForwardHoles } from '../sys/iptables.js';
 import { withHostLock } from '../state/lock.js';
-import { allStates, knownNames, readHostState, readState } from '../state/store.js';
+import { allStates, knownNames, readHostState, readState, writeState } from '../state/store.js';
 import { namesWithFileRecords, nftMembers, recordedFiles, restoreSrcValidMark, syncGuard, undoNetnsFiles, undoStep } from './executors.js';
-import { emptyReport, forgetEarlierBoots, isLiveNetns, netnsPath, recoverLost, refuseInsideNamespace, repair, startWatcher, sweep, type SweepReport } from './lifecycle.js';
+import { emptyReport, forgetEarlierBoots, hostWatched, isLiveNetns, netnsPath, recoverLost, refuseInsideNamespace, repair, startWatcher, stopLegacyWatcher, sweep, type SweepReport } from './lifecycle.js';
 
 // The unreachable fallback route nsroute puts in every uplink table (plan.ts): a table in
 // nsroute's range holding it, and nothing but default routes, is one of ours.
@@ -73,12 +73,19 @@ export async function gc(): Promise<SweepReport> {
         else report.failed.push({ name, error: (e as Error).message });
       }
     }
+    const watched: string[] = [];
     for (const st of allStates()) {
       if (st.status !== 'up') continue; // a teardown that failed above: not to be put back up
       for (const p of await repair(st)) report.kept.push({ name: st.name, reason: `could not restore ${p}` });
-      // A persistent namespace whose watcher died (killed, or its state was recovered) gets one again.
-      if (st.persistent && !st.noWatch && startWatcher(st)) report.watchers.push(st.name);
+      // A watcher of this NAME alone, left by an older nsroute: the host watcher replaces it.
+      if (stopLegacyWatcher(st)) {
+        writeState(st);
+        report.removed.push({ object: 'watcher', name: st.name });
+      }
+      if (hostWatched(st)) watched.push(st.name);
     }
+    // Persistent namespaces whose watcher died (killed, or their state was recovered) get it again.
+    if (watched.length > 0 && startWatcher()) report.watchers.push(...watched);
     await removeOrphanUplinks(report);
     const states = allStates();
     // The fail-closed rules cover exactly the namespaces that remain (leftovers go).

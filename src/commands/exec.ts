@@ -135,11 +135,11 @@ export async function runInNamespace(name: string, command: readonly string[] | 
         child = spawnInherited(namespaceArgv(name, argv, switchUser ? account : undefined), env);
         // While the command runs: bind mounts kept in place, the uplink's routes put back
         // when the link returns (kill switch until then), a flushed firewall restored. A
-        // persistent namespace has its own watcher for that (started by `up`).
+        // persistent namespace has the host's watcher for that (started by `up`).
         const watched = state.persistent && !state.noWatch;
         const keepers = [
           ...(child.pid ? [keepBindMounts(name, child.pid)] : []),
-          ...(state.config.uplink && !watched ? [watchNamespaces({ names: () => [name] })] : []),
+          ...(state.config.uplink && !watched ? [watchNamespaces({ names: [name] })] : []),
         ];
         const result = await child.finally(() => keepers.forEach((k) => k.stop()));
         if (result.exitCode === undefined && !result.signal) {

@@ -14,7 +14,7 @@ function reportText(r: SweepReport): string {
   for (const n of r.tornDown) lines.push(`removed ${n} (ephemeral, no longer used)`);
   for (const o of r.removed) lines.push(`removed leftover ${o.object} ${o.name}`);
   for (const k of r.kept) lines.push(`left ${k.name} alone: ${k.reason}`);
-  for (const n of r.watchers) lines.push(`started the watcher of ${n} again`);
+  if (r.watchers.length > 0) lines.push(`started the watcher again (for ${r.watchers.join(', ')})`);
   for (const f of r.failed) lines.push(`could not finish ${f.name} (kept for the next gc): ${f.error}`);
   return lines.join('\n');
 }

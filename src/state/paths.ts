@@ -31,13 +31,17 @@ export const NETNS_RUN_DIR = '/run/netns';
 
 export const paths = {
   lock: () => join(runDir(), 'lock'),
+  // The host's one watcher (`nsroute watch`): flock held for its life, its pid in the file.
+  hostWatchLock: () => join(runDir(), 'watch.lock'),
+  watchLog: () => join(runDir(), 'watch.log'),
+  // `nsroute watch NAME` in the foreground (and, before the host watcher, one per NAME).
   watchLock: (name: string) => join(runDir(), 'ns', name, 'watch.lock'),
   host: () => join(libDir(), 'host.json'),
   nsRoot: () => join(runDir(), 'ns'),
   nsDir: (name: string) => join(runDir(), 'ns', name),
   state: (name: string) => join(runDir(), 'ns', name, 'state.json'),
   journal: (name: string) => join(runDir(), 'ns', name, 'journal.jsonl'),
-  watchLog: (name: string) => join(runDir(), 'ns', name, 'watch.log'),
+  legacyWatchLog: (name: string) => join(runDir(), 'ns', name, 'watch.log'),
   dhcpScript: (name: string) => join(runDir(), 'ns', name, 'dhcp.sh'),
   dhcpPid: (name: string) => join(runDir(), 'ns', name, 'udhcpc.pid'),
   // Per NAME: the user's files under /etc/netns/NAME that nsroute replaced, plus markers.

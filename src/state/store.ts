@@ -34,9 +34,10 @@ export interface NamespaceState {
   bootId: string;
   config: NamespaceConfig;
   holders: Holder[];
-  // The `nsroute watch NAME` that `up` started for a persistent namespace (stopped at teardown).
+  // Written by older nsroute: the `nsroute watch NAME` its `up` started for this NAME alone.
+  // Now one host watcher covers every persistent NAME; gc, up and down stop such a leftover.
   watcher?: { pid: number; startTime: number };
-  noWatch?: boolean; // `up --no-watch`: gc does not start one either
+  noWatch?: boolean; // `up --no-watch`: the host watcher leaves NAME alone
 }
 
 // Whether NAME has a directory under the run dir; throws UntrustedFile when it, or the run
@@ -44,6 +45,12 @@ export interface NamespaceState {
 export function trustedNsDir(name: string): boolean {
   ensureRunDir();
   return isTrustedSubdir(paths.nsRoot()) && isTrustedSubdir(paths.nsDir(name));
+}
+
+// Test hook: told of every state file this process reads (the watcher's NSROUTE_TEST_WATCH_READS log).
+let stateReadHook: ((name: string) => void) | undefined;
+export function onStateRead(fn: ((name: string) => void) | undefined): void {
+  stateReadHook = fn;
 }
 
 // Read only when root's alone (fsx.ts `readTrustedFile`): a state decides what is undone.
@@ -58,6 +65,7 @@ export function readState(name: string): NamespaceState | undefined {
 }
 
 function readStateFile(name: string, dirsChecked = false): NamespaceState | undefined {
+  stateReadHook?.(name);
   if (dirsChecked ? !isTrustedSubdir(paths.nsDir(name)) : !trustedNsDir(name)) return undefined;
   const text = readTrustedFile(paths.state(name));
   trace({ ev: 'state-read', name });

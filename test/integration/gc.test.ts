@@ -2,7 +2,7 @@
 // running and keeps its network; the namespace goes after it ends), daemons left behind,
 // the run dir removed by hand while namespaces exist, down twice, down of an unknown NAME,
 // and gc with nothing to do.
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { DNS_SERVER, HOST_SLOW_ADDR, NSROUTE_JS, SLOW_GW, SLOW_GW6, waitFor, type Snapshot, type World } from '../world/world.js';
 import { expectOk, holdScript, marker, PATH4, readIfExists, show, statusJson, waitForFile, useWorld } from '../world/helpers.js';
@@ -87,27 +87,29 @@ describe('gc with nothing to do, down twice, down of an unknown NAME', () => {
   });
 });
 
-describe('the watcher of a persistent namespace', () => {
-  const watcherOf = (n: string) => (JSON.parse(readFileSync(`${w.runDir}/ns/${n}/state.json`, 'utf8')) as { watcher?: { pid: number } }).watcher?.pid;
+describe('the watcher of the persistent namespaces', () => {
+  // The host watcher's record in its lock file (RUN/watch.lock), while that process runs.
+  const watcher = () => {
+    const rec = JSON.parse(readIfExists(`${w.runDir}/watch.lock`) || 'null') as { pid: number } | null;
+    return rec && pidAlive(rec.pid) ? rec.pid : undefined;
+  };
 
   it('is started again by gc when it died, and not for up --no-watch', async () => {
     const n = w.name('wd1');
     const quiet = w.name('wd2');
-    expectOk(await w.nsroute(['up', n, ...ROUTE]));
     expectOk(await w.nsroute(['up', quiet, ...ROUTE, '--no-watch']));
-    const first = watcherOf(n)!;
-    expect(pidAlive(first)).toBe(true);
-    expect(watcherOf(quiet)).toBeUndefined();
+    expect(watcher()).toBeUndefined();
+    expectOk(await w.nsroute(['up', n, ...ROUTE]));
+    const first = (await waitFor(() => watcher(), 'the watcher to run'))!;
     process.kill(first, 'SIGKILL');
     await waitFor(() => !pidAlive(first), 'the watcher to die');
     expect((await gc()).watchers).toEqual([n]);
-    const second = watcherOf(n)!;
+    const second = (await waitFor(() => watcher(), 'the new watcher to run'))!;
     expect(second).not.toBe(first);
-    expect(pidAlive(second)).toBe(true);
     expect((await gc()).watchers).toEqual([]);
     expectOk(await w.nsroute(['down', n]));
+    await waitFor(() => !pidAlive(second), 'the watcher to end with the last persistent namespace');
     expectOk(await w.nsroute(['down', quiet]));
-    await waitFor(() => !pidAlive(second), 'the watcher to end with its namespace');
     expect(await w.snapshot()).toEqual(clean);
   });
 });
@@ -182,11 +184,11 @@ describe('processes left behind', () => {
   });
 });
 
-// The run dir removed by hand, as a user would while nsroute's background watchers run. Each
-// watcher started by `up` has taken its lock (ns/NAME/watch.lock) by then: removing the dir
-// while one starts races with its first write (rmdir: ENOTEMPTY), which a user never sees.
+// The run dir removed by hand, as a user would while nsroute's background watcher runs. The
+// watcher started by `up` has taken its lock (RUN/watch.lock) by then: removing the dir while
+// it starts races with its first write (rmdir: ENOTEMPTY), which a user never sees.
 async function removeRunDir(...watched: string[]): Promise<void> {
-  for (const n of watched) await waitFor(() => /"pid"/.test(readIfExists(`${w.runDir}/ns/${n}/watch.lock`) ?? ''), `the watcher of ${n}`);
+  if (watched.length > 0) await waitFor(() => /"pid"/.test(readIfExists(`${w.runDir}/watch.lock`) ?? ''), 'the watcher');
   rmSync(w.runDir, { recursive: true, force: true, maxRetries: 5 });
 }
 

@@ -3,11 +3,12 @@
 // persistent namespace has exactly one watcher whatever crashes.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { DNS_SERVER, NSROUTE_JS, SLOW_GW, waitFor, type Snapshot, type World } from '../world/world.js';
+import { DNS_SERVER, SLOW_GW, waitFor, type Snapshot, type World } from '../world/world.js';
 import { expectOk, marker, show, useWorld, waitForFile } from '../world/helpers.js';
+import { kindOf, nsrouteProcesses } from '../world/procs.js';
 
 let w: World;
 let clean: Snapshot;
@@ -109,56 +110,53 @@ describe('the host lock', () => {
   });
 });
 
-// Processes of this world's nsroute whose command line is `watch NAME`.
-function watchersOf(name: string): number[] {
-  return readdirSync('/proc')
-    .filter((e) => /^\d+$/.test(e))
-    .filter((pid) => {
-      try {
-        const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
-        return argv.includes(NSROUTE_JS) && argv[argv.indexOf(NSROUTE_JS) + 1] === 'watch' && argv[argv.indexOf(NSROUTE_JS) + 2] === name;
-      } catch {
-        return false;
-      }
-    })
-    .map(Number);
+// This world's host watchers: `nsroute watch` (no names) run with this world's run dir.
+function watchers(): number[] {
+  return nsrouteProcesses(w.runDir)
+    .filter((p) => kindOf(p) === 'watch')
+    .map((p) => p.pid);
 }
 
-describe('the watcher of a persistent namespace', () => {
+describe('the watcher of the persistent namespaces', () => {
   it('stays one after `up` is SIGKILLed between starting it and recording it, and gc', async () => {
     const n = w.name('wk1');
     const r = await w.nsroute(['up', n, ...ROUTE], { env: { NSROUTE_TEST_CRASH: 'watcher:0' } });
     expect(r.signal, show(r)).toBe('SIGKILL');
-    await waitFor(() => watchersOf(n).length === 1, 'the first watcher to run', 30_000);
-    // It is up (state written before the watcher started), its watcher unrecorded.
+    await waitFor(() => watchers().length === 1, 'the first watcher to run', 30_000);
+    // It is up (state written before the watcher started); gc finds the watcher by its lock.
     const gc = await w.nsroute(['gc', '--json']);
     expectOk(gc);
     // A second watcher, if any started, gives up at once: wait until only one is left.
-    await waitFor(() => watchersOf(n).length === 1, 'one watcher', 30_000).catch(() => undefined);
+    await waitFor(() => watchers().length === 1, 'one watcher', 30_000).catch(() => undefined);
     // ...and it stays one: a second gc finds the running one by its lock.
     expectOk(await w.nsroute(['gc']));
     await new Promise((res) => setTimeout(res, 2000));
-    expect(watchersOf(n), 'watchers of NAME').toHaveLength(1);
-    const recorded = (JSON.parse(readFileSync(join(w.runDir, 'ns', n, 'state.json'), 'utf8')) as { watcher?: { pid: number } }).watcher?.pid;
-    expect(recorded).toBe(watchersOf(n)[0]);
+    expect(watchers(), 'host watchers').toHaveLength(1);
+    const recorded = (JSON.parse(readFileSync(join(w.runDir, 'watch.lock'), 'utf8')) as { pid?: number }).pid;
+    expect(recorded).toBe(watchers()[0]);
     expectOk(await w.nsroute(['down', n]));
-    await waitFor(() => watchersOf(n).length === 0, 'the watcher to end with its namespace', 30_000);
+    await waitFor(() => watchers().length === 0, 'the watcher to end with its namespace', 30_000);
     expect(await w.snapshot()).toEqual(clean);
   });
 
-  it('a second `nsroute watch NAME` exits at once', async () => {
-    const n = w.name('wk2');
-    expectOk(await w.nsroute(['up', n, ...ROUTE]));
+  it('a second `nsroute watch` (and `watch NAME` of a NAME it covers) exits at once; two `up`s at once start one', async () => {
+    const [n, m] = [w.name('wk2'), w.name('wk3')];
+    const ups = await Promise.all([w.nsroute(['up', n, ...ROUTE]), w.nsroute(['up', m, ...ROUTE])]);
+    ups.forEach(expectOk);
     try {
-      await waitFor(() => watchersOf(n).length === 1, 'the watcher to run', 30_000);
-      await waitFor(() => existsSync(join(w.runDir, 'ns', n, 'watch.lock')) && readFileSync(join(w.runDir, 'ns', n, 'watch.lock'), 'utf8').length > 0, 'the watcher to take its lock', 30_000);
-      const second = await w.nsroute(['watch', n], { timeoutMs: 30_000 });
+      await waitFor(() => watchers().length === 1 && readFileSync(join(w.runDir, 'watch.lock'), 'utf8').includes('"pid"'), 'one watcher with its lock', 30_000);
+      const second = await w.nsroute(['watch'], { timeoutMs: 30_000 });
       expectOk(second);
-      expect(second.stderr).toMatch(new RegExp(`^nsroute: ${n} is watched already by pid ${watchersOf(n)[0]}\\n$`));
+      expect(second.stderr).toBe(`nsroute: the namespaces are watched already by pid ${watchers()[0]}\n`);
+      const named = await w.nsroute(['watch', n], { timeoutMs: 30_000 });
+      expectOk(named);
+      expect(named.stderr).toBe(`nsroute: ${n} is watched already by pid ${watchers()[0]}\n`);
+      expect(watchers()).toHaveLength(1);
     } finally {
       expectOk(await w.nsroute(['down', n]));
+      expectOk(await w.nsroute(['down', m]));
     }
-    await waitFor(() => watchersOf(n).length === 0, 'the watcher to end with its namespace', 30_000);
+    await waitFor(() => watchers().length === 0, 'the watcher to end with the last namespace', 30_000);
     expect(await w.snapshot()).toEqual(clean);
   });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { relevantEvent } from '../../../src/apply/watch.js';
+import { eventSubject, relevantEvent } from '../../../src/apply/watch.js';
 
 // Lines as `ip monitor link address route rule` prints them (iproute2 6.1).
 const devs = new Set(['ups']);
@@ -30,6 +30,21 @@ describe('relevantEvent', () => {
       '    link/ether 76:02:ae:c6:ca:83 brd ff:ff:ff:ff:ff:ff',
     ]) {
       expect(relevantEvent(line, devs, tables), line).toBe(false);
+    }
+  });
+});
+
+describe('eventSubject', () => {
+  it('names the device, table or fail-closed rule a line is about, in constant time (a map lookup follows)', () => {
+    expect(eventSubject('3: ups@if2: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 state UP')).toEqual({ dev: 'ups' });
+    expect(eventSubject('Deleted 3: ups: <BROADCAST,MULTICAST> mtu 1500 state DOWN')).toEqual({ dev: 'ups' });
+    expect(eventSubject('3: ups    inet 10.99.2.7/24 scope global ups')).toEqual({ dev: 'ups' });
+    expect(eventSubject('Deleted default via 10.99.2.1 dev ups table 7101 ')).toEqual({ table: 7101 });
+    expect(eventSubject('Deleted unreachable default table 7102 metric 4278190080 ')).toEqual({ table: 7102 });
+    expect(eventSubject('Deleted 4200:\tfrom all fwmark 0x6e720001 lookup 7101')).toEqual({ table: 7101 });
+    expect(eventSubject('Deleted 4202:\tfrom 10.231.0.0/30 unreachable')).toEqual({ guard: true });
+    for (const line of ['Deleted 3: ups    inet 10.99.2.7/24 scope global ups', 'Deleted 10.231.0.4/30 dev nsr-x table 7101 scope link ', 'default via 10.99.2.1 dev ups table 7101 ', '4200:\tfrom all fwmark 0x6e720001 lookup 7101']) {
+      expect(eventSubject(line), line).toBeUndefined();
     }
   });
 });
