@@ -56,7 +56,7 @@ function attachedUnits(name: string): string[] {
 
 export async function runEnable(name: string, opts: { now?: boolean; json?: boolean }): Promise<number> {
   validateName(name);
-  requireRoot();
+  requireRoot({ network: false });
   const profile = paths.profile(name);
   // Read with the same checks as every command (a dangling link or a FIFO is not "missing").
   if (readTrustedText(profile, 'profile') === undefined) {
@@ -79,7 +79,7 @@ export async function runEnable(name: string, opts: { now?: boolean; json?: bool
 
 export async function runDisable(name: string, opts: { now?: boolean; json?: boolean }): Promise<number> {
   validateName(name);
-  requireRoot();
+  requireRoot({ network: false });
   const unit = namespaceUnit(name);
   const path = join(unitDir(), unit);
   const users = attachedUnits(name);
@@ -99,7 +99,7 @@ export async function runDisable(name: string, opts: { now?: boolean; json?: boo
 
 export async function runAttach(name: string, service: string, opts: { json?: boolean }): Promise<number> {
   validateName(name);
-  requireRoot();
+  requireRoot({ network: false });
   const unit = parseServiceName(service);
   if (!isOurs(join(unitDir(), namespaceUnit(name)))) {
     throw new UserError(`${name} has no unit to bind ${unit} to`, `\`nsroute enable ${name}\` first`);
@@ -123,7 +123,7 @@ export async function runAttach(name: string, service: string, opts: { json?: bo
 
 export async function runDetach(name: string, service: string, opts: { json?: boolean }): Promise<number> {
   validateName(name);
-  requireRoot();
+  requireRoot({ network: false });
   const unit = parseServiceName(service);
   const dir = join(unitDir(), `${unit}.d`);
   const path = join(dir, dropInName(name));
