@@ -185,8 +185,14 @@ function logTail(): string {
 // The container's systemd: the child of the systemd-nspawn that the launcher runs.
 function findPid1(): number | undefined {
   if (!box?.launcher.pid) return undefined;
+  // nspawn also forks helpers (at shutdown, say): only its child that is systemd, in the world.
   const nspawn = childrenOf(box.launcher.pid).find((c) => c.comm === 'systemd-nspawn');
-  return nspawn ? childrenOf(nspawn.pid)[0]?.pid : undefined;
+  const init = nspawn ? childrenOf(nspawn.pid).find((c) => c.comm === 'systemd') : undefined;
+  try {
+    return init && statSync(`/proc/${init.pid}/ns/net`).ino === statSync(`/run/netns/${w.host}`).ino ? init.pid : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 // A command inside the container (all its namespaces), as root.
@@ -218,23 +224,22 @@ function expectOk(r: RunResult): void {
   expect(r.exitCode, `${show(r)}\n--- container console:\n${logTail()}`).toBe(0);
 }
 
+// The container's PID 1 found (a new one after a reboot: the old one gone first) and its
+// systemd done booting; PID 1 is looked up again at every poll.
 async function waitBooted(previous?: number): Promise<void> {
-  await waitFor(
-    () => {
-      const exited = box?.exited();
-      if (exited) throw new Error(`the container exited: ${show(exited)}\n${logTail()}`);
-      const p = findPid1();
-      if (p && p !== previous) pid1 = p;
-      return p !== undefined && p !== previous;
-    },
-    'the container to start',
-    BOOT_MS,
-    100,
-  );
+  const current = () => {
+    const exited = box?.exited();
+    if (exited) throw new Error(`the container exited: ${show(exited)}\n${logTail()}`);
+    if (previous !== undefined && alive(previous)) return undefined;
+    const p = findPid1();
+    if (p !== undefined && p !== previous) pid1 = p;
+    return p !== undefined && p !== previous ? p : undefined;
+  };
+  await waitFor(current, 'the container to start', BOOT_MS, 100);
   let last = '';
   try {
     await waitFor(
-      async () => ['running', 'degraded'].includes((last = (await systemctl('is-system-running')).stdout.trim())),
+      async () => current() !== undefined && ['running', 'degraded'].includes((last = (await systemctl('is-system-running')).stdout.trim())),
       "the container's systemd to finish booting",
       BOOT_MS,
       200,
