@@ -366,6 +366,8 @@ export interface UpRequest {
   holder?: Holder;
   // Start `nsroute watch NAME` for a persistent namespace (up; not with --no-watch).
   watch?: boolean;
+  // Also wait for an uplink interface that does not exist yet (the unit's up, at boot).
+  waitForMissingUplink?: boolean;
 }
 
 export interface UpResult {
@@ -411,7 +413,7 @@ export async function bringUp(req: UpRequest): Promise<UpResult> {
     }
     const facts = await gatherHostFacts(profile.via, { ipv6: profile.ipv6 === 'nat' });
     const others = allStates().filter((s) => s.name !== name);
-    const plan = buildPlan(profile, facts, others.map((s) => s.config), { persistent: req.persistent, waitForUplink: req.persistent });
+    const plan = buildPlan(profile, facts, others.map((s) => s.config), { persistent: req.persistent, waitForUplink: req.persistent ? (req.waitForMissingUplink ? 'missing-too' : 'existing') : false });
     // Refused before the first change: what the files step cannot write safely, and a
     // host.json that is not root's alone (its saved values are what teardown writes back).
     for (const step of plan.steps) if (step.kind === 'netns-files') checkNetnsFiles(step.netns, Object.keys(step.files));

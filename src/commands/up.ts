@@ -8,7 +8,7 @@ import { loadProfile, requireRoot } from './options.js';
 export async function runUp(name: string, opts: RouteOptions & { json?: boolean; watch?: boolean; requireProfile?: boolean }): Promise<number> {
   requireRoot();
   const profile = loadProfile(name, opts, { required: opts.requireProfile });
-  const { state, created, waiting } = await bringUp({ profile, persistent: true, watch: opts.watch !== false });
+  const { state, created, waiting } = await bringUp({ profile, persistent: true, watch: opts.watch !== false, waitForMissingUplink: opts.requireProfile === true });
   const s = statusJson(state);
   if (opts.json) process.stdout.write(JSON.stringify({ ...s, created, ...(waiting ? { waiting } : {}) }, null, 2) + '\n');
   else process.stdout.write(`${created ? 'created' : 'kept'} ${name}\n${statusText(s)}\n`);

@@ -108,7 +108,7 @@ function refuseUnusableUplink(facts: HostFacts, others: readonly NamespaceConfig
   }
 }
 
-function chooseUplinkDev(profile: Profile, facts: HostFacts, others: readonly NamespaceConfig[], wait: boolean): string {
+function chooseUplinkDev(profile: Profile, facts: HostFacts, others: readonly NamespaceConfig[], wait: UplinkWait): string {
   const via = profile.via!;
   const v4 = facts.addrs.filter((a) => a.family === 4);
   // The network or broadcast address of a link the gateway would be on is no router.
@@ -119,7 +119,7 @@ function chooseUplinkDev(profile: Profile, facts: HostFacts, others: readonly Na
   }
   if (profile.dev) {
     const link = facts.links.find((l) => l.name === profile.dev);
-    if (!link && wait) return profile.dev; // not there yet (a USB NIC, a VPN's tun0): waited for
+    if (!link && wait === 'missing-too') return profile.dev; // not there yet (a USB NIC, a VPN's tun0): waited for
     if (!link) throw new UserError(`interface ${profile.dev} does not exist`, '`ip link` lists interfaces');
     refuseUnusableUplink(facts, others, profile.dev, 'interface');
     const own = v4.filter((a) => a.dev === profile.dev);
@@ -150,18 +150,22 @@ function chooseUplinkDev(profile: Profile, facts: HostFacts, others: readonly Na
   return (preferred ?? candidates[0]!).dev;
 }
 
-// wait (up, and the unit's `up --require-profile`): an uplink that is down, missing or without
-// its address yet does not fail; NAME comes up with its kill switch closed (the uplink table
-// holds only its unreachable route) and the watcher puts the route in when the uplink is
-// usable. exec, which creates NAME for one command, still fails at once (docs/boot.md).
-function chooseUplink(profile: Profile, facts: HostFacts, others: readonly NamespaceConfig[], wait: boolean): { uplink?: Uplink; waiting?: UplinkWaiting } {
+// wait (up): an uplink that is down or without its address yet does not fail; NAME comes up
+// with its kill switch closed (the uplink table holds only its unreachable route) and the
+// watcher puts the route in when the uplink is usable. 'missing-too' (the unit's
+// `up --require-profile`, at boot): also an interface that does not exist yet; from a shell,
+// a missing interface is likelier a typo. exec, which creates NAME for one command, still
+// fails at once (docs/boot.md).
+export type UplinkWait = false | 'existing' | 'missing-too';
+
+function chooseUplink(profile: Profile, facts: HostFacts, others: readonly NamespaceConfig[], wait: UplinkWait): { uplink?: Uplink; waiting?: UplinkWaiting } {
   if (!profile.via && !profile.dev) return {};
   let dev: string;
   if (profile.via) dev = chooseUplinkDev(profile, facts, others, wait);
   else {
     // --dev alone: a point-to-point uplink such as a VPN's tun0, routed without a gateway.
     dev = profile.dev!;
-    if (!wait && !facts.links.some((l) => l.name === dev)) throw new UserError(`interface ${dev} does not exist`, '`ip link` lists interfaces');
+    if (wait !== 'missing-too' && !facts.links.some((l) => l.name === dev)) throw new UserError(`interface ${dev} does not exist`, '`ip link` lists interfaces');
     if (facts.links.some((l) => l.name === dev)) refuseUnusableUplink(facts, others, dev, 'interface');
   }
   const link = facts.links.find((l) => l.name === dev);
@@ -232,7 +236,7 @@ function hostDefaultGateway(facts: HostFacts): string | undefined {
 
 // Pure: validated profile + host facts + the other nsroute namespaces -> config and steps.
 // Throws UserError for anything the user can fix; nothing has been changed at that point.
-export function buildPlan(profile: Profile, facts: HostFacts, others: readonly NamespaceConfig[], opts: { persistent?: boolean; waitForUplink?: boolean } = {}): Plan {
+export function buildPlan(profile: Profile, facts: HostFacts, others: readonly NamespaceConfig[], opts: { persistent?: boolean; waitForUplink?: UplinkWait } = {}): Plan {
   const { name } = profile;
   const hostIface = chooseHostIface(name, facts, others);
   if (profile.mode === 'bridge' || profile.mode === 'macvlan') return buildLanPlan(profile, facts, others, opts.persistent ?? false, hostIface);

@@ -58,7 +58,7 @@ describe('an uplink that is down when a persistent NAME comes up', () => {
     expect(await w.snapshot()).toEqual(clean);
   });
 
-  it('an uplink that does not exist yet (dev in the profile): the same, once it appears', async () => {
+  it('an uplink that does not exist yet (dev in the profile): the unit\'s up waits for it, a shell\'s up refuses it', async () => {
     const n = w.name('d2');
     const gone = 'upz';
     w.writeProfile(n, `via = "${SLOW_GW}"\ndev = "${SLOW_DEV}"\n`);
@@ -67,6 +67,12 @@ describe('an uplink that is down when a persistent NAME comes up', () => {
     expectOk(await w.inHost(['ip', 'link', 'set', SLOW_DEV, 'name', gone]));
     let renamed = true;
     try {
+      // From a shell a missing interface is likelier a typo: refused, nothing changed.
+      const typo = await w.nsroute(['up', n]);
+      expectUserError(typo, 2);
+      expect(typo.stderr).toContain(`interface ${SLOW_DEV} does not exist`);
+      expect(w.netnsExists(n)).toBe(false);
+      // The unit's up (at boot) waits for it.
       const r = await w.nsroute(['up', n, '--require-profile', '--json']);
       expectOk(r);
       expect(JSON.parse(r.stdout)).toMatchObject({ waiting: { dev: SLOW_DEV, reason: 'missing' } });
