@@ -1,6 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import { constants } from 'node:os';
 import { HostError, Interrupted, UserError } from './errors.js';
+import { permissionError } from './sys/caps.js';
 import { checkPathEnv } from './state/paths.js';
 import { addRouteOptions } from './commands/route-options.js';
 import type { ExecOptions } from './commands/exec.js';
@@ -22,6 +23,7 @@ export const EXIT = {
 } as const;
 
 function formatError(e: unknown): string {
+  e = permissionError(e) ?? e;
   if (e instanceof UserError || e instanceof HostError) return `nsroute: ${e.message}${e.hint ? `; ${e.hint}` : ''}`;
   if (e instanceof Error) return `nsroute: ${e.message}`;
   return `nsroute: ${String(e)}`;

@@ -16,6 +16,7 @@ import { nftApply, nftRulesetJson } from '../sys/nft.js';
 import { readForwarding6Sysctls, readForwardingSysctls, srcValidMarkPath, tryRead, tryRead6, write as writeSysctl, write6 } from '../sys/sysctl.js';
 import { isTrustedSubdir, listDir, readRegularFile, readTrustedFile, removeDirIfEmpty, removeIfExists, writeFileAtomic } from '../sys/fsx.js';
 import { ensureLibDir, ensureLibSubdir } from '../state/dirs.js';
+import { addUplinkRoutes } from './uplink-wait.js';
 import { parseRules } from '../net/iproute-json.js';
 import { currentGuardRules, guardSyncLines, renderGuardRules, type GuardRules } from '../plan/guard.js';
 import { NETNS_RUN_DIR, netnsEtcDir, paths } from '../state/paths.js';
@@ -334,12 +335,12 @@ export async function doStep(step: Step, ctx: StepContext): Promise<Created | vo
     }
     case 'uplink-route': {
       enableSrcValidMark(step.uplink.dev);
-      await ipBatch(uplinkRouteLines(step.uplink));
+      await addUplinkRoutes(uplinkRouteLines(step.uplink), step.uplink.dev);
       if (!(await ruleExists(step.uplink))) await ipBatch([`rule add ${uplinkRuleArgs(step.uplink).join(' ')}`]);
       return;
     }
     case 'uplink-route6': {
-      await ipBatch(uplinkRoute6Lines(step.uplink, step.via6), undefined, 6);
+      await addUplinkRoutes(uplinkRoute6Lines(step.uplink, step.via6), step.uplink.dev, 6);
       if (!(await ruleExists(step.uplink, 6))) await ipBatch([`rule add ${uplinkRuleArgs(step.uplink).join(' ')}`], undefined, 6);
       return;
     }

@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { closeSync, existsSync, openSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { HostError, UserError } from '../errors.js';
-import { buildPlan, stepsFor, tagOf } from '../plan/plan.js';
+import { buildPlan, stepsFor, tagOf, type UplinkWaiting } from '../plan/plan.js';
 import type { NamespaceConfig } from '../plan/types.js';
 import { recoverConfig } from '../plan/recover.js';
 import type { Profile } from '../profile/profile.js';
@@ -413,11 +413,14 @@ export interface UpRequest {
   holder?: Holder;
   // Start `nsroute watch NAME` for a persistent namespace (up; not with --no-watch).
   watch?: boolean;
+  // Also wait for an uplink interface that does not exist yet (the unit's up, at boot).
+  waitForMissingUplink?: boolean;
 }
 
 export interface UpResult {
   state: NamespaceState;
   created: boolean;
+  waiting?: UplinkWaiting; // created with its kill switch closed: the uplink is not usable yet
 }
 
 // Creates NAME (or joins it when it is already up with compatible settings) and records the
@@ -458,7 +461,7 @@ export async function bringUp(req: UpRequest): Promise<UpResult> {
     }
     const facts = await gatherHostFacts(profile.via, { ipv6: profile.ipv6 === 'nat' });
     const others = allStates().filter((s) => s.name !== name);
-    const plan = buildPlan(profile, facts, others.map((s) => s.config), { persistent: req.persistent });
+    const plan = buildPlan(profile, facts, others.map((s) => s.config), { persistent: req.persistent, waitForUplink: req.persistent ? (req.waitForMissingUplink ? 'missing-too' : 'existing') : false });
     // Refused before the first change: what the files step cannot write safely, and a
     // host.json that is not root's alone (its saved values are what teardown writes back).
     for (const step of plan.steps) if (step.kind === 'netns-files') checkNetnsFiles(step.netns, Object.keys(step.files));
@@ -492,7 +495,7 @@ export async function bringUp(req: UpRequest): Promise<UpResult> {
       throw e;
     }
     if (req.watch && state.persistent) startWatcherOrWarn(state);
-    return { state, created: true };
+    return { state, created: true, ...(plan.waiting ? { waiting: plan.waiting } : {}) };
   });
 }
 

@@ -7,7 +7,7 @@ import { requireRoot } from './options.js';
 export const DOCTOR_FAILED = 4;
 
 export async function runDoctor(opts: { json?: boolean }): Promise<number> {
-  requireRoot();
+  requireRoot({ network: false });
   const report = evaluateDoctor(await gatherDoctorFacts());
   process.stdout.write(opts.json ? JSON.stringify(report, null, 2) + '\n' : renderDoctor(report));
   return report.ok ? 0 : DOCTOR_FAILED;

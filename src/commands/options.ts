@@ -3,6 +3,7 @@ import { parseProfileToml, resolveProfile, type Profile, type RouteOptions } fro
 import { validateName } from '../net/names.js';
 import { paths } from '../state/paths.js';
 import { readTrustedText } from '../sys/trusted-file.js';
+import { requireNetworkCaps } from '../sys/caps.js';
 
 // Profile file + flags -> validated Profile. A missing profile is fine; an unreadable,
 // untrusted (not root's, writable by others, not a regular file) or invalid one is an error
@@ -32,8 +33,10 @@ export function loadProfile(name: string, flags: RouteOptions, opts: { required?
     }, text === undefined ? undefined : file);
 }
 
-export function requireRoot(): void {
+// network: false for the commands that only write files and run systemctl (enable, attach...).
+export function requireRoot(opts: { network?: boolean } = {}): void {
   if (typeof process.geteuid === 'function' && process.geteuid() !== 0) {
     throw new UserError('nsroute needs root to create network namespaces', 'run it with sudo; commands still run as you');
   }
+  if (opts.network !== false) requireNetworkCaps();
 }

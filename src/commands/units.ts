@@ -1,6 +1,7 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { UserError } from '../errors.js';
+import { HostError, SysError, UserError } from '../errors.js';
+import { run } from '../sys/run.js';
 import { validateName } from '../net/names.js';
 import { dropInName, namespaceUnit, parseServiceName, renderDropIn, renderUnit, UNIT_MARK } from '../systemd/render.js';
 import { listDir, readTextIfExists, removeDirIfEmpty, removeIfExists, writeFileAtomic } from '../sys/fsx.js';
@@ -56,7 +57,7 @@ function attachedUnits(name: string): string[] {
 
 export async function runEnable(name: string, opts: { now?: boolean; json?: boolean }): Promise<number> {
   validateName(name);
-  requireRoot();
+  requireRoot({ network: false });
   const profile = paths.profile(name);
   // Read with the same checks as every command (a dangling link or a FIFO is not "missing").
   if (readTrustedText(profile, 'profile') === undefined) {
@@ -68,18 +69,61 @@ export async function runEnable(name: string, opts: { now?: boolean; json?: bool
   if (existsSync(path) && !isOurs(path)) throw new UserError(`${path} exists and was not written by nsroute`, 'move it away, or pick another name');
   const env = Object.fromEntries(KEPT_ENV.flatMap((k) => (process.env[k] ? [[k, process.env[k]!]] : [])));
   const text = renderUnit(readTemplate('nsroute.service.in'), { name, profile, nsroute: nsrouteCommand(), env });
-  const changed = readTextIfExists(path) !== text;
+  const before = readTextIfExists(path);
+  const changed = before !== text;
+  // --now under systemd: enable, then start, and a start that fails undoes the enable (the
+  // unit would fail at every boot); what enable finds before it is what the undo puts back.
+  const wasEnabled = opts.now && before !== undefined && systemdManages() ? await isEnabled(unit) : false;
   mkdirSync(unitDir(), { recursive: true, mode: 0o755 });
   if (changed) writeFileAtomic(path, text, 0o644);
   const commands = [['daemon-reload'], ['enable', ...(opts.now ? ['--now'] : []), unit]];
-  const ran = await apply(commands);
+  const ran = opts.now && systemdManages() ? await enableAndStart(name, unit, path, before, wasEnabled) : await apply(commands);
   report({ name, unit, path, changed, systemctl: commands.map((c) => `systemctl ${c.join(' ')}`), ran }, opts.json, `enabled ${unit} (${path})`);
   return 0;
 }
 
+async function isEnabled(unit: string): Promise<boolean> {
+  return (await run(['systemctl', 'is-enabled', unit], { allowFail: true })).stdout.trim() === 'enabled';
+}
+
+// The last `nsroute: ...` line the unit's failed start wrote to the journal (its ExecStart's
+// error), without the prefix; undefined when the journal has none.
+async function startFailure(unit: string): Promise<string | undefined> {
+  const id = (await run(['systemctl', 'show', '--property=InvocationID', '--value', unit], { allowFail: true })).stdout.trim();
+  if (!/^[0-9a-f]{32}$/.test(id)) return undefined;
+  const log = await run(['journalctl', '--no-pager', '--output=cat', `_SYSTEMD_INVOCATION_ID=${id}`], { allowFail: true });
+  const line = log.stdout.split('\n').filter((l) => l.startsWith('nsroute: ')).pop();
+  return line?.slice('nsroute: '.length);
+}
+
+async function enableAndStart(name: string, unit: string, path: string, before: string | undefined, wasEnabled: boolean): Promise<boolean> {
+  await systemctl(['daemon-reload']);
+  await systemctl(['enable', unit]);
+  try {
+    await systemctl(['start', unit]);
+    return true;
+  } catch (e) {
+    if (!(e instanceof SysError)) throw e;
+  }
+  const why = await startFailure(unit);
+  if (before === undefined) {
+    await systemctl(['disable', unit]);
+    removeIfExists(path);
+  } else {
+    writeFileAtomic(path, before, 0o644);
+    if (!wasEnabled) await systemctl(['disable', unit]);
+  }
+  await systemctl(['daemon-reload']);
+  await run(['systemctl', 'reset-failed', unit], { allowFail: true });
+  throw new HostError(
+    `${unit} did not start${why ? ` (${why})` : ''}, so enable was undone`,
+    `fix that and run \`nsroute enable ${name} --now\` again; \`journalctl -u ${unit}\` has the details`,
+  );
+}
+
 export async function runDisable(name: string, opts: { now?: boolean; json?: boolean }): Promise<number> {
   validateName(name);
-  requireRoot();
+  requireRoot({ network: false });
   const unit = namespaceUnit(name);
   const path = join(unitDir(), unit);
   const users = attachedUnits(name);
@@ -99,7 +143,7 @@ export async function runDisable(name: string, opts: { now?: boolean; json?: boo
 
 export async function runAttach(name: string, service: string, opts: { json?: boolean }): Promise<number> {
   validateName(name);
-  requireRoot();
+  requireRoot({ network: false });
   const unit = parseServiceName(service);
   if (!isOurs(join(unitDir(), namespaceUnit(name)))) {
     throw new UserError(`${name} has no unit to bind ${unit} to`, `\`nsroute enable ${name}\` first`);
@@ -123,7 +167,7 @@ export async function runAttach(name: string, service: string, opts: { json?: bo
 
 export async function runDetach(name: string, service: string, opts: { json?: boolean }): Promise<number> {
   validateName(name);
-  requireRoot();
+  requireRoot({ network: false });
   const unit = parseServiceName(service);
   const dir = join(unitDir(), `${unit}.d`);
   const path = join(dir, dropInName(name));

@@ -35,6 +35,13 @@ export const MAX_UPLINKS = MAX_UPLINK_IDS;
 export interface Plan {
   config: NamespaceConfig;
   steps: Step[];
+  // The uplink cannot carry traffic yet (up only): NAME's kill switch stays closed until it can.
+  waiting?: UplinkWaiting;
+}
+
+export interface UplinkWaiting {
+  dev: string;
+  reason: 'down' | 'missing' | 'no-address';
 }
 
 function describeRoute(r: { dst: string; table: number; dev?: string }): string {
@@ -102,7 +109,7 @@ function refuseUnusableUplink(facts: HostFacts, others: readonly NamespaceConfig
   }
 }
 
-function chooseUplinkDev(profile: Profile, facts: HostFacts, others: readonly NamespaceConfig[]): string {
+function chooseUplinkDev(profile: Profile, facts: HostFacts, others: readonly NamespaceConfig[], wait: UplinkWait): string {
   const via = profile.via!;
   const v4 = facts.addrs.filter((a) => a.family === 4);
   // The network or broadcast address of a link the gateway would be on is no router.
@@ -113,12 +120,15 @@ function chooseUplinkDev(profile: Profile, facts: HostFacts, others: readonly Na
   }
   if (profile.dev) {
     const link = facts.links.find((l) => l.name === profile.dev);
+    if (!link && wait === 'missing-too') return profile.dev; // not there yet (a USB NIC, a VPN's tun0): waited for
     if (!link) throw new UserError(`interface ${profile.dev} does not exist`, '`ip link` lists interfaces');
     refuseUnusableUplink(facts, others, profile.dev, 'interface');
     const own = v4.filter((a) => a.dev === profile.dev);
     if (v4.some((a) => a.local === via)) {
       throw new UserError(`gateway ${via} is this host's own address`, 'pass the address of the router on that network');
     }
+    // Down, or up without an address yet (DHCP still running at boot): waited for.
+    if (wait && own.length === 0) return profile.dev;
     if (!own.some((a) => cidrContains(blockOf(a.local, a.prefix), via))) {
       const nets = own.map((a) => `${a.local}/${a.prefix}`).join(', ') || 'no IPv4 address';
       throw new UserError(`gateway ${via} is not on ${profile.dev}'s networks (${nets})`, 'pass a gateway on that network, or the --dev that reaches it');
@@ -130,24 +140,44 @@ function chooseUplinkDev(profile: Profile, facts: HostFacts, others: readonly Na
   }
   const candidates = v4.filter((a) => cidrContains(blockOf(a.local, a.prefix), via) && !facts.links.find((l) => l.name === a.dev)?.loopback && !nsrouteOwner(facts, others, a.dev, false));
   if (candidates.length === 0) {
-    throw new UserError(`gateway ${via} is not reachable on any host link`, 'pass a gateway on a directly connected network (`ip -4 addr` lists them)');
+    throw new UserError(
+      `gateway ${via} is not reachable on any host link`,
+      wait
+        ? `pass a gateway on a directly connected network; to bring ${profile.name} up before its uplink is there, name the interface (dev = "IFACE" in the profile)`
+        : 'pass a gateway on a directly connected network (`ip -4 addr` lists them)',
+    );
   }
   const preferred = candidates.find((c) => c.dev === facts.routeToVia?.dev);
   return (preferred ?? candidates[0]!).dev;
 }
 
-function chooseUplink(profile: Profile, facts: HostFacts, others: readonly NamespaceConfig[]): Uplink | undefined {
-  if (!profile.via && !profile.dev) return undefined;
+// wait (up): an uplink that is down or without its address yet does not fail; NAME comes up
+// with its kill switch closed (the uplink table holds only its unreachable route) and the
+// watcher puts the route in when the uplink is usable. 'missing-too' (the unit's
+// `up --require-profile`, at boot): also an interface that does not exist yet; from a shell,
+// a missing interface is likelier a typo. exec, which creates NAME for one command, still
+// fails at once (docs/boot.md).
+export type UplinkWait = false | 'existing' | 'missing-too';
+
+function chooseUplink(profile: Profile, facts: HostFacts, others: readonly NamespaceConfig[], wait: UplinkWait): { uplink?: Uplink; waiting?: UplinkWaiting } {
+  if (!profile.via && !profile.dev) return {};
   let dev: string;
-  if (profile.via) dev = chooseUplinkDev(profile, facts, others);
+  if (profile.via) dev = chooseUplinkDev(profile, facts, others, wait);
   else {
     // --dev alone: a point-to-point uplink such as a VPN's tun0, routed without a gateway.
     dev = profile.dev!;
-    if (!facts.links.some((l) => l.name === dev)) throw new UserError(`interface ${dev} does not exist`, '`ip link` lists interfaces');
-    refuseUnusableUplink(facts, others, dev, 'interface');
+    if (wait !== 'missing-too' && !facts.links.some((l) => l.name === dev)) throw new UserError(`interface ${dev} does not exist`, '`ip link` lists interfaces');
+    if (facts.links.some((l) => l.name === dev)) refuseUnusableUplink(facts, others, dev, 'interface');
   }
   const link = facts.links.find((l) => l.name === dev);
-  if (link && !link.up) throw new UserError(`interface ${dev} is down`, `bring it up first (ip link set ${dev} up)`);
+  if (link && !link.up && !wait) throw new UserError(`interface ${dev} is down`, `bring it up first (ip link set ${dev} up)`);
+  const noAddress = profile.via !== undefined && !facts.addrs.some((a) => a.family === 4 && a.dev === dev);
+  const waiting: UplinkWaiting | undefined = !link ? { dev, reason: 'missing' } : !link.up ? { dev, reason: 'down' } : noAddress ? { dev, reason: 'no-address' } : undefined;
+  const found = pickUplink(profile, facts, others, dev);
+  return { uplink: found, ...(waiting ? { waiting } : {}) };
+}
+
+function pickUplink(profile: Profile, facts: HostFacts, others: readonly NamespaceConfig[], dev: string): Uplink {
   const shared = others.find((o) => o.uplink && o.uplink.dev === dev && o.uplink.via === profile.via)?.uplink;
   if (shared) return { ...shared };
   const usedTables = new Set<number>([...facts.routes.map((r) => r.table), ...facts.rules.flatMap((r) => (r.table === undefined ? [] : [r.table]))]);
@@ -207,11 +237,11 @@ function hostDefaultGateway(facts: HostFacts): string | undefined {
 
 // Pure: validated profile + host facts + the other nsroute namespaces -> config and steps.
 // Throws UserError for anything the user can fix; nothing has been changed at that point.
-export function buildPlan(profile: Profile, facts: HostFacts, others: readonly NamespaceConfig[], opts: { persistent?: boolean } = {}): Plan {
+export function buildPlan(profile: Profile, facts: HostFacts, others: readonly NamespaceConfig[], opts: { persistent?: boolean; waitForUplink?: UplinkWait } = {}): Plan {
   const { name } = profile;
   const hostIface = chooseHostIface(name, facts, others);
   if (profile.mode === 'bridge' || profile.mode === 'macvlan') return buildLanPlan(profile, facts, others, opts.persistent ?? false, hostIface);
-  const uplink = chooseUplink(profile, facts, others);
+  const { uplink, waiting } = chooseUplink(profile, facts, others, opts.waitForUplink ?? false);
   const subnet = chooseSubnet(profile, facts, others);
   const { host, ns } = linkAddresses(subnet);
   const dns = chooseDnsServers({
@@ -239,7 +269,7 @@ export function buildPlan(profile: Profile, facts: HostFacts, others: readonly N
     const via6 = uplink ? chooseVia6(profile, uplink, facts) : undefined;
     if (via6) config.via6 = via6;
   }
-  return { config, steps: stepsFor(config, { persistent: opts.persistent ?? false, nsswitch: facts.hostNsswitch }) };
+  return { config, steps: stepsFor(config, { persistent: opts.persistent ?? false, nsswitch: facts.hostNsswitch }), ...(waiting ? { waiting } : {}) };
 }
 
 // The interface a LAN-mode namespace sits on must exist, be up, and (for a bridge) be

@@ -251,6 +251,32 @@ describe('buildPlan: uplink', () => {
     expect(e.hint).toContain('ip link set eth1 up');
   });
 
+  // Issue 14: up (waitForUplink) of a persistent NAME waits for an uplink that is not usable yet.
+  it('up waits for an uplink that is down, missing or without its address; exec does not', () => {
+    const down = facts({ links: facts().links.map((l) => (l.name === 'eth1' ? { ...l, up: false } : l)) });
+    const p1 = buildPlan(profile({ via: '192.168.2.1' }), down, [], { persistent: true, waitForUplink: 'existing' });
+    expect(p1.waiting).toEqual({ dev: 'eth1', reason: 'down' });
+    expect(p1.config.uplink).toMatchObject({ via: '192.168.2.1', dev: 'eth1', table: TABLE_BASE + 1 });
+    expect(p1.steps.some((s) => s.kind === 'uplink-route')).toBe(true);
+
+    const gone = facts({ links: facts().links.filter((l) => l.name !== 'eth1'), addrs: facts().addrs.filter((a) => a.dev !== 'eth1') });
+    const p2 = buildPlan(profile({ via: '192.168.2.1', dev: 'eth1' }), gone, [], { waitForUplink: 'missing-too' });
+    expect(p2.waiting).toEqual({ dev: 'eth1', reason: 'missing' });
+    // A missing interface is waited for at boot only (from a shell it is likelier a typo).
+    catchUserError(() => buildPlan(profile({ via: '192.168.2.1', dev: 'eth1' }), gone, [], { waitForUplink: 'existing' }));
+    catchUserError(() => buildPlan(profile({ dev: 'eth1' }), gone, [], { waitForUplink: 'existing' }));
+    expect(buildPlan(profile({ dev: 'eth1', dns: ['10.8.0.1'] }), gone, [], { waitForUplink: 'missing-too' }).waiting).toEqual({ dev: 'eth1', reason: 'missing' });
+    catchUserError(() => buildPlan(profile({ via: '192.168.2.1', dev: 'eth1' }), gone, []));
+
+    const bare = facts({ addrs: facts().addrs.filter((a) => a.dev !== 'eth1') });
+    expect(buildPlan(profile({ via: '192.168.2.1', dev: 'eth1' }), bare, [], { waitForUplink: 'existing' }).waiting).toEqual({ dev: 'eth1', reason: 'no-address' });
+    // Without dev nothing says which interface to wait for: refused, with that fix.
+    const e = catchUserError(() => buildPlan(profile({ via: '192.168.2.1' }), bare, [], { waitForUplink: 'existing' }));
+    expect(e.hint).toContain('dev = "IFACE"');
+    // A usable uplink is not waited for.
+    expect(buildPlan(profile({ via: '192.168.2.1' }), facts(), [], { waitForUplink: 'existing' }).waiting).toBeUndefined();
+  });
+
   it('routes a --dev-only (point-to-point) uplink without a gateway', () => {
     const f = facts({ links: [...facts().links, { index: 9, name: 'tun0', up: true, kind: 'tun' }] });
     const { config } = buildPlan(profile({ dev: 'tun0', dns: ['10.8.0.1'] }), f, []);
