@@ -1,4 +1,7 @@
 import { main } from './cli.js';
+import { installTrace } from './sys/trace.js';
+
+installTrace();
 
 // A closed terminal must not turn a late status line into a crash mid-teardown.
 process.stdout.on('error', () => undefined);

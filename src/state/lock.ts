@@ -5,6 +5,7 @@ import { UntrustedFile } from '../sys/fsx.js';
 import { isSameProcessAlive, processStartTime } from '../sys/proc.js';
 import { ensureRunDir } from './dirs.js';
 import { paths } from './paths.js';
+import { trace } from '../sys/trace.js';
 
 // One host-wide lock around every change of nsroute state: allocation of subnets/tables and
 // the shared objects (nft table, uplink tables, forwarding) are decided from all namespaces
@@ -147,11 +148,13 @@ export function lockFile(path: string, opts: LockOptions & { wait: boolean; what
 export async function acquireHostLock(opts: LockOptions = {}): Promise<() => Promise<void>> {
   ensureRunDir();
   const fd = (await lockFile(paths.lock(), { ...opts, wait: true, what: 'the nsroute host lock' }))!;
+  trace({ ev: 'lock', op: 'acquire' });
   let released = false;
   return async () => {
     if (released) return;
     released = true;
     closeSync(fd);
+    trace({ ev: 'lock', op: 'release' });
   };
 }
 
