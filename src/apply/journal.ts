@@ -24,6 +24,14 @@ export class Journal {
     appendLineSync(this.path, JSON.stringify({ op: 'do', i, step } satisfies JournalEntry));
   }
 
+  // Several intents in one write and one fsync (the combined apply, apply.ts): all of them are
+  // on disk before any of their steps runs.
+  intendAll(steps: readonly Step[]): void {
+    if (steps.length === 0) return;
+    ensureTrustedSubdir(dirname(this.path), 0o700);
+    appendLineSync(this.path, steps.map((step, i) => JSON.stringify({ op: 'do', i, step } satisfies JournalEntry)).join('\n'));
+  }
+
   created(i: number, netnsIno: number): void {
     appendLineSync(this.path, JSON.stringify({ op: 'created', i, netnsIno } satisfies JournalEntry));
   }

@@ -438,7 +438,7 @@ export async function bringUp(req: UpRequest): Promise<UpResult> {
         if (req.holder) state.holders.push(req.holder);
         if (req.persistent && req.watch === false) state.noWatch = true;
         writeState(state);
-      });
+      }, facts);
     } catch (e) {
       if (new Journal(paths.journal(name)).intents().length === 0) removeNamespaceDir(name);
       throw e;
