@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { closeSync, existsSync, openSync } from 'node:fs';
+import { closeSync, constants, existsSync, fstatSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import { HostError, UserError } from '../errors.js';
 import { buildPlan, stepsFor, tagOf } from '../plan/plan.js';
@@ -371,6 +371,40 @@ export interface UpRequest {
 export interface UpResult {
   state: NamespaceState;
   created: boolean;
+}
+
+// Opens /run/netns/NAME when it is the namespace nsroute created for NAME (its journal's
+// inode): the fd `exec` hands to the command's wrapper, which enters nothing else
+// (sys/command.ts). undefined: not (or no longer) nsroute's.
+export function openOwnNetns(name: string): number | undefined {
+  const ino = ownNetnsInode(name);
+  if (ino === undefined) return undefined;
+  let fd: number | undefined;
+  try {
+    fd = openSync(netnsPath(name), constants.O_RDONLY | constants.O_NOFOLLOW);
+    if (fstatSync(fd).ino === ino) return fd;
+  } catch {
+    /* gone */
+  }
+  if (fd !== undefined) closeSync(fd);
+  return undefined;
+}
+
+// A hot exec into a persistent NAME that a live watcher keeps right needs neither the host
+// lock nor a repair (the watcher repairs; it also runs `exec`'s repairs once, at `up`): the
+// state is read as it is (written by rename, never torn), and the command is not recorded as
+// a holder: `down` finds it by the namespace's processes (processHolders), and a `down` that
+// wins the race removes the namespace before the command enters it, which then fails closed
+// (the fd check above). Anything else (ephemeral, not watched, other settings, a create or
+// teardown under way, an earlier boot) goes through bringUp under the lock.
+export function joinWatched(profile: Profile): { state: NamespaceState; netnsFd: number } | undefined {
+  const st = readState(profile.name);
+  if (!st || st.status !== 'up' || !st.persistent || st.noWatch || st.bootId !== bootId()) return undefined;
+  if (conflicts(profile, st.config).length > 0) return undefined;
+  const watcher = st.watcher && isSameProcessAlive(st.watcher.pid, st.watcher.startTime) ? st.watcher : runningWatcher(st.name);
+  if (!watcher) return undefined;
+  const netnsFd = openOwnNetns(st.name);
+  return netnsFd === undefined ? undefined : { state: st, netnsFd };
 }
 
 // Creates NAME (or joins it when it is already up with compatible settings) and records the
