@@ -1,5 +1,6 @@
 import { AggregateSysError, HostError } from '../errors.js';
 import { join } from 'node:path';
+import { statSync } from 'node:fs';
 import type { HostFacts, Step } from '../plan/types.js';
 import { WriteFailed } from '../sys/fsx.js';
 import { dirname } from 'node:path';
@@ -39,7 +40,7 @@ export async function applySteps(steps: readonly Step[], journal: Journal, ctx: 
       journal.intend(i, step);
       const made = await doStep(step, ctx);
       // Before the crash point and 'done': undo must know what it created (journal.ts).
-      if (made?.netnsIno !== undefined) journal.created(i, made.netnsIno);
+      if (made?.netnsIno !== undefined) journal.created(i, made.netnsIno, made.netnsCtime);
       await crashPoint('apply', i);
       journal.done(i);
     }
@@ -82,8 +83,9 @@ async function applyCombined(steps: readonly Step[], journal: Journal, ctx: Step
     // `netns add` ran unless the batch failed at that very line: record which namespace is ours.
     const failedAt = hostErr instanceof SysError ? failedBatchLines(hostErr.stderr)[0] : undefined;
     const ran = hostErr === undefined || (failedAt !== undefined && failedAt > netnsLine);
-    const ino = ran ? netnsInode(join(NETNS_RUN_DIR, (steps[netnsIndex] as Extract<Step, { kind: 'netns-add' }>).name)) : undefined;
-    if (ino !== undefined) journal.created(netnsIndex, ino);
+    const path = join(NETNS_RUN_DIR, (steps[netnsIndex] as Extract<Step, { kind: 'netns-add' }>).name);
+    const ino = ran ? netnsInode(path) : undefined;
+    if (ino !== undefined) journal.created(netnsIndex, ino, nsfsCtime(path));
   }
   const localErr = (await local).find((r): r is PromiseRejectedResult => r.status === 'rejected')?.reason as Error | undefined;
   if (hostErr) throw hostErr;
@@ -139,6 +141,16 @@ async function undoCombined(journal: Journal, ctx: StepContext, intents: readonl
   for (; i >= 0; i--) await crashPoint('undo', i);
   if (errors.length > 0) throw new AggregateSysError(errors);
   journal.remove();
+}
+
+// The ctime of a namespace's nsfs inode (ns, as text): with the inode number, what tells this
+// namespace from a later one that got the freed number (journal.ts).
+export function nsfsCtime(path: string): string | undefined {
+  try {
+    return statSync(path, { bigint: true }).ctimeNs.toString();
+  } catch {
+    return undefined;
+  }
 }
 
 // The directory to free space in: nsroute's run or lib dir holding the file, else its own.

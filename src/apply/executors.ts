@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { chmodSync, existsSync, lstatSync, mkdirSync, readFileSync, type Stats } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, mkdirSync, readFileSync, statSync, type Stats } from 'node:fs';
 import { UserError } from '../errors.js';
 import type { HostFacts, NamespaceConfig, Step, Uplink } from '../plan/types.js';
 import { nsConfigLanLines, nsConfigLines, uplinkRoute6Lines, uplinkRouteLines, uplinkRuleArgs, vethBridgeLines, vethLines, vethRouteLines } from '../plan/plan.js';
@@ -44,7 +44,9 @@ export function netnsIsOurs(netns: string, owner: NetnsOwnership | undefined): '
   if (now === undefined) return 'gone';
   if (owner === undefined || owner === 'legacy') return 'yes';
   if (owner === 'unknown' || owner === 'none') return 'unknown';
-  return owner.ino === now ? 'yes' : 'replaced';
+  if (owner.ino !== now) return 'replaced';
+  // The same inode number again: a namespace made after ours was freed; the ctime tells.
+  return owner.ctime === undefined || nsfsCtimeOf(join(NETNS_RUN_DIR, netns)) === owner.ctime ? 'yes' : 'replaced';
 }
 
 // Undo of a veth nsroute made: its host end goes only if its owner tag names NAME, or (a crash
@@ -236,6 +238,15 @@ export function restoreSrcValidMark(dev: string): void {
 // What a step created that undo must recognise (recorded in the journal by the applier).
 export interface Created {
   netnsIno?: number;
+  netnsCtime?: string;
+}
+
+function nsfsCtimeOf(path: string): string | undefined {
+  try {
+    return statSync(path, { bigint: true }).ctimeNs.toString();
+  } catch {
+    return undefined;
+  }
 }
 
 export async function doStep(step: Step, ctx: StepContext): Promise<Created | void> {
@@ -245,7 +256,7 @@ export async function doStep(step: Step, ctx: StepContext): Promise<Created | vo
       // What identifies it from now on: a namespace another tool makes under the same name
       // later has another inode, and undo leaves that one alone.
       const netnsIno = netnsInode(join(NETNS_RUN_DIR, step.name));
-      return netnsIno === undefined ? undefined : { netnsIno };
+      return netnsIno === undefined ? undefined : { netnsIno, netnsCtime: nsfsCtimeOf(join(NETNS_RUN_DIR, step.name)) };
     }
     case 'veth-add':
       return ipBatch(vethLines(step));
@@ -536,7 +547,7 @@ export function undoHostLines(step: Step, ctx: StepContext, facts: UndoFacts): s
 export async function undoLocalPart(step: Step, ctx: StepContext): Promise<void> {
   switch (step.kind) {
     case 'netns-add':
-      if (netnsIsOurs(step.name, ctx.netns) === 'replaced') await undoStep(step, ctx); // says why it is left
+      if (netnsIsOurs(step.name, ctx.netns) !== 'yes') await undoStep(step, ctx); // says why it is left alone
       return;
     case 'netns-files':
     case 'ip-forward':

@@ -19,7 +19,7 @@ import { withHostLock } from '../state/lock.js';
 import { NETNS_RUN_DIR, netnsEtcDir, paths } from '../state/paths.js';
 import { ensureRunSubdir } from '../state/dirs.js';
 import { allStates, readHostState, readState, removeNamespaceDir, staleBootStates, writeState, type Holder, type NamespaceState } from '../state/store.js';
-import { applySteps, stateRootOf, undoJournal } from './apply.js';
+import { applySteps, nsfsCtime, stateRootOf, undoJournal } from './apply.js';
 import { Journal } from './journal.js';
 import { checkNetnsFiles, repairSteps, undoStep, type StepContext } from './executors.js';
 import { crashNow } from './crash.js';
@@ -83,8 +83,12 @@ export function namespaceProcesses(name: string): number[] {
 
 // /run/netns/NAME is no longer the namespace nsroute created (deleted, or another tool's now).
 function netnsReplaced(name: string): boolean {
+  const owner = new Journal(paths.journal(name)).netnsOwnership();
   const ino = ownNetnsInode(name);
-  return ino !== undefined && netnsInode(netnsPath(name)) !== ino;
+  if (ino === undefined) return false;
+  if (netnsInode(netnsPath(name)) !== ino) return true;
+  // Same inode number: a namespace made after ours was freed can get it again; the ctime differs.
+  return typeof owner === 'object' && owner.ctime !== undefined && nsfsCtime(netnsPath(name)) !== owner.ctime;
 }
 
 // Processes running inside NAME, as holders: what keeps a namespace whose execs are gone
@@ -246,7 +250,7 @@ export async function recoverLost(report: SweepReport, only?: string): Promise<v
       const ino = netnsInode(netnsPath(name));
       stepsFor(v.config, { persistent }).forEach((step, i) => {
         journal.intend(i, step);
-        if (step.kind === 'netns-add' && ino !== undefined) journal.created(i, ino);
+        if (step.kind === 'netns-add' && ino !== undefined) journal.created(i, ino, nsfsCtime(netnsPath(name)));
         journal.done(i);
       });
       writeState({ version: 1, name, status: 'up', persistent, createdAt: new Date().toISOString(), bootId: bootId(), config: v.config, holders: [] });
@@ -377,12 +381,14 @@ export interface UpResult {
 // inode): the fd `exec` hands to the command's wrapper, which enters nothing else
 // (sys/command.ts). undefined: not (or no longer) nsroute's.
 export function openOwnNetns(name: string): number | undefined {
-  const ino = ownNetnsInode(name);
-  if (ino === undefined) return undefined;
+  const owner = new Journal(paths.journal(name)).netnsOwnership();
+  if (typeof owner !== 'object') return undefined;
   let fd: number | undefined;
   try {
     fd = openSync(netnsPath(name), constants.O_RDONLY | constants.O_NOFOLLOW);
-    if (fstatSync(fd).ino === ino) return fd;
+    const st = fstatSync(fd, { bigint: true });
+    // The inode number alone is reused once a namespace is freed: the ctime tells them apart.
+    if (Number(st.ino) === owner.ino && (owner.ctime === undefined || st.ctimeNs.toString() === owner.ctime)) return fd;
   } catch {
     /* gone */
   }
