@@ -116,17 +116,9 @@ async function undoCombined(journal: Journal, ctx: StepContext, intents: readonl
   const veths = intents.filter((s): s is Extract<Step, { kind: 'veth-add' }> => s.kind === 'veth-add');
   const reads = ipJsonBatch([...veths.map((v) => `link show dev ${v.hostIface}`), 'rule show'], ['-4']);
   const errors: Error[] = [];
-  // Reverse order, as step by step; every part is idempotent. nft first (the table without
-  // this namespace, the firewall holes), files and sysctls: parallel with the read.
-  const local = (async () => {
-    for (let i = intents.length - 1; i >= 0; i--) {
-      try {
-        await undoLocalPart(intents[i]!, ctx);
-      } catch (e) {
-        errors.push(e as Error);
-      }
-    }
-  })();
+  // Files and sysctls (in reverse order, as step by step), nft's table and the firewall holes
+  // (independent of each other): parallel with the read. Every part is idempotent.
+  const local = Promise.all([...intents].reverse().map((step) => undoLocalPart(step, ctx).catch((e: Error) => void errors.push(e))));
   const [answers] = await Promise.all([reads, local]);
   const facts: UndoFacts = { vethOurs: new Map(), guardJson: answers[answers.length - 1] };
   for (const [k, v] of veths.entries()) facts.vethOurs.set(v.hostIface, await vethOwnership(v, answers[k], ctx));

@@ -15,7 +15,7 @@ import { bootId, isSameProcessAlive, netnsInode, netnsProcessesByInode, processI
 import { dhcpPid } from '../sys/lan.js';
 import { isDeadNetnsFile, readRegularFile, readTrustedFile, removeIfExists, WriteFailed } from '../sys/fsx.js';
 import { lookupAccount } from '../sys/users.js';
-import { withHostLock } from '../state/lock.js';
+import { hostLockGeneration, withHostLock } from '../state/lock.js';
 import { NETNS_RUN_DIR, netnsEtcDir, paths } from '../state/paths.js';
 import { ensureRunSubdir } from '../state/dirs.js';
 import { allStates, readHostState, readState, removeNamespaceDir, staleBootStates, writeState, type Holder, type NamespaceState } from '../state/store.js';
@@ -419,7 +419,13 @@ export async function bringUp(req: UpRequest): Promise<UpResult> {
   const { profile } = req;
   const name = profile.name;
   refuseInsideNamespace();
-  return withHostLock(async () => {
+  // A NAME that looks new: its host facts are read before the lock (spawned before the lock's
+  // own process), and used under it only if no other take of the lock happened since (its
+  // generation, state/lock.ts): then nothing nsroute does changed the host in between, and the
+  // lock is held for the changes alone.
+  const g0 = readState(name) || existsSync(netnsPath(name)) ? undefined : hostLockGeneration();
+  const early = g0 === undefined ? undefined : gatherHostFacts(profile.via, { ipv6: profile.ipv6 === 'nat' }).catch(() => undefined);
+  return withHostLock(async ({ genBefore }) => {
     const existing = await touch(name);
     if (existing && netnsReplaced(name)) {
       throw new UserError(
@@ -448,7 +454,7 @@ export async function bringUp(req: UpRequest): Promise<UpResult> {
     if (existsSync(netnsPath(name))) {
       throw new UserError(`a network namespace called ${name} exists but nsroute did not create it`, 'pick another name; nsroute never touches namespaces it does not own');
     }
-    const facts = await gatherHostFacts(profile.via, { ipv6: profile.ipv6 === 'nat' });
+    const facts = (early && genBefore === g0 ? await early : undefined) ?? (await gatherHostFacts(profile.via, { ipv6: profile.ipv6 === 'nat' }));
     const others = allStates().filter((s) => s.name !== name);
     const plan = buildPlan(profile, facts, others.map((s) => s.config), { persistent: req.persistent });
     // Refused before the first change: what the files step cannot write safely, and a
