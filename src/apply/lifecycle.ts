@@ -423,7 +423,9 @@ export async function bringUp(req: UpRequest): Promise<UpResult> {
   // own process), and used under it only if no other take of the lock happened since (its
   // generation, state/lock.ts): then nothing nsroute does changed the host in between, and the
   // lock is held for the changes alone.
-  const g0 = readState(name) || existsSync(netnsPath(name)) ? undefined : hostLockGeneration();
+  // Nothing of NAME's at all (no state, journal or namespace): the sweep under the lock then
+  // changes nothing either.
+  const g0 = existsSync(paths.nsDir(name)) || existsSync(netnsPath(name)) ? undefined : hostLockGeneration();
   const early = g0 === undefined ? undefined : gatherHostFacts(profile.via, { ipv6: profile.ipv6 === 'nat' }).catch(() => undefined);
   return withHostLock(async ({ genBefore }) => {
     const existing = await touch(name);
