@@ -403,12 +403,15 @@ export function openOwnNetns(name: string): number | undefined {
 // wins the race removes the namespace before the command enters it, which then fails closed
 // (the fd check above). Anything else (ephemeral, not watched, other settings, a create or
 // teardown under way, an earlier boot) goes through bringUp under the lock.
+function watchedNow(st: NamespaceState): boolean {
+  if (!st.persistent || st.noWatch) return false;
+  return (st.watcher !== undefined && isSameProcessAlive(st.watcher.pid, st.watcher.startTime)) || runningWatcher(st.name) !== undefined;
+}
+
 export function joinWatched(profile: Profile): { state: NamespaceState; netnsFd: number } | undefined {
   const st = readState(profile.name);
   if (!st || st.status !== 'up' || !st.persistent || st.noWatch || st.bootId !== bootId()) return undefined;
-  if (conflicts(profile, st.config).length > 0) return undefined;
-  const watcher = st.watcher && isSameProcessAlive(st.watcher.pid, st.watcher.startTime) ? st.watcher : runningWatcher(st.name);
-  if (!watcher) return undefined;
+  if (conflicts(profile, st.config).length > 0 || !watchedNow(st)) return undefined;
   const netnsFd = openOwnNetns(st.name);
   return netnsFd === undefined ? undefined : { state: st, netnsFd };
 }
@@ -449,7 +452,8 @@ export async function bringUp(req: UpRequest): Promise<UpResult> {
       if (req.persistent && req.watch === false) existing.noWatch = true;
       if (req.watch) delete existing.noWatch;
       writeState(existing);
-      for (const p of await repair(existing)) process.stderr.write(`nsroute: could not restore ${p}\n`);
+      // A persistent NAME with a live watcher is kept right by it: no repair per exec.
+      if (!watchedNow(existing)) for (const p of await repair(existing)) process.stderr.write(`nsroute: could not restore ${p}\n`);
       if (req.watch && existing.persistent) startWatcherOrWarn(existing);
       return { state: existing, created: false };
     }

@@ -81,6 +81,8 @@ async function settle(name: string, self: Holder): Promise<void> {
   while (userProcesses(name).length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
 }
 
+const LOCK_FREE_JOIN = false;
+
 // How long a command runs before exec starts its monitors (ip monitor, nft monitor).
 const MONITOR_AFTER_MS = 300;
 
@@ -119,9 +121,11 @@ export async function runInNamespace(name: string, command: readonly string[] | 
       user: account.name,
       since: new Date().toISOString(),
     };
-    // Into a persistent NAME its watcher keeps right: no lock, no repair, no holder record
-    // (lifecycle.ts joinWatched). Otherwise bring it up (or join it) under the lock.
-    const joined = joinWatched(profile);
+    // Bring NAME up or join it under the lock (a join into a watched persistent NAME makes no
+    // repair). The lock-free join (lifecycle.ts joinWatched) stays off until `down` marks a
+    // NAME as leaving before it looks for processes inside: without that, an exec can enter a
+    // NAME after down --force ended what ran there and run on in it without a network.
+    const joined = LOCK_FREE_JOIN ? joinWatched(profile) : undefined;
     const { state } = joined ?? (await bringUp({ profile, persistent: false, holder }));
     let netnsFd = joined?.netnsFd ?? openOwnNetns(name);
     const closeNetnsFd = () => {

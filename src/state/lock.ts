@@ -156,7 +156,10 @@ export function lockFile(
 
 function readLockInfo(path: string): HolderInfo | undefined {
   try {
-    return JSON.parse(readFileSync(path, 'utf8')) as HolderInfo;
+    const text = readFileSync(path, 'utf8');
+    // Empty: never taken (or a record being rewritten, whose gen is then above 0 anyway).
+    if (text === '') return { pid: 0, startTime: 0, argv: [], gen: 0, held: false };
+    return JSON.parse(text) as HolderInfo;
   } catch (e) {
     return (e as NodeJS.ErrnoException).code === 'ENOENT' ? { pid: 0, startTime: 0, argv: [], gen: 0, held: false } : undefined;
   }

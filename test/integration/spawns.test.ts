@@ -1,7 +1,7 @@
 // What an exec costs, as structure rather than time (issue 11): the processes nsroute spawns
 // and the host-lock takes, counted from NSROUTE_TRACE (src/sys/trace.ts). A cold exec creates
 // and removes its namespace in a handful of batched spawns; a hot exec into a persistent NAME
-// that its watcher keeps right spawns only the command and takes no lock. And the wrapper
+// that its watcher keeps right spawns only the command and the lock (no repair). And the wrapper
 // that enters the namespace refuses to run the command in any namespace but the one nsroute
 // checked (the lock-free join must fail closed when NAME is replaced).
 import { spawnSync } from 'node:child_process';
@@ -50,18 +50,18 @@ describe('spawns per exec', () => {
     expect(w.netnsExists(w.name('cold'))).toBe(false);
   });
 
-  it('a hot exec into a watched persistent NAME spawns only the command and takes no lock', async () => {
+  it('a hot exec into a watched persistent NAME spawns only the command and the lock, and makes no repair', async () => {
     const n = w.name('hot');
     expectOk(await w.nsroute(['up', n, '--via', SLOW_GW]));
     await waitFor(() => watcherPid(n) !== undefined, 'the watcher');
     const t = await traced(['exec', n, '--', 'true']);
-    expect(t.spawns.map((a) => a.slice(0, 4)), JSON.stringify(t.spawns)).toEqual([['ip', 'netns', 'exec', n]]);
-    expect(t.locks).toEqual([]);
-    // The same NAME without a watcher (--no-watch) goes through the lock and its repair.
+    expect(t.spawns.filter((a) => a[0] !== 'flock').map((a) => a.slice(0, 4)), JSON.stringify(t.spawns)).toEqual([['ip', 'netns', 'exec', n]]);
+    expect(t.locks).toEqual(['acquire', 'release', 'acquire', 'release']);
+    // The same NAME without a watcher (--no-watch): the join repairs (reads nft and the rules).
     expectOk(await w.nsroute(['down', n]));
     expectOk(await w.nsroute(['up', n, '--via', SLOW_GW, '--no-watch']));
     const slow = await traced(['exec', n, '--', 'true']);
-    expect(slow.locks.filter((l) => l === 'acquire').length).toBeGreaterThan(0);
+    expect(slow.spawns.filter((a) => a[0] !== 'flock').length, JSON.stringify(slow.spawns)).toBeGreaterThan(1);
     expectOk(await w.nsroute(['down', n]));
   });
 
