@@ -1,4 +1,7 @@
 import { main } from './cli.js';
+import { installTrace } from './sys/trace.js';
+
+installTrace();
 
 // The first chunk the loader (src/loader.ts) loads; it calls start(). warmUp is for the
 // loader's writeCodeCaches.

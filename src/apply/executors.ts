@@ -1,7 +1,7 @@
 import { join } from 'node:path';
-import { chmodSync, existsSync, lstatSync, mkdirSync, readFileSync, type Stats } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, mkdirSync, readFileSync, statSync, type Stats } from 'node:fs';
 import { UserError } from '../errors.js';
-import type { NamespaceConfig, Step, Uplink } from '../plan/types.js';
+import type { HostFacts, NamespaceConfig, Step, Uplink } from '../plan/types.js';
 import { nsConfigLanLines, nsConfigLines, uplinkRoute6Lines, uplinkRouteLines, uplinkRuleArgs, vethBridgeLines, vethLines, vethRouteLines } from '../plan/plan.js';
 import { disableIpv6In, giveBack, readTakeover, startDhcp, stopDhcp, takeOver } from '../sys/lan.js';
 import { dhcpScript } from '../net/dhcp.js';
@@ -45,7 +45,9 @@ export function netnsIsOurs(netns: string, owner: NetnsOwnership | undefined): '
   if (now === undefined) return 'gone';
   if (owner === undefined || owner === 'legacy') return 'yes';
   if (owner === 'unknown' || owner === 'none') return 'unknown';
-  return owner.ino === now ? 'yes' : 'replaced';
+  if (owner.ino !== now) return 'replaced';
+  // The same inode number again: a namespace made after ours was freed; the ctime tells.
+  return owner.ctime === undefined || nsfsCtimeOf(join(NETNS_RUN_DIR, netns)) === owner.ctime ? 'yes' : 'replaced';
 }
 
 // Undo of a veth nsroute made: its host end goes only if its owner tag names NAME, or (a crash
@@ -270,6 +272,15 @@ export function restoreSrcValidMark(dev: string): void {
 // What a step created that undo must recognise (recorded in the journal by the applier).
 export interface Created {
   netnsIno?: number;
+  netnsCtime?: string;
+}
+
+function nsfsCtimeOf(path: string): string | undefined {
+  try {
+    return statSync(path, { bigint: true }).ctimeNs.toString();
+  } catch {
+    return undefined;
+  }
 }
 
 export async function doStep(step: Step, ctx: StepContext): Promise<Created | void> {
@@ -279,7 +290,7 @@ export async function doStep(step: Step, ctx: StepContext): Promise<Created | vo
       // What identifies it from now on: a namespace another tool makes under the same name
       // later has another inode, and undo leaves that one alone.
       const netnsIno = netnsInode(join(NETNS_RUN_DIR, step.name));
-      return netnsIno === undefined ? undefined : { netnsIno };
+      return netnsIno === undefined ? undefined : { netnsIno, netnsCtime: nsfsCtimeOf(join(NETNS_RUN_DIR, step.name)) };
     }
     case 'veth-add':
       return ipBatch(vethLines(step));
@@ -479,6 +490,133 @@ export async function undoStep(step: Step, ctx: StepContext): Promise<void> {
       await syncGuard(ctx.others());
       return;
   }
+}
+
+// ---- Combined apply and undo (apply.ts): the steps of a nat create without IPv6 in a few
+// spawns instead of one or more per step. Every other plan goes step by step as before.
+export const COMBINED_KINDS = new Set<Step['kind']>(['netns-add', 'route-guard', 'veth-add', 'ns-config', 'netns-files', 'ip-forward', 'uplink-route', 'fw-holes', 'nft-sync', 'nft-member']);
+
+// Whether these steps (a create's, or a journal's intents) can go through the combined path:
+// only the kinds above, nothing of IPv6 in them or in another namespace (the IPv6 fail-closed
+// rules then need no change; `ip -4` batches are enough).
+export function combinable(steps: readonly Step[], ctx: StepContext): boolean {
+  if (steps.length === 0 || !steps.every((s) => COMBINED_KINDS.has(s.kind))) return false;
+  if (steps.some((s) => s.kind === 'veth-add' && (s.hostCidr6 || s.subnet6))) return false;
+  if (ctx.self && (ctx.self.mode !== 'nat' || ctx.self.ipv6 === 'nat')) return false;
+  return !ctx.others().some((o) => o.ipv6 === 'nat');
+}
+
+// `ip -j -4 -N -d rule show` as the fail-closed rules' reader expects it (plan/guard.ts reads
+// `ip -j -4 rule show`): the action by name, no protocol where the kernel has none.
+const RULE_ACTIONS: Record<string, string> = { '6': 'blackhole', '7': 'unreachable', '8': 'prohibit' };
+export function guardJsonOfNumeric(json: unknown): unknown[] {
+  return (Array.isArray(json) ? (json as Record<string, unknown>[]) : []).map((r) => {
+    const out = { ...r };
+    if (out.protocol === '0') delete out.protocol;
+    if (typeof out.action === 'string' && RULE_ACTIONS[out.action]) out.action = RULE_ACTIONS[out.action];
+    return out;
+  });
+}
+
+// The host's `ip -4 -batch` lines of a create step: the fail-closed rules first (as synced from
+// the rules read with the facts), the veth, the uplink's table and rule. Lines of one step stay
+// together and in step order, so `ip -batch` stopping at a failing line leaves a prefix of the
+// plan applied, which the journal (all intents written first) undoes.
+export function createHostLines(step: Step, ctx: StepContext, facts: HostFacts): string[] {
+  switch (step.kind) {
+    case 'netns-add':
+      return [`netns add ${step.name}`];
+    case 'route-guard': {
+      const wanted = renderGuardRules([...ctx.others(), ...(ctx.self ? [ctx.self] : [])]);
+      return guardSyncLines(currentGuardRules(guardJsonOfNumeric(facts.rulesJson)), wanted.v4);
+    }
+    case 'veth-add':
+      return vethLines(step);
+    case 'uplink-route': {
+      const u = step.uplink;
+      const has = facts.rules.some((r) => r.priority === u.pref && r.fwmark === u.mark && r.table === u.table);
+      return [...uplinkRouteLines(u), ...(has ? [] : [`rule add ${uplinkRuleArgs(u).join(' ')}`])];
+    }
+    default:
+      return [];
+  }
+}
+
+// The part of a create step that is no `ip` line: files, sysctls, firewall (own spawns).
+export async function createLocalPart(step: Step, ctx: StepContext, facts: HostFacts): Promise<void> {
+  switch (step.kind) {
+    case 'netns-files':
+    case 'ip-forward':
+    case 'nft-sync':
+    case 'nft-member':
+      await doStep(step, ctx);
+      return;
+    case 'uplink-route':
+      enableSrcValidMark(step.uplink.dev);
+      return;
+    case 'fw-holes':
+      return ensureForwardHoles(facts.nftRuleset);
+    default:
+      return;
+  }
+}
+
+// Undo of a journal's intents through the combined path: what the host batch must do for a step
+// (read: the owner tag of the veth and the rules, read once before), and the rest.
+export interface UndoFacts {
+  vethOurs: Map<string, boolean>; // host iface -> may be deleted
+  guardJson: unknown;
+}
+
+export function undoHostLines(step: Step, ctx: StepContext, facts: UndoFacts): string[] {
+  switch (step.kind) {
+    case 'netns-add':
+      return netnsIsOurs(step.name, ctx.netns) === 'yes' ? [`netns del ${step.name}`] : [];
+    case 'route-guard':
+      return guardSyncLines(currentGuardRules(facts.guardJson), renderGuardRules(ctx.others()).v4);
+    case 'veth-add':
+      return facts.vethOurs.get(step.hostIface) ? [`link del dev ${step.hostIface}`] : [];
+    case 'uplink-route':
+      if (ctx.others().some((o) => o.uplink?.table === step.uplink.table)) return [];
+      return [`rule del ${uplinkRuleArgs(step.uplink).join(' ')}`, `route flush table ${step.uplink.table}`];
+    default:
+      return [];
+  }
+}
+
+export async function undoLocalPart(step: Step, ctx: StepContext): Promise<void> {
+  switch (step.kind) {
+    case 'netns-add':
+      if (netnsIsOurs(step.name, ctx.netns) !== 'yes') await undoStep(step, ctx); // says why it is left alone
+      return;
+    case 'netns-files':
+    case 'ip-forward':
+    case 'nft-sync':
+    case 'nft-member':
+    case 'fw-holes':
+      return undoStep(step, ctx);
+    case 'uplink-route':
+      if (!ctx.others().some((o) => o.uplink?.dev === step.uplink.dev)) restoreSrcValidMark(step.uplink.dev);
+      return;
+    default:
+      return;
+  }
+}
+
+// Whose the host ends of these veths are (removeOwnVeth's rule), from one read.
+export async function vethOwnership(step: Extract<Step, { kind: 'veth-add' }>, link: unknown[] | undefined, ctx: StepContext): Promise<boolean> {
+  const l = (link ?? [])[0] as Record<string, unknown> | undefined;
+  if (!l) return false; // gone already
+  const alias = typeof l.ifalias === 'string' ? l.ifalias : undefined;
+  if (parseTag(alias)?.name === step.netns) return true;
+  if (alias === undefined && netnsIsOurs(step.netns, ctx.netns) === 'yes') {
+    const id = await netnsId(step.netns);
+    const ours = id !== undefined && l.link_netnsid === id;
+    if (!ours) notice(`left interface ${step.hostIface} alone: it is not ${step.netns}'s (it has no nsroute owner tag)`);
+    return ours;
+  }
+  notice(`left interface ${step.hostIface} alone: it is not ${step.netns}'s (${alias ? `its owner tag is "${alias}"` : 'it has no nsroute owner tag'})`);
+  return false;
 }
 
 // Puts back, for a namespace that is up, what other tools removed (lifecycle.ts `repair`),

@@ -7,14 +7,16 @@ import { appendLineSync, ensureTrustedSubdir, readTrustedFile, removeIfExists } 
 // crash at any instant (even inside a non-atomic `ip -batch`) can be undone.
 // 'created': what identifies an object the step created, written right after creating it and
 // before 'done' (the nsfs inode of a namespace, net/proc.ts netnsInode): undo removes only that.
-export type JournalEntry = { op: 'do'; i: number; step: Step } | { op: 'created'; i: number; netnsIno: number } | { op: 'done'; i: number };
+// netnsCtime: the nsfs inode's ctime (ns, as text): inode numbers of namespaces are reused once
+// one is freed, the pair is not.
+export type JournalEntry = { op: 'do'; i: number; step: Step } | { op: 'created'; i: number; netnsIno: number; netnsCtime?: string } | { op: 'done'; i: number };
 
 // Whose namespace NAME is, as far as the journal knows: the inode nsroute created it with;
 // 'legacy' for a journal of an nsroute that did not record it (the create is done, nothing more
 // is known; treated as before: by name); 'unknown' when the create was intended but its inode
 // never recorded (a crash right after \`ip netns add\`, or \`ip netns add\` failed because the
 // name was taken meanwhile): then nothing proves the namespace at that name is nsroute's.
-export type NetnsOwnership = { ino: number } | 'legacy' | 'unknown' | 'none';
+export type NetnsOwnership = { ino: number; ctime?: string } | 'legacy' | 'unknown' | 'none';
 
 export class Journal {
   constructor(readonly path: string) {}
@@ -24,8 +26,16 @@ export class Journal {
     appendLineSync(this.path, JSON.stringify({ op: 'do', i, step } satisfies JournalEntry));
   }
 
-  created(i: number, netnsIno: number): void {
-    appendLineSync(this.path, JSON.stringify({ op: 'created', i, netnsIno } satisfies JournalEntry));
+  // Several intents in one write and one fsync (the combined apply, apply.ts): all of them are
+  // on disk before any of their steps runs.
+  intendAll(steps: readonly Step[]): void {
+    if (steps.length === 0) return;
+    ensureTrustedSubdir(dirname(this.path), 0o700);
+    appendLineSync(this.path, steps.map((step, i) => JSON.stringify({ op: 'do', i, step } satisfies JournalEntry)).join('\n'));
+  }
+
+  created(i: number, netnsIno: number, netnsCtime?: string): void {
+    appendLineSync(this.path, JSON.stringify({ op: 'created', i, netnsIno, ...(netnsCtime ? { netnsCtime } : {}) } satisfies JournalEntry));
   }
 
   netnsOwnership(): NetnsOwnership {
@@ -33,7 +43,7 @@ export class Journal {
     const add = entries.find((e) => e.op === 'do' && e.step.kind === 'netns-add');
     if (!add) return 'none';
     const created = entries.find((e) => e.op === 'created' && e.i === add.i);
-    if (created?.op === 'created') return { ino: created.netnsIno };
+    if (created?.op === 'created') return { ino: created.netnsIno, ...(created.netnsCtime ? { ctime: created.netnsCtime } : {}) };
     return entries.some((e) => e.op === 'done' && e.i === add.i) ? 'legacy' : 'unknown';
   }
 

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { closeSync, existsSync, openSync, readlinkSync } from 'node:fs';
+import { closeSync, constants, existsSync, fstatSync, openSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { HostError, UserError } from '../errors.js';
 import { buildPlan, stepsFor, tagOf, type UplinkWaiting } from '../plan/plan.js';
@@ -15,11 +15,11 @@ import { bootId, isSameProcessAlive, netnsInode, netnsProcessesByInode, netnsPro
 import { dhcpPid } from '../sys/lan.js';
 import { isDeadNetnsFile, readRegularFile, readTrustedFile, removeIfExists, WriteFailed } from '../sys/fsx.js';
 import { lookupAccount } from '../sys/users.js';
-import { withHostLock } from '../state/lock.js';
+import { hostLockGeneration, withHostLock } from '../state/lock.js';
 import { NETNS_RUN_DIR, netnsEtcDir, paths } from '../state/paths.js';
 import { ensureRunDir, ensureRunSubdir } from '../state/dirs.js';
 import { allStates, knownNames, readHostState, readState, removeNamespaceDir, staleBootStates, writeState, type Holder, type NamespaceState } from '../state/store.js';
-import { applySteps, stateRootOf, undoJournal } from './apply.js';
+import { applySteps, nsfsCtime, stateRootOf, undoJournal } from './apply.js';
 import { Journal } from './journal.js';
 import { checkNetnsFiles, repairSteps, undoStep, type StepContext } from './executors.js';
 import { crashNow } from './crash.js';
@@ -86,8 +86,12 @@ export function namespaceProcesses(name: string, scan?: NetnsScan): number[] {
 
 // /run/netns/NAME is no longer the namespace nsroute created (deleted, or another tool's now).
 function netnsReplaced(name: string): boolean {
+  const owner = new Journal(paths.journal(name)).netnsOwnership();
   const ino = ownNetnsInode(name);
-  return ino !== undefined && netnsInode(netnsPath(name)) !== ino;
+  if (ino === undefined) return false;
+  if (netnsInode(netnsPath(name)) !== ino) return true;
+  // Same inode number: a namespace made after ours was freed can get it again; the ctime differs.
+  return typeof owner === 'object' && owner.ctime !== undefined && nsfsCtime(netnsPath(name)) !== owner.ctime;
 }
 
 // Processes running inside NAME, as holders: what keeps a namespace whose execs are gone
@@ -289,7 +293,7 @@ export async function recoverLost(report: SweepReport, only?: string): Promise<v
       const ino = netnsInode(netnsPath(name));
       stepsFor(v.config, { persistent }).forEach((step, i) => {
         journal.intend(i, step);
-        if (step.kind === 'netns-add' && ino !== undefined) journal.created(i, ino);
+        if (step.kind === 'netns-add' && ino !== undefined) journal.created(i, ino, nsfsCtime(netnsPath(name)));
         journal.done(i);
       });
       writeState({ version: 1, name, status: 'up', persistent, createdAt: new Date().toISOString(), bootId: bootId(), config: v.config, holders: [] });
@@ -423,13 +427,61 @@ export interface UpResult {
   waiting?: UplinkWaiting; // created with its kill switch closed: the uplink is not usable yet
 }
 
+// Opens /run/netns/NAME when it is the namespace nsroute created for NAME (its journal's
+// inode): the fd `exec` hands to the command's wrapper, which enters nothing else
+// (sys/command.ts). undefined: not (or no longer) nsroute's.
+export function openOwnNetns(name: string): number | undefined {
+  const owner = new Journal(paths.journal(name)).netnsOwnership();
+  if (typeof owner !== 'object') return undefined;
+  let fd: number | undefined;
+  try {
+    fd = openSync(netnsPath(name), constants.O_RDONLY | constants.O_NOFOLLOW);
+    const st = fstatSync(fd, { bigint: true });
+    // The inode number alone is reused once a namespace is freed: the ctime tells them apart.
+    if (Number(st.ino) === owner.ino && (owner.ctime === undefined || st.ctimeNs.toString() === owner.ctime)) return fd;
+  } catch {
+    /* gone */
+  }
+  if (fd !== undefined) closeSync(fd);
+  return undefined;
+}
+
+// A hot exec into a persistent NAME that a live watcher keeps right needs neither the host
+// lock nor a repair (the watcher repairs; it also runs `exec`'s repairs once, at `up`): the
+// state is read as it is (written by rename, never torn), and the command is not recorded as
+// a holder: `down` finds it by the namespace's processes (processHolders), and a `down` that
+// wins the race removes the namespace before the command enters it, which then fails closed
+// (the fd check above). Anything else (ephemeral, not watched, other settings, a create or
+// teardown under way, an earlier boot) goes through bringUp under the lock.
+function watchedNow(st: NamespaceState): boolean {
+  // The host watcher (watch.ts) covers every persistent NAME that is not --no-watch.
+  if (!st.persistent || st.noWatch) return false;
+  return runningWatcher() !== undefined;
+}
+
+export function joinWatched(profile: Profile): { state: NamespaceState; netnsFd: number } | undefined {
+  const st = readState(profile.name);
+  if (!st || st.status !== 'up' || !st.persistent || st.noWatch || st.bootId !== bootId()) return undefined;
+  if (conflicts(profile, st.config).length > 0 || !watchedNow(st)) return undefined;
+  const netnsFd = openOwnNetns(st.name);
+  return netnsFd === undefined ? undefined : { state: st, netnsFd };
+}
+
 // Creates NAME (or joins it when it is already up with compatible settings) and records the
 // holder. Validation and planning happen before the first change; a failed apply is rolled back.
 export async function bringUp(req: UpRequest): Promise<UpResult> {
   const { profile } = req;
   const name = profile.name;
   refuseInsideNamespace();
-  return withHostLock(async () => {
+  // A NAME that looks new: its host facts are read before the lock (spawned before the lock's
+  // own process), and used under it only if no other take of the lock happened since (its
+  // generation, state/lock.ts): then nothing nsroute does changed the host in between, and the
+  // lock is held for the changes alone.
+  // Nothing of NAME's at all (no state, journal or namespace): the sweep under the lock then
+  // changes nothing either.
+  const g0 = existsSync(paths.nsDir(name)) || existsSync(netnsPath(name)) ? undefined : hostLockGeneration();
+  const early = g0 === undefined ? undefined : gatherHostFacts(profile.via, { ipv6: profile.ipv6 === 'nat' }).catch(() => undefined);
+  return withHostLock(async ({ genBefore }) => {
     const existing = await touch(name);
     if (existing && netnsReplaced(name)) {
       throw new UserError(
@@ -452,14 +504,15 @@ export async function bringUp(req: UpRequest): Promise<UpResult> {
       if (req.persistent && req.watch === false) existing.noWatch = true;
       if (req.watch) delete existing.noWatch;
       writeState(existing);
-      for (const p of await repair(existing)) process.stderr.write(`nsroute: could not restore ${p}\n`);
+      // A persistent NAME with a live watcher is kept right by it: no repair per exec.
+      if (!watchedNow(existing)) for (const p of await repair(existing)) process.stderr.write(`nsroute: could not restore ${p}\n`);
       if (req.watch && existing.persistent) startWatcherOrWarn(existing);
       return { state: existing, created: false };
     }
     if (existsSync(netnsPath(name))) {
       throw new UserError(`a network namespace called ${name} exists but nsroute did not create it`, 'pick another name; nsroute never touches namespaces it does not own');
     }
-    const facts = await gatherHostFacts(profile.via, { ipv6: profile.ipv6 === 'nat' });
+    const facts = (early && genBefore === g0 ? await early : undefined) ?? (await gatherHostFacts(profile.via, { ipv6: profile.ipv6 === 'nat' }));
     const others = allStates().filter((s) => s.name !== name);
     const plan = buildPlan(profile, facts, others.map((s) => s.config), { persistent: req.persistent, waitForUplink: req.persistent ? (req.waitForMissingUplink ? 'missing-too' : 'existing') : false });
     // Refused before the first change: what the files step cannot write safely, and a
@@ -489,7 +542,9 @@ export async function bringUp(req: UpRequest): Promise<UpResult> {
         if (req.holder) state.holders.push(req.holder);
         if (req.persistent && req.watch === false) state.noWatch = true;
         writeState(state);
-      });
+        // An uplink that is not usable yet (plan.waiting): step by step, where the uplink's
+        // route step falls back to the unreachable route alone (uplink-wait.ts).
+      }, plan.waiting ? undefined : facts);
     } catch (e) {
       if (new Journal(paths.journal(name)).intents().length === 0) removeNamespaceDir(name);
       throw e;

@@ -1,6 +1,7 @@
 import { constants } from 'node:os';
-import { UserError } from '../errors.js';
-import { bringUp, liveHolders, release, userProcesses } from '../apply/lifecycle.js';
+import { HostError, UserError } from '../errors.js';
+import { closeSync } from 'node:fs';
+import { bringUp, joinWatched, liveHolders, openOwnNetns, release, userProcesses } from '../apply/lifecycle.js';
 import { readState } from '../state/store.js';
 import type { RouteOptions } from '../profile/profile.js';
 import { namespaceArgv, spawnInherited } from '../sys/command.js';
@@ -81,6 +82,11 @@ async function settle(name: string, self: Holder): Promise<void> {
   while (userProcesses(name).length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
 }
 
+const LOCK_FREE_JOIN = false;
+
+// How long a command runs before exec starts its monitors (ip monitor, nft monitor).
+const MONITOR_AFTER_MS = 300;
+
 const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
 
 // exec and shell: bring NAME up (or join it), run the command inside as the chosen user,
@@ -116,7 +122,21 @@ export async function runInNamespace(name: string, command: readonly string[] | 
       user: account.name,
       since: new Date().toISOString(),
     };
-    const { state } = await bringUp({ profile, persistent: false, holder });
+    // Bring NAME up or join it under the lock (a join into a watched persistent NAME makes no
+    // repair). The lock-free join (lifecycle.ts joinWatched) stays off until `down` marks a
+    // NAME as leaving before it looks for processes inside: without that, an exec can enter a
+    // NAME after down --force ended what ran there and run on in it without a network.
+    const joined = LOCK_FREE_JOIN ? joinWatched(profile) : undefined;
+    const { state } = joined ?? (await bringUp({ profile, persistent: false, holder }));
+    let netnsFd = joined?.netnsFd ?? openOwnNetns(name);
+    const closeNetnsFd = () => {
+      if (netnsFd !== undefined) closeSync(netnsFd);
+      netnsFd = undefined;
+    };
+    const leave = async () => {
+      closeNetnsFd();
+      if (!joined) await release(name, holder);
+    };
     let code: number;
     try {
       if (earlySignal) {
@@ -132,28 +152,36 @@ export async function runInNamespace(name: string, command: readonly string[] | 
         };
         // A user's command does not see root's settings (policy/entry.ts cleaned the rest).
         if (callerContext()) for (const k of Object.keys(env)) if (k.startsWith('NSROUTE_') && k !== 'NSROUTE_NAMESPACE') delete env[k];
-        child = spawnInherited(namespaceArgv(name, argv, switchUser ? account : undefined), env);
+        if (netnsFd === undefined) throw new HostError(`${name} is no longer the namespace nsroute set up (another tool deleted or replaced it)`, `\`nsroute down ${name}\` removes what is nsroute's`);
+        child = spawnInherited(namespaceArgv(name, argv, switchUser ? account : undefined, true), env, netnsFd);
+        closeNetnsFd(); // the wrapper has its copy (and closes it before the command starts)
         // While the command runs: bind mounts kept in place, the uplink's routes put back
         // when the link returns (kill switch until then), a flushed firewall restored. A
         // persistent namespace has the host's watcher for that (started by `up`).
         const watched = state.persistent && !state.noWatch;
-        const keepers = [
-          ...(child.pid ? [keepBindMounts(name, child.pid)] : []),
-          ...(state.config.uplink && !watched ? [watchNamespaces({ names: [name] })] : []),
-        ];
-        const result = await child.finally(() => keepers.forEach((k) => k.stop()));
+        const keepers = [...(child.pid ? [keepBindMounts(name, child.pid)] : [])];
+        // The monitors (two more processes) only for a command that runs a while: the kill
+        // switch holds without them, and their first look covers what changed before they ran.
+        const monitorLater =
+          state.config.uplink && !watched ? setTimeout(() => keepers.push(watchNamespaces({ names: [name] })), MONITOR_AFTER_MS) : undefined;
+        const result = await child.finally(() => {
+          clearTimeout(monitorLater);
+          keepers.forEach((k) => k.stop());
+        });
         if (result.exitCode === undefined && !result.signal) {
           throw new Error(`could not start ${argv[0]}: ${result.shortMessage ?? 'unknown error'}`);
         }
         code = exitCodeOf(result);
       }
     } catch (e) {
-      await release(name, holder).catch(() => undefined);
+      await leave().catch(() => undefined);
       throw e;
     }
     // The command ran: its status stands even if teardown fails (as with `docker run --rm`),
     // but the failure is reported with the way to retry it.
     try {
+      closeNetnsFd();
+      if (joined) return code;
       await settle(name, holder);
       const { keptFor } = await release(name, holder);
       if (keptFor.length > 0) {

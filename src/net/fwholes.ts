@@ -89,6 +89,16 @@ export function xtablesHolesMissing(rulesetJson: unknown, chain = 'NSROUTE-FORWA
   return out;
 }
 
+// The FORWARD chains of iptables-nft's filter tables ("ip"/"ip6"): which iptables-nft
+// backends have a filter table here, read from the ruleset rather than one `nft list chain`
+// each.
+export function xtablesForwardChains(rulesetJson: unknown): { family: string }[] {
+  return items(rulesetJson).flatMap((it) => {
+    const c = it.chain as Json | undefined;
+    return c && c.name === 'FORWARD' && c.table === 'filter' && (c.family === 'ip' || c.family === 'ip6') ? [{ family: String(c.family) }] : [];
+  });
+}
+
 // Whether nsroute's own table is there (a flushed ruleset has lost it).
 export function hasNsrouteTable(rulesetJson: unknown): boolean {
   return items(rulesetJson).some((it) => {

@@ -39,10 +39,16 @@ export interface LockOptions {
 }
 
 // Who holds a lock, written into its file once taken (for the message of a waiter).
+// gen: a counter bumped at every take and every release of the host lock, and held: whether
+// a holder is inside (left true by one that died inside). What lets a command read the host
+// before it has the lock and use that read only if nobody changed anything meanwhile
+// (hostLockGeneration).
 interface HolderInfo {
   pid: number;
   startTime: number;
   argv: string[];
+  gen?: number;
+  held?: boolean;
 }
 
 // Opens (creating it 0600) a lock file that must be root's alone: a lock file someone else
@@ -74,7 +80,7 @@ function openLockFile(path: string): number {
 function describeHolder(path: string): string {
   try {
     const h = JSON.parse(readFileSync(path, 'utf8')) as HolderInfo;
-    if (Number.isInteger(h.pid) && isSameProcessAlive(h.pid, h.startTime)) {
+    if (h.held !== false && Number.isInteger(h.pid) && isSameProcessAlive(h.pid, h.startTime)) {
       const args = h.argv.slice(2).join(' ');
       return ` held by pid ${h.pid} (nsroute ${args.length > 60 ? `${args.slice(0, 57)}...` : args})`;
     }
@@ -84,8 +90,8 @@ function describeHolder(path: string): string {
   return '';
 }
 
-function recordHolder(fd: number): void {
-  const info: HolderInfo = { pid: process.pid, startTime: processStartTime(process.pid) ?? 0, argv: process.argv };
+function recordHolder(fd: number, extra: Pick<HolderInfo, 'gen' | 'held'> = {}): void {
+  const info: HolderInfo = { pid: process.pid, startTime: processStartTime(process.pid) ?? 0, argv: process.argv, ...extra };
   try {
     ftruncateSync(fd, 0);
     writeSync(fd, JSON.stringify(info) + '\n', 0);
@@ -97,7 +103,10 @@ function recordHolder(fd: number): void {
 // Takes flock(2) on `path` (created 0600 if missing). wait: block until it is free (a signal
 // meanwhile throws Interrupted); otherwise return undefined at once when it is taken. Returns
 // the fd holding the lock: closing it releases it.
-export function lockFile(path: string, opts: LockOptions & { wait: boolean; what: string }): Promise<number | undefined> {
+export function lockFile(
+  path: string,
+  opts: LockOptions & { wait: boolean; what: string; taken?: (prev: HolderInfo | undefined) => Pick<HolderInfo, 'gen' | 'held'> },
+): Promise<number | undefined> {
   const fd = openLockFile(path);
   return new Promise((resolve, reject) => {
     const child = spawn('flock', opts.wait ? ['-x', '3'] : ['-x', '-n', '3'], { stdio: ['ignore', 'ignore', 'pipe', fd], detached: callerContext() !== undefined });
@@ -132,7 +141,7 @@ export function lockFile(path: string, opts: LockOptions & { wait: boolean; what
       if (signal && SIGNALS.includes(signal) && !timedOut) interrupted ??= signal;
       timers.forEach(clearTimeout);
       if (code === 0 && !interrupted && !timedOut) {
-        recordHolder(fd);
+        recordHolder(fd, opts.taken?.(readLockInfo(path)));
         resolve(fd);
         return;
       }
@@ -147,25 +156,59 @@ export function lockFile(path: string, opts: LockOptions & { wait: boolean; what
   });
 }
 
-export async function acquireHostLock(opts: LockOptions = {}): Promise<() => Promise<void>> {
+function readLockInfo(path: string): HolderInfo | undefined {
+  try {
+    const text = readFileSync(path, 'utf8');
+    // Empty: never taken (or a record being rewritten, whose gen is then above 0 anyway).
+    if (text === '') return { pid: 0, startTime: 0, argv: [], gen: 0, held: false };
+    return JSON.parse(text) as HolderInfo;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'ENOENT' ? { pid: 0, startTime: 0, argv: [], gen: 0, held: false } : undefined;
+  }
+}
+
+// The host lock's generation when nobody holds it; undefined while a holder is inside (or
+// died inside), or when it cannot be read. Equal to the `genBefore` of a later take of the
+// lock exactly when no other take happened in between.
+export function hostLockGeneration(): number | undefined {
+  const h = readLockInfo(paths.lock());
+  if (!h) return undefined;
+  return h.held === false && Number.isSafeInteger(h.gen) ? h.gen : undefined;
+}
+
+export interface HostLock {
+  (): Promise<void>;
+  // The generation the lock had when this take got it (see hostLockGeneration).
+  genBefore: number | undefined;
+}
+
+export async function acquireHostLock(opts: LockOptions = {}): Promise<HostLock> {
   ensureRunDir();
-  const fd = (await lockFile(paths.lock(), { ...opts, wait: true, what: 'the nsroute host lock' }))!;
+  let genBefore: number | undefined;
+  const taken = (prev: HolderInfo | undefined) => {
+    genBefore = prev && Number.isSafeInteger(prev.gen) ? prev.gen : undefined;
+    return { gen: (genBefore ?? 0) + 1, held: true };
+  };
+  const fd = (await lockFile(paths.lock(), { ...opts, wait: true, what: 'the nsroute host lock', taken }))!;
   trace({ ev: 'lock', op: 'acquire' });
+  const gen = (genBefore ?? 0) + 1;
   let released = false;
-  return async () => {
+  const release = async () => {
     if (released) return;
     released = true;
+    recordHolder(fd, { gen: gen + 1, held: false });
     closeSync(fd);
     trace({ ev: 'lock', op: 'release' });
   };
+  return Object.assign(release, { genBefore });
 }
 
 // While the lock is held, the run dir's states are read once (store.ts snapshot).
-export async function withHostLock<T>(fn: () => Promise<T>, opts: LockOptions = {}): Promise<T> {
+export async function withHostLock<T>(fn: (lock: { genBefore: number | undefined }) => Promise<T>, opts: LockOptions = {}): Promise<T> {
   const release = await acquireHostLock(opts);
   const endSnapshot = beginStateSnapshot();
   try {
-    return await fn();
+    return await fn({ genBefore: release.genBefore });
   } finally {
     endSnapshot();
     await release();

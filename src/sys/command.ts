@@ -1,4 +1,4 @@
-import { execa, type ResultPromise } from 'execa';
+import { execa } from 'execa';
 import type { Account } from './users.js';
 
 // The argv that runs CMD inside NAME: `ip netns exec` enters the namespace and bind-mounts
@@ -6,11 +6,14 @@ import type { Account } from './users.js';
 // hides the host's resolver sockets (below); setpriv switches user and reports 126/127 when
 // the command cannot be run / is not found. All exec in place, so the pid we get is the
 // command's, and its exit status and signals pass straight through.
-export function namespaceArgv(name: string, command: readonly string[], account?: Account): string[] {
+// checkFd3: the child gets, as fd 3, the namespace nsroute checked (spawnInherited's netnsFd):
+// the script refuses to run the command (exit 125) unless `ip netns exec` entered that very
+// namespace, so a NAME removed and made again by someone else in between is never entered.
+export function namespaceArgv(name: string, command: readonly string[], account?: Account, checkFd3 = false): string[] {
   const priv = account
     ? [`--reuid=${account.uid}`, `--regid=${account.gid}`, account.groups.length > 0 ? `--groups=${account.groups.join(',')}` : '--clear-groups']
     : [];
-  return ['ip', 'netns', 'exec', name, 'sh', '-c', HIDE_HOST_RESOLVERS, 'nsroute-exec', name, 'setpriv', ...priv, '--', ...command];
+  return ['ip', 'netns', 'exec', name, 'sh', '-c', HIDE_HOST_RESOLVERS, 'nsroute-exec', name, checkFd3 ? '3' : '-', 'setpriv', ...priv, '--', ...command];
 }
 
 // Runs first inside the mount namespace `ip netns exec` made (as root, before setpriv):
@@ -22,7 +25,11 @@ export function namespaceArgv(name: string, command: readonly string[], account?
 // copied into the new tmpfs at that name: the link keeps pointing at nsroute's file, and
 // resolved rewriting its own files on the host does not reach the namespace.
 export const HIDE_HOST_RESOLVERS = [
-  'n=$1; shift',
+  'n=$1; c=$2; shift 2',
+  'if [ "$c" = 3 ]; then',
+  '  [ /proc/self/ns/net -ef /proc/self/fd/3 ] || { echo "nsroute: $n is no longer the namespace nsroute set up; the command was not run" >&2; exit 125; }',
+  '  exec 3<&-',
+  'fi',
   'if [ -d /run/systemd/resolve ] || [ -d /run/nscd ] || [ -d /var/run/nscd ]; then',
   '  r=$(readlink -f /etc/resolv.conf); seen=',
   '  for d in /run/systemd/resolve /run/nscd /var/run/nscd; do',
@@ -35,8 +42,9 @@ export const HIDE_HOST_RESOLVERS = [
   'exec "$@"',
 ].join('\n');
 
-export function spawnInherited(argv: readonly string[], env: NodeJS.ProcessEnv): ResultPromise<{ stdio: 'inherit'; reject: false; extendEnv: false; env: NodeJS.ProcessEnv; cleanup: false }> {
+export function spawnInherited(argv: readonly string[], env: NodeJS.ProcessEnv, netnsFd?: number) {
   const [file, ...args] = argv;
   // cleanup: false — if nsroute itself is killed, the command keeps running (gc handles it).
-  return execa(file!, args, { stdio: 'inherit', reject: false, extendEnv: false, env, cleanup: false });
+  const stdio = netnsFd === undefined ? ('inherit' as const) : (['inherit', 'inherit', 'inherit', netnsFd] as const);
+  return execa(file!, args, { stdio: stdio as 'inherit', reject: false, extendEnv: false, env, cleanup: false });
 }

@@ -21,12 +21,67 @@ export async function ipBatchForce(lines: readonly string[], family?: 4 | 6): Pr
   return r.exitCode === 0 ? undefined : r.stderr.trim().split('\n').join('; ') || `exit ${r.exitCode}`;
 }
 
+// Splits what `ip -j -batch` prints (one JSON array per line that succeeded, concatenated)
+// into its arrays; strings are skipped whole, so an alias holding "][" cannot cut one.
+export function splitJsonArrays(text: string): unknown[] {
+  const out: unknown[] = [];
+  let depth = 0;
+  let start = -1;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (inString) {
+      if (c === '\\') i++;
+      else if (c === '"') inString = false;
+      continue;
+    }
+    if (c === '"') inString = true;
+    else if (c === '[' || c === '{') {
+      if (depth === 0) start = i;
+      depth++;
+    } else if (c === ']' || c === '}') {
+      depth--;
+      if (depth === 0 && start >= 0) {
+        out.push(JSON.parse(text.slice(start, i + 1)));
+        start = -1;
+      }
+    }
+  }
+  if (depth !== 0) throw new SyntaxError('ip -j -batch: truncated JSON');
+  return out;
+}
+
+// The numbers of the batch lines ip reported as failed ("Command failed -:N", 1-based).
+export function failedBatchLines(stderr: string): number[] {
+  return [...stderr.matchAll(/Command failed -:(\d+)/g)].map((m) => Number(m[1]));
+}
+
+// Several read-only `ip -j` commands in one process: `opts` are global (`-4 -d -N` are not
+// accepted on a line). With `-force` a failing line prints nothing: the answer of each line is
+// placed by the line numbers ip names on stderr, undefined for a line that failed.
+export async function ipJsonBatch(lines: readonly string[], opts: readonly string[] = []): Promise<(unknown[] | undefined)[]> {
+  if (lines.length === 0) return [];
+  const r = await run(['ip', '-j', ...opts, '-force', '-batch', '-'], { input: lines.join('\n') + '\n', allowFail: true });
+  const failed = new Set(failedBatchLines(r.stderr));
+  const arrays = splitJsonArrays(r.stdout);
+  if (arrays.length + failed.size !== lines.length) {
+    throw new SysError(`ip -j -batch: ${arrays.length} answers and ${failed.size} failures for ${lines.length} lines: ${r.stderr.trim()}`, ['ip', '-j', ...opts, '-batch', '-'], r.exitCode, r.stderr);
+  }
+  let next = 0;
+  return lines.map((_, i) => (failed.has(i + 1) ? undefined : (arrays[next++] as unknown[])));
+}
+
 export async function ipJson(args: readonly string[]): Promise<unknown> {
   return runJson(['ip', '-j', ...args]);
 }
 
 // Deleting something already gone counts as success: undo must be idempotent.
-const GONE = /Cannot find device|No such file or directory|No such process|does not exist|Invalid argument.*not found|RTNETLINK answers: No such/i;
+export const GONE = /Cannot find device|No such file or directory|No such process|does not exist|Invalid argument.*not found|RTNETLINK answers: No such/i;
+
+// Whether what `ip -force -batch` said (ipBatchForce) is only about objects already gone.
+export function onlyGone(failed: string): boolean {
+  return failed.split('; ').every((l) => /^Command failed -:\d+$/.test(l) || GONE.test(l));
+}
 
 export async function ipIgnoringGone(args: readonly string[]): Promise<void> {
   try {

@@ -1,6 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { run } from './run.js';
-import { forwardChains, renderHoleDeletes, renderHoleInserts } from '../net/fwholes.js';
+import { forwardChains, renderHoleDeletes, renderHoleInserts, xtablesForwardChains } from '../net/fwholes.js';
 
 // Holes in another tool's FORWARD policy. Docker sets the iptables FORWARD policy to DROP
 // (ufw and others do similar); a packet dropped by any base chain at the forward hook is
@@ -43,10 +43,11 @@ function legacyFilterTable(family: 4 | 6): boolean {
   }
 }
 
-async function hasFilterTable(b: Backend): Promise<boolean> {
+// From the ruleset nft already listed (iptables-nft's tables are nft tables): no `nft list
+// chain` per backend.
+function hasFilterTable(b: Backend, ruleset: unknown): boolean {
   if (b.kind === 'legacy') return legacyFilterTable(b.family);
-  const r = await run(['nft', 'list', 'chain', b.family === 4 ? 'ip' : 'ip6', 'filter', 'FORWARD'], { allowFail: true });
-  return r.exitCode === 0;
+  return xtablesForwardChains(ruleset).some((c) => c.family === (b.family === 4 ? 'ip' : 'ip6'));
 }
 
 async function ipt(b: Backend, args: readonly string[]): Promise<{ exitCode: number; stdout: string; stderr: string }> {
@@ -68,10 +69,9 @@ async function restrictive(b: Backend): Promise<boolean> {
   return lines.some((l) => l === '-P FORWARD DROP') || lines.some((l) => l.startsWith('-A FORWARD ') && !l.includes(`-j ${CHAIN}`));
 }
 
-export async function activeBackends(): Promise<Backend[]> {
-  const present = BACKENDS.filter((b) => binaryExists(b.bin));
-  const checks = await Promise.all(present.map(async (b) => ((await hasFilterTable(b)) ? b : undefined)));
-  return checks.filter((b): b is Backend => b !== undefined);
+export async function activeBackends(ruleset?: unknown): Promise<Backend[]> {
+  const json = ruleset ?? (await nftRuleset());
+  return BACKENDS.filter((b) => binaryExists(b.bin) && hasFilterTable(b, json));
 }
 
 // Legacy iptables filter tables exist here (not visible to nft).
@@ -79,17 +79,23 @@ export function legacyFilterTables(): boolean {
   return legacyFilterTable(4) || legacyFilterTable(6);
 }
 
-async function nativeForwardChains() {
+async function nftRuleset(): Promise<unknown> {
   const r = await run(['nft', '-j', 'list', 'ruleset'], { allowFail: true });
-  return r.exitCode === 0 && r.stdout.trim() ? forwardChains(JSON.parse(r.stdout)) : [];
+  return r.exitCode === 0 && r.stdout.trim() ? JSON.parse(r.stdout) : undefined;
+}
+
+async function nativeForwardChains(ruleset?: unknown) {
+  return forwardChains(ruleset ?? (await nftRuleset()));
 }
 
 // Makes the holes exist where they are needed. Idempotent: run on every change and every
-// repair (a firewall reload removes them).
-export async function ensureForwardHoles(): Promise<void> {
-  const inserts = renderHoleInserts(await nativeForwardChains());
+// repair (a firewall reload removes them). `ruleset`: an `nft -j list ruleset` the caller
+// read already (under the host lock), so a host without other firewalls costs no spawn.
+export async function ensureForwardHoles(ruleset?: unknown): Promise<void> {
+  const json = ruleset ?? (await nftRuleset());
+  const inserts = renderHoleInserts(forwardChains(json));
   if (inserts) await run(['nft', '-f', '-'], { input: inserts });
-  for (const b of await activeBackends()) {
+  for (const b of await activeBackends(json)) {
     const has = (await ipt(b, ['-S', CHAIN])).exitCode === 0;
     if (!has && !(await restrictive(b))) continue;
     if (!has) await mustIpt(b, ['-N', CHAIN]);
@@ -102,8 +108,9 @@ export async function ensureForwardHoles(): Promise<void> {
 
 // Whether the holes are in place where they are needed (for `check`).
 export async function forwardHolesMissing(): Promise<string[]> {
-  const missing: string[] = (await nativeForwardChains()).filter((c) => c.restrictive && c.ourRules.length === 0).map((c) => `nft ${c.family} ${c.table} ${c.name}`);
-  for (const b of await activeBackends()) {
+  const ruleset = await nftRuleset();
+  const missing: string[] = (await nativeForwardChains(ruleset)).filter((c) => c.restrictive && c.ourRules.length === 0).map((c) => `nft ${c.family} ${c.table} ${c.name}`);
+  for (const b of await activeBackends(ruleset)) {
     if (!(await restrictive(b))) continue;
     if ((await ipt(b, ['-C', 'FORWARD', '-j', CHAIN])).exitCode !== 0) missing.push(b.bin);
   }
@@ -112,15 +119,17 @@ export async function forwardHolesMissing(): Promise<string[]> {
 
 // Backends where nsroute's chain exists (gc: leftovers once no namespace needs them).
 export async function forwardHolesPresent(): Promise<string[]> {
-  const out: string[] = (await nativeForwardChains()).filter((c) => c.ourRules.length > 0).map((c) => `nft ${c.family} ${c.table} ${c.name}`);
-  for (const b of await activeBackends()) if ((await ipt(b, ['-S', CHAIN])).exitCode === 0) out.push(b.bin);
+  const ruleset = await nftRuleset();
+  const out: string[] = (await nativeForwardChains(ruleset)).filter((c) => c.ourRules.length > 0).map((c) => `nft ${c.family} ${c.table} ${c.name}`);
+  for (const b of await activeBackends(ruleset)) if ((await ipt(b, ['-S', CHAIN])).exitCode === 0) out.push(b.bin);
   return out;
 }
 
 export async function removeForwardHoles(): Promise<void> {
-  const deletes = renderHoleDeletes(await nativeForwardChains());
+  const ruleset = await nftRuleset();
+  const deletes = renderHoleDeletes(forwardChains(ruleset));
   if (deletes) await run(['nft', '-f', '-'], { input: deletes });
-  for (const b of await activeBackends()) {
+  for (const b of await activeBackends(ruleset)) {
     if ((await ipt(b, ['-S', CHAIN])).exitCode !== 0) continue;
     while ((await ipt(b, ['-D', 'FORWARD', '-j', CHAIN])).exitCode === 0) {
       /* every jump, should there be more than one */

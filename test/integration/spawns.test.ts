@@ -1,0 +1,116 @@
+// What an exec costs, as structure rather than time (issue 11): the processes nsroute spawns
+// and the host-lock takes, counted from NSROUTE_TRACE (src/sys/trace.ts). A cold exec creates
+// and removes its namespace in a handful of batched spawns; a hot exec into a persistent NAME
+// that its watcher keeps right spawns only the command and the lock (no repair). And the wrapper
+// that enters the namespace refuses to run the command in any namespace but the one nsroute
+// checked (the lock-free join must fail closed when NAME is replaced).
+import { spawnSync } from 'node:child_process';
+import { closeSync, existsSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createWorld, SLOW_GW, waitFor, type World } from '../world/world.js';
+import { expectOk, marker, show } from '../world/helpers.js';
+import { HIDE_HOST_RESOLVERS } from '../../src/sys/command.js';
+
+let w: World;
+beforeAll(async () => {
+  w = await createWorld();
+});
+afterAll(async () => {
+  await w?.destroy();
+});
+
+interface TraceLine {
+  ev: 'spawn' | 'lock';
+  argv?: string[];
+  op?: 'acquire' | 'release';
+}
+
+async function traced(args: string[]): Promise<{ spawns: string[][]; locks: string[] }> {
+  const file = marker(w, `trace-${Math.random().toString(16).slice(2)}`);
+  const r = await w.nsroute(args, { env: { NSROUTE_TRACE: file } });
+  expectOk(r);
+  const lines = readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as TraceLine);
+  rmSync(file);
+  return { spawns: lines.filter((l) => l.ev === 'spawn').map((l) => l.argv!), locks: lines.filter((l) => l.ev === 'lock').map((l) => l.op!) };
+}
+
+const watcherPid = (n: string) => (JSON.parse(readFileSync(`${w.runDir}/ns/${n}/state.json`, 'utf8')) as { watcher?: { pid: number } }).watcher?.pid;
+
+describe('spawns per exec', () => {
+  it('a cold exec with --via makes at most 12 spawns and takes the host lock twice (create, teardown)', async () => {
+    const t = await traced(['exec', w.name('cold'), '--via', SLOW_GW, '--', 'true']);
+    const shown = t.spawns.map((a) => a.slice(0, 5).join(' ')).join('\n');
+    // flock x2, host facts (ip batch + nft ruleset), create (host batch, inside batch, nft),
+    // the command, teardown (one read, nft, ruleset for the firewall holes, one ip batch).
+    expect(t.spawns.length, shown).toBeLessThanOrEqual(12);
+    expect(t.spawns.filter((a) => a[0] === 'ip' && a.includes('-batch')).length, shown).toBeLessThanOrEqual(5);
+    // A command this short ends before exec's monitors would start.
+    expect(t.spawns.some((a) => a.includes('monitor')), shown).toBe(false);
+    expect(t.locks).toEqual(['acquire', 'release', 'acquire', 'release']);
+    expect(w.netnsExists(w.name('cold'))).toBe(false);
+  });
+
+  it('a hot exec into a watched persistent NAME spawns only the command and the lock, and makes no repair', async () => {
+    const n = w.name('hot');
+    expectOk(await w.nsroute(['up', n, '--via', SLOW_GW]));
+    await waitFor(() => watcherPid(n) !== undefined, 'the watcher');
+    const t = await traced(['exec', n, '--', 'true']);
+    expect(t.spawns.filter((a) => a[0] !== 'flock').map((a) => a.slice(0, 4)), JSON.stringify(t.spawns)).toEqual([['ip', 'netns', 'exec', n]]);
+    expect(t.locks).toEqual(['acquire', 'release', 'acquire', 'release']);
+    // The same NAME without a watcher (--no-watch): the join repairs (reads nft and the rules).
+    expectOk(await w.nsroute(['down', n]));
+    expectOk(await w.nsroute(['up', n, '--via', SLOW_GW, '--no-watch']));
+    const slow = await traced(['exec', n, '--', 'true']);
+    expect(slow.spawns.filter((a) => a[0] !== 'flock').length, JSON.stringify(slow.spawns)).toBeGreaterThan(1);
+    expectOk(await w.nsroute(['down', n]));
+  });
+
+  it('a hot exec into a NAME another tool replaced never runs the command there', async () => {
+    const n = w.name('swap');
+    expectOk(await w.nsroute(['up', n, '--via', SLOW_GW]));
+    await waitFor(() => watcherPid(n) !== undefined, 'the watcher');
+    // Another tool deletes nsroute's namespace and makes its own of that name.
+    expect(spawnSync('ip', ['netns', 'del', n]).status).toBe(0);
+    expect(spawnSync('ip', ['netns', 'add', n]).status).toBe(0);
+    const ran = marker(w, 'swap-ran');
+    const r = await w.nsroute(['exec', n, '--', 'touch', ran]);
+    expect(r.exitCode, show(r)).not.toBe(0);
+    expect(existsSync(ran), 'the command must not run in the foreign namespace').toBe(false);
+    spawnSync('ip', ['netns', 'del', n]);
+    await w.nsroute(['down', n, '--force']);
+  });
+});
+
+describe("the wrapper's namespace check", () => {
+  // sh -c SCRIPT nsroute-exec NAME 3 CMD..., with fd 3 naming a namespace: runs CMD only when
+  // the shell is in that very namespace.
+  const wrapped = (fd3: string) => {
+    const fd = openSync(fd3, 'r');
+    try {
+      // In a private mount namespace: the script hides resolver sockets with mounts.
+      const argv = ['-m', '--propagation', 'private', 'sh', '-c', HIDE_HOST_RESOLVERS, 'nsroute-exec', 'x', '3', 'echo', 'ran'];
+      return spawnSync('unshare', argv, { stdio: ['ignore', 'pipe', 'pipe', fd], encoding: 'utf8' });
+    } finally {
+      closeSync(fd);
+    }
+  };
+
+  it('runs the command in the namespace fd 3 names', () => {
+    const r = wrapped('/proc/self/ns/net');
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout.trim()).toBe('ran');
+  });
+
+  it('refuses (125) in any other namespace', () => {
+    const other = w.name('other');
+    expect(spawnSync('ip', ['netns', 'add', other]).status).toBe(0);
+    try {
+      const r = wrapped(`/run/netns/${other}`);
+      expect(r.status).toBe(125);
+      expect(r.stdout).toBe('');
+      expect(r.stderr).toContain('no longer the namespace');
+    } finally {
+      spawnSync('ip', ['netns', 'del', other]);
+    }
+  });
+});
