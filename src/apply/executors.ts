@@ -548,9 +548,13 @@ export async function createLocalPart(step: Step, ctx: StepContext, facts: HostF
     case 'netns-files':
     case 'ip-forward':
     case 'nft-sync':
-    case 'nft-member':
       await doStep(step, ctx);
       return;
+    case 'nft-member':
+      // The ruleset read with the facts says whether the table is there: the first namespace
+      // renders it whole at once rather than after a failed element transaction.
+      if (!hasNsrouteTable(facts.nftRuleset)) return nftRenderAll(ctx, true);
+      return nftAddMember(step, ctx);
     case 'uplink-route':
       enableSrcValidMark(step.uplink.dev);
       return;

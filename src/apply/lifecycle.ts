@@ -446,25 +446,14 @@ export function openOwnNetns(name: string): number | undefined {
   return undefined;
 }
 
-// A hot exec into a persistent NAME that a live watcher keeps right needs neither the host
-// lock nor a repair (the watcher repairs; it also runs `exec`'s repairs once, at `up`): the
-// state is read as it is (written by rename, never torn), and the command is not recorded as
-// a holder: `down` finds it by the namespace's processes (processHolders), and a `down` that
-// wins the race removes the namespace before the command enters it, which then fails closed
-// (the fd check above). Anything else (ephemeral, not watched, other settings, a create or
-// teardown under way, an earlier boot) goes through bringUp under the lock.
+// A join (exec into a NAME that is up) repairs what another tool removed, unless NAME is a
+// persistent one the host watcher keeps right: then the watcher repairs, and the join saves
+// the ruleset and rule reads. Still under the lock: a join without it could enter a NAME
+// after `down --force` ended what ran there (races.test.ts).
 function watchedNow(st: NamespaceState): boolean {
   // The host watcher (watch.ts) covers every persistent NAME that is not --no-watch.
   if (!st.persistent || st.noWatch) return false;
   return runningWatcher() !== undefined;
-}
-
-export function joinWatched(profile: Profile): { state: NamespaceState; netnsFd: number } | undefined {
-  const st = readState(profile.name);
-  if (!st || st.status !== 'up' || !st.persistent || st.noWatch || st.bootId !== bootId()) return undefined;
-  if (conflicts(profile, st.config).length > 0 || !watchedNow(st)) return undefined;
-  const netnsFd = openOwnNetns(st.name);
-  return netnsFd === undefined ? undefined : { state: st, netnsFd };
 }
 
 // Creates NAME (or joins it when it is already up with compatible settings) and records the

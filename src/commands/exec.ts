@@ -1,7 +1,7 @@
 import { constants } from 'node:os';
 import { HostError, UserError } from '../errors.js';
 import { closeSync } from 'node:fs';
-import { bringUp, joinWatched, liveHolders, openOwnNetns, release, userProcesses } from '../apply/lifecycle.js';
+import { bringUp, liveHolders, openOwnNetns, release, userProcesses } from '../apply/lifecycle.js';
 import { readState } from '../state/store.js';
 import type { RouteOptions } from '../profile/profile.js';
 import { namespaceArgv, spawnInherited } from '../sys/command.js';
@@ -82,8 +82,6 @@ async function settle(name: string, self: Holder): Promise<void> {
   while (userProcesses(name).length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
 }
 
-const LOCK_FREE_JOIN = false;
-
 // How long a command runs before exec starts its monitors (ip monitor, nft monitor).
 const MONITOR_AFTER_MS = 300;
 
@@ -123,19 +121,17 @@ export async function runInNamespace(name: string, command: readonly string[] | 
       since: new Date().toISOString(),
     };
     // Bring NAME up or join it under the lock (a join into a watched persistent NAME makes no
-    // repair). The lock-free join (lifecycle.ts joinWatched) stays off until `down` marks a
-    // NAME as leaving before it looks for processes inside: without that, an exec can enter a
-    // NAME after down --force ended what ran there and run on in it without a network.
-    const joined = LOCK_FREE_JOIN ? joinWatched(profile) : undefined;
-    const { state } = joined ?? (await bringUp({ profile, persistent: false, holder }));
-    let netnsFd = joined?.netnsFd ?? openOwnNetns(name);
+    // repair). Not without the lock: an exec could then enter a NAME after `down --force`
+    // ended what ran there, and run on in it without a network (races.test.ts).
+    const { state } = await bringUp({ profile, persistent: false, holder });
+    let netnsFd = openOwnNetns(name);
     const closeNetnsFd = () => {
       if (netnsFd !== undefined) closeSync(netnsFd);
       netnsFd = undefined;
     };
     const leave = async () => {
       closeNetnsFd();
-      if (!joined) await release(name, holder);
+      await release(name, holder);
     };
     let code: number;
     try {
@@ -181,7 +177,6 @@ export async function runInNamespace(name: string, command: readonly string[] | 
     // but the failure is reported with the way to retry it.
     try {
       closeNetnsFd();
-      if (joined) return code;
       await settle(name, holder);
       const { keptFor } = await release(name, holder);
       if (keptFor.length > 0) {

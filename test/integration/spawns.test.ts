@@ -3,7 +3,7 @@
 // and removes its namespace in a handful of batched spawns; a hot exec into a persistent NAME
 // that its watcher keeps right spawns only the command and the lock (no repair). And the wrapper
 // that enters the namespace refuses to run the command in any namespace but the one nsroute
-// checked (the lock-free join must fail closed when NAME is replaced).
+// checked (a NAME replaced by another tool between the check and the exec is never entered).
 import { spawnSync } from 'node:child_process';
 import { closeSync, existsSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -34,7 +34,14 @@ async function traced(args: string[]): Promise<{ spawns: string[][]; locks: stri
   return { spawns: lines.filter((l) => l.ev === 'spawn').map((l) => l.argv!), locks: lines.filter((l) => l.ev === 'lock').map((l) => l.op!) };
 }
 
-const watcherPid = (n: string) => (JSON.parse(readFileSync(`${w.runDir}/ns/${n}/state.json`, 'utf8')) as { watcher?: { pid: number } }).watcher?.pid;
+// The host watcher (apply/watch.ts) records itself in RUN/watch.lock once it holds it.
+const watcherPid = (_n: string) => {
+  try {
+    return (JSON.parse(readFileSync(`${w.runDir}/watch.lock`, 'utf8')) as { pid?: number }).pid;
+  } catch {
+    return undefined;
+  }
+};
 
 describe('spawns per exec', () => {
   it('a cold exec with --via makes at most 12 spawns and takes the host lock twice (create, teardown)', async () => {
