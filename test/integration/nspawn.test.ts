@@ -35,6 +35,7 @@ import {
   type RunResult,
   type Snapshot,
   type World,
+  alive,
 } from '../world/world.js';
 import { delta, NOTHING, show } from '../world/helpers.js';
 
@@ -124,15 +125,6 @@ function cgroupRoots(): string[] {
   if (existsSync('/sys/fs/cgroup/cgroup.controllers')) roots.push('/sys/fs/cgroup');
   for (const r of ['/sys/fs/cgroup/unified', '/sys/fs/cgroup/systemd']) if (existsSync(join(r, 'cgroup.procs'))) roots.push(r);
   return roots;
-}
-
-function alive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
-  } catch {
-    return false;
-  }
 }
 
 function childrenOf(pid: number): { pid: number; comm: string }[] {

@@ -336,7 +336,7 @@ function pidsInNetns(inodes: Set<number>): number[] {
 }
 
 // A zombie counts as dead: our own children are only reaped when the event loop runs again.
-function alive(pid: number): boolean {
+export function alive(pid: number): boolean {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
