@@ -1,7 +1,4 @@
 import { main } from './cli.js';
-import { installTrace } from './sys/trace.js';
-
-installTrace();
 
 // The first chunk the loader (src/loader.ts) loads; it calls start(). warmUp is for the
 // loader's writeCodeCaches.
@@ -12,7 +9,10 @@ export function start(): void {
   process.stdout.on('error', () => undefined);
   process.stderr.on('error', () => undefined);
 
-  main(process.argv).then(
+  // NSROUTE_TRACE (sys/trace.ts) wraps node:child_process before anything spawns; loaded only
+  // when set, so other runs do not load child_process at start-up.
+  const traced = process.env.NSROUTE_TRACE ? import('./sys/trace.js').then((t) => t.installTrace()) : Promise.resolve();
+  traced.then(() => main(process.argv)).then(
     (code) => {
       process.exitCode = code;
     },
