@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { closeSync, constants, openSync, writeSync } from 'node:fs';
+import { closeSync, constants, openSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import type { NamespaceConfig } from '../plan/types.js';
 import { HostError } from '../errors.js';
@@ -7,7 +7,7 @@ import { existsLstat, isTrustedSubdir, listDir, readTrustedFile, removeIfExists,
 import { bootId } from '../sys/proc.js';
 import { trace } from '../sys/trace.js';
 import { ensureLibDir, ensureRunDir, ensureRunSubdir } from './dirs.js';
-import { paths } from './paths.js';
+import { paths, runDir } from './paths.js';
 import type { TakenOver } from '../sys/lan.js';
 
 // A process using the namespace: pid + start time (pids are reused; the pair is not).
@@ -81,6 +81,7 @@ export function writeState(state: NamespaceState): void {
   ensureRunSubdir('ns', state.name);
   const gen = bumpGeneration();
   writeFileAtomic(paths.state(state.name), JSON.stringify(state, null, 2) + '\n', 0o600);
+  if (gen === '?') dropGeneration();
   if (cache && locked) {
     cache.gen = gen;
     cache.states.set(state.name, structuredClone(state));
@@ -97,12 +98,12 @@ export function writeState(state: NamespaceState): void {
 // need" (contextFor) read all N state files again (~9 N reads per cold exec).
 //
 // The cache also outlives a lock section when nothing changed in between: every writer bumps
-// ns/.generation (a random tag) before it changes a state, and a cache is kept only when the
+// RUN/generation (a random tag) before it changes a state, and a cache is kept only when the
 // tag it was read under is still the current one when the lock is taken. So the states read
 // at start-up (cli.ts loadIds, before the lock) are not read again under it, and a command
 // with two lock sections (exec: create, then release) reads each state once in all.
 interface Cache {
-  gen: string; // ns/.generation when the cache was filled ('' when there was none)
+  gen: string; // RUN/generation when the cache was filled ('' when there was none)
   states: Map<string, NamespaceState | undefined>;
   names?: string[];
   all?: NamespaceState[];
@@ -110,29 +111,51 @@ interface Cache {
 let cache: Cache | undefined;
 let locked = false;
 
+// In the run dir, not in ns/: ns/ holds one directory per NAME and nothing else.
 function generationPath(): string {
-  return join(paths.nsRoot(), '.generation');
+  return join(runDir(), 'generation');
 }
 
+// '?' (a tag no cache has, so nothing is kept) when absent or unreadable.
 function readGeneration(): string {
   try {
-    return readTrustedFile(generationPath())?.trim() ?? '';
+    return readTrustedFile(generationPath())?.trim() || '?';
   } catch {
-    return '?'; // unreadable: a tag no cache has, so nothing is kept
+    return '?';
   }
 }
 
 // Before a state changes (a writer killed half-way must not leave the old tag in place).
-// Not fsynced: it only matters to processes running now, which share the page cache.
+// Written by rename, so a reader never sees it torn; not fsynced: it only matters to processes
+// running now, which share the page cache. '?' when it cannot be written (a full run dir):
+// the caller then drops the tag once its change is made (dropGeneration), so that no cache
+// anywhere is kept across it; a change that failed changed nothing, and the old tag stands.
 function bumpGeneration(): string {
   const gen = randomBytes(8).toString('hex');
-  const fd = openSync(generationPath(), constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, 0o600);
+  const path = generationPath();
+  const tmp = `${path}.tmp-${process.pid}`;
   try {
-    writeSync(fd, gen + '\n');
-  } finally {
-    closeSync(fd);
+    rmSync(tmp, { force: true });
+    const fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+    try {
+      writeSync(fd, gen + '\n');
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, path);
+    return gen;
+  } catch {
+    rmSync(tmp, { force: true });
+    return '?';
   }
-  return gen;
+}
+
+function dropGeneration(): void {
+  try {
+    rmSync(generationPath(), { force: true });
+  } catch {
+    /* readers that cannot read it keep no cache either */
+  }
 }
 
 // Called by lock.ts once the host lock is taken; the returned function when it is released.
@@ -165,7 +188,12 @@ function readAllStates(): NamespaceState[] {
   if (locked && cache) {
     const c = cache;
     c.all = knownNames().flatMap((n) => {
-      if (!c.states.has(n)) c.states.set(n, readStateFile(n, true));
+      if (!c.states.has(n)) {
+        // Only names with a state file; the others are not cached, so readState(n) still
+        // checks n's directory (an untrusted one is reported by n's sweep).
+        if (!existsLstat(paths.state(n))) return [];
+        c.states.set(n, readStateFile(n, true));
+      }
       const s = c.states.get(n);
       return s ? [s] : [];
     });
@@ -177,6 +205,9 @@ function readAllStates(): NamespaceState[] {
   const names = knownNames();
   const states = new Map<string, NamespaceState | undefined>();
   const all = names.flatMap((n) => {
+    // Only names with a state file: one with just a journal adds nothing to what is shared,
+    // and its journal (and directory) are checked, and if untrusted reported, by its sweep.
+    if (!existsLstat(paths.state(n))) return [];
     const s = readStateFile(n, true);
     states.set(n, s);
     return s ? [s] : [];
@@ -200,6 +231,7 @@ export function staleBootStates(): NamespaceState[] {
 export function removeNamespaceDir(name: string): void {
   const gen = existsLstat(paths.nsRoot()) ? bumpGeneration() : '';
   removeIfExists(paths.nsDir(name));
+  if (gen === '?') dropGeneration();
   if (cache && locked) {
     cache.gen = gen;
     cache.states.delete(name);

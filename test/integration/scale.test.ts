@@ -141,7 +141,7 @@ describe('work per other namespace does not grow', () => {
     expect(at20.n - at2.n).toBe(18);
     // Each state file once per command: at start-up (cli.ts loadIds reads the uplink ids every
     // state records), kept for the lock sections while no other process changed a state
-    // (ns/.generation), plus the exec's own NAME. Before the cache, every step re-read all N
+    // (RUN/generation), plus the exec's own NAME. Before the cache, every step re-read all N
     // (~9 x N per cold exec).
     const bound = (t: { n: number }) => t.n + 3;
     expect(at2.reads, JSON.stringify(at2)).toBeLessThanOrEqual(bound(at2));
