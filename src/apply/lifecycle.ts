@@ -23,6 +23,7 @@ import { applySteps, nsfsCtime, stateRootOf, undoJournal } from './apply.js';
 import { Journal } from './journal.js';
 import { checkNetnsFiles, repairSteps, undoStep, type StepContext } from './executors.js';
 import { crashNow } from './crash.js';
+import { nftTableExists } from '../sys/nft.js';
 
 // What a sweep did, for gc's report (other commands ignore it).
 export interface SweepReport {
@@ -494,7 +495,11 @@ export async function bringUp(req: UpRequest): Promise<UpResult> {
       if (req.watch) delete existing.noWatch;
       writeState(existing);
       // A persistent NAME with a live watcher is kept right by it: no repair per exec.
-      if (!watchedNow(existing)) for (const p of await repair(existing)) process.stderr.write(`nsroute: could not restore ${p}\n`);
+      // A NAME the host watcher keeps right: one look at nsroute's nft table (a firewall reload
+      // the watcher has not caught up with yet) instead of the whole repair's reads; the routes
+      // and rules it leaves to the watcher (until then the kill switch holds).
+      const needsRepair = !watchedNow(existing) || !(await nftTableExists());
+      if (needsRepair) for (const p of await repair(existing)) process.stderr.write(`nsroute: could not restore ${p}\n`);
       if (req.watch && existing.persistent) startWatcherOrWarn(existing);
       return { state: existing, created: false };
     }
