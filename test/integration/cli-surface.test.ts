@@ -215,7 +215,7 @@ describe('man page', () => {
     const plain = page.replace(/\\-/g, '-').replace(/\\f[BIR]/g, '');
     const options = new Set([...text.matchAll(/(?<![\w-])--[a-z][a-z0-9-]+/g)].map((m) => m[0]));
     // Options of other tools and of the repository's scripts that the docs quote.
-    for (const other of ['--net', '--reporter', '--outputFile', '--no-install-recommends', '--lintian', '--cap-add', '--capability']) options.delete(other);
+    for (const other of ['--net', '--reporter', '--outputFile', '--no-install-recommends', '--lintian', '--cap-add', '--capability', '--scale']) options.delete(other);
     const missing = [...options].filter((o) => !plain.includes(o));
     expect(missing).toEqual([]);
     const envs = new Set([...text.matchAll(/\bNSROUTE_[A-Z_]+\b/g)].map((m) => m[0]).filter((e) => !e.startsWith('NSROUTE_TEST_')));
