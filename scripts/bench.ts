@@ -14,9 +14,10 @@
 // exec and the state files it read (NSROUTE_TRACE, src/sys/trace.ts), the RSS of all nsroute
 // processes (watchers and their monitors), and the ip rules / nft rules (must not grow).
 // Environment: BENCH_RUNS (pairs per row, default 10), BENCH_N (default "1,100").
-import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { createWorld, DNS_SERVER, NSROUTE_JS, SLOW_GW, type RunResult, type World } from '../test/world/world.js';
+import { kindOf, nsrouteProcesses } from '../test/world/procs.js';
 
 const SCALE = process.argv.includes('--scale');
 const RUNS = Number(process.env.BENCH_RUNS ?? 10);
@@ -78,31 +79,14 @@ function progress(text: string): void {
   process.stderr.write(`bench: ${text}\n`);
 }
 
-// Every process of this world's nsroute: the env carries the world's run dir, and it is an
-// nsroute node process or a descendant of one (ip monitor, nft monitor). VmRSS summed.
-function nsrouteProcesses(w: World): { pids: number[]; rssKiB: number; watchers: number } {
-  const info = new Map<number, { ppid: number; cmd: string; env: boolean; rss: number }>();
-  for (const e of readdirSync('/proc')) {
-    if (!/^\d+$/.test(e)) continue;
-    try {
-      const status = readFileSync(`/proc/${e}/status`, 'utf8');
-      const cmd = readFileSync(`/proc/${e}/cmdline`, 'utf8').split('\0').join(' ');
-      const env = readFileSync(`/proc/${e}/environ`, 'utf8').split('\0').includes(`NSROUTE_RUN_DIR=${w.runDir}`);
-      info.set(Number(e), { ppid: Number(/^PPid:\s+(\d+)/m.exec(status)?.[1] ?? 0), cmd, env, rss: Number(/^VmRSS:\s+(\d+)/m.exec(status)?.[1] ?? 0) });
-    } catch {
-      /* gone, or a kernel thread */
-    }
-  }
-  const isNsroute = (pid: number) => info.get(pid)?.cmd.includes(NSROUTE_JS) ?? false;
-  const underNsroute = (pid: number): boolean => {
-    for (let p = pid, hops = 0; p > 1 && hops < 64; p = info.get(p)?.ppid ?? 0, hops++) if (isNsroute(p)) return true;
-    return false;
-  };
-  const pids = [...info.entries()].filter(([pid, i]) => i.env && underNsroute(pid)).map(([pid]) => pid);
+// Every process of this world's nsroute (test/world/procs.ts, as the tests count them): the
+// nsroute node processes with the world's run dir and their descendants (ip/nft monitors).
+function nsrouteMemory(w: World): { pids: number[]; rssKiB: number; watchers: number } {
+  const procs = nsrouteProcesses(w.runDir);
   return {
-    pids,
-    rssKiB: pids.reduce((s, p) => s + info.get(p)!.rss, 0),
-    watchers: pids.filter((p) => isNsroute(p) && / watch( |$)/.test(info.get(p)!.cmd)).length,
+    pids: procs.map((p) => p.pid),
+    rssKiB: procs.reduce((sum, p) => sum + p.rssKiB, 0),
+    watchers: procs.filter((p) => /^watch( |$)/.test(kindOf(p))).length,
   };
 }
 
@@ -205,7 +189,7 @@ try {
   // A second persistent NAME tells whether watchers are shared (one for the host) or per NAME.
   must(await w.nsroute(['up', w.name('p0'), ...ROUTE]), 'up p0');
   await new Promise((r) => setTimeout(r, 1000));
-  const perNameWatchers = nsrouteProcesses(w).watchers > 1;
+  const perNameWatchers = nsrouteMemory(w).watchers > 1;
   if (perNameWatchers) progress('one watcher per NAME: the NAMEs beyond the first two are brought up with --no-watch (memory extrapolated)');
   must(await w.nsroute(['down', w.name('p0')]), 'down p0');
 
@@ -232,7 +216,7 @@ try {
   for (const n of NS) {
     if (n > 1) await bringUpTo(n);
     await new Promise((r) => setTimeout(r, 1000)); // watchers settle
-    const mem = nsrouteProcesses(w);
+    const mem = nsrouteMemory(w);
     const coldVsRecipe = n === 1 ? coldVsRecipe1 : await pairs(cold, viaRecipe);
     const trace = await traced();
     at[n] = { coldVsRecipe, trace, rssKiB: mem.rssKiB, procs: mem.pids.length };

@@ -1,5 +1,5 @@
 // The processes a world's nsroute leaves running (the host watcher and its two monitors), read
-// from /proc: for tests (how many) and scripts/watch-mem.ts (how much memory). No vitest here.
+// from /proc: for tests (how many) and scripts/bench.ts, scripts/watch-mem.ts (how much memory). No vitest here.
 import { readdirSync, readFileSync } from 'node:fs';
 import { NSROUTE_JS } from './world.js';
 
