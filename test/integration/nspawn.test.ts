@@ -275,7 +275,12 @@ async function demoWhere(what: string, ok: (d: Demo) => boolean): Promise<Demo> 
 }
 // The inode of NAME's network namespace inside the container.
 async function netnsInode(): Promise<string> {
-  const r = await inBox(['stat', '-L', '-c', '%i', `/run/netns/${NAME}`]);
+  return (await netnsIdentity()).split('@')[0];
+}
+// Inode and nsfs ctime: the kernel hands a freed namespace's inode number to the next one made,
+// so only the pair tells a new namespace from the old one.
+async function netnsIdentity(): Promise<string> {
+  const r = await inBox(['stat', '-L', '-c', '%i@%.9Z', `/run/netns/${NAME}`]);
   expectOk(r);
   return r.stdout.trim();
 }
@@ -450,13 +455,15 @@ describe.skipIf(!haveNspawn && !required)('nsroute under a real systemd (systemd
     // BindsTo= stops, it does not start (docs/boot.md): the service stays stopped.
     expect(await isActive(DEMO)).toBe('inactive');
     expectOk(await systemctl('start', DEMO));
-    const ns = await netnsInode();
+    const id = await netnsIdentity();
+    const ns = id.split('@')[0];
     const d = await demoWhere('the new namespace', (x) => x.ns === ns && x.path !== '');
     expect(d.path).toBe(SLOW);
     expectOk(await systemctl('restart', UNIT));
     await waitState(DEMO, 'active');
-    const ns2 = await netnsInode();
-    expect(ns2).not.toBe(ns);
+    const id2 = await netnsIdentity();
+    expect(id2).not.toBe(id);
+    const ns2 = id2.split('@')[0];
     const d2 = await demoWhere('the restarted namespace', (x) => x.ns === ns2 && x.start !== d.start && x.path !== '');
     expect(d2.path).toBe(SLOW);
   });
