@@ -275,7 +275,7 @@ async function demoWhere(what: string, ok: (d: Demo) => boolean): Promise<Demo> 
 }
 // The inode of NAME's network namespace inside the container.
 async function netnsInode(): Promise<string> {
-  return (await netnsIdentity()).split('@')[0];
+  return (await netnsIdentity()).split('@')[0] ?? '';
 }
 // Inode and nsfs ctime: the kernel hands a freed namespace's inode number to the next one made,
 // so only the pair tells a new namespace from the old one.
@@ -456,14 +456,14 @@ describe.skipIf(!haveNspawn && !required)('nsroute under a real systemd (systemd
     expect(await isActive(DEMO)).toBe('inactive');
     expectOk(await systemctl('start', DEMO));
     const id = await netnsIdentity();
-    const ns = id.split('@')[0];
+    const ns = id.split('@')[0] ?? '';
     const d = await demoWhere('the new namespace', (x) => x.ns === ns && x.path !== '');
     expect(d.path).toBe(SLOW);
     expectOk(await systemctl('restart', UNIT));
     await waitState(DEMO, 'active');
     const id2 = await netnsIdentity();
     expect(id2).not.toBe(id);
-    const ns2 = id2.split('@')[0];
+    const ns2 = id2.split('@')[0] ?? '';
     const d2 = await demoWhere('the restarted namespace', (x) => x.ns === ns2 && x.start !== d.start && x.path !== '');
     expect(d2.path).toBe(SLOW);
   });
