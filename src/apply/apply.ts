@@ -1,6 +1,5 @@
 import { AggregateSysError, HostError } from '../errors.js';
 import { join } from 'node:path';
-import { statSync } from 'node:fs';
 import type { HostFacts, Step } from '../plan/types.js';
 import { WriteFailed } from '../sys/fsx.js';
 import { dirname } from 'node:path';
@@ -11,6 +10,7 @@ import {
   createHostLines,
   createLocalPart,
   doStep,
+  nsfsCtime,
   undoHostLines,
   undoLocalPart,
   undoStep,
@@ -133,16 +133,6 @@ async function undoCombined(journal: Journal, ctx: StepContext, intents: readonl
   for (; i >= 0; i--) await crashPoint('undo', i);
   if (errors.length > 0) throw new AggregateSysError(errors);
   journal.remove();
-}
-
-// The ctime of a namespace's nsfs inode (ns, as text): with the inode number, what tells this
-// namespace from a later one that got the freed number (journal.ts).
-export function nsfsCtime(path: string): string | undefined {
-  try {
-    return statSync(path, { bigint: true }).ctimeNs.toString();
-  } catch {
-    return undefined;
-  }
 }
 
 // The directory to free space in: nsroute's run or lib dir holding the file, else its own.

@@ -47,7 +47,7 @@ export function netnsIsOurs(netns: string, owner: NetnsOwnership | undefined): '
   if (owner === 'unknown' || owner === 'none') return 'unknown';
   if (owner.ino !== now) return 'replaced';
   // The same inode number again: a namespace made after ours was freed; the ctime tells.
-  return owner.ctime === undefined || nsfsCtimeOf(join(NETNS_RUN_DIR, netns)) === owner.ctime ? 'yes' : 'replaced';
+  return owner.ctime === undefined || nsfsCtime(join(NETNS_RUN_DIR, netns)) === owner.ctime ? 'yes' : 'replaced';
 }
 
 // Undo of a veth nsroute made: its host end goes only if its owner tag names NAME, or (a crash
@@ -275,7 +275,9 @@ export interface Created {
   netnsCtime?: string;
 }
 
-function nsfsCtimeOf(path: string): string | undefined {
+// The ctime of a namespace's nsfs inode (ns, as text): with the inode number, what tells this
+// namespace from a later one that got the freed number (journal.ts).
+export function nsfsCtime(path: string): string | undefined {
   try {
     return statSync(path, { bigint: true }).ctimeNs.toString();
   } catch {
@@ -290,7 +292,7 @@ export async function doStep(step: Step, ctx: StepContext): Promise<Created | vo
       // What identifies it from now on: a namespace another tool makes under the same name
       // later has another inode, and undo leaves that one alone.
       const netnsIno = netnsInode(join(NETNS_RUN_DIR, step.name));
-      return netnsIno === undefined ? undefined : { netnsIno, netnsCtime: nsfsCtimeOf(join(NETNS_RUN_DIR, step.name)) };
+      return netnsIno === undefined ? undefined : { netnsIno, netnsCtime: nsfsCtime(join(NETNS_RUN_DIR, step.name)) };
     }
     case 'veth-add':
       return ipBatch(vethLines(step));

@@ -19,9 +19,9 @@ import { hostLockGeneration, withHostLock } from '../state/lock.js';
 import { NETNS_RUN_DIR, netnsEtcDir, paths } from '../state/paths.js';
 import { ensureRunDir, ensureRunSubdir } from '../state/dirs.js';
 import { allStates, knownNames, readHostState, readState, removeNamespaceDir, staleBootStates, writeState, type Holder, type NamespaceState } from '../state/store.js';
-import { applySteps, nsfsCtime, stateRootOf, undoJournal } from './apply.js';
+import { applySteps, stateRootOf, undoJournal } from './apply.js';
 import { Journal } from './journal.js';
-import { checkNetnsFiles, repairSteps, undoStep, type StepContext } from './executors.js';
+import { checkNetnsFiles, nsfsCtime, repairSteps, undoStep, type StepContext } from './executors.js';
 import { crashNow } from './crash.js';
 import { nftTableExists } from '../sys/nft.js';
 
