@@ -178,6 +178,9 @@ try {
   must(await w.nsroute(['up', hot, ...ROUTE]), 'up');
   const coldVsRecipe1 = await pairs(cold, viaRecipe);
   row('cold exec NAME --via GW -- true  vs  the recipe script', ratioText(coldVsRecipe1), '<= 1.0x');
+  // What the tool runner (src/sys/runner.ts) saves: the same cold exec with every tool spawned
+  // from Node itself.
+  row('cold exec  vs  the same with NSROUTE_NO_RUNNER=1', ratioText(await pairs(cold, () => cold({ NSROUTE_NO_RUNNER: '1' }))), '< 1x (the runner helps)');
   const hotPair = await pairs(
     async () => must(await w.nsroute(['exec', hot, '--', 'true']), 'hot exec'),
     async () => must(await w.inHost(['sh', '-c', `node -e 0 && ip netns exec ${hot} true`]), 'hot baseline'),

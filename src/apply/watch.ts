@@ -1,5 +1,6 @@
 import { existsSync, watch as fsWatch, lstatSync, type FSWatcher } from 'node:fs';
 import { execa } from 'execa';
+import { spawnToolsDirectly } from '../sys/runner.js';
 import { withHostLock } from '../state/lock.js';
 import { paths } from '../state/paths.js';
 import { isFromEarlierBoot, knownNames, onStateRead, readState, type NamespaceState } from '../state/store.js';
@@ -173,6 +174,7 @@ function monitorArgv(argv: [string, ...string[]]): [string, string[]] {
 }
 
 export function watchNamespaces(opts: WatchOptions): Watcher {
+  spawnToolsDirectly();
   const host = opts.names === undefined;
   const debounceMs = opts.debounceMs ?? 200;
   const alive = opts.alive ?? (() => true);

@@ -23,15 +23,26 @@ interface TraceLine {
   ev: 'spawn' | 'lock';
   argv?: string[];
   op?: 'acquire' | 'release';
+  via?: 'runner';
 }
 
-async function traced(args: string[]): Promise<{ spawns: string[][]; locks: string[] }> {
+// The tool runner itself (src/sys/runner.ts): a perl process that forks the tools for nsroute.
+const isRunner = (a: readonly string[]) => a[0] === 'perl' && a[1] === '-e';
+
+// spawns: every tool nsroute ran (directly or through its runner), the runner itself not
+// counted; forks: the processes Node spawned itself (each a fork of the whole Node process).
+async function traced(args: string[]): Promise<{ spawns: string[][]; forks: string[][]; locks: string[] }> {
   const file = marker(w, `trace-${Math.random().toString(16).slice(2)}`);
   const r = await w.nsroute(args, { env: { NSROUTE_TRACE: file } });
   expectOk(r);
   const lines = readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as TraceLine);
   rmSync(file);
-  return { spawns: lines.filter((l) => l.ev === 'spawn').map((l) => l.argv!), locks: lines.filter((l) => l.ev === 'lock').map((l) => l.op!) };
+  const spawned = lines.filter((l) => l.ev === 'spawn');
+  return {
+    spawns: spawned.filter((l) => !isRunner(l.argv!)).map((l) => l.argv!),
+    forks: spawned.filter((l) => l.via !== 'runner').map((l) => l.argv!),
+    locks: lines.filter((l) => l.ev === 'lock').map((l) => l.op!),
+  };
 }
 
 // The host watcher (apply/watch.ts) records itself in RUN/watch.lock once it holds it.
@@ -44,7 +55,7 @@ const watcherPid = (_n: string) => {
 };
 
 describe('spawns per exec', () => {
-  it('a cold exec with --via makes at most 12 spawns and takes the host lock twice (create, teardown)', async () => {
+  it('a cold exec with --via runs at most 12 tools, forks Node at most 5 times, and takes the host lock twice (create, teardown)', async () => {
     const t = await traced(['exec', w.name('cold'), '--via', SLOW_GW, '--', 'true']);
     const shown = t.spawns.map((a) => a.slice(0, 5).join(' ')).join('\n');
     // flock x2, host facts (ip batch + nft ruleset), create (host batch, inside batch, nft),
@@ -53,6 +64,11 @@ describe('spawns per exec', () => {
     expect(t.spawns.filter((a) => a[0] === 'ip' && a.includes('-batch')).length, shown).toBeLessThanOrEqual(5);
     // A command this short ends before exec's monitors would start.
     expect(t.spawns.some((a) => a.includes('monitor')), shown).toBe(false);
+    // What Node forks itself (~10 ms each: the whole Node process): flock x2, the first tool,
+    // the tool runner, the command. Every other tool is a fork of the small runner.
+    const forks = t.forks.map((a) => a.slice(0, 3).join(' ')).join('\n');
+    expect(t.forks.length, forks).toBeLessThanOrEqual(5);
+    expect(t.forks.filter(isRunner).length, forks).toBe(1);
     expect(t.locks).toEqual(['acquire', 'release', 'acquire', 'release']);
     expect(w.netnsExists(w.name('cold'))).toBe(false);
   });

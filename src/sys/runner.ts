@@ -1,0 +1,216 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { trace } from './trace.js';
+
+// One helper process per nsroute command that starts the short tools (ip, nft, sysctl...) for
+// it. Node's spawn() forks the whole ~50 MB Node process (libuv fork + exec): ~8-20 ms per
+// tool, most of a cold exec's time (issue 11). A small perl process forks in ~1 ms. perl-base
+// is Essential on Debian and Ubuntu; where perl is missing, run.ts spawns directly as before.
+//
+// Same contract as a direct spawn: an argv array exec'd without a shell (perl's
+// `exec {FILE} LIST` form never involves one), stdin from `input`, stdout and stderr captured,
+// the exit code or signal reported, a failed exec reported as such (the child's last words on
+// its stderr, recognised only as the whole stderr of an exit 127). Jobs run concurrently. The helper inherits nothing but
+// its pipes (perl marks every fd above 2 close-on-exec), and exits when nsroute closes its
+// stdin (nsroute exited or died); a job still running then finishes on its own, as a tool
+// spawned directly would.
+//
+// Request:  u32 id, u32 argv bytes, u32 input bytes, u8 flags (1: setsid), argv (NUL-joined), input.
+// Response: u32 id, i32 exit code (-1: killed by a signal or never ran), i32 signal,
+//           i32 exec errno (0: it ran), u32 stdout bytes, u32 stderr bytes, stdout, stderr.
+const SCRIPT = String.raw`
+use strict; use warnings; use POSIX ();
+$SIG{PIPE} = 'IGNORE';
+binmode STDIN; binmode STDOUT;
+my ($req, $eof, %jobs) = ('', 0);
+sub start {
+  my ($id, $flags, $argv, $input) = @_;
+  my @argv = split(/\0/, $argv, -1);
+  my $j = { id => $id, input => $input, out => '', err => '' };
+  pipe(my $ir, my $iw) or return fail($j, $!); pipe(my $or, my $ow) or return fail($j, $!);
+  pipe(my $er, my $ew) or return fail($j, $!);
+  my $pid = fork();
+  return fail($j, $!) unless defined $pid;
+  if ($pid == 0) {
+    POSIX::setsid() if $flags & 1;
+    open(STDIN, '<&', $ir); open(STDOUT, '>&', $ow); open(STDERR, '>&', $ew);
+    { no warnings; exec { $argv[0] } @argv; }
+    syswrite(STDERR, "\0nsroute-runner-exec-errno " . ($! + 0)); POSIX::_exit(127);
+  }
+  close $ir; close $ow; close $ew;
+  @$j{qw(pid iw or er)} = ($pid, $iw, $or, $er);
+  if ($input eq '') { close $iw; delete $j->{iw}; }
+  $jobs{$id} = $j;
+}
+sub fail { my ($j, $e) = @_; $j->{errno} = $e + 0; respond($j); }
+sub respond {
+  my ($j) = @_;
+  my ($code, $sig) = (-1, 0);
+  if (!$j->{errno}) { my $st = $j->{status}; if ($st & 127) { $sig = $st & 127 } else { $code = $st >> 8 } }
+  if ($code == 127 && $j->{err} =~ /\A\0nsroute-runner-exec-errno (\d+)\z/) { ($code, $j->{errno}, $j->{err}) = (-1, $1, ''); }
+  my $f = pack('Nl>l>l>NN', $j->{id}, $code, $sig, $j->{errno} // 0, length $j->{out}, length $j->{err}) . $j->{out} . $j->{err};
+  while (length $f) { my $w = syswrite(STDOUT, $f); exit 1 unless defined $w; substr($f, 0, $w) = ''; }
+}
+while (1) {
+  last if $eof && !%jobs;
+  my ($rin, $win) = ('', '');
+  vec($rin, 0, 1) = 1 unless $eof;
+  for my $j (values %jobs) {
+    vec($rin, fileno($j->{or}), 1) = 1 if $j->{or};
+    vec($rin, fileno($j->{er}), 1) = 1 if $j->{er};
+    vec($win, fileno($j->{iw}), 1) = 1 if $j->{iw};
+  }
+  my $n = select(my $r = $rin, my $w = $win, undef, undef);
+  next if $n < 0;
+  if (!$eof && vec($r, 0, 1)) {
+    my $got = sysread(STDIN, $req, 65536, length $req);
+    $eof = 1 unless $got;
+    while (length($req) >= 13) {
+      my ($id, $al, $il, $fl) = unpack('NNNC', $req);
+      last if length($req) < 13 + $al + $il;
+      start($id, $fl, substr($req, 13, $al), substr($req, 13 + $al, $il));
+      substr($req, 0, 13 + $al + $il) = '';
+    }
+  }
+  for my $j (values %jobs) {
+    if ($j->{iw} && vec($w, fileno($j->{iw}), 1)) {
+      my $k = syswrite($j->{iw}, $j->{input}, 4096);
+      substr($j->{input}, 0, $k) = '' if defined $k;
+      if (!defined $k || $j->{input} eq '') { close $j->{iw}; delete $j->{iw}; }
+    }
+    for my $s (qw(or er)) {
+      next unless $j->{$s} && vec($r, fileno($j->{$s}), 1);
+      my $k = sysread($j->{$s}, $j->{$s eq 'or' ? 'out' : 'err'}, 65536, length $j->{$s eq 'or' ? 'out' : 'err'});
+      if (!$k) { close $j->{$s}; delete $j->{$s}; }
+    }
+    if (!$j->{or} && !$j->{er}) {
+      if ($j->{iw}) { close $j->{iw}; delete $j->{iw}; }
+      waitpid($j->{pid}, 0); $j->{status} = $?;
+      delete $jobs{$j->{id}}; respond($j);
+    }
+  }
+}
+`;
+
+export interface RunnerResult {
+  stdout: string;
+  stderr: string;
+  // undefined: killed by a signal, or never ran (errno set)
+  exitCode: number | undefined;
+  signal: number | undefined;
+  errno: number | undefined;
+}
+
+interface Pending {
+  resolve: (r: RunnerResult) => void;
+  reject: (e: Error) => void;
+}
+
+let helper: { child: ChildProcess; pending: Map<number, Pending>; buf: Buffer<ArrayBufferLike> } | undefined;
+let unavailable = process.env.NSROUTE_NO_RUNNER === '1';
+let nextId = 1;
+
+function startHelper(): NonNullable<typeof helper> | undefined {
+  if (helper) return helper;
+  if (unavailable) return undefined;
+  // The tools get what a direct spawn gave them (run.ts: nsroute's environment and LC_ALL=C),
+  // minus what would make perl itself load code (PERL5OPT, PERL5LIB, PERLLIB, PERL5DB...).
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) if (!/^PERL/i.test(k)) env[k] = v;
+  env.LC_ALL = 'C';
+  let child: ChildProcess;
+  try {
+    child = spawn('perl', ['-e', SCRIPT], { stdio: ['pipe', 'pipe', 'inherit'], env });
+  } catch {
+    unavailable = true;
+    return undefined;
+  }
+  const h = { child, pending: new Map<number, Pending>(), buf: Buffer.alloc(0) as Buffer<ArrayBufferLike> };
+  const failAll = (e: Error) => {
+    if (helper === h) helper = undefined;
+    for (const p of h.pending.values()) p.reject(e);
+    h.pending.clear();
+  };
+  child.once('error', (e) => {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') unavailable = true;
+    failAll(Object.assign(new Error(`the tool runner (perl) could not start: ${e.message}`), { runnerUnavailable: true }));
+  });
+  child.once('exit', () => failAll(new Error('the tool runner (perl) exited')));
+  child.stdin!.on('error', () => undefined);
+  child.stdout!.on('data', (d: Buffer) => {
+    h.buf = h.buf.length === 0 ? d : Buffer.concat([h.buf, d]);
+    while (h.buf.length >= 24) {
+      const outLen = h.buf.readUInt32BE(16);
+      const errLen = h.buf.readUInt32BE(20);
+      if (h.buf.length < 24 + outLen + errLen) break;
+      const id = h.buf.readUInt32BE(0);
+      const code = h.buf.readInt32BE(4);
+      const sig = h.buf.readInt32BE(8);
+      const errno = h.buf.readInt32BE(12);
+      const r: RunnerResult = {
+        stdout: h.buf.subarray(24, 24 + outLen).toString('utf8'),
+        stderr: h.buf.subarray(24 + outLen, 24 + outLen + errLen).toString('utf8'),
+        exitCode: code >= 0 ? code : undefined,
+        signal: sig > 0 ? sig : undefined,
+        errno: errno !== 0 ? errno : undefined,
+      };
+      h.buf = h.buf.subarray(24 + outLen + errLen);
+      const p = h.pending.get(id);
+      h.pending.delete(id);
+      p?.resolve(r);
+    }
+    idle(h);
+  });
+  helper = h;
+  idle(h);
+  return h;
+}
+
+// An idle helper must not keep nsroute's event loop alive; a busy one must. One idle for a
+// second ends (an exec whose command runs for hours does not keep it): the next tool starts
+// another.
+const IDLE_MS = 1000;
+let idleTimer: NodeJS.Timeout | undefined;
+function idle(h: NonNullable<typeof helper>): void {
+  const busy = h.pending.size > 0;
+  if (idleTimer) clearTimeout(idleTimer);
+  idleTimer = undefined;
+  if (!busy) {
+    idleTimer = setTimeout(() => {
+      if (helper === h && h.pending.size === 0) {
+        helper = undefined;
+        h.child.stdin!.end();
+      }
+    }, IDLE_MS);
+    idleTimer.unref();
+  }
+  const handles = [h.child, h.child.stdout, h.child.stdin] as unknown as Array<{ ref?: () => void; unref?: () => void }>;
+  for (const x of handles) (busy ? x?.ref : x?.unref)?.call(x);
+}
+
+// A long-running process (the host watcher) spawns its tools directly: its repairs are rare,
+// and it should not keep a second process alive next to its monitors.
+export function spawnToolsDirectly(): void {
+  unavailable = true;
+}
+
+// Runs argv through the helper; undefined when there is no helper (perl missing): the caller
+// spawns directly.
+export function runViaHelper(argv: readonly string[], input: string | undefined, setsid: boolean): Promise<RunnerResult> | undefined {
+  if (argv.some((a) => a.includes('\0'))) return undefined;
+  const h = startHelper();
+  if (!h) return undefined;
+  const id = nextId++;
+  const a = Buffer.from(argv.join('\0'), 'utf8');
+  const i = Buffer.from(input ?? '', 'utf8');
+  const head = Buffer.alloc(13);
+  head.writeUInt32BE(id, 0);
+  head.writeUInt32BE(a.length, 4);
+  head.writeUInt32BE(i.length, 8);
+  head.writeUInt8(setsid ? 1 : 0, 12);
+  trace({ ev: 'spawn', argv: [...argv], via: 'runner' });
+  return new Promise<RunnerResult>((resolve, reject) => {
+    h.pending.set(id, { resolve, reject });
+    idle(h);
+    h.child.stdin!.write(Buffer.concat([head, a, i]));
+  });
+}

@@ -1,0 +1,62 @@
+// The tool runner (src/sys/runner.ts) must behave exactly like a direct spawn: argv passed
+// untouched without a shell, stdin, stdout and stderr whole, exit codes, signals, a command that
+// cannot be run, concurrency; and perl must not load code from the environment.
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { runViaHelper } from '../../../src/sys/runner.js';
+
+const have = spawnSync('perl', ['-e', '1']).status === 0;
+
+describe.skipIf(!have)('tool runner', () => {
+  beforeAll(() => {
+    // Read when the runner starts (first job): perl would load this module and die.
+    process.env.PERL5OPT = '-Mnsroute_no_such_module';
+  });
+
+  it('passes argv as it is: no shell, no word splitting, no globbing', async () => {
+    const args = ['a b', '$(touch /nonexistent-nsroute)', '*', "'q'", '', 'ü'];
+    const r = (await runViaHelper(['printf', '%s|', ...args], undefined, false))!;
+    expect(r).toMatchObject({ exitCode: 0, stderr: '', stdout: args.map((a) => `${a}|`).join('') });
+  });
+
+  it('feeds stdin and returns large outputs whole', async () => {
+    const input = 'x'.repeat(300_000) + '\n';
+    const r = (await runViaHelper(['cat'], input, false))!;
+    expect(r.stdout).toBe(input);
+    const big = (await runViaHelper(['head', '-c', '1000000', '/dev/zero'], undefined, false))!;
+    expect(big.stdout.length).toBe(1_000_000);
+  });
+
+  it('reports exit codes, stderr, signals and commands that cannot run', async () => {
+    expect(await runViaHelper(['sh', '-c', 'echo out; echo err >&2; exit 7'], undefined, false)).toMatchObject({ exitCode: 7, stdout: 'out\n', stderr: 'err\n' });
+    expect(await runViaHelper(['sh', '-c', 'kill -TERM $$'], undefined, false)).toMatchObject({ exitCode: undefined, signal: 15 });
+    const missing = (await runViaHelper(['nsroute-no-such-tool'], undefined, false))!;
+    expect(missing).toMatchObject({ exitCode: undefined, errno: 2, stderr: '' });
+    // A real exit 127 with that text is still an exit 127.
+    expect(await runViaHelper(['sh', '-c', 'exit 127'], undefined, false)).toMatchObject({ exitCode: 127, errno: undefined });
+  });
+
+  it('runs jobs concurrently and matches each answer to its job', async () => {
+    const jobs = Array.from({ length: 20 }, (_, i) => runViaHelper(['sh', '-c', `sleep 0.0${i % 3}; echo ${i}`], undefined, false)!);
+    const out = await Promise.all(jobs);
+    expect(out.map((r) => r.stdout.trim())).toEqual(Array.from({ length: 20 }, (_, i) => String(i)));
+  });
+
+  it('setsid puts the tool in a session of its own', async () => {
+    const mine = (await runViaHelper(['ps', '-o', 'sess=', '-p', String(process.pid)], undefined, false))!.stdout.trim();
+    const own = (await runViaHelper(['sh', '-c', 'ps -o sess= -p $$'], undefined, true))!.stdout.trim();
+    const shared = (await runViaHelper(['sh', '-c', 'ps -o sess= -p $$'], undefined, false))!.stdout.trim();
+    expect(shared).toBe(mine);
+    expect(own).not.toBe(mine);
+  });
+
+  it('ends when idle for a second, and the next job starts another', async () => {
+    const pidOf = async () => Number((await runViaHelper(['sh', '-c', 'echo $PPID'], undefined, false))!.stdout.trim());
+    const first = await pidOf();
+    expect(await pidOf()).toBe(first);
+    await new Promise((r) => setTimeout(r, 2500));
+    expect(existsSync(`/proc/${first}`)).toBe(false);
+    expect(await pidOf()).not.toBe(first);
+  });
+});
