@@ -12,8 +12,6 @@ export interface RunResult {
 
 // The one execa seam: argv arrays only, never a shell string. Failures become SysErrors
 // carrying argv, exit code and stderr.
-let toolsRun = 0;
-
 // The tools go through one helper process (runner.ts: a fork of a small perl instead of the
 // whole Node process per tool), or are spawned directly where there is no perl.
 export async function run(argv: readonly string[], opts: { input?: string; allowFail?: boolean } = {}): Promise<RunResult> {
@@ -22,9 +20,7 @@ export async function run(argv: readonly string[], opts: { input?: string; allow
   const setsid = callerContext() !== undefined;
   let viaHelper: RunnerResult | undefined;
   try {
-    // The first tool is spawned directly: a command that runs just one (a hot exec's nft
-    // look) would pay for the helper's own spawn and gain nothing.
-    if (toolsRun++ > 0) viaHelper = await runViaHelper(argv, opts.input, setsid);
+    viaHelper = await runViaHelper(argv, opts.input, setsid);
   } catch (e) {
     if (!(e as { runnerUnavailable?: boolean }).runnerUnavailable) throw e;
   }

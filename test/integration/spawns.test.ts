@@ -55,7 +55,7 @@ const watcherPid = (_n: string) => {
 };
 
 describe('spawns per exec', () => {
-  it('a cold exec with --via runs at most 12 tools, forks Node at most 5 times, and takes the host lock twice (create, teardown)', async () => {
+  it('a cold exec with --via runs at most 12 tools, forks Node at most 4 times, and takes the host lock twice (create, teardown)', async () => {
     const t = await traced(['exec', w.name('cold'), '--via', SLOW_GW, '--', 'true']);
     const shown = t.spawns.map((a) => a.slice(0, 5).join(' ')).join('\n');
     // flock x2, host facts (ip batch + nft ruleset), create (host batch, inside batch, nft),
@@ -64,10 +64,10 @@ describe('spawns per exec', () => {
     expect(t.spawns.filter((a) => a[0] === 'ip' && a.includes('-batch')).length, shown).toBeLessThanOrEqual(5);
     // A command this short ends before exec's monitors would start.
     expect(t.spawns.some((a) => a.includes('monitor')), shown).toBe(false);
-    // What Node forks itself (~10 ms each: the whole Node process): flock x2, the first tool,
-    // the tool runner, the command. Every other tool is a fork of the small runner.
+    // What Node forks itself (~10 ms each: the whole Node process): flock x2, the tool runner,
+    // the command. Every tool is a fork of the small runner.
     const forks = t.forks.map((a) => a.slice(0, 3).join(' ')).join('\n');
-    expect(t.forks.length, forks).toBeLessThanOrEqual(5);
+    expect(t.forks.length, forks).toBeLessThanOrEqual(4);
     expect(t.forks.filter(isRunner).length, forks).toBe(1);
     expect(t.locks).toEqual(['acquire', 'release', 'acquire', 'release']);
     expect(w.netnsExists(w.name('cold'))).toBe(false);
