@@ -12,14 +12,17 @@ import { trace } from './trace.js';
 // its stderr, recognised only as the whole stderr of an exit 127). Jobs run concurrently. The helper inherits nothing but
 // its pipes (perl marks every fd above 2 close-on-exec), and exits when nsroute closes its
 // stdin (nsroute exited or died); a job still running then finishes on its own, as a tool
-// spawned directly would.
+// spawned directly would. It ignores the terminal's and the service manager's signals (^C,
+// ^Z, SIGTERM to the whole group), as nsroute finishes a teardown through them: it must not
+// die or stop under nsroute mid-teardown. Each tool gets the default dispositions back.
 //
 // Request:  u32 id, u32 argv bytes, u32 input bytes, u8 flags (1: setsid), argv (NUL-joined), input.
 // Response: u32 id, i32 exit code (-1: killed by a signal or never ran), i32 signal,
 //           i32 exec errno (0: it ran), u32 stdout bytes, u32 stderr bytes, stdout, stderr.
 const SCRIPT = String.raw`
 use strict; use warnings; use POSIX ();
-$SIG{PIPE} = 'IGNORE';
+my @sigs = qw(INT HUP TERM QUIT TSTP TTIN TTOU);
+$SIG{$_} = 'IGNORE' for @sigs, 'PIPE';
 binmode STDIN; binmode STDOUT;
 my ($req, $eof, %jobs) = ('', 0);
 sub start {
@@ -31,6 +34,7 @@ sub start {
   my $pid = fork();
   return fail($j, $!) unless defined $pid;
   if ($pid == 0) {
+    $SIG{$_} = 'DEFAULT' for @sigs, 'PIPE';
     POSIX::setsid() if $flags & 1;
     open(STDIN, '<&', $ir); open(STDOUT, '>&', $ow); open(STDERR, '>&', $ew);
     { no warnings; exec { $argv[0] } @argv; }

@@ -59,4 +59,12 @@ describe.skipIf(!have)('tool runner', () => {
     expect(existsSync(`/proc/${first}`)).toBe(false);
     expect(await pidOf()).not.toBe(first);
   });
+
+  it('survives the signals a terminal or service manager sends the whole group; its tools get default dispositions', async () => {
+    const pid = Number((await runViaHelper(['sh', '-c', 'echo $PPID'], undefined, false))!.stdout.trim());
+    for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGTSTP'] as const) process.kill(pid, sig);
+    const r = (await runViaHelper(['sh', '-c', 'echo $PPID; grep -E "^Sig(Ign|Blk)" /proc/self/status'], undefined, false))!;
+    expect(r.stdout.split('\n')[0]).toBe(String(pid));
+    expect(r.stdout).toContain('SigIgn:\t0000000000000000');
+  });
 });
