@@ -6,7 +6,7 @@
 // teardown, gc after a SIGKILL at any step, the watcher after `nft flush ruleset`.
 import { describe, expect, it, beforeAll } from 'vitest';
 import { FAST_GW, HOST_FAST_ADDR, HOST_SLOW_ADDR, PATH_SERVER, SLOW_DEV, SLOW_GW, waitFor, type RunResult, type Snapshot, type Spawned, type World } from '../world/world.js';
-import { expectOk, expectUserError, show, useWorld } from '../world/helpers.js';
+import { expectOk, expectUserError, PATH4, show, statusJson, useWorld } from '../world/helpers.js';
 
 const PORT = 7100;
 const REPLY = 'replied';
@@ -144,6 +144,26 @@ describe('replies mode: the host answers by the way a connection came', () => {
     expectOk(await w.nsroute(['up', name, '--no-watch']));
     await expectConnects(w);
     expectOk(await w.nsroute(['down', name]));
+    expect(await w.snapshot()).toEqual(clean);
+  });
+
+  it('shares the uplink table and mark with a namespace via the same gateway: either goes without the other losing anything', async () => {
+    const ns = w.name('nat');
+    const rep = w.name('rsh');
+    const nsPath = async () => (await w.nsroute(['exec', ns, '--', ...PATH4])).stdout.trim();
+    expectOk(await w.nsroute(['up', ns, '--via', SLOW_GW, '--dev', SLOW_DEV, '--no-watch']));
+    const withNs = await w.snapshot();
+    expectOk(await w.nsroute(['up', rep, ...UP, '--no-watch']));
+    expect((await statusJson(w, rep)).table).toBe((await statusJson(w, ns)).table);
+    await expectConnects(w);
+    expect(await nsPath()).toBe(`slow ${HOST_SLOW_ADDR}`);
+    expectOk(await w.nsroute(['down', rep]));
+    expect(await w.snapshot()).toEqual(withNs);
+    expect(await nsPath()).toBe(`slow ${HOST_SLOW_ADDR}`);
+    expectOk(await w.nsroute(['up', rep, ...UP, '--no-watch']));
+    expectOk(await w.nsroute(['down', ns]));
+    await expectConnects(w);
+    expectOk(await w.nsroute(['down', rep]));
     expect(await w.snapshot()).toEqual(clean);
   });
 
