@@ -58,5 +58,8 @@ export function repliesConflicts(p: Profile, c: NamespaceConfig): string[] {
   if (p.mode !== undefined && p.mode !== c.mode) out.push(`mode ${c.mode}`);
   if (p.via !== undefined && p.via !== c.uplink?.via) out.push(`via ${c.uplink?.via}`);
   if (p.dev !== undefined && p.dev !== c.uplink?.dev) out.push(`dev ${c.uplink?.dev}`);
+  // Options of the namespace modes asked of a NAME that has no namespace.
+  const nsOnly = (['subnet', 'ipv6', 'via6', 'bridge', 'uplink', 'address', 'dhcp'] as const).filter((k) => p[k] !== undefined);
+  if (p.dns.length > 0 || nsOnly.length > 0) out.push(`mode replies, without ${[...(p.dns.length > 0 ? ['dns'] : []), ...nsOnly].join(', ')}`);
   return out;
 }

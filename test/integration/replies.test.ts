@@ -138,10 +138,10 @@ describe('replies mode: the host answers by the way a connection came', () => {
     await expectFails(w);
   });
 
-  it('a profile with mode = "replies" works the same', async () => {
+  it('a profile with mode = "replies" works the same (as the unit of `enable` brings it up at boot)', async () => {
     const name = w.name('prof');
     w.writeProfile(name, `mode = "replies"\ndev = "${SLOW_DEV}"\nvia = "${SLOW_GW}"\n`);
-    expectOk(await w.nsroute(['up', name, '--no-watch']));
+    expectOk(await w.nsroute(['up', name, '--require-profile', '--no-watch']));
     await expectConnects(w);
     expectOk(await w.nsroute(['down', name]));
     expect(await w.snapshot()).toEqual(clean);

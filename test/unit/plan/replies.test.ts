@@ -70,6 +70,7 @@ describe('replies mode: plan', () => {
     const c = buildRepliesPlan(profile(), facts(), []).config;
     expect(repliesConflicts(profile(), c)).toEqual([]);
     expect(repliesConflicts(profile({ via: '203.0.113.2' }), c)).toEqual(['via 203.0.113.1']);
+    expect(repliesConflicts(resolveProfile('ftp', undefined, { dns: ['1.1.1.1'] }), c)).toEqual(['mode replies, without dns']);
   });
 });
 
