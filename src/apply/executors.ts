@@ -7,7 +7,8 @@ import { disableIpv6In, giveBack, readTakeover, startDhcp, stopDhcp, takeOver } 
 import { dhcpScript } from '../net/dhcp.js';
 import { forwardChains, hasNsrouteTable, renderHoleInserts, xtablesHolesMissing } from '../net/fwholes.js';
 import { ensureForwardHoles, legacyFilterTables, removeForwardHoles } from '../sys/iptables.js';
-import { nftHasMember, renderNftAdd, renderNftDelete, renderNftRuleset, type NftMember } from '../net/nft.js';
+import { nftHasMember, nftHasReplies, renderNftAdd, renderNftDelete, renderNftRuleset, type NftMember, type NftReplies } from '../net/nft.js';
+import { hasNetns } from './mode-hooks.js';
 import { ipBatch, ipBatchForce, ipIgnoringGone, ipJson, linkOwner, netnsAdd, netnsDel, netnsId } from '../sys/ip.js';
 import { netnsInode } from '../sys/proc.js';
 import { parseTag } from '../net/tag.js';
@@ -74,7 +75,8 @@ function memberOf(step: Extract<Step, { kind: 'nft-member' }>): NftMember {
 
 // The whole table, from every namespace (the fallback of the per-namespace transactions).
 function nftRenderAll(ctx: StepContext, withSelf: boolean): Promise<void> {
-  return nftApply(renderNftRuleset(nftMembers([...ctx.others(), ...(withSelf && ctx.self ? [ctx.self] : [])])));
+  const all = [...ctx.others(), ...(withSelf && ctx.self ? [ctx.self] : [])];
+  return nftApply(renderNftRuleset(nftMembers(all), nftReplies(all)));
 }
 
 // O(1) in the number of namespaces: this namespace's elements in one transaction; the table
@@ -92,12 +94,18 @@ async function nftAddMember(step: Extract<Step, { kind: 'nft-member' }>, ctx: St
 // table is rendered whole from the namespaces that remain, which is exact either way.
 async function nftDeleteMember(step: Extract<Step, { kind: 'nft-member' }>, ctx: StepContext): Promise<void> {
   const rest = nftMembers(ctx.others());
-  if (rest.length === 0) return nftApply(renderNftRuleset([]));
+  const replies = nftReplies(ctx.others());
+  if (rest.length === 0) return nftApply(renderNftRuleset([], replies));
   try {
     await nftApply(renderNftDelete(memberOf(step)));
   } catch {
-    await nftApply(renderNftRuleset(rest));
+    await nftApply(renderNftRuleset(rest, replies));
   }
+}
+
+// The replies policies (--mode replies) nsroute's table holds besides the namespaces.
+export function nftReplies(configs: readonly NamespaceConfig[]): NftReplies[] {
+  return configs.flatMap((c) => (c.mode === 'replies' && c.uplink ? [{ dev: c.uplink.dev, mark: c.uplink.mark }] : []));
 }
 
 export function nftMembers(configs: readonly NamespaceConfig[]) {
@@ -384,6 +392,10 @@ export async function doStep(step: Step, ctx: StepContext): Promise<Created | vo
     case 'route-guard':
       await syncGuard([...ctx.others(), ...(ctx.self ? [ctx.self] : [])]);
       return;
+    case 'replies-mark':
+      // The table whole (few policies, rare changes): the replies_* objects come and go with
+      // the first and last policy, in one transaction with everything else in the table.
+      return nftRenderAll(ctx, true);
   }
 }
 
@@ -427,7 +439,7 @@ export async function undoStep(step: Step, ctx: StepContext): Promise<void> {
     case 'netns-files':
       return undoNetnsFiles(step.netns, Object.keys(step.files));
     case 'ip-forward': {
-      if (ctx.others().length > 0) return; // still needed by another namespace
+      if (ctx.others().some(hasNetns)) return; // still needed by another namespace
       const host = readHostState();
       const saved = host.forwarding?.saved;
       if (!saved) return;
@@ -461,7 +473,7 @@ export async function undoStep(step: Step, ctx: StepContext): Promise<void> {
       return;
     }
     case 'fw-holes':
-      if (ctx.others().length > 0) return;
+      if (ctx.others().some(hasNetns)) return;
       return removeForwardHoles();
     case 'bridge-takeover': {
       if (ctx.others().some((o) => o.lan?.takeover === step.iface)) return; // still in use
@@ -491,6 +503,9 @@ export async function undoStep(step: Step, ctx: StepContext): Promise<void> {
     case 'route-guard':
       await syncGuard(ctx.others());
       return;
+    case 'replies-mark':
+      // Without this policy's objects (the table goes when nothing else is in it).
+      return nftRenderAll(ctx, false);
   }
 }
 
@@ -639,6 +654,7 @@ export async function repairSteps(steps: readonly Step[], ctx: StepContext): Pro
   let nft = false;
   let member: Extract<Step, { kind: 'nft-member' }> | undefined;
   let guard = false;
+  let replies: Extract<Step, { kind: 'replies-mark' }> | undefined;
   for (const step of steps) {
     switch (step.kind) {
       case 'veth-add':
@@ -668,9 +684,12 @@ export async function repairSteps(steps: readonly Step[], ctx: StepContext): Pro
       case 'route-guard':
         guard = true;
         break;
+      case 'replies-mark':
+        replies = step;
+        break;
     }
   }
-  const ruleset = nft || holes ? await nftRulesetJson() : undefined;
+  const ruleset = nft || holes || replies ? await nftRulesetJson() : undefined;
   await Promise.all([
     guard ? syncGuard([...ctx.others(), ...(ctx.self ? [ctx.self] : [])]).catch((e: Error) => problems.push(`fail-closed rules: ${e.message.split('\n')[0]}`)) : undefined,
     ipBatchForce(v4, 4),
@@ -682,6 +701,10 @@ export async function repairSteps(steps: readonly Step[], ctx: StepContext): Pro
       : undefined,
     holes && (renderHoleInserts(forwardChains(ruleset)) !== '' || xtablesHolesMissing(ruleset).length > 0 || legacyFilterTables())
       ? ensureForwardHoles().catch((e: Error) => problems.push(`firewall holes: ${e.message.split('\n')[0]}`))
+      : undefined,
+    // A replies policy (--mode replies) that lost its objects (a flushed firewall): the table whole.
+    replies && !nft && !nftHasReplies(ruleset, replies.dev, replies.mark)
+      ? nftRenderAll(ctx, true).catch((e: Error) => problems.push(`nft table: ${e.message.split('\n')[0]}`))
       : undefined,
   ]);
   return problems;

@@ -7,7 +7,7 @@ import { isDeadNetnsFile, removeIfExists, UntrustedFile } from '../sys/fsx.js';
 import { forwardHolesPresent, removeForwardHoles } from '../sys/iptables.js';
 import { withHostLock } from '../state/lock.js';
 import { allStates, knownNames, readHostState, readState, writeState } from '../state/store.js';
-import { namesWithFileRecords, nftMembers, recordedFiles, restoreSrcValidMark, syncGuard, undoNetnsFiles, undoStep } from './executors.js';
+import { namesWithFileRecords, nftMembers, nftReplies, recordedFiles, restoreSrcValidMark, syncGuard, undoNetnsFiles, undoStep } from './executors.js';
 import { emptyReport, forgetEarlierBoots, hostWatched, isLiveNetns, netnsPath, recoverLost, refuseInsideNamespace, repair, startWatcher, stopLegacyWatcher, sweep, type SweepReport } from './lifecycle.js';
 
 // The unreachable fallback route nsroute puts in every uplink table (plan.ts): a table in
@@ -93,7 +93,8 @@ export async function gc(): Promise<SweepReport> {
       if (line.includes('rule del ')) report.removed.push({ object: 'rule', name: line.replace('rule del ', '') });
     }
     const hadTable = await nftTableExists();
-    if (states.length > 0 || hadTable) await nftApply(renderNftRuleset(nftMembers(states.map((s) => s.config))));
+    const configs = states.map((s) => s.config);
+    if (states.length > 0 || hadTable) await nftApply(renderNftRuleset(nftMembers(configs), nftReplies(configs)));
     if (states.length === 0 && hadTable) report.removed.push({ object: 'nft-table', name: 'inet nsroute' });
     removeOrphanFiles(report);
     if (states.length === 0) {

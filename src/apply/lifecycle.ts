@@ -24,6 +24,7 @@ import { Journal } from './journal.js';
 import { checkNetnsFiles, nsfsCtime, repairSteps, undoStep, type StepContext } from './executors.js';
 import { crashNow } from './crash.js';
 import { nftTableExists } from '../sys/nft.js';
+import { hostModeHooks, isHostMode, noProgramsError } from './mode-hooks.js';
 
 // What a sweep did, for gc's report (other commands ignore it).
 export interface SweepReport {
@@ -463,6 +464,9 @@ export async function bringUp(req: UpRequest): Promise<UpResult> {
   const { profile } = req;
   const name = profile.name;
   refuseInsideNamespace();
+  // Host modes (mode-hooks.ts): NAME names a policy, nothing runs in it.
+  if (req.holder && isHostMode(profile.mode)) refuseJoin(name, profile.mode);
+  const hostHooks = isHostMode(profile.mode) ? await hostModeHooks(profile.mode) : undefined;
   // A NAME that looks new: its host facts are read before the lock (spawned before the lock's
   // own process), and used under it only if no other take of the lock happened since (its
   // generation, state/lock.ts): then nothing nsroute does changed the host in between, and the
@@ -480,7 +484,9 @@ export async function bringUp(req: UpRequest): Promise<UpResult> {
       );
     }
     if (existing) {
-      const diff = conflicts(profile, existing.config);
+      const existingMode = existing.config.mode;
+      if (req.holder && isHostMode(existingMode)) refuseJoin(name, existingMode);
+      const diff = isHostMode(existingMode) ? (await hostModeHooks(existingMode)).conflicts(profile, existing.config) : conflicts(profile, existing.config);
       if (diff.length > 0) {
         throw new UserError(`${name} is already up with other settings (${diff.join(', ')})`, `use those settings, or \`nsroute down ${name}\` first`);
       }
@@ -503,12 +509,15 @@ export async function bringUp(req: UpRequest): Promise<UpResult> {
       if (req.watch && existing.persistent) startWatcherOrWarn(existing);
       return { state: existing, created: false };
     }
-    if (existsSync(netnsPath(name))) {
+    if (!hostHooks && existsSync(netnsPath(name))) {
       throw new UserError(`a network namespace called ${name} exists but nsroute did not create it`, 'pick another name; nsroute never touches namespaces it does not own');
     }
     const facts = (early && genBefore === g0 ? await early : undefined) ?? (await gatherHostFacts(profile.via, { ipv6: profile.ipv6 === 'nat' }));
     const others = allStates().filter((s) => s.name !== name);
-    const plan = buildPlan(profile, facts, others.map((s) => s.config), { persistent: req.persistent, waitForUplink: req.persistent ? (req.waitForMissingUplink ? 'missing-too' : 'existing') : false });
+    const waitForUplink = req.persistent ? (req.waitForMissingUplink ? 'missing-too' : 'existing') : false;
+    const plan = hostHooks
+      ? hostHooks.plan(profile, facts, others.map((s) => s.config), { waitForUplink })
+      : buildPlan(profile, facts, others.map((s) => s.config), { persistent: req.persistent, waitForUplink });
     // Refused before the first change: what the files step cannot write safely, and a
     // host.json that is not root's alone (its saved values are what teardown writes back).
     for (const step of plan.steps) if (step.kind === 'netns-files') checkNetnsFiles(step.netns, Object.keys(step.files));
@@ -546,6 +555,11 @@ export async function bringUp(req: UpRequest): Promise<UpResult> {
     if (req.watch && state.persistent) startWatcherOrWarn(state);
     return { state, created: true, ...(plan.waiting ? { waiting: plan.waiting } : {}) };
   });
+}
+
+function refuseJoin(name: string, mode: Parameters<typeof noProgramsError>[1]): never {
+  const e = noProgramsError(name, mode);
+  throw new UserError(e.message, e.hint);
 }
 
 export interface ReleaseResult {

@@ -7,6 +7,7 @@ import { isFromEarlierBoot, knownNames, onStateRead, readState, type NamespaceSt
 import type { NamespaceConfig } from '../plan/types.js';
 import { guardPrefs } from '../plan/guard.js';
 import { guardMissing } from './executors.js';
+import { hasNetns } from './mode-hooks.js';
 import { nftTableExists } from '../sys/nft.js';
 import { uplinkRoutesIntact } from '../sys/ip.js';
 import { hostWatched, repair } from './lifecycle.js';
@@ -201,14 +202,14 @@ export function watchNamespaces(opts: WatchOptions): Watcher {
 
   // The namespaces whose repair puts back what the event concerns (the index is exact under
   // the lock): per uplink table, one per kind of use of it (IPv6 NAT puts its own route in
-  // the table); for what all share, any one.
+  // the table; a replies policy has its own nft objects); for what all share, any one.
   const pick = (names: readonly string[], done: Set<string>): NamespaceState[] => {
     const out: NamespaceState[] = [];
     const kinds = new Set<string>();
     for (const n of names) {
       const st = index.entries.get(n)?.state;
       if (!st || !watched(st)) continue;
-      const kind = `${st.config.ipv6 === 'nat'}:${st.config.via6 ?? ''}`;
+      const kind = `${st.config.mode}:${st.config.ipv6 === 'nat'}:${st.config.via6 ?? ''}`;
       if (kinds.has(kind)) continue;
       kinds.add(kind);
       if (!done.has(n)) out.push(st);
@@ -250,7 +251,8 @@ export function watchNamespaces(opts: WatchOptions): Watcher {
         index.syncAll();
         const done = new Set<string>();
         const targets = ts.flatMap((t) => pick(index.namesOfTable(t), done).map((st) => (done.add(st.name), st)));
-        if (sharedToo && targets.length === 0) targets.push(...pick([...index.entries.keys()], done).slice(0, 1));
+        // A namespace first: its repair also puts back the fail-closed rules (a host mode has none).
+        if (sharedToo && targets.length === 0) targets.push(...pick([...index.entries.keys()], done).sort((a, b) => Number(hasNetns(b.config)) - Number(hasNetns(a.config))).slice(0, 1));
         for (const st of targets) {
           // The host watcher's index holds every namespace: the nft table and the fail-closed
           // rules are rendered from it, without reading every state file again.

@@ -40,6 +40,14 @@ export async function runCheck(name: string, opts: CheckOptions): Promise<number
   }
   refuseInsideNamespace();
   const state = readState(name);
+  // A host mode (--mode replies): probes of the host's own, no namespace to enter.
+  if (state && state.status === 'up' && !isFromEarlierBoot(state) && state.config.mode === 'replies') {
+    const { gatherRepliesFacts, evaluateReplies, repliesReportText } = await import('../check/replies.js');
+    const report = evaluateReplies(await gatherRepliesFacts(state.config));
+    const json = { name: report.name, up: true, ok: report.ok, leak: report.leak, checks: report.checks };
+    process.stdout.write((opts.json ? JSON.stringify(json, null, 2) : repliesReportText(report)) + '\n');
+    return report.ok ? 0 : CHECK_FAILED;
+  }
   const live = isLiveNetns(name);
   if (!state || state.status !== 'up' || isFromEarlierBoot(state) || !live) {
     if (opts.json) process.stdout.write(JSON.stringify({ name, up: false, ok: false, checks: [] }) + '\n');

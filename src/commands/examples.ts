@@ -13,7 +13,7 @@ export const COMMAND_EXAMPLES: Readonly<Record<string, readonly string[]>> = {
     'sudo nsroute exec lan --mode macvlan --uplink eth0 --dhcp -- curl https://example.org',
   ],
   shell: ['sudo nsroute shell slow', 'sudo nsroute shell filtered --dns 192.168.1.53'],
-  up: ['sudo nsroute up slow', 'sudo nsroute up lan --mode bridge --uplink eth0 --address 192.168.1.60/24 --via 192.168.1.1', 'sudo nsroute up slow --json'],
+  up: ['sudo nsroute up slow', 'sudo nsroute up lan --mode bridge --uplink eth0 --address 192.168.1.60/24 --via 192.168.1.1', 'sudo nsroute up slow --json', 'sudo nsroute up dropbox --mode replies --dev eth1 --via 203.0.113.1   # answer by the way connections came'],
   down: ['sudo nsroute down slow', 'sudo nsroute down slow --force   # ends the commands still inside'],
   list: ['sudo nsroute list', "sudo nsroute list --json | jq -r '.[].name'"],
   status: ['sudo nsroute status slow', 'sudo nsroute status slow --json'],

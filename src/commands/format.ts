@@ -6,6 +6,9 @@ export function statusJson(view: NamespaceView | NamespaceState) {
   const v: NamespaceView = 'condition' in view ? view : { state: view, condition: 'up', holders: liveHolders(view) };
   const st = v.state;
   const c = st.config;
+  // --mode replies: a policy of the host, no namespace (its link fields are null).
+  const replies = c.mode === 'replies' && c.uplink ? { dev: c.uplink.dev, via: c.uplink.via ?? null, table: c.uplink.table, mark: `0x${c.uplink.mark.toString(16).padStart(8, '0')}` } : null;
+  const link = (v: string) => (replies ? null : v);
   return {
     name: st.name,
     up: v.condition !== 'interrupted',
@@ -14,18 +17,19 @@ export function statusJson(view: NamespaceView | NamespaceState) {
     persistent: st.persistent,
     mode: c.mode,
     holders: v.holders.map((h) => ({ pid: h.pid, startTime: h.startTime, command: h.command, user: h.user, since: h.since, kind: h.kind ?? 'exec' })),
-    hostInterface: c.hostIface,
-    namespaceInterface: c.nsIface,
-    subnet: c.subnet,
-    hostAddress: c.hostAddress,
-    namespaceAddress: v.lease?.address?.split('/')[0] ?? c.nsAddress,
+    hostInterface: link(c.hostIface),
+    namespaceInterface: link(c.nsIface),
+    subnet: link(c.subnet),
+    hostAddress: link(c.hostAddress),
+    namespaceAddress: link(v.lease?.address?.split('/')[0] ?? c.nsAddress),
     gateway: c.uplink?.via ?? c.lan?.gateway ?? null,
     dev: c.uplink?.dev ?? c.lan?.bridge ?? c.lan?.parent ?? null,
     // bridge / macvlan: the LAN side ("dhcp": the address comes from the lease)
     lan: c.lan ? { bridge: c.lan.bridge ?? null, takeover: c.lan.takeover ?? null, parent: c.lan.parent ?? null, address: c.lan.address ?? v.lease?.address ?? (c.lan.dhcp ? 'dhcp' : null) } : null,
     table: c.uplink?.table ?? null,
     dns: v.lease && v.lease.dns.length > 0 ? v.lease.dns : c.dns,
-    dnsSource: c.dnsSource,
+    dnsSource: replies ? null : c.dnsSource,
+    replies,
     createdAt: st.createdAt || null,
   };
 }
@@ -51,6 +55,16 @@ export function statusText(s: StatusJson): string {
         ? `dev ${s.dev} (table ${s.table})`
         : 'host routing';
   const holder = (h: StatusJson['holders'][number]) => `${h.pid} ${h.user}: ${h.command.join(' ')}${h.kind === 'process' ? ' (running inside)' : ''}`;
+  if (s.replies) {
+    const r = s.replies;
+    const lines = [
+      `${s.name}: ${s.status}, ${s.persistent ? 'persistent' : 'ephemeral'}, ${s.mode} (a policy of the host, no namespace)`,
+      `  replies: connections arriving on ${r.dev} to this host are answered via ${r.via} dev ${r.dev} (ct mark ${r.mark}, table ${r.table})`,
+    ];
+    const hint = conditionHint(s);
+    if (hint) lines.push(`  note:    ${hint}`);
+    return lines.join('\n');
+  }
   const lines = [
     `${s.name}: ${s.status}, ${s.persistent ? 'persistent' : 'ephemeral'}, ${s.mode}`,
     s.lan ? `  link:    ${s.mode} ${s.namespaceInterface}` : `  link:    ${s.hostInterface} ${s.hostAddress} <-> ${s.namespaceInterface} ${s.namespaceAddress} (${s.subnet})`,
@@ -65,7 +79,7 @@ export function statusText(s: StatusJson): string {
 
 export function listText(all: StatusJson[]): string {
   if (all.length === 0) return 'no nsroute namespaces';
-  const rows = all.map((s) => [s.name, s.status, s.persistent ? 'persistent' : 'ephemeral', String(s.holders.length), s.lan?.address ?? s.namespaceAddress, s.gateway ?? s.dev ?? '-', s.dns.join(',')]);
+  const rows = all.map((s) => [s.name, s.status, s.persistent ? 'persistent' : 'ephemeral', String(s.holders.length), s.lan?.address ?? s.namespaceAddress ?? `(replies on ${s.dev})`, s.gateway ?? s.dev ?? '-', s.dns.join(',')]);
   const head = ['NAME', 'STATUS', 'LIFETIME', 'HOLDERS', 'ADDRESS', 'GATEWAY', 'DNS'];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   return [head, ...rows].map((r) => r.map((v, i) => v.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');

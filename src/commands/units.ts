@@ -9,6 +9,7 @@ import { nsrouteCommand, readTemplate, resolvConfTarget, systemctl, systemdManag
 import { paths } from '../state/paths.js';
 import { readTrustedText } from '../sys/trusted-file.js';
 import { loadProfile, requireRoot } from './options.js';
+import { isHostMode, noProgramsError } from '../apply/mode-hooks.js';
 
 // enable / disable / attach / detach: systemd units for persistent namespaces and for
 // services that run inside them. Every file nsroute writes starts with UNIT_MARK; a file
@@ -147,6 +148,12 @@ export async function runAttach(name: string, service: string, opts: { json?: bo
   const unit = parseServiceName(service);
   if (!isOurs(join(unitDir(), namespaceUnit(name)))) {
     throw new UserError(`${name} has no unit to bind ${unit} to`, `\`nsroute enable ${name}\` first`);
+  }
+  // A host mode (--mode replies) has no namespace to run the service in.
+  const mode = loadProfile(name, {}).mode;
+  if (isHostMode(mode)) {
+    const e = noProgramsError(name, mode);
+    throw new UserError(e.message, e.hint);
   }
   const dir = join(unitDir(), `${unit}.d`);
   const other = listDir(dir).find((f) => /^nsroute-.+\.conf$/.test(f) && f !== dropInName(name) && isOurs(join(dir, f)));

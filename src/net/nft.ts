@@ -37,9 +37,38 @@ function elements(items: readonly string[]): string {
   return items.length > 0 ? ` elements = { ${items.join(', ')} };` : '';
 }
 
-export function renderNftRuleset(members: readonly NftMember[]): string {
+// --mode replies (plan/replies.ts, seed 003): connections that arrive on `dev` addressed to the
+// host itself get `mark` as their ct mark; the mark is put on their packets both ways (in: for
+// strict rp_filter with src_valid_mark; out, in a route chain: the kernel routes the reply again,
+// by the uplink's fwmark rule, to its table). Objects of their own in nsroute's table (replies_*),
+// rendered only while a replies policy exists.
+export interface NftReplies {
+  dev: string;
+  mark: number;
+}
+
+function renderReplies(replies: readonly NftReplies[]): string {
+  if (replies.length === 0) return '';
+  const sorted = [...replies].sort((a, b) => a.dev.localeCompare(b.dev));
+  const marks = sorted.map((r) => `${JSON.stringify(r.dev)} : ${hex(r.mark)}`);
+  const set = [...new Set(sorted.map((r) => hex(r.mark)))];
+  return `\tmap replies_mark { type ifname : mark;${elements(marks)} }
+\tset replies_marks { type mark;${elements(set)} }
+\tchain replies_in {
+\t\ttype filter hook prerouting priority mangle; policy accept;
+\t\tmeta nfproto ipv4 ct state new fib daddr type local ct mark set iifname map @replies_mark
+\t\tct direction original ct mark @replies_marks meta mark set ct mark
+\t}
+\tchain replies_out {
+\t\ttype route hook output priority mangle; policy accept;
+\t\tct direction reply ct mark @replies_marks meta mark set ct mark
+\t}
+`;
+}
+
+export function renderNftRuleset(members: readonly NftMember[], replies: readonly NftReplies[] = []): string {
   const head = `table ${NFT_FAMILY} ${NFT_TABLE} {}\ndelete table ${NFT_FAMILY} ${NFT_TABLE}\n`;
-  if (members.length === 0) return head;
+  if (members.length === 0 && replies.length === 0) return head;
   const sorted = [...members].sort((a, b) => a.iface.localeCompare(b.iface));
   const ifaces = sorted.map((m) => JSON.stringify(m.iface));
   const nets = sorted.map((m) => m.subnet);
@@ -63,7 +92,7 @@ export function renderNftRuleset(members: readonly NftMember[]): string {
 \t\tip saddr @ns_nets4 oifname != @ns_ifaces masquerade
 \t\tip6 saddr @ns_nets6 oifname != @ns_ifaces masquerade
 \t}
-}
+${renderReplies(replies)}}
 `
   );
 }
@@ -104,4 +133,16 @@ export function nftHasMember(rulesetJson: unknown, iface: string): boolean {
     const set = (it as { set?: { family?: string; table?: string; name?: string; elem?: unknown[] } } | null)?.set;
     return !!set && set.family === NFT_FAMILY && set.table === NFT_TABLE && set.name === 'ns_ifaces' && Array.isArray(set.elem) && set.elem.includes(iface);
   });
+}
+
+// Whether nsroute's table has the replies policy of `dev` (what a repair looks at).
+export function nftHasReplies(rulesetJson: unknown, dev: string, mark: number): boolean {
+  const list = (rulesetJson as { nftables?: unknown[] } | undefined)?.nftables;
+  if (!Array.isArray(list)) return false;
+  const has = (kind: 'chain' | 'map', name: string) =>
+    list.some((it) => {
+      const o = (it as Record<string, { family?: string; table?: string; name?: string; elem?: unknown[] }> | null)?.[kind];
+      return !!o && o.family === NFT_FAMILY && o.table === NFT_TABLE && o.name === name && (kind === 'chain' || (Array.isArray(o.elem) && o.elem.some((e) => Array.isArray(e) && e[0] === dev && Number(e[1]) === mark)));
+    });
+  return has('map', 'replies_mark') && has('chain', 'replies_in') && has('chain', 'replies_out');
 }

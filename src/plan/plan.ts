@@ -159,7 +159,7 @@ function chooseUplinkDev(profile: Profile, facts: HostFacts, others: readonly Na
 // fails at once (docs/boot.md).
 export type UplinkWait = false | 'existing' | 'missing-too';
 
-function chooseUplink(profile: Profile, facts: HostFacts, others: readonly NamespaceConfig[], wait: UplinkWait): { uplink?: Uplink; waiting?: UplinkWaiting } {
+export function chooseUplink(profile: Profile, facts: HostFacts, others: readonly NamespaceConfig[], wait: UplinkWait): { uplink?: Uplink; waiting?: UplinkWaiting } {
   if (!profile.via && !profile.dev) return {};
   let dev: string;
   if (profile.via) dev = chooseUplinkDev(profile, facts, others, wait);

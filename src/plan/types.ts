@@ -40,7 +40,8 @@ export interface LanConfig {
 
 export interface NamespaceConfig {
   name: string;
-  mode: 'nat' | 'bridge' | 'macvlan';
+  // 'replies' is a host mode (plan/replies.ts): no namespace; uplink says where replies go.
+  mode: 'nat' | 'bridge' | 'macvlan' | 'replies';
   lan?: LanConfig;
   hostIface: string;
   nsIface: string;
@@ -98,6 +99,9 @@ export type Step =
   | { kind: 'veth-bridge'; netns: string; hostIface: string; nsIface: string; bridge: string; tag: string }
   | { kind: 'macvlan-add'; netns: string; parent: string; tmpIface: string; nsIface: string }
   | { kind: 'ns-config-lan'; netns: string; nsIface: string; address?: string; gateway?: string }
-  | { kind: 'dhcp-client'; netns: string; nsIface: string; writeDns: boolean };
+  | { kind: 'dhcp-client'; netns: string; nsIface: string; writeDns: boolean }
+  // --mode replies (plan/replies.ts): connections arriving on dev to the host itself get the
+  // uplink's mark as their ct mark; their replies carry it (nsroute's nft table, replies_* objects).
+  | { kind: 'replies-mark'; dev: string; mark: number };
 
 export type StepKind = Step['kind'];

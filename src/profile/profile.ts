@@ -21,8 +21,10 @@ export interface RouteOptions {
 
 // nat: the namespace behind the host (default). bridge / macvlan: the namespace as its own
 // host on the uplink's LAN (seed 004): its own address there, its own gateway, no NAT.
-export type Mode = 'nat' | 'bridge' | 'macvlan';
-export const MODES: readonly Mode[] = ['nat', 'bridge', 'macvlan'];
+// replies: a host mode, no namespace (seed 003): connections arriving on --dev are answered
+// via --via on it, whatever the main table says (plan/replies.ts).
+export type Mode = 'nat' | 'bridge' | 'macvlan' | 'replies';
+export const MODES: readonly Mode[] = ['nat', 'bridge', 'macvlan', 'replies'];
 
 export type Ipv6Mode = 'off' | 'nat';
 export const IPV6_MODES: readonly Ipv6Mode[] = ['off', 'nat'];
@@ -135,6 +137,18 @@ export function resolveProfile(name: string, fromFile: RouteOptions | undefined,
   return profile;
 }
 
+// --mode replies: --dev and --via, nothing else (no namespace: no DNS, link, LAN or IPv6 of
+// its own). Whether the gateway is on --dev's link is checked against the host (plan/replies.ts).
+function resolveRepliesMode(profile: Profile, merged: RouteOptions, where: (key: string) => string): void {
+  for (const k of ['dns', 'subnet', 'ipv6', 'via6', 'bridge', 'uplink', 'address', 'dhcp'] as const) {
+    const v = merged[k];
+    if (v === undefined || v === false || (Array.isArray(v) && v.length === 0)) continue;
+    throw new UserError(`${where(k)} does not apply to --mode replies`, `leave it out: replies mode is a policy for the host's own connections, with no namespace (only --dev and --via)`);
+  }
+  if (profile.dev === undefined) throw new UserError('--mode replies needs --dev IFACE, the interface whose connections are answered through it', 'add --dev IFACE --via GATEWAY');
+  if (profile.via === undefined) throw new UserError('--mode replies needs --via GATEWAY, the router on --dev the replies go to', 'add --via GATEWAY');
+}
+
 // An IPv4 address that can be a gateway or a name server: not 0/8, loopback, multicast,
 // reserved or broadcast (link-local is allowed: such routers and servers exist).
 function parseUnicast(text: string, what: string, hint: string): string {
@@ -156,6 +170,7 @@ function resolveLanMode(profile: Profile, merged: RouteOptions, where: (key: str
     throw new UserError(`${where('mode')}: ${JSON.stringify(mode)} is not a mode`, `use one of ${MODES.join(', ')}`);
   }
   if (merged.mode !== undefined) profile.mode = mode as Mode;
+  if (mode === 'replies') return resolveRepliesMode(profile, merged, where);
   const lanKeys = (['bridge', 'uplink', 'address', 'dhcp'] as const).filter((k) => merged[k] !== undefined && merged[k] !== false);
   if (mode === 'nat') {
     const k = lanKeys[0];

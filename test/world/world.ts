@@ -154,6 +154,8 @@ export interface World {
   // Any command in the fake host / in one of the world's namespaces (nsenter --net).
   inHost(argv: readonly string[], opts?: RunOptions): Promise<RunResult>;
   inNetns(netns: string, argv: readonly string[], opts?: RunOptions): Promise<RunResult>;
+  // The same, long-running (a server): killed by destroy() at the latest.
+  spawnIn(netns: string, argv: readonly string[], opts?: RunOptions): Spawned;
   // Connect from the fake host to the path server (v4 or v6) and return its answer line.
   hostPath(family?: 4 | 6): Promise<string>;
   // Option lan: connect from the fake host to the LAN server on LAN_GW:LAN_PATH_PORT and return
@@ -544,6 +546,7 @@ export async function createWorld(opts: WorldOptions = {}): Promise<World> {
     },
     inHost: (argv, o) => inNetns(host, argv, o),
     inNetns,
+    spawnIn: (netns, argv, o = {}) => spawnTracked(['nsenter', `--net=/run/netns/${netns}`, ...argv], { ...o, baseEnv }, pids),
     async hostPath(family = 4) {
       const target = family === 4 ? `TCP4:${PATH_SERVER}:${PATH_PORT}` : `TCP6:[${PATH_SERVER6}]:${PATH_PORT}`;
       const r = await inNetns(host, ['socat', '-T20', '-t20', '-', target], { timeoutMs: 10_000 });
