@@ -382,7 +382,17 @@ export async function doStep(step: Step, ctx: StepContext): Promise<Created | vo
     case 'route-guard':
       await syncGuard([...ctx.others(), ...(ctx.self ? [ctx.self] : [])]);
       return;
+    // cgroup mode's own steps: loaded only when a plan has them.
+    case 'cgroup-dir':
+    case 'cgroup-nft':
+      return (await import('./cgroup-steps.js')).doCgroupStep(step, ctx.self, ctx.others());
   }
+}
+
+// A NAME of a host mode (cgroup) has no namespace and forwards nothing: it does not keep
+// forwarding or the firewall's forward holes in place for others.
+function hasNetns(c: NamespaceConfig): boolean {
+  return c.mode !== 'cgroup';
 }
 
 // Puts saved forwarding sysctls back. The switch for all interfaces goes first: writing it
@@ -425,7 +435,7 @@ export async function undoStep(step: Step, ctx: StepContext): Promise<void> {
     case 'netns-files':
       return undoNetnsFiles(step.netns, Object.keys(step.files));
     case 'ip-forward': {
-      if (ctx.others().length > 0) return; // still needed by another namespace
+      if (ctx.others().some(hasNetns)) return; // still needed by another namespace
       const host = readHostState();
       const saved = host.forwarding?.saved;
       if (!saved) return;
@@ -435,7 +445,7 @@ export async function undoStep(step: Step, ctx: StepContext): Promise<void> {
       return;
     }
     case 'ip6-forward': {
-      if (ctx.others().some((o) => o.ipv6 === 'nat')) return; // still needed by another namespace
+      if (ctx.others().some((o) => hasNetns(o) && o.ipv6 === 'nat')) return; // still needed by another namespace
       const host = readHostState();
       const saved = host.forwarding6?.saved;
       if (!saved) return;
@@ -459,7 +469,7 @@ export async function undoStep(step: Step, ctx: StepContext): Promise<void> {
       return;
     }
     case 'fw-holes':
-      if (ctx.others().length > 0) return;
+      if (ctx.others().some(hasNetns)) return;
       return removeForwardHoles();
     case 'bridge-takeover': {
       if (ctx.others().some((o) => o.lan?.takeover === step.iface)) return; // still in use
@@ -489,6 +499,9 @@ export async function undoStep(step: Step, ctx: StepContext): Promise<void> {
     case 'route-guard':
       await syncGuard(ctx.others());
       return;
+    case 'cgroup-dir':
+    case 'cgroup-nft':
+      return (await import('./cgroup-steps.js')).undoCgroupStep(step, ctx.name, ctx.others());
   }
 }
 

@@ -24,6 +24,7 @@ import { Journal } from './journal.js';
 import { checkNetnsFiles, repairSteps, undoStep, type StepContext } from './executors.js';
 import { crashNow } from './crash.js';
 import { nftTableExists } from '../sys/nft.js';
+import { hostModeHooks, hostModeMembers, prepareHostModeFacts } from './hostmode.js';
 
 // What a sweep did, for gc's report (other commands ignore it).
 export interface SweepReport {
@@ -80,9 +81,10 @@ export function ownNetnsInode(name: string): number | undefined {
 
 // Processes in NAME's own namespace (never those of a foreign namespace that took its name).
 // `scan`: one pass over /proc shared by many NAMEs (proc.ts).
+// A host mode's NAME (no namespace) is held by its members instead (hostmode.ts).
 export function namespaceProcesses(name: string, scan?: NetnsScan): number[] {
   const ino = ownNetnsInode(name);
-  return ino === undefined ? [] : netnsProcessesByInode(ino, scan);
+  return ino === undefined ? (hostModeMembers(name) ?? []) : netnsProcessesByInode(ino, scan);
 }
 
 // /run/netns/NAME is no longer the namespace nsroute created (deleted, or another tool's now).
@@ -396,7 +398,7 @@ async function touch(name: string): Promise<NamespaceState | undefined> {
 
 function conflicts(p: Profile, c: NamespaceConfig): string[] {
   const out: string[] = [];
-  if (c.mode !== 'nat') {
+  if (c.mode !== 'nat' && c.mode !== 'cgroup') {
     if (p.via !== undefined && p.via !== c.lan?.gateway) out.push(`via ${c.lan?.gateway ?? '(dhcp)'}`);
   } else if (p.via !== undefined && p.via !== c.uplink?.via) out.push(`via ${c.uplink?.via ?? '(host routing)'}`);
   if (p.dev !== undefined && p.dev !== c.uplink?.dev) out.push(`dev ${c.uplink?.dev ?? '(host routing)'}`);
@@ -487,7 +489,7 @@ export async function bringUp(req: UpRequest): Promise<UpResult> {
       if (req.persistent && !existing.persistent) {
         existing.persistent = true;
         // The owner tag carries the lifetime, so a lost run dir does not turn `up` into ephemeral.
-        await setLinkAlias(existing.config.hostIface, tagOf(existing.config, true));
+        if (!hostModeHooks(existing.config.mode)) await setLinkAlias(existing.config.hostIface, tagOf(existing.config, true));
       }
       if (req.holder) existing.holders.push(req.holder);
       stopLegacyWatcher(existing);
@@ -508,6 +510,7 @@ export async function bringUp(req: UpRequest): Promise<UpResult> {
     }
     const facts = (early && genBefore === g0 ? await early : undefined) ?? (await gatherHostFacts(profile.via, { ipv6: profile.ipv6 === 'nat' }));
     const others = allStates().filter((s) => s.name !== name);
+    prepareHostModeFacts(profile, facts);
     const plan = buildPlan(profile, facts, others.map((s) => s.config), { persistent: req.persistent, waitForUplink: req.persistent ? (req.waitForMissingUplink ? 'missing-too' : 'existing') : false });
     // Refused before the first change: what the files step cannot write safely, and a
     // host.json that is not root's alone (its saved values are what teardown writes back).

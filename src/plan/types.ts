@@ -15,6 +15,9 @@ export interface HostFacts {
   resolvedConf?: string;
   hostNsswitch?: string; // /etc/nsswitch.conf
   wireless?: string[]; // interfaces with /sys/class/net/X/wireless (cannot be bridged)
+  // cgroup mode only (apply/hostmode.ts): the cgroup v2 mount (undefined: none), the parent
+  // of NAMEs' cgroups, and whether systemd is PID 1.
+  cgroupHost?: { mount?: string; parent: string; systemd: boolean };
 }
 
 // The uplink a namespace's traffic is policy-routed through; shared by every namespace
@@ -25,6 +28,13 @@ export interface Uplink {
   table: number;
   mark: number;
   pref: number;
+}
+
+// cgroup mode: where NAME's cgroup is, relative to the cgroup v2 mount (sys/cgroup.ts), and
+// its depth there (nft's `socket cgroupv2 level N`).
+export interface CgroupConfig {
+  path: string;
+  level: number;
 }
 
 // Everything decided for one namespace; stored in its state file.
@@ -40,8 +50,10 @@ export interface LanConfig {
 
 export interface NamespaceConfig {
   name: string;
-  mode: 'nat' | 'bridge' | 'macvlan';
+  mode: 'nat' | 'bridge' | 'macvlan' | 'cgroup';
   lan?: LanConfig;
+  // cgroup mode (host mode, no namespace; plan/cgroup.ts): NAME's cgroup v2 directory.
+  cgroup?: CgroupConfig;
   hostIface: string;
   nsIface: string;
   subnet: string;
@@ -98,6 +110,10 @@ export type Step =
   | { kind: 'veth-bridge'; netns: string; hostIface: string; nsIface: string; bridge: string; tag: string }
   | { kind: 'macvlan-add'; netns: string; parent: string; tmpIface: string; nsIface: string }
   | { kind: 'ns-config-lan'; netns: string; nsIface: string; address?: string; gateway?: string }
-  | { kind: 'dhcp-client'; netns: string; nsIface: string; writeDns: boolean };
+  | { kind: 'dhcp-client'; netns: string; nsIface: string; writeDns: boolean }
+  // cgroup mode (apply/cgroup-steps.ts): NAME's cgroup directory, and its elements in
+  // nsroute's cgroup table (net/cgnft.ts).
+  | { kind: 'cgroup-dir'; path: string }
+  | { kind: 'cgroup-nft'; path: string; level: number; mark?: number; dns?: string; ipv6: 'off' | 'nat' };
 
 export type StepKind = Step['kind'];

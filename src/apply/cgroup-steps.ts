@@ -1,0 +1,78 @@
+import type { NamespaceConfig, Step } from '../plan/types.js';
+import { renderCgAdd, renderCgDelete, renderCgRuleset, type CgMember } from '../net/cgnft.js';
+import { cgroupOf, makeCgroup, moveToCgroup, nftApplyCg, removeCgroup, removeCgroupIfUnused, requireCgroup2 } from '../sys/cgroup.js';
+import { existsSync } from 'node:fs';
+import { join, dirname } from 'node:path';
+import { readMoves } from './moves.js';
+
+// Do and undo of cgroup mode's own steps (plan/cgroup.ts). Every undo succeeds when its
+// object is gone already; the nft elements of the NAMEs that remain are re-rendered whole
+// when a per-NAME transaction fails, as nat mode does for its table.
+
+type CgStep = Extract<Step, { kind: 'cgroup-dir' | 'cgroup-nft' }>;
+
+function memberOf(step: Extract<Step, { kind: 'cgroup-nft' }>): CgMember {
+  return { path: step.path, ipv6: step.ipv6, ...(step.mark !== undefined ? { mark: step.mark } : {}), ...(step.dns ? { dns: step.dns } : {}) };
+}
+
+// The cgroup-mode NAMEs' elements, from their configs; a NAME whose cgroup directory is gone
+// (being torn down) is left out: nft could not resolve its path.
+export function cgMembers(configs: readonly NamespaceConfig[], mount: string): CgMember[] {
+  return configs
+    .filter((c) => c.mode === 'cgroup' && c.cgroup && existsSync(join(mount, c.cgroup.path)))
+    .map((c) => ({ path: c.cgroup!.path, ipv6: c.ipv6 === 'nat' ? 'nat' : 'off', ...(c.uplink ? { mark: c.uplink.mark } : {}), ...(c.dns[0] ? { dns: c.dns[0] } : {}) }));
+}
+
+function renderAll(level: number, configs: readonly NamespaceConfig[], mount: string): Promise<void> {
+  return nftApplyCg(renderCgRuleset(level, cgMembers(configs, mount)), mount);
+}
+
+export async function doCgroupStep(step: CgStep, self: NamespaceConfig | undefined, others: readonly NamespaceConfig[]): Promise<void> {
+  const mount = requireCgroup2();
+  switch (step.kind) {
+    case 'cgroup-dir':
+      makeCgroup(mount, step.path);
+      return;
+    case 'cgroup-nft':
+      try {
+        await nftApplyCg(renderCgAdd(memberOf(step)), mount);
+      } catch {
+        await renderAll(step.level, [...others, ...(self ? [self] : [])], mount);
+      }
+      return;
+  }
+}
+
+export async function undoCgroupStep(step: CgStep, name: string, others: readonly NamespaceConfig[]): Promise<void> {
+  const mount = requireCgroup2();
+  switch (step.kind) {
+    case 'cgroup-dir': {
+      // Members still inside (a command left running, `down --force` not given) go back to
+      // the cgroup `move` took them from, else to the root: the directory cannot go otherwise.
+      const moves = readMoves(name);
+      for (const m of moves) {
+        if (cgroupOf(m.pid) === step.path && m.from !== step.path && existsSync(join(mount, m.from))) {
+          try {
+            moveToCgroup(mount, m.from, m.pid);
+          } catch {
+            /* ended meanwhile */
+          }
+        }
+      }
+      if (!removeCgroup(mount, step.path)) throw new Error(`cgroup ${join(mount, step.path)} could not be removed (processes are still being added to it)`);
+      if (!others.some((o) => o.cgroup && dirname(o.cgroup.path) === dirname(step.path))) removeCgroupIfUnused(mount, dirname(step.path));
+      return;
+    }
+    case 'cgroup-nft': {
+      const rest = others.filter((o) => o.mode === 'cgroup');
+      if (rest.length === 0) return nftApplyCg(renderCgRuleset(step.level, []), mount);
+      try {
+        await nftApplyCg(renderCgDelete(memberOf(step)), mount);
+      } catch {
+        await renderAll(step.level, rest, mount);
+      }
+      return;
+    }
+  }
+}
+
