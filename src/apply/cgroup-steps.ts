@@ -4,12 +4,36 @@ import { cgroupOf, makeCgroup, moveToCgroup, nftApplyCg, removeCgroup, removeCgr
 import { existsSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { readMoves } from './moves.js';
+import { tryRead, write as writeSysctl } from '../sys/sysctl.js';
+import { readHostState, writeHostState } from '../state/store.js';
 
 // Do and undo of cgroup mode's own steps (plan/cgroup.ts). Every undo succeeds when its
 // object is gone already; the nft elements of the NAMEs that remain are re-rendered whole
 // when a per-NAME transaction fails, as nat mode does for its table.
 
-type CgStep = Extract<Step, { kind: 'cgroup-dir' | 'cgroup-nft' }>;
+type CgStep = Extract<Step, { kind: 'cgroup-dir' | 'cgroup-localnet' | 'cgroup-nft' }>;
+
+const localnetPath = (dev: string) => `conf/${dev}/route_localnet`;
+
+// Saved before the first write (a crash right after it must still know what to put back).
+function enableRouteLocalnet(dev: string): void {
+  const now = tryRead(localnetPath(dev));
+  if (now === undefined) return;
+  const host = readHostState();
+  if (host.routeLocalnet?.[dev] === undefined) writeHostState({ ...host, routeLocalnet: { ...host.routeLocalnet, [dev]: now } });
+  if (now !== '1') writeSysctl(localnetPath(dev), '1');
+}
+
+function restoreRouteLocalnet(dev: string): void {
+  const host = readHostState();
+  const value = host.routeLocalnet?.[dev];
+  if (value === undefined) return;
+  const now = tryRead(localnetPath(dev));
+  if (now !== undefined && now !== value) writeSysctl(localnetPath(dev), value);
+  const rest = { ...host.routeLocalnet };
+  delete rest[dev];
+  writeHostState({ ...host, routeLocalnet: Object.keys(rest).length > 0 ? rest : undefined });
+}
 
 function memberOf(step: Extract<Step, { kind: 'cgroup-nft' }>): CgMember {
   return { path: step.path, ipv6: step.ipv6, ...(step.mark !== undefined ? { mark: step.mark } : {}), ...(step.dns ? { dns: step.dns } : {}) };
@@ -28,6 +52,7 @@ function renderAll(level: number, configs: readonly NamespaceConfig[], mount: st
 }
 
 export async function doCgroupStep(step: CgStep, self: NamespaceConfig | undefined, others: readonly NamespaceConfig[]): Promise<void> {
+  if (step.kind === 'cgroup-localnet') return enableRouteLocalnet(step.dev);
   const mount = requireCgroup2();
   switch (step.kind) {
     case 'cgroup-dir':
@@ -44,6 +69,10 @@ export async function doCgroupStep(step: CgStep, self: NamespaceConfig | undefin
 }
 
 export async function undoCgroupStep(step: CgStep, name: string, others: readonly NamespaceConfig[]): Promise<void> {
+  if (step.kind === 'cgroup-localnet') {
+    if (!others.some((o) => o.mode === 'cgroup' && o.uplink?.dev === step.dev)) restoreRouteLocalnet(step.dev);
+    return;
+  }
   const mount = requireCgroup2();
   switch (step.kind) {
     case 'cgroup-dir': {

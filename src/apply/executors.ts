@@ -384,6 +384,7 @@ export async function doStep(step: Step, ctx: StepContext): Promise<Created | vo
       return;
     // cgroup mode's own steps: loaded only when a plan has them.
     case 'cgroup-dir':
+    case 'cgroup-localnet':
     case 'cgroup-nft':
       return (await import('./cgroup-steps.js')).doCgroupStep(step, ctx.self, ctx.others());
   }
@@ -500,6 +501,7 @@ export async function undoStep(step: Step, ctx: StepContext): Promise<void> {
       await syncGuard(ctx.others());
       return;
     case 'cgroup-dir':
+    case 'cgroup-localnet':
     case 'cgroup-nft':
       return (await import('./cgroup-steps.js')).undoCgroupStep(step, ctx.name, ctx.others());
   }

@@ -10,10 +10,15 @@
 //   route output:    mark the connection of a member's socket with its uplink's mark (the
 //                    rerouting chain: the packet then takes the uplink's table); packets
 //                    without a full socket get the ct mark back
+//   raw prerouting:  nothing from outside addressed to 127.0.0.0/8 (the uplink has
+//                    route_localnet=1 for the stub case below; before conntrack, so the
+//                    replies to masqueraded stub queries, addressed to the uplink, pass)
 //   prerouting:      replies get the uplink mark back from the connection, so strict
 //                    rp_filter (with src_valid_mark on the uplink) checks them there
 //   nat output:      members' DNS (port 53, any server, also a loopback stub) goes to NAME's
-//                    server (DNAT); IPv6 DNS is refused (the servers are IPv4)
+//                    server (DNAT); IPv6 DNS is refused (the servers are IPv4); a query to a
+//                    stub on 127.0.0.53 keeps its loopback source until masqueraded: the
+//                    kernel routes it out only with route_localnet on the uplink (journaled)
 //   filter output:   --ipv6 off: members' IPv6 is rejected at once (no waiting for a timeout)
 //   nat postrouting: members' marked traffic leaves with the uplink's address (masquerade:
 //                    the source was chosen from the main table before the mark rerouted it).
@@ -63,6 +68,10 @@ export function renderCgRuleset(level: number, members: readonly CgMember[]): st
 \t\ttype route hook output priority mangle; policy accept;
 \t\tct mark & ${hex(MARK_MASK)} == ${hex(MARK_TAG)} meta mark set ct mark
 \t\tmeta mark set ${sock} map @cg_mark ct mark set meta mark
+\t}
+\tchain raw_prerouting {
+\t\ttype filter hook prerouting priority raw; policy accept;
+\t\tiif != "lo" ip daddr 127.0.0.0/8 drop
 \t}
 \tchain prerouting {
 \t\ttype filter hook prerouting priority mangle; policy accept;

@@ -71,6 +71,7 @@ export function cgroupStepsFor(config: NamespaceConfig, nsswitch?: string): Step
       files: { 'resolv.conf': renderResolvConf(name, config.dns), 'gai.conf': renderGaiConf(name), 'nsswitch.conf': renderNsswitchConf(name, nsswitch) },
     },
     ...(uplink ? [{ kind: 'uplink-route', uplink } as const] : []),
+    ...(uplink ? [{ kind: 'cgroup-localnet', dev: uplink.dev } as const] : []),
     ...(uplink && v6 ? [{ kind: 'uplink-route6', uplink, ...(config.via6 ? { via6: config.via6 } : {}) } as const] : []),
     {
       kind: 'cgroup-nft',

@@ -114,6 +114,9 @@ export type Step =
   // cgroup mode (apply/cgroup-steps.ts): NAME's cgroup directory, and its elements in
   // nsroute's cgroup table (net/cgnft.ts).
   | { kind: 'cgroup-dir'; path: string }
+  // route_localnet=1 on the uplink: members' DNS to a loopback stub, DNATed to NAME's server,
+  // keeps its 127.0.0.1 source until masqueraded (net/cgnft.ts)
+  | { kind: 'cgroup-localnet'; dev: string }
   | { kind: 'cgroup-nft'; path: string; level: number; mark?: number; dns?: string; ipv6: 'off' | 'nat' };
 
 export type StepKind = Step['kind'];

@@ -5,13 +5,14 @@
 // after the file, also when it fails.
 import { existsSync, readFileSync, readdirSync, rmdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { writeFileSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
-import { FAST_GW, HOST_FAST_ADDR, HOST_SLOW_ADDR, PATH_PORT, PATH_SERVER, PATH_SERVER6, SLOW_GW, type Snapshot, type World } from '../world/world.js';
+import { HOST_FAST_ADDR, HOST_SLOW_ADDR, SLOW_ANSWER, SLOW_DEV, SLOW_GW, STUB_ADDR, type Snapshot, type World } from '../world/world.js';
 import { expectOk, expectUserError, PATH4, PATH6, probeName, show, useWorld } from '../world/helpers.js';
 
 let w: World;
 let clean: Snapshot;
-useWorld((world, snap) => ((w = world), (clean = snap)), { rpFilter: true });
+useWorld((world, snap) => ((w = world), (clean = snap)), { rpFilter: true, resolvedStub: true });
 
 // The cgroup v2 mount (hybrid here: /sys/fs/cgroup/unified).
 function cgMount(): string {
@@ -49,6 +50,73 @@ describe('cgroup mode: exec', () => {
     expectOk(r);
     expect(r.stdout.trim()).toBe(`slow ${HOST_SLOW_ADDR}`);
     expect(await w.hostPath(4)).toBe(`fast ${HOST_FAST_ADDR}`);
+    expect(cgroupDirs()).toEqual([]);
+    expect(await w.snapshot()).toEqual(clean);
+  });
+
+  it('a member reaches a server on the fake host\'s 127.0.0.1 (what a namespace cannot)', async () => {
+    const n = w.name('c2');
+    const server = w.inHost(['socat', '-T10', 'TCP4-LISTEN:7555,bind=127.0.0.1,reuseaddr', 'SYSTEM:echo local']);
+    const r = await ns(['exec', n, '--mode', 'cgroup', '--via', SLOW_GW, '--', 'sh', '-c', 'for i in $(seq 50); do socat -T5 - TCP4:127.0.0.1:7555 </dev/null && exit 0; sleep 0.2; done; exit 1']);
+    expectOk(r);
+    expect(r.stdout.trim()).toBe('local');
+    await server;
+  });
+
+  it("DNS goes only to NAME's server by the uplink, also when the member asks the host's loopback stub", async () => {
+    const n = w.name('c3');
+    const direct = probeName('cgd');
+    const viaStub = probeName('cgs');
+    const stubConf = join(w.dir, 'stub-resolv.conf');
+    writeFileSync(stubConf, `nameserver ${STUB_ADDR}\n`);
+    // The second lookup puts a resolv.conf naming the stub back over NAME's (the member is root
+    // in its own mount namespace): the query to 127.0.0.53 must still reach only NAME's server.
+    const r = await ns(['exec', n, '--mode', 'cgroup', '--via', SLOW_GW, '--dns', SLOW_GW, '--', 'sh', '-c', `getent ahostsv4 ${direct}; mount --bind ${stubConf} /etc/resolv.conf && getent ahostsv4 ${viaStub}`]);
+    expectOk(r);
+    expect(r.stdout).toContain(SLOW_ANSWER);
+    expect(await w.waitDnsQueries('slow', direct)).toBeGreaterThan(0);
+    expect(await w.waitDnsQueries('slow', viaStub)).toBeGreaterThan(0);
+    for (const name of [direct, viaStub]) {
+      expect(w.dnsQueries('fast', name)).toBe(0);
+      expect(w.dnsQueries('stub', name)).toBe(0);
+    }
+  });
+
+  it('IPv6 off: a member\'s IPv6 connection fails at once', async () => {
+    const r = await ns(['exec', w.name('c4'), '--mode', 'cgroup', '--via', SLOW_GW, '--', ...PATH6]);
+    expect(r.exitCode, show(r)).not.toBe(0);
+    expect(r.stderr).toMatch(/Permission denied|refused|unreachable/i);
+    expect(r.stderr).not.toMatch(/timed out/i);
+  });
+
+  it('kill switch: with the uplink down a member\'s traffic fails and never goes fast', async () => {
+    const n = w.name('c5');
+    expectOk(await ns(['up', n, '--mode', 'cgroup', '--via', SLOW_GW, '--dev', SLOW_DEV]));
+    try {
+      await w.setUplink('slow', false);
+      const before = await w.gatewayPackets('fast');
+      const r = await ns(['exec', n, '--', ...PATH4]);
+      expect(r.exitCode, show(r)).not.toBe(0);
+      expect((await w.gatewayPackets('fast')).path4).toBe(before.path4);
+    } finally {
+      await w.setUplink('slow', true);
+      expectOk(await ns(['down', n]));
+    }
+    expect(await w.snapshot()).toEqual(clean);
+  });
+
+  it('refuses options of other modes, with the reason', async () => {
+    for (const [args, what] of [
+      [['--subnet', '10.231.0.0/30'], /subnet/],
+      [['--uplink', 'upf'], /bridge or macvlan/],
+      [['--address', '10.99.3.9/24'], /bridge or macvlan/],
+    ] as const) {
+      const r = await ns(['exec', w.name('c6'), '--mode', 'cgroup', '--via', SLOW_GW, ...args, '--', 'true']);
+      expectUserError(r, 125);
+      expect(r.stderr).toMatch(what);
+    }
+    const bad = await ns(['exec', w.name('c6'), '--mode', 'cgroup', '--', 'true'], { env: { NSROUTE_CGROUP_PARENT: '../x' } });
+    expectUserError(bad, 125);
     expect(cgroupDirs()).toEqual([]);
     expect(await w.snapshot()).toEqual(clean);
   });
