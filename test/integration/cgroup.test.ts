@@ -121,3 +121,43 @@ describe('cgroup mode: exec', () => {
     expect(await w.snapshot()).toEqual(clean);
   });
 });
+
+// cgroup-dir, netns-files, uplink-route, cgroup-localnet, cgroup-nft
+const CG_STEPS = [0, 1, 2, 3, 4];
+
+describe('cgroup mode: SIGKILL after each step, then gc', () => {
+  const crashing = (name: string, crash: string) => ns(['exec', name, '--mode', 'cgroup', '--via', SLOW_GW, '--', ...PATH4], { env: { NSROUTE_TEST_CRASH: crash } });
+
+  async function expectClean(name: string, what: string): Promise<void> {
+    expect(await w.snapshot(), what).toEqual(clean);
+    expect(cgroupDirs(), what).toEqual([]);
+    expect(existsSync(`/etc/netns/${name}`), what).toBe(false);
+  }
+
+  it.each(CG_STEPS)('bringing up, after step %i: gc rolls back to exactly the clean host', async (k) => {
+    const name = w.name(`ca${k}`);
+    const r = await crashing(name, `apply:${k}`);
+    expect(r.signal, show(r)).toBe('SIGKILL');
+    const gc = await ns(['gc', '--json']);
+    expectOk(gc);
+    expect(JSON.parse(gc.stdout).rolledBack).toEqual([name]);
+    await expectClean(name, `crash after step ${k}`);
+  });
+
+  it.each(CG_STEPS)('tearing down, after undoing step %i: gc finishes, exactly the clean host', async (k) => {
+    const name = w.name(`cu${k}`);
+    const r = await crashing(name, `undo:${k}`);
+    expect(r.signal, show(r)).toBe('SIGKILL');
+    expect(r.stdout.trim()).toBe(`slow ${HOST_SLOW_ADDR}`);
+    const gc = await ns(['gc', '--json']);
+    expectOk(gc);
+    expect(JSON.parse(gc.stdout).finished).toEqual([name]);
+    await expectClean(name, `crash after undoing step ${k}`);
+  });
+
+  it('past the last step nothing crashes', async () => {
+    const r = await crashing(w.name('cend'), `apply:${CG_STEPS.length}`);
+    expect(r.exitCode, show(r)).toBe(0);
+    await expectClean(w.name('cend'), 'past the last step');
+  });
+});
