@@ -339,7 +339,12 @@ export async function sweep(name: string, report = emptyReport()): Promise<Names
     await teardown(st);
     return undefined;
   }
-  const live = liveHolders(st);
+  let live = liveHolders(st);
+  // A host mode's process can leave NAME while it runs (`move --out`): then it holds it no longer.
+  if (hostModeHooks(st.config.mode)) {
+    const members = new Set(namespaceProcesses(name));
+    live = live.filter((h) => h.kind !== 'process' || members.has(h.pid));
+  }
   let changed = live.length !== st.holders.length;
   for (const h of st.holders) if (!live.includes(h)) report.droppedHolders.push({ name, pid: h.pid, command: h.command });
   st.holders = live;

@@ -9,6 +9,7 @@ import { writeFileSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { HOST_FAST_ADDR, HOST_SLOW_ADDR, SLOW_ANSWER, SLOW_DEV, SLOW_GW, STUB_ADDR, type Snapshot, type World } from '../world/world.js';
 import { expectOk, expectUserError, PATH4, PATH6, probeName, show, useWorld } from '../world/helpers.js';
+import { PATH_PORT, PATH_SERVER, waitFor } from '../world/world.js';
 
 let w: World;
 let clean: Snapshot;
@@ -159,5 +160,90 @@ describe('cgroup mode: SIGKILL after each step, then gc', () => {
     const r = await crashing(w.name('cend'), `apply:${CG_STEPS.length}`);
     expect(r.exitCode, show(r)).toBe(0);
     await expectClean(w.name('cend'), 'past the last step');
+  });
+});
+
+describe('cgroup mode: move', () => {
+  // A process that connects every 200 ms and appends each answer to a file; the child (with
+  // `child`) does the same into a second file.
+  function connector(tag: string, child: boolean): { out: string; childOut: string; pid: () => number; childPid: () => number } {
+    const out = join(w.dir, `${tag}.out`);
+    const childOut = join(w.dir, `${tag}.child.out`);
+    const pidFile = join(w.dir, `${tag}.pid`);
+    const loop = (file: string) => `while :; do socat -T2 - TCP4:${PATH_SERVER}:${PATH_PORT},connect-timeout=2 </dev/null >> ${file} 2>/dev/null; sleep 0.2; done`;
+    const script = `echo $$ > ${pidFile}; ${child ? `(${loop(childOut)}) & echo $! > ${pidFile}.child;` : ''} ${loop(out)}`;
+    void w.inHost(['timeout', '80', 'sh', '-c', script]);
+    const read = (f: string) => Number(readFileSync(f, 'utf8').trim());
+    return { out, childOut, pid: () => read(pidFile), childPid: () => read(`${pidFile}.child`) };
+  }
+  const lines = (f: string) => (existsSync(f) ? readFileSync(f, 'utf8').split('\n').filter(Boolean) : []);
+  // Waits until a new line (after those seen so far) says `want`.
+  async function nextIs(file: string, want: string): Promise<void> {
+    const seen = lines(file).length;
+    await waitFor(() => lines(file).slice(seen).some((l) => l.startsWith(want)), `${file}: a ${want} line`);
+  }
+
+  it('a looping connector moved in goes slow, --out goes fast again, and the ephemeral NAME goes with its last member', async () => {
+    const n = w.name('m1');
+    w.writeProfile(n, `mode = "cgroup"\nvia = "${SLOW_GW}"\n`);
+    const c = connector('m1', false);
+    await waitFor(() => lines(c.out).some((l) => l.startsWith('fast')), 'connector runs');
+    const r = await ns(['move', n, String(c.pid()), '--json']);
+    expectOk(r);
+    const moved = JSON.parse(r.stdout) as { name: string; moved: { pid: number; connections: number }[] };
+    expect(moved.moved.map((m) => m.pid)).toEqual([c.pid()]);
+    await nextIs(c.out, 'slow');
+    const st = await ns(['status', n, '--json']);
+    expectOk(st);
+    expect((JSON.parse(st.stdout) as { holders: { pid: number }[] }).holders.map((h) => h.pid)).toContain(c.pid());
+    expectOk(await ns(['move', '--out', String(c.pid())]));
+    await nextIs(c.out, 'fast');
+    // A child it had running at the move stays in NAME until it ends (seed 000's semantics);
+    // then NAME has no member left and goes at the next look, like an ephemeral namespace.
+    await waitFor(async () => (await ns(['gc'])).exitCode === 0 && (await ns(['status', n])).exitCode === 3, `${n} removed`);
+    expect(cgroupDirs()).toEqual([]);
+    process.kill(c.pid(), 'SIGKILL');
+  });
+
+  it('without --tree the children stay where they are; with --tree they follow', async () => {
+    const n = w.name('m2');
+    expectOk(await ns(['up', n, '--mode', 'cgroup', '--via', SLOW_GW]));
+    const c = connector('m2', true);
+    try {
+      await waitFor(() => lines(c.childOut).some((l) => l.startsWith('fast')), 'child connector runs');
+      expectOk(await ns(['move', n, String(c.pid())]));
+      await nextIs(c.out, 'slow');
+      await nextIs(c.childOut, 'fast');
+      expectOk(await ns(['move', n, String(c.pid()), '--tree']));
+      await nextIs(c.childOut, 'slow');
+    } finally {
+      try {
+        process.kill(c.childPid(), 'SIGKILL');
+        process.kill(c.pid(), 'SIGKILL');
+      } catch {
+        /* gone */
+      }
+      await waitFor(async () => (await ns(['down', n])).exitCode === 0, 'down after the connector ended');
+    }
+    expect(cgroupDirs()).toEqual([]);
+    expect(await w.snapshot()).toEqual(clean);
+  });
+
+  it('refuses pid 1, a kernel thread, a thread id, a pid that does not exist: one line each, nothing moved', async () => {
+    const n = w.name('m3');
+    w.writeProfile(n, `mode = "cgroup"\nvia = "${SLOW_GW}"\n`);
+    const tid = readdirSync('/proc/self/task').map(Number).find((t) => t !== process.pid)!;
+    const r = await ns(['move', n, '1', '2', String(tid), '999999999']);
+    expect(r.exitCode, show(r)).toBe(2);
+    const err = r.stderr.trim().split('\n');
+    expect(err[0]).toMatch(/pid 1 is the init process/);
+    expect(err[1]).toMatch(/2 is a kernel thread/);
+    expect(err[2]).toMatch(new RegExp(`${tid} is a thread of process ${process.pid}`));
+    expect(err[3]).toMatch(/no process 999999999/);
+    expect(cgroupDirs()).toEqual([]);
+    const out = await ns(['move', '--out', String(process.pid)]);
+    expect(out.exitCode, show(out)).toBe(2);
+    expect(out.stderr).toMatch(/in no cgroup-mode NAME/);
+    expect(await w.snapshot()).toEqual(clean);
   });
 });
