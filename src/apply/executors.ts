@@ -652,6 +652,7 @@ export async function repairSteps(steps: readonly Step[], ctx: StepContext): Pro
   let nft = false;
   let member: Extract<Step, { kind: 'nft-member' }> | undefined;
   let guard = false;
+  const hostMode: Step[] = [];
   for (const step of steps) {
     switch (step.kind) {
       case 'veth-add':
@@ -681,8 +682,15 @@ export async function repairSteps(steps: readonly Step[], ctx: StepContext): Pro
       case 'route-guard':
         guard = true;
         break;
+      // cgroup mode: idempotent, each a no-op when in place (the elements' add, the sysctl)
+      case 'cgroup-dir':
+      case 'cgroup-localnet':
+      case 'cgroup-nft':
+        hostMode.push(step);
+        break;
     }
   }
+  for (const step of hostMode) await doStep(step, ctx).catch((e: Error) => problems.push(`${step.kind}: ${e.message.split('\n')[0]}`));
   const ruleset = nft || holes ? await nftRulesetJson() : undefined;
   await Promise.all([
     guard ? syncGuard([...ctx.others(), ...(ctx.self ? [ctx.self] : [])]).catch((e: Error) => problems.push(`fail-closed rules: ${e.message.split('\n')[0]}`)) : undefined,

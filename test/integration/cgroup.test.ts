@@ -247,3 +247,32 @@ describe('cgroup mode: move', () => {
     expect(await w.snapshot()).toEqual(clean);
   });
 });
+
+describe('cgroup mode: check', () => {
+  it('passes for a NAME that is up, and fails (exit 4, leak) when its nft table is gone', async () => {
+    const n = w.name('k1');
+    // --no-watch: the host watcher would put the table back at once (the next exec does here).
+    expectOk(await ns(['up', n, '--no-watch', '--mode', 'cgroup', '--via', SLOW_GW, '--dns', SLOW_GW]));
+    try {
+      const ok = await ns(['check', n, '--json']);
+      expect(ok.exitCode, show(ok)).toBe(0);
+      const rep = JSON.parse(ok.stdout) as { ok: boolean; checks: { id: string; ok: boolean; detail: string }[] };
+      expect(rep.checks.map((c) => c.id)).toEqual(['cgroup', 'nft', 'route', 'killswitch', 'dns', 'ipv6']);
+      expect(rep.checks.find((c) => c.id === 'route')!.detail).toContain(`via ${SLOW_GW} dev ${SLOW_DEV}`);
+      expectOk(await w.inHost(['nft', 'delete', 'table', 'inet', 'nsroute_cgroup']));
+      const bad = await ns(['check', n, '--json']);
+      expect(bad.exitCode, show(bad)).toBe(4);
+      const badRep = JSON.parse(bad.stdout) as { leak: boolean; checks: { id: string; ok: boolean }[] };
+      expect(badRep.leak).toBe(true);
+      expect(badRep.checks.filter((c) => !c.ok).map((c) => c.id)).toEqual(['nft', 'dns', 'ipv6']);
+      // The next command on NAME puts the table back (repair), and members go slow again.
+      const r = await ns(['exec', n, '--', ...PATH4]);
+      expectOk(r);
+      expect(r.stdout.trim()).toBe(`slow ${HOST_SLOW_ADDR}`);
+      expect((await ns(['check', n])).exitCode).toBe(0);
+    } finally {
+      expectOk(await ns(['down', n]));
+    }
+    expect(await w.snapshot()).toEqual(clean);
+  });
+});
