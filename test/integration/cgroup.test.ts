@@ -7,7 +7,7 @@ import { existsSync, readFileSync, readdirSync, rmdirSync, statSync } from 'node
 import { join } from 'node:path';
 import { writeFileSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
-import { HOST_FAST_ADDR, HOST_SLOW_ADDR, SLOW_ANSWER, SLOW_DEV, SLOW_GW, STUB_ADDR, type Snapshot, type World } from '../world/world.js';
+import { expandV6, HOST_FAST_ADDR, HOST_SLOW_ADDR, HOST_SLOW_ADDR6, SLOW_GW6, SLOW_ANSWER, SLOW_DEV, SLOW_GW, STUB_ADDR, type Snapshot, type World } from '../world/world.js';
 import { expectOk, expectUserError, PATH4, PATH6, probeName, show, useWorld } from '../world/helpers.js';
 import { PATH_PORT, PATH_SERVER, waitFor } from '../world/world.js';
 
@@ -273,6 +273,41 @@ describe('cgroup mode: check', () => {
     } finally {
       expectOk(await ns(['down', n]));
     }
+    expect(await w.snapshot()).toEqual(clean);
+  });
+});
+
+describe('cgroup mode: with other NAMEs', () => {
+  it('IPv6 nat: a member\'s IPv6 leaves by the chosen uplink only', async () => {
+    const before = await w.gatewayPackets('fast');
+    const r = await ns(['exec', w.name('v6'), '--mode', 'cgroup', '--via', SLOW_GW, '--ipv6', 'nat', '--via6', SLOW_GW6, '--', ...PATH6]);
+    expectOk(r);
+    expect(r.stdout.trim()).toBe(`slow6 [${expandV6(HOST_SLOW_ADDR6)}]`);
+    expect((await w.gatewayPackets('fast')).path6).toBe(before.path6);
+    expect(await w.snapshot()).toEqual(clean);
+  });
+
+  it('shares the uplink with a nat namespace; either going first leaves the other working and the host clean at the end', async () => {
+    const nat = w.name('x1');
+    const cgn = w.name('x2');
+    expectOk(await ns(['up', nat, '--via', SLOW_GW]));
+    expectOk(await ns(['up', cgn, '--mode', 'cgroup', '--via', SLOW_GW]));
+    const both = await w.snapshot();
+    expectOk(await ns(['down', nat]));
+    const r = await ns(['exec', cgn, '--', ...PATH4]);
+    expectOk(r);
+    expect(r.stdout.trim()).toBe(`slow ${HOST_SLOW_ADDR}`);
+    expectOk(await ns(['up', nat, '--via', SLOW_GW]));
+    // The rules, the sysctls and the cgroup table as with both up before (the veth is a new one).
+    const again = await w.snapshot();
+    const tables = (nft: string) => nft.replace(/nsr-[^"]*|10\.231\.[0-9./]*/g, '').split(/^(?=table )/m).sort();
+    expect([again.rule4, again.sysctl, tables(again.nft)]).toEqual([both.rule4, both.sysctl, tables(both.nft)]);
+    expectOk(await ns(['down', cgn]));
+    const n = await ns(['exec', nat, '--', ...PATH4]);
+    expectOk(n);
+    expect(n.stdout.trim()).toBe(`slow ${HOST_SLOW_ADDR}`);
+    expectOk(await ns(['down', nat]));
+    expect(cgroupDirs()).toEqual([]);
     expect(await w.snapshot()).toEqual(clean);
   });
 });
