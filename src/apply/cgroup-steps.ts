@@ -1,7 +1,9 @@
 import type { NamespaceConfig, Step } from '../plan/types.js';
-import { renderCgAdd, renderCgDelete, renderCgRuleset, type CgMember } from '../net/cgnft.js';
-import { cgroupOf, makeCgroup, moveToCgroup, nftApplyCg, removeCgroup, removeCgroupIfUnused, requireCgroup2 } from '../sys/cgroup.js';
-import { existsSync } from 'node:fs';
+import { CG_FAMILY, CG_TABLE, renderCgAdd, renderCgDelete, renderCgRuleset, type CgMember } from '../net/cgnft.js';
+import { cgroup2Mount, cgroupOf, cgroupParent, cgroupProcs, makeCgroup, moveToCgroup, nftApplyCg, removeCgroup, removeCgroupIfUnused, requireCgroup2 } from '../sys/cgroup.js';
+import { existsSync, lstatSync } from 'node:fs';
+import { listDir } from '../sys/fsx.js';
+import { run } from '../sys/run.js';
 import { join, dirname } from 'node:path';
 import { readMoves } from './moves.js';
 import { tryRead, write as writeSysctl } from '../sys/sysctl.js';
@@ -105,3 +107,48 @@ export async function undoCgroupStep(step: CgStep, name: string, others: readonl
   }
 }
 
+
+// gc (run dir lost, or leftovers of a crash its journal cannot tell): cgroup directories under
+// nsroute's parent that no state names go when no process is in them (kept and reported
+// otherwise: never pulled from under a running program); the cgroup table is made to match
+// the states that remain; route_localnet goes back on uplinks no cgroup NAME uses.
+export async function gcCgroups(configs: readonly NamespaceConfig[], report: { removed: { object: string; name: string }[]; kept: { name: string; reason: string }[] }): Promise<void> {
+  const mount = cgroup2Mount();
+  const cgs = configs.filter((c) => c.mode === 'cgroup' && c.cgroup);
+  const host = readHostState();
+  for (const dev of Object.keys(host.routeLocalnet ?? {})) {
+    if (cgs.some((c) => c.uplink?.dev === dev)) continue;
+    restoreRouteLocalnet(dev);
+    report.removed.push({ object: 'sysctl', name: `${dev} route_localnet (restored)` });
+  }
+  if (!mount) return;
+  let parent: string;
+  try {
+    parent = cgroupParent();
+  } catch {
+    return;
+  }
+  const root = join(mount, parent);
+  for (const d of listDir(root)) {
+    const rel = `${parent}/${d}`;
+    let isDir = false;
+    try {
+      isDir = lstatSync(join(root, d)).isDirectory();
+    } catch {
+      /* gone */
+    }
+    if (!isDir || cgs.some((c) => c.cgroup!.path === rel)) continue;
+    const procs = cgroupProcs(mount, rel);
+    if (procs.length > 0) {
+      report.kept.push({ name: d, reason: `cgroup ${join(mount, rel)} has no state but processes run in it (${procs.join(' ')}); \`nsroute move --out\` cannot tell where they came from: move them, then \`nsroute gc\`` });
+      continue;
+    }
+    if (removeCgroup(mount, rel)) report.removed.push({ object: 'cgroup', name: join(mount, rel) });
+  }
+  if (cgs.length === 0) removeCgroupIfUnused(mount, parent);
+  const { exitCode } = await run(['nft', 'list', 'table', CG_FAMILY, CG_TABLE], { allowFail: true });
+  if (exitCode === 0 || cgs.length > 0) {
+    await renderAll(cgs[0]?.cgroup?.level ?? 1, cgs, mount);
+    if (cgs.length === 0) report.removed.push({ object: 'nft-table', name: `${CG_FAMILY} ${CG_TABLE}` });
+  }
+}

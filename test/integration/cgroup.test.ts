@@ -3,7 +3,7 @@
 // mounts and cgroup filesystem): a member's sockets are made in the fake host and matched
 // there. Every cgroup lives under the world's own parent (NSROUTE_CGROUP_PARENT), removed
 // after the file, also when it fails.
-import { existsSync, readFileSync, readdirSync, rmdirSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, rmdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -154,6 +154,16 @@ describe('cgroup mode: SIGKILL after each step, then gc', () => {
     expectOk(gc);
     expect(JSON.parse(gc.stdout).finished).toEqual([name]);
     await expectClean(name, `crash after undoing step ${k}`);
+  });
+
+  it('with the run dir lost, gc removes the cgroup, its table elements, rule, table and sysctls', async () => {
+    const name = w.name('cl');
+    expectOk(await ns(['up', name, '--mode', 'cgroup', '--via', SLOW_GW]));
+    rmSync(join(w.runDir, 'ns', name), { recursive: true, force: true });
+    const gc = await ns(['gc', '--json']);
+    expectOk(gc);
+    expect(JSON.parse(gc.stdout).removed.map((r: { object: string }) => r.object)).toEqual(expect.arrayContaining(['cgroup', 'nft-table', 'rule']));
+    await expectClean(name, 'after gc of a lost run dir');
   });
 
   it('past the last step nothing crashes', async () => {
