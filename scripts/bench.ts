@@ -113,6 +113,51 @@ function summarize(events: readonly TraceEvent[]): { held: number; sections: num
   return { held, sections: events.filter((e) => e.ev === 'lock' && e.op === 'acquire').length, reads: events.filter((e) => e.ev === 'state-read').length };
 }
 
+// cgroup mode (issue 12), against the seeds' recipe as one script (cgroup dir, nft mark rule,
+// ip rule and route, masquerade, the process into the cgroup, teardown), and `move` of one
+// process against the recipe's own move (`echo PID > cgroup.procs`). The world's cgroups live
+// under its own parent (NSROUTE_CGROUP_PARENT) and are removed after.
+async function cgroupRows(w: World): Promise<void> {
+  const mount = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').find((l) => / - cgroup2 /.test(l))?.split(' ')[4];
+  if (!mount) return progress('no cgroup v2: cgroup rows skipped');
+  const parent = `${w.prefix}cg`;
+  const env = { NSROUTE_CGROUP_PARENT: parent };
+  const cg = w.name('cgc');
+  const recipeDir = `${mount}/${parent}-hand`;
+  const bind = mount === '/sys/fs/cgroup' ? 'nft -f -' : `unshare -m --propagation private sh -c 'mount --bind ${mount} /sys/fs/cgroup && nft -f -'`;
+  const recipe = [
+    'set -e',
+    `mkdir ${recipeDir}`,
+    `printf 'table inet hand { chain o { type route hook output priority mangle; socket cgroupv2 level 1 "${parent}-hand" meta mark set 0x77 ct mark set meta mark; }; chain p { type nat hook postrouting priority srcnat; meta mark 0x77 masquerade; }; }\\n' | ${bind}`,
+    `ip route add default via ${SLOW_GW} table 77; ip rule add fwmark 0x77 lookup 77 pref 77`,
+    `sh -c 'echo $$ > ${recipeDir}/cgroup.procs && exec true'`,
+    'ip rule del pref 77; ip route flush table 77; nft delete table inet hand',
+    `rmdir ${recipeDir}`,
+  ].join('\n');
+  try {
+    const coldCg = async () => must(await w.nsroute(['exec', cg, '--mode', 'cgroup', ...ROUTE, '--', 'true'], { env }), 'cold exec cgroup');
+    const viaCgRecipe = async () => must(await w.inHost(['sh', '-c', recipe]), 'cgroup recipe');
+    row('cold exec NAME --mode cgroup --via GW -- true  vs  the cgroup recipe', ratioText(await pairs(coldCg, viaCgRecipe)), '<= 1.0x');
+    const mv = w.name('cgm');
+    must(await w.nsroute(['up', mv, '--mode', 'cgroup', ...ROUTE], { env }), 'up cgroup');
+    const pidFile = join(w.dir, 'bench-sleeper.pid');
+    const sleeper = w.inHost(['sh', '-c', `echo $$ > ${pidFile}; exec sleep 600`]);
+    let pid = 0;
+    for (let i = 0; i < 200 && !pid; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      pid = existsSync(pidFile) ? Number(readFileSync(pidFile, 'utf8').trim()) || 0 : 0;
+    }
+    const moveIn = async () => must(await w.nsroute(['move', mv, String(pid)], { env }), 'move');
+    const echoOut = async () => must(await w.inHost(['sh', '-c', `echo ${pid} > ${mount}/cgroup.procs`]), 'echo PID > cgroup.procs');
+    row('move NAME PID (one process)  vs  echo PID > cgroup.procs', ratioText(await pairs(moveIn, echoOut)), 'report');
+    process.kill(pid, 'SIGKILL');
+    await sleeper;
+    must(await w.nsroute(['down', mv, '--force'], { env }), 'down cgroup');
+  } finally {
+    await w.inHost(['sh', '-c', `rmdir ${recipeDir} ${mount}/${parent}/* ${mount}/${parent} 2>/dev/null; true`]);
+  }
+}
+
 const world = await createWorld();
 let interrupted = false;
 let destroyed: Promise<void> | undefined;
@@ -188,6 +233,8 @@ try {
   row('hot exec NAME -- true  vs  node -e 0 && ip netns exec NAME true', ratioText(hotPair), '<= 1.15x');
   row('--version  vs  node -e 0', ratioText(await pairs(async () => must(await w.nsroute(['--version']), '--version'), nodeFloor)), '<= 1.2x');
   row('list --json with 1 NAME  vs  node -e 0', ratioText(await pairs(listJson, nodeFloor)), '<= 1.3x');
+
+  await cgroupRows(w);
 
   // A second persistent NAME tells whether watchers are shared (one for the host) or per NAME.
   must(await w.nsroute(['up', w.name('p0'), ...ROUTE]), 'up p0');

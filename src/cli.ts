@@ -179,6 +179,18 @@ function buildProgram(result: { code: number; isExec: boolean }, quiet = false):
     });
 
   program
+    .command('move')
+    .description('move running processes into cgroup-mode NAME (new connections take its route), or --out back where they came from')
+    .argument('<name-or-pid...>', 'NAME then PIDs; with --out, only PIDs')
+    .option('--tree', 'also move all their descendants (a cgroup move does not take children along)')
+    .option('--out', 'move the PIDs out of their NAME, back to the cgroup each came from')
+    .option('--json', 'print what was moved as JSON')
+    .action(async (args: string[], opts) => {
+      const { runMove } = await import('./commands/move.js');
+      result.code = await runMove(args, opts);
+    });
+
+  program
     .command('gc')
     .description('clean up after crashes, kills and reboots: drop dead holders, undo interrupted changes, remove unused namespaces and leftovers')
     .option('--json', 'print what was done as JSON')

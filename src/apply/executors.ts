@@ -8,7 +8,7 @@ import { dhcpScript } from '../net/dhcp.js';
 import { forwardChains, hasNsrouteTable, renderHoleInserts, xtablesHolesMissing } from '../net/fwholes.js';
 import { ensureForwardHoles, legacyFilterTables, removeForwardHoles } from '../sys/iptables.js';
 import { nftHasMember, nftHasReplies, renderNftAdd, renderNftDelete, renderNftRuleset, type NftMember, type NftReplies } from '../net/nft.js';
-import { hasNetns } from './mode-hooks.js';
+import { hasNetns } from './hostmode.js';
 import { ipBatch, ipBatchForce, ipIgnoringGone, ipJson, linkOwner, netnsAdd, netnsDel, netnsId } from '../sys/ip.js';
 import { netnsInode } from '../sys/proc.js';
 import { parseTag } from '../net/tag.js';
@@ -396,8 +396,14 @@ export async function doStep(step: Step, ctx: StepContext): Promise<Created | vo
       // The table whole (few policies, rare changes): the replies_* objects come and go with
       // the first and last policy, in one transaction with everything else in the table.
       return nftRenderAll(ctx, true);
+    // cgroup mode's own steps: loaded only when a plan has them.
+    case 'cgroup-dir':
+    case 'cgroup-localnet':
+    case 'cgroup-nft':
+      return (await import('./cgroup-steps.js')).doCgroupStep(step, ctx.self, ctx.others());
   }
 }
+
 
 // Puts saved forwarding sysctls back. The switch for all interfaces goes first: writing it
 // resets every conf/*/forwarding, which are then put back one by one. Interfaces gone since
@@ -449,7 +455,7 @@ export async function undoStep(step: Step, ctx: StepContext): Promise<void> {
       return;
     }
     case 'ip6-forward': {
-      if (ctx.others().some((o) => o.ipv6 === 'nat')) return; // still needed by another namespace
+      if (ctx.others().some((o) => hasNetns(o) && o.ipv6 === 'nat')) return; // still needed by another namespace
       const host = readHostState();
       const saved = host.forwarding6?.saved;
       if (!saved) return;
@@ -506,6 +512,10 @@ export async function undoStep(step: Step, ctx: StepContext): Promise<void> {
     case 'replies-mark':
       // Without this policy's objects (the table goes when nothing else is in it).
       return nftRenderAll(ctx, false);
+    case 'cgroup-dir':
+    case 'cgroup-localnet':
+    case 'cgroup-nft':
+      return (await import('./cgroup-steps.js')).undoCgroupStep(step, ctx.name, ctx.others());
   }
 }
 
@@ -655,6 +665,7 @@ export async function repairSteps(steps: readonly Step[], ctx: StepContext): Pro
   let member: Extract<Step, { kind: 'nft-member' }> | undefined;
   let guard = false;
   let replies: Extract<Step, { kind: 'replies-mark' }> | undefined;
+  const hostMode: Step[] = [];
   for (const step of steps) {
     switch (step.kind) {
       case 'veth-add':
@@ -687,8 +698,15 @@ export async function repairSteps(steps: readonly Step[], ctx: StepContext): Pro
       case 'replies-mark':
         replies = step;
         break;
+      // cgroup mode: idempotent, each a no-op when in place (the elements' add, the sysctl)
+      case 'cgroup-dir':
+      case 'cgroup-localnet':
+      case 'cgroup-nft':
+        hostMode.push(step);
+        break;
     }
   }
+  for (const step of hostMode) await doStep(step, ctx).catch((e: Error) => problems.push(`${step.kind}: ${e.message.split('\n')[0]}`));
   const ruleset = nft || holes || replies ? await nftRulesetJson() : undefined;
   await Promise.all([
     guard ? syncGuard([...ctx.others(), ...(ctx.self ? [ctx.self] : [])]).catch((e: Error) => problems.push(`fail-closed rules: ${e.message.split('\n')[0]}`)) : undefined,

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { MARK_BASE, MAX_UPLINKS, RULE_PREF, TABLE_BASE, uplinkRuleArgs } from '../plan/plan.js';
 import { parseRoutes, parseRules } from '../net/iproute-json.js';
 import { renderNftRuleset } from '../net/nft.js';
@@ -34,6 +35,17 @@ async function removeOrphanUplinks(report: SweepReport): Promise<void> {
     if (!ours) continue;
     await ipIgnoringGone(['route', 'flush', 'table', String(table)]);
     report.removed.push({ object: 'route-table', name: String(table) });
+  }
+}
+
+// Whether nsroute's cgroup parent exists (cgroup mode left something there).
+async function cgroupLeftoversPossible(): Promise<boolean> {
+  const { cgroup2Mount, cgroupParent } = await import('../sys/cgroup.js');
+  const mount = cgroup2Mount();
+  try {
+    return mount !== undefined && existsSync(`${mount}/${cgroupParent()}`);
+  } catch {
+    return false;
   }
 }
 
@@ -97,6 +109,10 @@ export async function gc(): Promise<SweepReport> {
     if (states.length > 0 || hadTable) await nftApply(renderNftRuleset(nftMembers(configs), nftReplies(configs)));
     if (states.length === 0 && hadTable) report.removed.push({ object: 'nft-table', name: 'inet nsroute' });
     removeOrphanFiles(report);
+    // cgroup mode's leftovers (loaded only on a host that has or had a cgroup-mode NAME).
+    if (states.some((s) => s.config.mode === 'cgroup') || readHostState().routeLocalnet || (await cgroupLeftoversPossible())) {
+      await (await import('./cgroup-steps.js')).gcCgroups(states.map((s) => s.config), report);
+    }
     if (states.length === 0) {
       const host = readHostState();
       const none = { name: '', others: () => [] };

@@ -24,7 +24,7 @@ import { Journal } from './journal.js';
 import { checkNetnsFiles, nsfsCtime, repairSteps, undoStep, type StepContext } from './executors.js';
 import { crashNow } from './crash.js';
 import { nftTableExists } from '../sys/nft.js';
-import { hostModeHooks, isHostMode, noProgramsError } from './mode-hooks.js';
+import { hostModeHooks, hostModeMembers, isHostMode, prepareHostModeFacts, runsNoPrograms, noProgramsError } from './hostmode.js';
 
 // What a sweep did, for gc's report (other commands ignore it).
 export interface SweepReport {
@@ -81,9 +81,10 @@ export function ownNetnsInode(name: string): number | undefined {
 
 // Processes in NAME's own namespace (never those of a foreign namespace that took its name).
 // `scan`: one pass over /proc shared by many NAMEs (proc.ts).
+// A host mode's NAME (no namespace) is held by its members instead (hostmode.ts).
 export function namespaceProcesses(name: string, scan?: NetnsScan): number[] {
   const ino = ownNetnsInode(name);
-  return ino === undefined ? [] : netnsProcessesByInode(ino, scan);
+  return ino === undefined ? (hostModeMembers(name) ?? []) : netnsProcessesByInode(ino, scan);
 }
 
 // /run/netns/NAME is no longer the namespace nsroute created (deleted, or another tool's now).
@@ -338,7 +339,12 @@ export async function sweep(name: string, report = emptyReport()): Promise<Names
     await teardown(st);
     return undefined;
   }
-  const live = liveHolders(st);
+  let live = liveHolders(st);
+  // A host mode's process can leave NAME while it runs (`move --out`): then it holds it no longer.
+  if (hostModeHooks(st.config.mode)) {
+    const members = new Set(namespaceProcesses(name));
+    live = live.filter((h) => h.kind !== 'process' || members.has(h.pid));
+  }
   let changed = live.length !== st.holders.length;
   for (const h of st.holders) if (!live.includes(h)) report.droppedHolders.push({ name, pid: h.pid, command: h.command });
   st.holders = live;
@@ -397,7 +403,7 @@ async function touch(name: string): Promise<NamespaceState | undefined> {
 
 function conflicts(p: Profile, c: NamespaceConfig): string[] {
   const out: string[] = [];
-  if (c.mode !== 'nat') {
+  if (c.mode !== 'nat' && c.mode !== 'cgroup') {
     if (p.via !== undefined && p.via !== c.lan?.gateway) out.push(`via ${c.lan?.gateway ?? '(dhcp)'}`);
   } else if (p.via !== undefined && p.via !== c.uplink?.via) out.push(`via ${c.uplink?.via ?? '(host routing)'}`);
   if (p.dev !== undefined && p.dev !== c.uplink?.dev) out.push(`dev ${c.uplink?.dev ?? '(host routing)'}`);
@@ -464,9 +470,9 @@ export async function bringUp(req: UpRequest): Promise<UpResult> {
   const { profile } = req;
   const name = profile.name;
   refuseInsideNamespace();
-  // Host modes (mode-hooks.ts): NAME names a policy, nothing runs in it.
-  if (req.holder && isHostMode(profile.mode)) refuseJoin(name, profile.mode);
-  const hostHooks = isHostMode(profile.mode) ? await hostModeHooks(profile.mode) : undefined;
+  // A host mode without programs (hostmode.ts, replies): NAME names a policy, nothing runs in it.
+  if (req.holder && runsNoPrograms(profile.mode)) refuseJoin(name, profile.mode);
+  const ownPlanner = await hostModeHooks(profile.mode)?.planner?.();
   // A NAME that looks new: its host facts are read before the lock (spawned before the lock's
   // own process), and used under it only if no other take of the lock happened since (its
   // generation, state/lock.ts): then nothing nsroute does changed the host in between, and the
@@ -485,15 +491,16 @@ export async function bringUp(req: UpRequest): Promise<UpResult> {
     }
     if (existing) {
       const existingMode = existing.config.mode;
-      if (req.holder && isHostMode(existingMode)) refuseJoin(name, existingMode);
-      const diff = isHostMode(existingMode) ? (await hostModeHooks(existingMode)).conflicts(profile, existing.config) : conflicts(profile, existing.config);
+      if (req.holder && runsNoPrograms(existingMode)) refuseJoin(name, existingMode);
+      const existingPlanner = await hostModeHooks(existingMode)?.planner?.();
+      const diff = existingPlanner ? existingPlanner.conflicts(profile, existing.config) : conflicts(profile, existing.config);
       if (diff.length > 0) {
         throw new UserError(`${name} is already up with other settings (${diff.join(', ')})`, `use those settings, or \`nsroute down ${name}\` first`);
       }
       if (req.persistent && !existing.persistent) {
         existing.persistent = true;
         // The owner tag carries the lifetime, so a lost run dir does not turn `up` into ephemeral.
-        await setLinkAlias(existing.config.hostIface, tagOf(existing.config, true));
+        if (!hostModeHooks(existing.config.mode)) await setLinkAlias(existing.config.hostIface, tagOf(existing.config, true));
       }
       if (req.holder) existing.holders.push(req.holder);
       stopLegacyWatcher(existing);
@@ -509,14 +516,15 @@ export async function bringUp(req: UpRequest): Promise<UpResult> {
       if (req.watch && existing.persistent) startWatcherOrWarn(existing);
       return { state: existing, created: false };
     }
-    if (!hostHooks && existsSync(netnsPath(name))) {
+    if (!isHostMode(profile.mode) && existsSync(netnsPath(name))) {
       throw new UserError(`a network namespace called ${name} exists but nsroute did not create it`, 'pick another name; nsroute never touches namespaces it does not own');
     }
     const facts = (early && genBefore === g0 ? await early : undefined) ?? (await gatherHostFacts(profile.via, { ipv6: profile.ipv6 === 'nat' }));
     const others = allStates().filter((s) => s.name !== name);
+    prepareHostModeFacts(profile, facts);
     const waitForUplink = req.persistent ? (req.waitForMissingUplink ? 'missing-too' : 'existing') : false;
-    const plan = hostHooks
-      ? hostHooks.plan(profile, facts, others.map((s) => s.config), { waitForUplink })
+    const plan = ownPlanner
+      ? ownPlanner.plan(profile, facts, others.map((s) => s.config), { waitForUplink })
       : buildPlan(profile, facts, others.map((s) => s.config), { persistent: req.persistent, waitForUplink });
     // Refused before the first change: what the files step cannot write safely, and a
     // host.json that is not root's alone (its saved values are what teardown writes back).

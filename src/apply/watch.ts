@@ -7,7 +7,7 @@ import { isFromEarlierBoot, knownNames, onStateRead, readState, type NamespaceSt
 import type { NamespaceConfig } from '../plan/types.js';
 import { guardPrefs } from '../plan/guard.js';
 import { guardMissing } from './executors.js';
-import { hasNetns } from './mode-hooks.js';
+import { hasNetns } from './hostmode.js';
 import { nftTableExists } from '../sys/nft.js';
 import { uplinkRoutesIntact } from '../sys/ip.js';
 import { hostWatched, repair } from './lifecycle.js';

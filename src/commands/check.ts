@@ -48,11 +48,20 @@ export async function runCheck(name: string, opts: CheckOptions): Promise<number
     process.stdout.write((opts.json ? JSON.stringify(json, null, 2) : repliesReportText(report)) + '\n');
     return report.ok ? 0 : CHECK_FAILED;
   }
-  const live = isLiveNetns(name);
+  // A cgroup-mode NAME has no namespace: its own probes (check/cgroup.ts), loaded only for it.
+  const cgroupMode = state?.config.mode === 'cgroup';
+  const live = cgroupMode || isLiveNetns(name);
   if (!state || state.status !== 'up' || isFromEarlierBoot(state) || !live) {
     if (opts.json) process.stdout.write(JSON.stringify({ name, up: false, ok: false, checks: [] }) + '\n');
     process.stderr.write(`nsroute: ${name} is not up; ${notUpHint(name, state, live)}\n`);
     return STATUS_NOT_UP;
+  }
+  if (cgroupMode) {
+    const { evaluateCgroupCheck, gatherCgroupCheck } = await import('../check/cgroup.js');
+    const r = evaluateCgroupCheck(await gatherCgroupCheck(state.config));
+    const report = { name, ok: r.ok, leak: r.leak, checks: r.checks };
+    process.stdout.write((opts.json ? JSON.stringify({ name, up: true, ...r }, null, 2) : reportText(report as Parameters<typeof reportText>[0])) + '\n');
+    return r.ok ? 0 : CHECK_FAILED;
   }
   // With --dhcp and no --dns, the name servers are the lease's, written into the namespace's file.
   const config =

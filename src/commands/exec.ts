@@ -12,6 +12,7 @@ import { lookupAccount, type Account } from '../sys/users.js';
 import type { Holder } from '../state/store.js';
 import { loadProfile, requireRoot } from './options.js';
 import { callerContext } from '../policy/context.js';
+import { hostModeHooks } from '../apply/hostmode.js';
 
 export interface ExecOptions extends RouteOptions {
   user?: string;
@@ -124,7 +125,9 @@ export async function runInNamespace(name: string, command: readonly string[] | 
     // repair). Not without the lock: an exec could then enter a NAME after `down --force`
     // ended what ran there, and run on in it without a network (races.test.ts).
     const { state } = await bringUp({ profile, persistent: false, holder });
-    let netnsFd = openOwnNetns(name);
+    // A host mode's NAME has no namespace: its hooks say how a command becomes NAME's.
+    const hostMode = hostModeHooks(state.config.mode);
+    let netnsFd = hostMode ? undefined : openOwnNetns(name);
     const closeNetnsFd = () => {
       if (netnsFd !== undefined) closeSync(netnsFd);
       netnsFd = undefined;
@@ -148,8 +151,9 @@ export async function runInNamespace(name: string, command: readonly string[] | 
         };
         // A user's command does not see root's settings (policy/entry.ts cleaned the rest).
         if (callerContext()) for (const k of Object.keys(env)) if (k.startsWith('NSROUTE_') && k !== 'NSROUTE_NAMESPACE') delete env[k];
-        if (netnsFd === undefined) throw new HostError(`${name} is no longer the namespace nsroute set up (another tool deleted or replaced it)`, `\`nsroute down ${name}\` removes what is nsroute's`);
-        child = spawnInherited(namespaceArgv(name, argv, switchUser ? account : undefined, true), env, netnsFd);
+        if (netnsFd === undefined && !hostMode) throw new HostError(`${name} is no longer the namespace nsroute set up (another tool deleted or replaced it)`, `\`nsroute down ${name}\` removes what is nsroute's`);
+        const target = switchUser ? account : undefined;
+        child = spawnInherited(hostMode ? hostMode.commandArgv!(state.config, argv, target) : namespaceArgv(name, argv, target, true), env, netnsFd);
         closeNetnsFd(); // the wrapper has its copy (and closes it before the command starts)
         // While the command runs: bind mounts kept in place, the uplink's routes put back
         // when the link returns (kill switch until then), a flushed firewall restored. A

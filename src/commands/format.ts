@@ -27,6 +27,8 @@ export function statusJson(view: NamespaceView | NamespaceState) {
     // bridge / macvlan: the LAN side ("dhcp": the address comes from the lease)
     lan: c.lan ? { bridge: c.lan.bridge ?? null, takeover: c.lan.takeover ?? null, parent: c.lan.parent ?? null, address: c.lan.address ?? v.lease?.address ?? (c.lan.dhcp ? 'dhcp' : null) } : null,
     table: c.uplink?.table ?? null,
+    // cgroup mode: NAME's cgroup, relative to the cgroup v2 mount (its members are the holders)
+    cgroup: c.cgroup?.path ?? null,
     dns: v.lease && v.lease.dns.length > 0 ? v.lease.dns : c.dns,
     dnsSource: replies ? null : c.dnsSource,
     replies,
@@ -54,7 +56,7 @@ export function statusText(s: StatusJson): string {
       : s.dev
         ? `dev ${s.dev} (table ${s.table})`
         : 'host routing';
-  const holder = (h: StatusJson['holders'][number]) => `${h.pid} ${h.user}: ${h.command.join(' ')}${h.kind === 'process' ? ' (running inside)' : ''}`;
+  const holder = (h: StatusJson['holders'][number]) => `${h.pid} ${h.user}: ${h.command.join(' ')}${h.kind === 'process' ? (s.cgroup ? ' (member)' : ' (running inside)') : ''}`;
   if (s.replies) {
     const r = s.replies;
     const lines = [
@@ -67,7 +69,7 @@ export function statusText(s: StatusJson): string {
   }
   const lines = [
     `${s.name}: ${s.status}, ${s.persistent ? 'persistent' : 'ephemeral'}, ${s.mode}`,
-    s.lan ? `  link:    ${s.mode} ${s.namespaceInterface}` : `  link:    ${s.hostInterface} ${s.hostAddress} <-> ${s.namespaceInterface} ${s.namespaceAddress} (${s.subnet})`,
+    s.cgroup ? `  cgroup:  ${s.cgroup} (no namespace; members keep the host's network)` : s.lan ? `  link:    ${s.mode} ${s.namespaceInterface}` : `  link:    ${s.hostInterface} ${s.hostAddress} <-> ${s.namespaceInterface} ${s.namespaceAddress} (${s.subnet})`,
     `  route:   ${route}`,
     `  dns:     ${s.dns.join(', ')} (${s.dnsSource})`,
     `  holders: ${s.holders.length === 0 ? 'none' : s.holders.map(holder).join('\n           ')}`,
@@ -79,7 +81,7 @@ export function statusText(s: StatusJson): string {
 
 export function listText(all: StatusJson[]): string {
   if (all.length === 0) return 'no nsroute namespaces';
-  const rows = all.map((s) => [s.name, s.status, s.persistent ? 'persistent' : 'ephemeral', String(s.holders.length), s.lan?.address ?? s.namespaceAddress ?? `(replies on ${s.dev})`, s.gateway ?? s.dev ?? '-', s.dns.join(',')]);
+  const rows = all.map((s) => [s.name, s.status, s.persistent ? 'persistent' : 'ephemeral', String(s.holders.length), s.lan?.address ?? (s.cgroup ? `cgroup ${s.cgroup}` : s.namespaceAddress ?? `(replies on ${s.dev})`), s.gateway ?? s.dev ?? '-', s.dns.join(',')]);
   const head = ['NAME', 'STATUS', 'LIFETIME', 'HOLDERS', 'ADDRESS', 'GATEWAY', 'DNS'];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   return [head, ...rows].map((r) => r.map((v, i) => v.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');

@@ -16,7 +16,7 @@ export function addRouteOptions(cmd: Command): Command {
     .option('--subnet <cidr>', 'address block for the veth link (default: a free /30)')
     .option('--ipv6 <mode>', 'off (default): no IPv6 path out; nat: IPv6 leaves by the same uplink, masqueraded')
     .option('--via6 <gateway6>', "IPv6 next hop with --ipv6 nat (default: the uplink's IPv6 default route)")
-    .option('--mode <mode>', 'nat (default), bridge (own address on the LAN via a bridge), macvlan (own address via a macvlan), replies (no namespace: the host answers connections arriving on --dev via --via)')
+    .option('--mode <mode>', 'nat (default), bridge (own address on the LAN via a bridge), macvlan (own address via a macvlan), cgroup (no namespace: routed by cgroup, keeps localhost), replies (no namespace: the host answers connections arriving on --dev via --via)')
     .option('--bridge <bridge>', 'bridge mode: join this existing bridge')
     .option('--uplink <iface>', 'bridge mode: take this interface into a new bridge; macvlan mode: the parent interface')
     .option('--address <cidr>', "bridge/macvlan: the namespace's own address on the LAN (with --via, the LAN's router)")

@@ -9,7 +9,7 @@ import { nsrouteCommand, readTemplate, resolvConfTarget, systemctl, systemdManag
 import { paths } from '../state/paths.js';
 import { readTrustedText } from '../sys/trusted-file.js';
 import { loadProfile, requireRoot } from './options.js';
-import { isHostMode, noProgramsError } from '../apply/mode-hooks.js';
+import { runsNoPrograms, noProgramsError } from '../apply/hostmode.js';
 
 // enable / disable / attach / detach: systemd units for persistent namespaces and for
 // services that run inside them. Every file nsroute writes starts with UNIT_MARK; a file
@@ -149,9 +149,11 @@ export async function runAttach(name: string, service: string, opts: { json?: bo
   if (!isOurs(join(unitDir(), namespaceUnit(name)))) {
     throw new UserError(`${name} has no unit to bind ${unit} to`, `\`nsroute enable ${name}\` first`);
   }
-  // A host mode (--mode replies) has no namespace to run the service in.
+  // A host mode without programs (--mode replies) has nothing to run the service in; cgroup
+  // mode has no drop-in that puts a service in its cgroup (yet).
   const mode = loadProfile(name, {}).mode;
-  if (isHostMode(mode)) {
+  if (mode === 'cgroup') throw new UserError(`attach is not available for --mode cgroup (${name})`, `start the service's program with \`nsroute exec ${name} -- ...\`, or move its running processes in with \`nsroute move ${name} PID...\``);
+  if (runsNoPrograms(mode)) {
     const e = noProgramsError(name, mode);
     throw new UserError(e.message, e.hint);
   }

@@ -23,6 +23,7 @@ import { parseTag, renderTag } from '../net/tag.js';
 import { renderNsswitchConf } from '../net/resolv.js';
 import type { Profile } from '../profile/profile.js';
 import type { HostFacts, LanConfig, NamespaceConfig, Step, Uplink } from './types.js';
+import { buildCgroupPlan } from './cgroup.js';
 
 // Routing tables, marks and the rule priority nsroute uses. The rule sits before the main
 // table (32766) and before the rules VPN clients add (wg-quick 32764/32765, Tailscale 52xx),
@@ -193,7 +194,7 @@ function pickUplink(profile: Profile, facts: HostFacts, others: readonly Namespa
 
 // The IPv6 next hop of an uplink: --via6, else the host's own IPv6 default route on that
 // device. A point-to-point device (a VPN's tun0) needs none.
-function chooseVia6(profile: Profile, uplink: Uplink, facts: HostFacts): string | undefined {
+export function chooseVia6(profile: Profile, uplink: Uplink, facts: HostFacts): string | undefined {
   if (profile.via6) return profile.via6;
   const viaDev = (facts.routes6 ?? []).find((r) => r.table === 254 && r.dst === 'default' && r.dev === uplink.dev && r.gateway);
   if (viaDev) return viaDev.gateway;
@@ -239,6 +240,8 @@ function hostDefaultGateway(facts: HostFacts): string | undefined {
 // Throws UserError for anything the user can fix; nothing has been changed at that point.
 export function buildPlan(profile: Profile, facts: HostFacts, others: readonly NamespaceConfig[], opts: { persistent?: boolean; waitForUplink?: UplinkWait } = {}): Plan {
   const { name } = profile;
+  // A host mode: no namespace, no link (plan/cgroup.ts).
+  if (profile.mode === 'cgroup') return buildCgroupPlan(profile, facts, others);
   const hostIface = chooseHostIface(name, facts, others);
   if (profile.mode === 'bridge' || profile.mode === 'macvlan') return buildLanPlan(profile, facts, others, opts.persistent ?? false, hostIface);
   const { uplink, waiting } = chooseUplink(profile, facts, others, opts.waitForUplink ?? false);

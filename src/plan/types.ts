@@ -15,6 +15,9 @@ export interface HostFacts {
   resolvedConf?: string;
   hostNsswitch?: string; // /etc/nsswitch.conf
   wireless?: string[]; // interfaces with /sys/class/net/X/wireless (cannot be bridged)
+  // cgroup mode only (apply/hostmode.ts): the cgroup v2 mount (undefined: none), the parent
+  // of NAMEs' cgroups, and whether systemd is PID 1.
+  cgroupHost?: { mount?: string; parent: string; systemd: boolean };
 }
 
 // The uplink a namespace's traffic is policy-routed through; shared by every namespace
@@ -25,6 +28,13 @@ export interface Uplink {
   table: number;
   mark: number;
   pref: number;
+}
+
+// cgroup mode: where NAME's cgroup is, relative to the cgroup v2 mount (sys/cgroup.ts), and
+// its depth there (nft's `socket cgroupv2 level N`).
+export interface CgroupConfig {
+  path: string;
+  level: number;
 }
 
 // Everything decided for one namespace; stored in its state file.
@@ -40,9 +50,12 @@ export interface LanConfig {
 
 export interface NamespaceConfig {
   name: string;
-  // 'replies' is a host mode (plan/replies.ts): no namespace; uplink says where replies go.
-  mode: 'nat' | 'bridge' | 'macvlan' | 'replies';
+  // Host modes, no namespace: 'replies' (plan/replies.ts): uplink says where replies go;
+  // 'cgroup' (plan/cgroup.ts): NAME's cgroup's sockets are routed by mark.
+  mode: 'nat' | 'bridge' | 'macvlan' | 'replies' | 'cgroup';
   lan?: LanConfig;
+  // cgroup mode (host mode, no namespace; plan/cgroup.ts): NAME's cgroup v2 directory.
+  cgroup?: CgroupConfig;
   hostIface: string;
   nsIface: string;
   subnet: string;
@@ -102,6 +115,13 @@ export type Step =
   | { kind: 'dhcp-client'; netns: string; nsIface: string; writeDns: boolean }
   // --mode replies (plan/replies.ts): connections arriving on dev to the host itself get the
   // uplink's mark as their ct mark; their replies carry it (nsroute's nft table, replies_* objects).
-  | { kind: 'replies-mark'; dev: string; mark: number };
+  | { kind: 'replies-mark'; dev: string; mark: number }
+  // cgroup mode (apply/cgroup-steps.ts): NAME's cgroup directory, and its elements in
+  // nsroute's cgroup table (net/cgnft.ts).
+  | { kind: 'cgroup-dir'; path: string }
+  // route_localnet=1 on the uplink: members' DNS to a loopback stub, DNATed to NAME's server,
+  // keeps its 127.0.0.1 source until masqueraded (net/cgnft.ts)
+  | { kind: 'cgroup-localnet'; dev: string }
+  | { kind: 'cgroup-nft'; path: string; level: number; mark?: number; dns?: string; ipv6: 'off' | 'nat' };
 
 export type StepKind = Step['kind'];

@@ -15,11 +15,10 @@ import { callerContext, setVisibleNames, type CallerContext } from './context.js
 import { groupGid } from './groups.js';
 import { quotaProblem, readQuota } from './quota.js';
 
-// `move NAME PID` (issue 15) joins these once it exists, with one more rule: the process must
-// be the caller's own (all of /proc/PID/status's Uid fields equal to the caller's uid, read
-// with the pid's start time to catch reuse), and in a cgroup the caller may write.
+// `move NAME PID` is allowed like these, with one more rule, checked by commands/move.ts: the
+// process must be the caller's own (all of /proc/PID/status's Uid fields equal the caller's).
 const NAMED: ReadonlySet<string> = new Set(['exec', 'shell', 'status', 'check']);
-const OPEN: ReadonlySet<string> = new Set([...NAMED, 'list']);
+const OPEN: ReadonlySet<string> = new Set([...NAMED, 'list', 'move']);
 // Options a caller may not give: each would choose where root routes, or whom it runs as.
 const CLOSED_OPTIONS = ['via', 'dev', 'dns', 'subnet', 'ipv6', 'via6', 'mode', 'bridge', 'uplink', 'address', 'dhcp', 'user', 'asRoot'] as const;
 const FLAG: Record<string, string> = { asRoot: '--as-root' };
@@ -75,12 +74,15 @@ export async function enforceCaller(action: Command): Promise<void> {
   const c = callerContext();
   if (!c) return;
   const verb = action.name();
-  const name = NAMED.has(verb) ? String(action.processedArgs[0] ?? '') : undefined;
+  // move: NAME is its first argument; move --out (own processes back out, checked by
+  // commands/move.ts) names none and needs no NAME's allowance.
+  const moveOut = verb === 'move' && (action.opts() as { out?: boolean }).out === true;
+  const name = verb === 'move' ? (moveOut ? undefined : String((action.processedArgs[0] as string[] | undefined)?.[0] ?? '')) : NAMED.has(verb) ? String(action.processedArgs[0] ?? '') : undefined;
   const refuse = async (why: string, hint: string): Promise<never> => {
     await audit(c, verb, name, 'refused', why);
     throw new UserError(why, hint);
   };
-  if (!OPEN.has(verb)) await refuse(`nsroute ${verb} needs root; users may only run exec, shell, list, status and check`, `ask root to run \`nsroute ${verb}\``);
+  if (!OPEN.has(verb)) await refuse(`nsroute ${verb} needs root; users may only run exec, shell, list, status, check and move`, `ask root to run \`nsroute ${verb}\``);
   const opts = action.opts() as Record<string, unknown>;
   for (const key of CLOSED_OPTIONS) {
     if (opts[key] !== undefined && opts[key] !== false && !(Array.isArray(opts[key]) && (opts[key] as unknown[]).length === 0)) {
@@ -90,6 +92,10 @@ export async function enforceCaller(action: Command): Promise<void> {
         key === 'user' || key === 'asRoot' ? `leave ${flag} out` : `leave ${flag} out, or ask root to change the profile`,
       );
     }
+  }
+  if (moveOut) {
+    await audit(c, verb, undefined, 'allowed', 'own processes out of their NAME');
+    return;
   }
   if (verb === 'list') {
     const names = await allowedNames(c);

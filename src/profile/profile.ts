@@ -23,8 +23,10 @@ export interface RouteOptions {
 // host on the uplink's LAN (seed 004): its own address there, its own gateway, no NAT.
 // replies: a host mode, no namespace (seed 003): connections arriving on --dev are answered
 // via --via on it, whatever the main table says (plan/replies.ts).
-export type Mode = 'nat' | 'bridge' | 'macvlan' | 'replies';
-export const MODES: readonly Mode[] = ['nat', 'bridge', 'macvlan', 'replies'];
+// cgroup: no namespace; the programs of NAME's cgroup stay in the host's network and their
+// sockets are routed by mark (seeds 000-002, plan/cgroup.ts).
+export type Mode = 'nat' | 'bridge' | 'macvlan' | 'cgroup' | 'replies';
+export const MODES: readonly Mode[] = ['nat', 'bridge', 'macvlan', 'cgroup', 'replies'];
 
 export type Ipv6Mode = 'off' | 'nat';
 export const IPV6_MODES: readonly Ipv6Mode[] = ['off', 'nat'];
@@ -172,6 +174,12 @@ function resolveLanMode(profile: Profile, merged: RouteOptions, where: (key: str
   if (merged.mode !== undefined) profile.mode = mode as Mode;
   if (mode === 'replies') return resolveRepliesMode(profile, merged, where);
   const lanKeys = (['bridge', 'uplink', 'address', 'dhcp'] as const).filter((k) => merged[k] !== undefined && merged[k] !== false);
+  if (mode === 'cgroup') {
+    const k = lanKeys[0];
+    if (k) throw new UserError(`${where(k)} applies to --mode bridge or macvlan`, 'in cgroup mode the programs stay in the host\'s network: there is no LAN address of their own; leave it out');
+    if (merged.subnet !== undefined) throw new UserError(`${where('subnet')} does not apply to --mode cgroup`, 'cgroup mode has no link between a namespace and the host, so no subnet: leave it out');
+    return;
+  }
   if (mode === 'nat') {
     const k = lanKeys[0];
     if (k) throw new UserError(`${where(k)} applies to --mode bridge or macvlan`, `add --mode bridge (or macvlan), or leave --${k} out`);

@@ -248,6 +248,7 @@ export interface HostState {
   forwarding?: { saved: Record<string, string> };
   forwarding6?: { saved: Record<string, string> };
   srcValidMark?: Record<string, string>; // per uplink device
+  routeLocalnet?: Record<string, string>; // per uplink device of cgroup mode (apply/cgroup-steps.ts)
   takeovers?: Record<string, TakenOver>; // interfaces taken into a bridge (bridge mode --uplink)
 }
 

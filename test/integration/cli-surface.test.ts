@@ -65,7 +65,7 @@ describe('bash completion', () => {
 
   it('completes options and their values', () => {
     expect(bashComplete(['nsroute', 'exec', 'slow', '--mo'], env)).toEqual(['--mode']);
-    expect(bashComplete(['nsroute', 'exec', 'slow', '--mode', ''], env)).toEqual(['nat', 'bridge', 'macvlan', 'replies']);
+    expect(bashComplete(['nsroute', 'exec', 'slow', '--mode', ''], env)).toEqual(['nat', 'bridge', 'macvlan', 'cgroup', 'replies']);
     expect(bashComplete(['nsroute', 'up', 'slow', '--ipv6='], env)).toEqual(['off', 'nat']);
     expect(bashComplete(['nsroute', 'up', '--dev', 'l'], env)).toContain('lo');
     // The value of --via is not a NAME: after it comes the NAME again.
@@ -136,7 +136,7 @@ zpty -d z
       ['nsroute exec', 'fast slow'],
       ['nsroute exec slow', 'slow'],
       ['nsroute exec slow --mode', '--mode'],
-      ['nsroute up slow --mode', 'bridge macvlan nat replies'],
+      ['nsroute up slow --mode', 'bridge cgroup macvlan nat replies'],
     ]);
     // After --, the command's name from the machine's commands (zsh's echotc/echoti too).
     expect(got[5]?.[0]).toMatch(/^nsroute exec slow -- ech/);
