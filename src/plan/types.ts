@@ -1,4 +1,6 @@
 import type { AddrFact, LinkFact, RouteFact, RuleFact } from '../net/iproute-json.js';
+import type { PublishedPort } from '../net/publish.js';
+import type { Listener } from '../net/listeners.js';
 
 // What the planner knows about the host: read once, before any change.
 export interface HostFacts {
@@ -15,6 +17,7 @@ export interface HostFacts {
   resolvedConf?: string;
   hostNsswitch?: string; // /etc/nsswitch.conf
   wireless?: string[]; // interfaces with /sys/class/net/X/wireless (cannot be bridged)
+  listeners?: Listener[]; // the host's listening sockets (`ss`), read only for --publish
 }
 
 // The uplink a namespace's traffic is policy-routed through; shared by every namespace
@@ -58,6 +61,10 @@ export interface NamespaceConfig {
   via6?: string;
   // 'recovered': rebuilt by gc from the kernel and /etc/netns after the run dir was lost.
   dnsSource: 'option' | 'host' | 'systemd-resolved' | 'gateway' | 'recovered' | 'dhcp';
+  // Inbound and shaping (plan/inbound.ts): published ports (nat mode), bandwidth caps ("Nbit").
+  publish?: PublishedPort[];
+  rateDown?: string;
+  rateUp?: string;
 }
 
 // A change to the machine, as plain data. Applied in order, undone in reverse; every undo
@@ -98,6 +105,11 @@ export type Step =
   | { kind: 'veth-bridge'; netns: string; hostIface: string; nsIface: string; bridge: string; tag: string }
   | { kind: 'macvlan-add'; netns: string; parent: string; tmpIface: string; nsIface: string }
   | { kind: 'ns-config-lan'; netns: string; nsIface: string; address?: string; gateway?: string }
-  | { kind: 'dhcp-client'; netns: string; nsIface: string; writeDns: boolean };
+  | { kind: 'dhcp-client'; netns: string; nsIface: string; writeDns: boolean }
+  // Published ports (plan/inbound.ts, net/publish.ts): NAME's elements of the publish_* maps of
+  // nsroute's nft table, and route_localnet on its host veth (for 127.0.0.1 clients).
+  | { kind: 'publish'; iface: string; nsAddress: string; ports: PublishedPort[]; uplink?: { dev: string; mark: number } }
+  // Bandwidth caps (net/rate.ts): tbf on the host veth's egress (down) and the namespace end's (up).
+  | { kind: 'rate'; netns: string; hostIface: string; nsIface: string; down?: string; up?: string };
 
 export type StepKind = Step['kind'];
