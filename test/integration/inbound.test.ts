@@ -3,6 +3,7 @@
 // Clients stand in the gateways and bind the gateways' 198.18.0.10 (on their lo): an address
 // the fake host reaches only by a route, so a reply that leaves by the wrong uplink never
 // arrives (both gateways hold 198.18.0.10; neither forwards).
+import { rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DNS_SERVER, FAST_DEV, HOST_FAST_ADDR, HOST_SLOW_ADDR, SLOW_DEV, SLOW_GW, waitFor, type Snapshot, type World } from '../world/world.js';
 import { expectOk, expectUserError, show, statusJson, useWorld } from '../world/helpers.js';
@@ -133,5 +134,183 @@ describe('published ports', () => {
     await waitFor(async () => (await w.inHost(['nft', 'list', 'map', 'inet', 'nsroute', 'publish_any'])).stdout.includes('8080'), 'publish map back');
     expect(await connect('slow', `${HOST_SLOW_ADDR}:8080`)).toBe(`inner ${CLIENT_ADDR}`);
     expect((await w.snapshot()).nft).toEqual(withPub.nft);
+  });
+});
+
+// Crash safety of the new steps: nsroute SIGKILLed right after each (NSROUTE_TEST_CRASH, see
+// faults.test.ts), with another NAME publishing a port and capped meanwhile, whose elements
+// must survive exactly. Steps of `up` with --via, --publish and a cap: netns-add, route-guard,
+// veth-add, ns-config, netns-files, ip-forward, uplink-route, fw-holes, nft-member (8),
+// publish (9), rate (10).
+describe('SIGKILL after the publish and rate steps, then gc', () => {
+  const UP = (name: string) => ['up', name, ...ROUTE, '--publish', '8090:80', '--publish', '5354:53/udp', '--rate-down', '8mbit', '--rate-up', '4mbit'];
+  let withNeighbour: Snapshot;
+  let neighbour: string;
+  beforeAll(async () => {
+    neighbour = w.name('nb');
+    expectOk(await w.nsroute(['up', neighbour, ...ROUTE, '--publish', '7070:70', '--rate-down', '2mbit']));
+    withNeighbour = await w.snapshot();
+  });
+  afterAll(async () => {
+    expectOk(await w.nsroute(['down', neighbour]));
+    expect(await w.snapshot()).toEqual(clean);
+  });
+
+  async function gcRolledBack(name: string): Promise<void> {
+    const g = await w.nsroute(['gc', '--json']);
+    expectOk(g);
+    const report = JSON.parse(g.stdout) as { rolledBack: string[]; finished: string[] };
+    expect([...report.rolledBack, ...report.finished], show(g)).toEqual([name]);
+    expect(await w.snapshot()).toEqual(withNeighbour);
+  }
+
+  it.each([8, 9, 10])('up, crash after step %i', async (k) => {
+    const name = w.name(`ca${k}`);
+    const r = await w.nsroute(UP(name), { env: { NSROUTE_TEST_CRASH: `apply:${k}` } });
+    expect(r.signal, show(r)).toBe('SIGKILL');
+    await gcRolledBack(name);
+  });
+
+  it.each([10, 9, 8])('down, crash after undoing step %i', async (k) => {
+    const name = w.name(`cu${k}`);
+    expectOk(await w.nsroute(UP(name)));
+    const r = await w.nsroute(['down', name], { env: { NSROUTE_TEST_CRASH: `undo:${k}` } });
+    expect(r.signal, show(r)).toBe('SIGKILL');
+    await gcRolledBack(name);
+  });
+
+  it('a cap changed by `up` on a running NAME, crash after its step: down is still exact', async () => {
+    const name = w.name('cc');
+    expectOk(await w.nsroute(UP(name)));
+    const r = await w.nsroute(['up', name, '--rate-down', '16mbit'], { env: { NSROUTE_TEST_CRASH: 'apply:11' } });
+    expect(r.signal, show(r)).toBe('SIGKILL');
+    expectOk(await w.nsroute(['down', name]));
+    expect(await w.snapshot()).toEqual(withNeighbour);
+  });
+
+  it('the run dir lost: gc reads the published ports and caps back from the kernel, down undoes them', async () => {
+    const name = w.name('lost');
+    expectOk(await w.nsroute(UP(name)));
+    const before = await statusJson(w, name);
+    const snap = await w.snapshot();
+    rmSync(`${w.runDir}/ns/${name}`, { recursive: true, force: true });
+    const g = await w.nsroute(['gc', '--json']);
+    expectOk(g);
+    expect((JSON.parse(g.stdout) as { recovered: string[] }).recovered).toEqual([name]);
+    expect(await w.snapshot()).toEqual(snap);
+    const after = (await statusJson(w, name)) as unknown as { publish: string[]; rateDown: string; rateUp: string };
+    const b = before as unknown as typeof after;
+    expect({ publish: [...after.publish].sort(), rateDown: after.rateDown, rateUp: after.rateUp }).toEqual({ publish: [...b.publish].sort(), rateDown: b.rateDown, rateUp: b.rateUp });
+    expectOk(await w.nsroute(['down', name]));
+    expect(await w.snapshot()).toEqual(withNeighbour);
+  });
+});
+
+// A bulk transfer over TCP, in node: `send HOST PORT` writes zeros until the peer closes;
+// `recv PORT SECONDS` listens, takes one connection and counts what arrives during SECONDS
+// after its first byte, then prints {bytes, secs} (secs from the first byte to the last
+// counted). Load can only make the rate it reports lower.
+const TRANSFER_JS = `
+const net = require('node:net');
+const [mode, a, b] = process.argv.slice(1);
+if (mode === 'send') {
+  const chunk = Buffer.alloc(64 * 1024);
+  const go = () => {
+    const s = net.connect(Number(b), a);
+    s.on('error', () => setTimeout(go, 100));
+    const pump = () => { while (s.write(chunk)) {} };
+    s.on('connect', pump);
+    s.on('drain', pump);
+    s.on('close', () => process.exit(0));
+  };
+  go();
+} else {
+  const limit = Number(b) * 1e9;
+  const srv = net.createServer((s) => {
+    let bytes = 0, first, last;
+    s.on('data', (d) => {
+      const now = process.hrtime.bigint();
+      if (first === undefined) first = now;
+      if (Number(now - first) > limit) { finish(); return; }
+      bytes += d.length; last = now;
+    });
+    let done = false;
+    const finish = () => {
+      if (done) return; done = true;
+      console.log(JSON.stringify({ bytes, secs: Number(last - first) / 1e9 }));
+      s.destroy(); srv.close(); process.exit(0);
+    };
+    s.on('close', finish);
+  });
+  srv.listen(Number(a), () => console.log('listening'));
+}
+`;
+
+describe('bandwidth caps', () => {
+  let name: string;
+  beforeAll(async () => {
+    name = w.name('cap');
+    expectOk(await w.nsroute(['up', name, ...ROUTE, '--rate-down', '8mbit', '--rate-up', '4mbit']));
+  });
+  afterAll(async () => {
+    expectOk(await w.nsroute(['down', name, '--force']));
+    expect(await w.snapshot()).toEqual(clean);
+  });
+
+  const qdisc = async (where: 'host' | 'ns') => {
+    const st = await statusJson(w, name);
+    const r = where === 'host' ? await w.inHost(['tc', '-j', 'qdisc', 'show', 'dev', st.hostInterface, 'root']) : await w.inNetns(name, ['tc', '-j', 'qdisc', 'show', 'dev', st.namespaceInterface, 'root']);
+    return (JSON.parse(r.stdout || '[]') as { kind: string; options?: { rate?: number } }[]).find((q) => q.kind === 'tbf');
+  };
+
+  // A receiver in the slow gateway or in NAME, the sender on the other side; bits per second.
+  async function measure(direction: 'down' | 'up'): Promise<number> {
+    const gws = `${w.prefix}gws`;
+    const [rx, tx] = direction === 'down' ? [name, gws] : [gws, name];
+    const port = direction === 'down' ? 9101 : 9102;
+    // Down: the sender is the fake host itself (the gateways have no route to NAME's address),
+    // through the host end of the veth; up: NAME sends to the slow gateway, masqueraded.
+    const st = await statusJson(w, name);
+    const target = direction === 'down' ? st.namespaceAddress : CLIENT_ADDR;
+    const recv = w.inNetns(rx, [process.execPath, '-e', TRANSFER_JS, 'recv', String(port), '3']);
+    await waitFor(async () => (await w.inNetns(rx, ['ss', '-Hltn', `sport = :${port}`])).stdout.includes(`:${port}`), 'receiver');
+    const send = direction === 'down' ? w.inHost([process.execPath, '-e', TRANSFER_JS, 'send', target, String(port)]) : w.inNetns(tx, [process.execPath, '-e', TRANSFER_JS, 'send', target, String(port)]);
+    const [r] = await Promise.all([recv, send]);
+    expectOk(r);
+    const { bytes, secs } = JSON.parse(r.stdout.trim().split('\n').pop()!) as { bytes: number; secs: number };
+    expect(secs, show(r)).toBeGreaterThan(1);
+    if (process.env.NSROUTE_TEST_SHOW_RATES) console.log(direction, (bytes * 8) / secs);
+    return (bytes * 8) / secs;
+  }
+
+  it('the qdiscs exist while NAME is up', async () => {
+    expect((await qdisc('host'))?.options?.rate).toBe(8e6 / 8);
+    expect((await qdisc('ns'))?.options?.rate).toBe(4e6 / 8);
+  });
+
+  it('a bulk transfer into NAME never exceeds the down cap by more than 10%', async () => {
+    expect(await measure('down')).toBeLessThan(8e6 * 1.1);
+  });
+
+  it('a bulk transfer out of NAME never exceeds the up cap by more than 10%', async () => {
+    expect(await measure('up')).toBeLessThan(4e6 * 1.1);
+  });
+
+  it('`up` with another cap changes it in place, without recreating NAME', async () => {
+    const ino = (await w.inHost(['stat', '-L', '-c', '%i', `/run/netns/${name}`])).stdout.trim();
+    expectOk(await w.nsroute(['up', name, '--rate-down', '2mbit']));
+    expect((await qdisc('host'))?.options?.rate).toBe(2e6 / 8);
+    expect((await qdisc('ns'))?.options?.rate).toBe(4e6 / 8);
+    expect((await w.inHost(['stat', '-L', '-c', '%i', `/run/netns/${name}`])).stdout.trim()).toBe(ino);
+    expect(await measure('down')).toBeLessThan(2e6 * 1.1);
+  });
+
+  it('bad rates are refused before any change', async () => {
+    const before = await w.snapshot();
+    for (const bad of ['fast', '10 mbit', '1bit', '20mbits']) {
+      const r = await w.nsroute(['up', w.name('bad'), '--rate-down', bad]);
+      expectUserError(r, 2);
+    }
+    expect(await w.snapshot()).toEqual(before);
   });
 });
