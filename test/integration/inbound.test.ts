@@ -128,6 +128,28 @@ describe('published ports', () => {
     expect(await w.snapshot()).toEqual(before);
   });
 
+  it('`check` connects to each published port from the host; a lost element fails it until gc', async () => {
+    type Report = { ok: boolean; checks: { id: string; ok: boolean; ports?: { publish: string; result: string }[] }[] };
+    const check = async () => {
+      const r = await w.nsroute(['check', name, '--json']);
+      return { r, pub: (JSON.parse(r.stdout) as Report).checks.find((c) => c.id === 'publish')! };
+    };
+    const good = await check();
+    expect(good.pub.ok, show(good.r)).toBe(true);
+    expect(good.pub.ports).toEqual([
+      { publish: '8080:80/tcp', target: '127.0.0.1:8080', result: 'reached' },
+      { publish: `${HOST_SLOW_ADDR}:8081:80/tcp`, target: `${HOST_SLOW_ADDR}:8081`, result: 'reached' },
+      { publish: '5353:53/udp', target: '127.0.0.1:5353', result: 'untested' },
+    ]);
+    expectOk(await w.inHost(['nft', 'delete', 'element', 'inet', 'nsroute', 'publish_any', '{ tcp . 8080 }']));
+    const bad = await check();
+    expect(bad.pub.ok, show(bad.r)).toBe(false);
+    expect(bad.r.exitCode).not.toBe(0);
+    expect(bad.pub.ports?.[0]?.result).toBe('failed');
+    expectOk(await w.nsroute(['gc']));
+    expect((await check()).pub.ok).toBe(true);
+  });
+
   it('`nft flush ruleset`: the watcher puts the published ports back', async () => {
     withPub = await w.snapshot();
     expectOk(await w.inHost(['nft', 'flush', 'ruleset']));
