@@ -22,7 +22,7 @@ import { allStates, knownNames, readHostState, readState, removeNamespaceDir, st
 import { applySteps, nsfsCtime, stateRootOf, undoJournal } from './apply.js';
 import { Journal } from './journal.js';
 import { checkNetnsFiles, repairSteps, undoStep, type StepContext } from './executors.js';
-import { recoverInbound } from './inbound.js';
+import { readListeners, recoverInbound } from './inbound.js';
 import { crashNow } from './crash.js';
 import { nftRulesetJson, nftTableExists } from '../sys/nft.js';
 import { inboundConflicts } from '../plan/inbound.js';
@@ -518,7 +518,7 @@ export async function bringUp(req: UpRequest): Promise<UpResult> {
       throw new UserError(`a network namespace called ${name} exists but nsroute did not create it`, 'pick another name; nsroute never touches namespaces it does not own');
     }
     const facts = (early && genBefore === g0 ? await early : undefined) ?? (await gatherHostFacts(profile.via, { ipv6: profile.ipv6 === 'nat' }));
-    if (profile.publish && profile.publish.length > 0) facts.listeners = await (await import('./inbound.js')).readListeners();
+    if (profile.publish && profile.publish.length > 0) facts.listeners = await readListeners();
     const others = allStates().filter((s) => s.name !== name);
     const plan = buildPlan(profile, facts, others.map((s) => s.config), { persistent: req.persistent, waitForUplink: req.persistent ? (req.waitForMissingUplink ? 'missing-too' : 'existing') : false });
     // Refused before the first change: what the files step cannot write safely, and a
