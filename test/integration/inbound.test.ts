@@ -5,12 +5,12 @@
 // arrives (both gateways hold 198.18.0.10; neither forwards).
 import { rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DNS_SERVER, FAST_DEV, HOST_FAST_ADDR, HOST_SLOW_ADDR, SLOW_DEV, SLOW_GW, waitFor, type Snapshot, type World } from '../world/world.js';
+import { DNS_SERVER, FAST_DEV, HOST_FAST_ADDR, HOST_SLOW_ADDR, LAN_DEV, LAN_GW, LAN_PREFIX, SLOW_DEV, SLOW_GW, waitFor, type Snapshot, type World } from '../world/world.js';
 import { expectOk, expectUserError, show, statusJson, useWorld } from '../world/helpers.js';
 
 let w: World;
 let clean: Snapshot;
-useWorld((world, snapshot) => ((w = world), (clean = snapshot)));
+useWorld((world, snapshot) => ((w = world), (clean = snapshot)), { lan: true });
 
 const ROUTE = ['--via', SLOW_GW, '--dns', DNS_SERVER];
 const CLIENT_ADDR = '198.18.0.10';
@@ -286,22 +286,23 @@ describe('bandwidth caps', () => {
   };
 
   // A receiver in the slow gateway or in NAME, the sender on the other side; bits per second.
+  // Down: the sender is the fake host itself (the gateways have no route to NAME's address),
+  // through the host end of the veth; up: NAME sends to the slow gateway, masqueraded.
   async function measure(direction: 'down' | 'up'): Promise<number> {
     const gws = `${w.prefix}gws`;
-    const [rx, tx] = direction === 'down' ? [name, gws] : [gws, name];
-    const port = direction === 'down' ? 9101 : 9102;
-    // Down: the sender is the fake host itself (the gateways have no route to NAME's address),
-    // through the host end of the veth; up: NAME sends to the slow gateway, masqueraded.
     const st = await statusJson(w, name);
-    const target = direction === 'down' ? st.namespaceAddress : CLIENT_ADDR;
+    return direction === 'down' ? transfer(name, w.host, st.namespaceAddress, 9101) : transfer(gws, name, CLIENT_ADDR, 9102);
+  }
+
+  async function transfer(rx: string, tx: string, target: string, port: number): Promise<number> {
     const recv = w.inNetns(rx, [process.execPath, '-e', TRANSFER_JS, 'recv', String(port), '3']);
     await waitFor(async () => (await w.inNetns(rx, ['ss', '-Hltn', `sport = :${port}`])).stdout.includes(`:${port}`), 'receiver');
-    const send = direction === 'down' ? w.inHost([process.execPath, '-e', TRANSFER_JS, 'send', target, String(port)]) : w.inNetns(tx, [process.execPath, '-e', TRANSFER_JS, 'send', target, String(port)]);
+    const send = w.inNetns(tx, [process.execPath, '-e', TRANSFER_JS, 'send', target, String(port)]);
     const [r] = await Promise.all([recv, send]);
     expectOk(r);
     const { bytes, secs } = JSON.parse(r.stdout.trim().split('\n').pop()!) as { bytes: number; secs: number };
     expect(secs, show(r)).toBeGreaterThan(1);
-    if (process.env.NSROUTE_TEST_SHOW_RATES) console.log(direction, (bytes * 8) / secs);
+    if (process.env.NSROUTE_TEST_SHOW_RATES) console.log(rx, tx, (bytes * 8) / secs);
     return (bytes * 8) / secs;
   }
 
@@ -325,6 +326,20 @@ describe('bandwidth caps', () => {
     expect((await qdisc('ns'))?.options?.rate).toBe(4e6 / 8);
     expect((await w.inHost(['stat', '-L', '-c', '%i', `/run/netns/${name}`])).stdout.trim()).toBe(ino);
     expect(await measure('down')).toBeLessThan(2e6 * 1.1);
+  });
+
+  it('bridge mode: the down cap sits on the host end of its veth too', async () => {
+    const before = await w.snapshot();
+    const b = w.name('capb');
+    const addr = '10.99.3.50';
+    expectOk(await w.nsroute(['up', b, '--mode', 'bridge', '--uplink', LAN_DEV, '--address', `${addr}/${LAN_PREFIX}`, '--via', LAN_GW, '--rate-down', '4mbit']));
+    try {
+      // From the fast gateway's LAN side (10.99.3.1) across the host's bridge into NAME.
+      expect(await transfer(b, `${w.prefix}gwf`, addr, 9103)).toBeLessThan(4e6 * 1.1);
+    } finally {
+      expectOk(await w.nsroute(['down', b, '--force']));
+    }
+    expect(await w.snapshot()).toEqual(before);
   });
 
   it('bad rates are refused before any change', async () => {
