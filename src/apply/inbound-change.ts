@@ -1,3 +1,4 @@
+import { UserError } from '../errors.js';
 import type { Profile } from '../profile/profile.js';
 import { rateStep } from '../plan/inbound.js';
 import { paths } from '../state/paths.js';
@@ -15,6 +16,7 @@ export async function changeRates(st: NamespaceState, profile: Pick<Profile, 'ra
   const down = profile.rateDown ?? c.rateDown;
   const up = profile.rateUp ?? c.rateUp;
   if (down === c.rateDown && up === c.rateUp) return false;
+  if (c.mode === 'macvlan') throw new UserError(`${st.name} is a macvlan namespace, which has no host end to shape`, 'caps apply to --mode nat and bridge');
   const next = { ...c, ...(down ? { rateDown: down } : {}), ...(up ? { rateUp: up } : {}) };
   const step = rateStep(next);
   const journal = new Journal(paths.journal(st.name));
