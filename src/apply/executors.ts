@@ -21,6 +21,8 @@ import { addUplinkRoutes } from './uplink-wait.js';
 import { parseRules } from '../net/iproute-json.js';
 import { currentGuardRules, guardSyncLines, renderGuardRules, type GuardRules } from '../plan/guard.js';
 import { NETNS_RUN_DIR, netnsEtcDir, paths } from '../state/paths.js';
+import { addPublished, applyRate, enableLocalnet, removePublished, undoRate } from './inbound.js';
+import { hasPublishObjects, publishedIn } from '../net/publish.js';
 import { readHostState, writeHostState } from '../state/store.js';
 
 // What a step needs to know beyond itself: its own namespace and the others (for the objects
@@ -74,8 +76,11 @@ function memberOf(step: Extract<Step, { kind: 'nft-member' }>): NftMember {
 }
 
 // The whole table, from every namespace (the fallback of the per-namespace transactions).
-function nftRenderAll(ctx: StepContext, withSelf: boolean): Promise<void> {
-  const all = [...ctx.others(), ...(withSelf && ctx.self ? [ctx.self] : [])];
+// selfPublish false: this namespace's published ports left out (its nft-member step renders
+// the table before its publish step is journaled; that step adds them).
+function nftRenderAll(ctx: StepContext, withSelf: boolean, selfPublish = true): Promise<void> {
+  const self = withSelf && ctx.self ? [selfPublish ? ctx.self : { ...ctx.self, publish: undefined }] : [];
+  const all = [...ctx.others(), ...self];
   return nftApply(renderNftRuleset(nftMembers(all), nftReplies(all)));
 }
 
@@ -85,7 +90,7 @@ async function nftAddMember(step: Extract<Step, { kind: 'nft-member' }>, ctx: St
   try {
     await nftApply(renderNftAdd(memberOf(step)));
   } catch {
-    await nftRenderAll(ctx, true);
+    await nftRenderAll(ctx, true, false);
   }
 }
 
@@ -108,8 +113,16 @@ export function nftReplies(configs: readonly NamespaceConfig[]): NftReplies[] {
   return configs.flatMap((c) => (c.mode === 'replies' && c.uplink ? [{ dev: c.uplink.dev, mark: c.uplink.mark }] : []));
 }
 
-export function nftMembers(configs: readonly NamespaceConfig[]) {
-  return configs.filter((c) => c.mode === 'nat').map((c) => ({ iface: c.hostIface, subnet: c.subnet, mark: c.uplink?.mark, ...(c.ipv6 === 'nat' && c.subnet6 ? { subnet6: c.subnet6 } : {}) }));
+export function nftMembers(configs: readonly NamespaceConfig[]): NftMember[] {
+  return configs
+    .filter((c) => c.mode === 'nat')
+    .map((c) => ({ iface: c.hostIface, subnet: c.subnet, mark: c.uplink?.mark, ...(c.ipv6 === 'nat' && c.subnet6 ? { subnet6: c.subnet6 } : {}), ...publishOf(c) }));
+}
+
+// A namespace's published ports as its part of the table (net/publish.ts).
+function publishOf(c: NamespaceConfig): Pick<NftMember, 'publish'> {
+  if (!c.publish || c.publish.length === 0) return {};
+  return { publish: { nsAddress: c.nsAddress, ports: c.publish, ...(c.uplink ? { uplink: { dev: c.uplink.dev, mark: c.uplink.mark } } : {}) } };
 }
 
 // Files nsroute writes carry this first line; undo only deletes files that still carry it,
@@ -401,6 +414,14 @@ export async function doStep(step: Step, ctx: StepContext): Promise<Created | vo
     case 'cgroup-localnet':
     case 'cgroup-nft':
       return (await import('./cgroup-steps.js')).doCgroupStep(step, ctx.self, ctx.others());
+    case 'publish':
+      // Strict rp_filter checks a published connection's packets against the table their mark
+      // picks (net/publish.ts) only with src_valid_mark; they may come in by any interface, so
+      // it is set for all (as wg-quick does), saved and put back with the last published port.
+      enableSrcValidMark('all');
+      return addPublished(step, () => nftRenderAll(ctx, true));
+    case 'rate':
+      return applyRate(step);
   }
 }
 
@@ -516,6 +537,13 @@ export async function undoStep(step: Step, ctx: StepContext): Promise<void> {
     case 'cgroup-localnet':
     case 'cgroup-nft':
       return (await import('./cgroup-steps.js')).undoCgroupStep(step, ctx.name, ctx.others());
+    case 'publish':
+      // With the last namespace the table goes whole (nft-member's undo, after this one).
+      await removePublished(step, () => nftApply(renderNftRuleset(nftMembers(ctx.others()), nftReplies(ctx.others()))));
+      if (!ctx.others().some((o) => o.publish && o.publish.length > 0)) restoreSrcValidMark('all');
+      return;
+    case 'rate':
+      return undoRate(step);
   }
 }
 
@@ -663,6 +691,8 @@ export async function repairSteps(steps: readonly Step[], ctx: StepContext): Pro
   let holes = false;
   let nft = false;
   let member: Extract<Step, { kind: 'nft-member' }> | undefined;
+  let published: Extract<Step, { kind: 'publish' }> | undefined;
+  let rate: Extract<Step, { kind: 'rate' }> | undefined;
   let guard = false;
   let replies: Extract<Step, { kind: 'replies-mark' }> | undefined;
   const hostMode: Step[] = [];
@@ -704,6 +734,15 @@ export async function repairSteps(steps: readonly Step[], ctx: StepContext): Pro
       case 'cgroup-nft':
         hostMode.push(step);
         break;
+      case 'publish':
+        nft = true;
+        published = step;
+        enableLocalnet(step);
+        enableSrcValidMark('all');
+        break;
+      case 'rate':
+        rate = step; // the last one is in force (`up` changes caps by adding one)
+        break;
     }
   }
   for (const step of hostMode) await doStep(step, ctx).catch((e: Error) => problems.push(`${step.kind}: ${e.message.split('\n')[0]}`));
@@ -714,8 +753,8 @@ export async function repairSteps(steps: readonly Step[], ctx: StepContext): Pro
     ipBatchForce(v6, 6),
     // A missing table (a flushed firewall) comes back whole, with every namespace's elements;
     // a table that lost only this namespace's elements gets them back.
-    nft && (!hasNsrouteTable(ruleset) || (member && !nftHasMember(ruleset, member.iface)))
-      ? (hasNsrouteTable(ruleset) && member ? nftAddMember(member, ctx) : nftRenderAll(ctx, true)).catch((e: Error) => problems.push(`nft table: ${e.message.split('\n')[0]}`))
+    nft && (!hasNsrouteTable(ruleset) || (member && !nftHasMember(ruleset, member.iface)) || (published && !publishIntact(ruleset, published)))
+      ? (hasNsrouteTable(ruleset) && member && !published ? nftAddMember(member, ctx) : nftRenderAll(ctx, true)).catch((e: Error) => problems.push(`nft table: ${e.message.split('\n')[0]}`))
       : undefined,
     holes && (renderHoleInserts(forwardChains(ruleset)) !== '' || xtablesHolesMissing(ruleset).length > 0 || legacyFilterTables())
       ? ensureForwardHoles().catch((e: Error) => problems.push(`firewall holes: ${e.message.split('\n')[0]}`))
@@ -724,6 +763,15 @@ export async function repairSteps(steps: readonly Step[], ctx: StepContext): Pro
     replies && !nft && !nftHasReplies(ruleset, replies.dev, replies.mark)
       ? nftRenderAll(ctx, true).catch((e: Error) => problems.push(`nft table: ${e.message.split('\n')[0]}`))
       : undefined,
+    rate ? applyRate(rate).catch((e: Error) => problems.push(`bandwidth caps: ${e.message.split('\n')[0]}`)) : undefined,
   ]);
   return problems;
+}
+
+// Whether the table still holds this namespace's published ports.
+function publishIntact(ruleset: unknown, step: Extract<Step, { kind: 'publish' }>): boolean {
+  if (!hasPublishObjects(ruleset)) return false;
+  const key = (p: { hostAddr?: string; hostPort: number; port: number; proto: string }) => `${p.hostAddr ?? ''}:${p.hostPort}:${p.port}/${p.proto}`;
+  const have = new Set(publishedIn(ruleset, step.nsAddress).map(key));
+  return step.ports.every((p) => have.has(key(p)));
 }

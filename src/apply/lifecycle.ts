@@ -22,8 +22,10 @@ import { allStates, knownNames, readHostState, readState, removeNamespaceDir, st
 import { applySteps, stateRootOf, undoJournal } from './apply.js';
 import { Journal } from './journal.js';
 import { checkNetnsFiles, nsfsCtime, repairSteps, undoStep, type StepContext } from './executors.js';
+import { readListeners, recoverInbound } from './inbound.js';
 import { crashNow } from './crash.js';
-import { nftTableExists } from '../sys/nft.js';
+import { nftRulesetJson, nftTableExists } from '../sys/nft.js';
+import { inboundConflicts } from '../plan/inbound.js';
 import { hostModeHooks, hostModeMembers, isHostMode, prepareHostModeFacts, runsNoPrograms, noProgramsError } from './hostmode.js';
 
 // What a sweep did, for gc's report (other commands ignore it).
@@ -282,6 +284,7 @@ export async function taggedVeths(skip?: ReadonlySet<string>) {
 // A tagged veth whose namespace is gone, or that cannot be read back, is removed when no
 // process uses its namespace. Caller holds the host lock.
 export async function recoverLost(report: SweepReport, only?: string): Promise<void> {
+  let ruleset: unknown;
   for (const v of await taggedVeths()) {
     const name = v.tag.name;
     if ((only !== undefined && name !== only) || readState(name)) continue;
@@ -290,6 +293,8 @@ export async function recoverLost(report: SweepReport, only?: string): Promise<v
     const live = isLiveNetns(name) && v.peerNetnsId !== undefined && (await netnsId(name)) === v.peerNetnsId;
     if (live && v.config) {
       const persistent = v.tag.persistent;
+      // Published ports and caps are read back from the kernel (apply/inbound.ts).
+      await recoverInbound(v.config, (ruleset ??= await nftRulesetJson()));
       ensureRunSubdir('ns', name);
       const journal = new Journal(paths.journal(name));
       journal.remove(); // a journal left without its state: the rebuilt one covers the same steps
@@ -416,6 +421,7 @@ function conflicts(p: Profile, c: NamespaceConfig): string[] {
   if (p.address !== undefined && p.address !== c.lan?.address) out.push(`address ${c.lan?.address ?? '(none)'}`);
   if (p.dhcp !== undefined && p.dhcp !== (c.lan?.dhcp ?? false)) out.push(c.lan?.dhcp ? 'dhcp' : 'no dhcp');
   if (p.via6 !== undefined && p.via6 !== c.via6) out.push(`via6 ${c.via6 ?? '(none)'}`);
+  out.push(...inboundConflicts(p, c));
   return out;
 }
 
@@ -503,6 +509,11 @@ export async function bringUp(req: UpRequest): Promise<UpResult> {
         if (!hostModeHooks(existing.config.mode)) await setLinkAlias(existing.config.hostIface, tagOf(existing.config, true));
       }
       if (req.holder) existing.holders.push(req.holder);
+      // Caps changed by `up`: applied in place, journaled (apply/inbound-change.ts).
+      if (profile.rateDown !== undefined || profile.rateUp !== undefined) {
+        const { changeRates } = await import('./inbound-change.js');
+        await changeRates(existing, profile);
+      }
       stopLegacyWatcher(existing);
       if (req.persistent && req.watch === false) existing.noWatch = true;
       if (req.watch) delete existing.noWatch;
@@ -520,6 +531,7 @@ export async function bringUp(req: UpRequest): Promise<UpResult> {
       throw new UserError(`a network namespace called ${name} exists but nsroute did not create it`, 'pick another name; nsroute never touches namespaces it does not own');
     }
     const facts = (early && genBefore === g0 ? await early : undefined) ?? (await gatherHostFacts(profile.via, { ipv6: profile.ipv6 === 'nat' }));
+    if (profile.publish && profile.publish.length > 0) facts.listeners = await readListeners();
     const others = allStates().filter((s) => s.name !== name);
     prepareHostModeFacts(profile, facts);
     const waitForUplink = req.persistent ? (req.waitForMissingUplink ? 'missing-too' : 'existing') : false;

@@ -11,6 +11,8 @@ import type { NamespaceConfig } from '../plan/types.js';
 
 // TEST-NET-2 and the IPv6 documentation prefix: `ip route get` answers for them without a
 // packet being sent, and no real destination is ever routed differently from them.
+import { checkPublish, type PublishCheck } from './publish.js';
+
 export const PROBE_DST4 = '198.51.100.7';
 export const PROBE_DST6 = '2001:db8::7';
 // `.invalid` never exists (RFC 6761), so any name server answers it at once, without asking
@@ -56,9 +58,12 @@ export interface CheckFacts {
   netnsFiles: Record<NetnsFile, string | undefined>; // /etc/netns/NAME/FILE, undefined when absent
   views: Record<NetnsFile, FileView>; // /etc/FILE as the namespace sees it
   forwardHolesMissing?: string[]; // other tools' forward chains that drop the traffic, unopened
+  // With published ports (check/publish.ts): the host's connections to them, and what listens inside.
+  publishProbe?: CommandOutput;
+  nsListeners?: CommandOutput;
 }
 
-export type CheckId = 'route' | 'nat' | 'dns' | 'nsswitch' | 'ipv6' | 'files' | 'firewall';
+export type CheckId = 'route' | 'nat' | 'dns' | 'nsswitch' | 'ipv6' | 'files' | 'firewall' | 'publish';
 
 interface CheckBase {
   id: CheckId;
@@ -137,7 +142,7 @@ export interface FirewallCheck extends CheckBase {
   blocking: string[];
 }
 
-export type CheckResult = RouteCheck | NatCheck | DnsCheck | NsswitchCheck | Ipv6Check | FilesCheck | FirewallCheck;
+export type CheckResult = RouteCheck | NatCheck | DnsCheck | NsswitchCheck | Ipv6Check | FilesCheck | FirewallCheck | PublishCheck;
 
 export interface CheckReport {
   name: string;
@@ -607,6 +612,7 @@ export function checkFirewall(f: CheckFacts): FirewallCheck {
 
 export function evaluate(f: CheckFacts): CheckReport {
   const checks: CheckResult[] = [checkRoute(f), checkNat(f), checkDns(f), checkNsswitch(f), checkIpv6(f), checkFiles(f), checkFirewall(f)];
+  if (f.config.publish && f.config.publish.length > 0) checks.push(checkPublish(f.config, f.publishProbe, f.nsListeners));
   return { name: f.config.name, ok: checks.every((c) => c.ok), leak: checks.some((c) => c.leak), checks };
 }
 

@@ -10,6 +10,7 @@ import { netnsEtcDir } from '../state/paths.js';
 import { readRegularFile } from '../sys/fsx.js';
 import { HOST_MARK } from '../net/nft.js';
 import { run } from '../sys/run.js';
+import { PUBLISH_PROBE_SCRIPT, probeTarget, tcpPublished } from './publish.js';
 import { DNS_PROBE_SCRIPT, NETNS_FILES, PROBE_DST4, PROBE_DST6, type CheckFacts, type CommandOutput, type FileView, type NetnsFile } from './evaluate.js';
 
 async function output(argv: readonly string[], input?: string): Promise<CommandOutput> {
@@ -74,6 +75,11 @@ export async function gatherCheckFacts(config: NamespaceConfig, probeName: strin
   ]);
   const views = Object.fromEntries(await viewsP) as Record<NetnsFile, FileView>;
   const forwardHolesMissing = await holesMissing();
+  // Published TCP ports: a connection from the host to each, and what listens inside (check/publish.ts).
+  const tcp = tcpPublished(config);
+  const [publishProbe, nsListeners] = tcp.length > 0
+    ? await Promise.all([output([process.execPath, '-e', PUBLISH_PROBE_SCRIPT, ...tcp.map(probeTarget)]), output(['ss', '-N', name, '-H', '-l', '-n', '-t', '-u'])])
+    : [undefined, undefined];
   const netnsFiles = Object.fromEntries(NETNS_FILES.map((f) => [f, readNetnsFile(name, f)])) as Record<NetnsFile, string | undefined>;
   return {
     config,
@@ -93,5 +99,7 @@ export async function gatherCheckFacts(config: NamespaceConfig, probeName: strin
     netnsFiles,
     views,
     forwardHolesMissing,
+    ...(publishProbe ? { publishProbe } : {}),
+    ...(nsListeners ? { nsListeners } : {}),
   };
 }

@@ -1,4 +1,5 @@
 import type { NamespaceState } from '../state/store.js';
+import { publishSpec } from '../net/publish.js';
 import { liveHolders, type Condition, type NamespaceView } from '../apply/lifecycle.js';
 
 // The documented JSON shape of one namespace (README "JSON output"). Only live holders.
@@ -33,6 +34,10 @@ export function statusJson(view: NamespaceView | NamespaceState) {
     dnsSource: replies ? null : c.dnsSource,
     replies,
     createdAt: st.createdAt || null,
+    // Published ports ([HOSTADDR:]HOSTPORT:PORT/PROTO) and bandwidth caps (bits/s, "Nbit"), net/publish.ts, net/rate.ts.
+    publish: (c.publish ?? []).map(publishSpec),
+    rateDown: c.rateDown ?? null,
+    rateUp: c.rateUp ?? null,
   };
 }
 
@@ -72,6 +77,8 @@ export function statusText(s: StatusJson): string {
     s.cgroup ? `  cgroup:  ${s.cgroup} (no namespace; members keep the host's network)` : s.lan ? `  link:    ${s.mode} ${s.namespaceInterface}` : `  link:    ${s.hostInterface} ${s.hostAddress} <-> ${s.namespaceInterface} ${s.namespaceAddress} (${s.subnet})`,
     `  route:   ${route}`,
     `  dns:     ${s.dns.join(', ')} (${s.dnsSource})`,
+    ...(s.publish.length > 0 ? [`  publish: ${s.publish.join(', ')}`] : []),
+    ...(s.rateDown || s.rateUp ? [`  caps:    down ${s.rateDown ?? 'none'}, up ${s.rateUp ?? 'none'}`] : []),
     `  holders: ${s.holders.length === 0 ? 'none' : s.holders.map(holder).join('\n           ')}`,
   ];
   const hint = conditionHint(s);

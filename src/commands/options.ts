@@ -30,6 +30,9 @@ export function loadProfile(name: string, flags: RouteOptions, opts: { required?
       uplink: flags.uplink,
       address: flags.address,
       dhcp: flags.dhcp,
+      publish: flags.publish,
+      rateDown: flags.rateDown,
+      rateUp: flags.rateUp,
     }, text === undefined ? undefined : file);
 }
 

@@ -20,6 +20,9 @@ export function addRouteOptions(cmd: Command): Command {
     .option('--bridge <bridge>', 'bridge mode: join this existing bridge')
     .option('--uplink <iface>', 'bridge mode: take this interface into a new bridge; macvlan mode: the parent interface')
     .option('--address <cidr>', "bridge/macvlan: the namespace's own address on the LAN (with --via, the LAN's router)")
-    .option('--dhcp', 'bridge/macvlan: get address, router and DNS from the LAN by DHCP');
+    .option('--dhcp', 'bridge/macvlan: get address, router and DNS from the LAN by DHCP')
+    .option('--publish <[hostaddr:]hostport:port[/proto]>', 'nat: a connection to HOSTPORT on the host reaches PORT inside (repeatable)', collect)
+    .option('--rate-down <rate>', 'cap what the namespace receives (tc rate, e.g. 20mbit)')
+    .option('--rate-up <rate>', 'cap what the namespace sends (tc rate, e.g. 5mbit)');
 }
 

@@ -9,6 +9,8 @@
 // that hosts with strict reverse-path filtering (rp_filter=1, plus src_valid_mark on the
 // uplink) check a reply against the uplink's table, where it did arrive, not the main one.
 
+import { renderPublishObjects, type PublishMember } from './publish.js';
+
 export const NFT_FAMILY = 'inet';
 export const NFT_TABLE = 'nsroute';
 
@@ -17,6 +19,7 @@ export interface NftMember {
   subnet: string; // the veth link's IPv4 block
   subnet6?: string; // its IPv6 block, with --ipv6 nat
   mark?: number; // uplink mark when --via is used; HOST_MARK without
+  publish?: PublishMember; // its published ports (net/publish.ts), when it has any
 }
 
 // Marks nsroute gives packets (MARK_BASE + uplink index, plan.ts): the top 16 bits say "ours".
@@ -84,7 +87,7 @@ export function renderNftRuleset(members: readonly NftMember[], replies: readonl
 \tmap uplink_mark { type ifname : mark;${elements(marks)} }
 \tchain prerouting {
 \t\ttype filter hook prerouting priority mangle; policy accept;
-\t\tmeta mark set iifname map @uplink_mark ct mark set meta mark
+\t\tct direction original meta mark set iifname map @uplink_mark ct mark set meta mark
 \t\tct direction reply ct mark & ${hex(MARK_MASK)} == ${hex(MARK_TAG)} meta mark set ct mark
 \t}
 \tchain postrouting {
@@ -92,7 +95,7 @@ export function renderNftRuleset(members: readonly NftMember[], replies: readonl
 \t\tip saddr @ns_nets4 oifname != @ns_ifaces masquerade
 \t\tip6 saddr @ns_nets6 oifname != @ns_ifaces masquerade
 \t}
-${renderReplies(replies)}}
+${renderReplies(replies)}${renderPublishObjects(sorted.flatMap((m) => (m.publish ? [m.publish] : [])))}}
 `
   );
 }

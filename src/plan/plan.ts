@@ -24,6 +24,7 @@ import { renderNsswitchConf } from '../net/resolv.js';
 import type { Profile } from '../profile/profile.js';
 import type { HostFacts, LanConfig, NamespaceConfig, Step, Uplink } from './types.js';
 import { buildCgroupPlan } from './cgroup.js';
+import { checkInbound, inboundSteps } from './inbound.js';
 
 // Routing tables, marks and the rule priority nsroute uses. The rule sits before the main
 // table (32766) and before the rules VPN clients add (wg-quick 32764/32765, Tailscale 52xx),
@@ -272,6 +273,7 @@ export function buildPlan(profile: Profile, facts: HostFacts, others: readonly N
     const via6 = uplink ? chooseVia6(profile, uplink, facts) : undefined;
     if (via6) config.via6 = via6;
   }
+  withInbound(config, profile, facts, others);
   return { config, steps: stepsFor(config, { persistent: opts.persistent ?? false, nsswitch: facts.hostNsswitch }), ...(waiting ? { waiting } : {}) };
 }
 
@@ -360,7 +362,16 @@ function buildLanPlan(profile: Profile, facts: HostFacts, others: readonly Names
     dns: dns.servers,
     dnsSource: dns.source,
   };
+  withInbound(config, profile, facts, others);
   return { config, steps: lanStepsFor(config, { persistent, nsswitch: facts.hostNsswitch }) };
+}
+
+// Published ports and caps (plan/inbound.ts) into the config, checked against the host.
+function withInbound(config: NamespaceConfig, profile: Profile, facts: HostFacts, others: readonly NamespaceConfig[]): void {
+  if (profile.publish && profile.publish.length > 0) config.publish = profile.publish;
+  if (profile.rateDown) config.rateDown = profile.rateDown;
+  if (profile.rateUp) config.rateUp = profile.rateUp;
+  checkInbound(config, facts, others);
 }
 
 // Name of the bridge nsroute makes for --uplink IFACE (<= 15 characters, like every ifname).
@@ -381,6 +392,7 @@ export function lanStepsFor(config: NamespaceConfig, opts: { persistent: boolean
     { kind: 'ns-config-lan', netns: name, nsIface, ...(lan.address ? { address: lan.address, gateway: lan.gateway! } : {}) },
     { kind: 'netns-files', netns: name, files: netnsFiles(config, opts.nsswitch) },
     ...(lan.dhcp ? [{ kind: 'dhcp-client', netns: name, nsIface, writeDns: config.dnsSource === 'dhcp' } as const] : []),
+    ...inboundSteps(config),
   ];
 }
 
@@ -438,6 +450,7 @@ export function stepsFor(config: NamespaceConfig, opts: { persistent: boolean; n
     ...(uplink && v6 ? [{ kind: 'uplink-route6', uplink, ...(config.via6 ? { via6: config.via6 } : {}) } as const] : []),
     { kind: 'fw-holes' },
     { kind: 'nft-member', iface: hostIface, subnet: config.subnet, ...(v6 ? { subnet6: v6.subnet6 } : {}), ...(uplink ? { mark: uplink.mark } : {}) },
+    ...inboundSteps(config),
   ];
 }
 

@@ -1,4 +1,6 @@
 import type { AddrFact, LinkFact, RouteFact, RuleFact } from '../net/iproute-json.js';
+import type { PublishedPort } from '../net/publish.js';
+import type { Listener } from '../net/listeners.js';
 
 // What the planner knows about the host: read once, before any change.
 export interface HostFacts {
@@ -18,6 +20,7 @@ export interface HostFacts {
   // cgroup mode only (apply/hostmode.ts): the cgroup v2 mount (undefined: none), the parent
   // of NAMEs' cgroups, and whether systemd is PID 1.
   cgroupHost?: { mount?: string; parent: string; systemd: boolean };
+  listeners?: Listener[]; // the host's listening sockets (`ss`), read only for --publish
 }
 
 // The uplink a namespace's traffic is policy-routed through; shared by every namespace
@@ -72,6 +75,10 @@ export interface NamespaceConfig {
   via6?: string;
   // 'recovered': rebuilt by gc from the kernel and /etc/netns after the run dir was lost.
   dnsSource: 'option' | 'host' | 'systemd-resolved' | 'gateway' | 'recovered' | 'dhcp';
+  // Inbound and shaping (plan/inbound.ts): published ports (nat mode), bandwidth caps ("Nbit").
+  publish?: PublishedPort[];
+  rateDown?: string;
+  rateUp?: string;
 }
 
 // A change to the machine, as plain data. Applied in order, undone in reverse; every undo
@@ -122,6 +129,11 @@ export type Step =
   // route_localnet=1 on the uplink: members' DNS to a loopback stub, DNATed to NAME's server,
   // keeps its 127.0.0.1 source until masqueraded (net/cgnft.ts)
   | { kind: 'cgroup-localnet'; dev: string }
-  | { kind: 'cgroup-nft'; path: string; level: number; mark?: number; dns?: string; ipv6: 'off' | 'nat' };
+  | { kind: 'cgroup-nft'; path: string; level: number; mark?: number; dns?: string; ipv6: 'off' | 'nat' }
+  // Published ports (plan/inbound.ts, net/publish.ts): NAME's elements of the publish_* maps of
+  // nsroute's nft table, and route_localnet on its host veth (for 127.0.0.1 clients).
+  | { kind: 'publish'; iface: string; nsAddress: string; ports: PublishedPort[]; uplink?: { dev: string; mark: number } }
+  // Bandwidth caps (net/rate.ts): tbf on the host veth's egress (down) and the namespace end's (up).
+  | { kind: 'rate'; netns: string; hostIface: string; nsIface: string; down?: string; up?: string };
 
 export type StepKind = Step['kind'];

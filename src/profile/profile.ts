@@ -3,6 +3,8 @@ import { UserError } from '../errors.js';
 import { blockOf, cidrContains, parseCidr4, parseIPv4, parseIPv6, cidrToString, networkOrBroadcast, specialIPv4, specialIPv6, specialOverlap } from '../net/addresses.js';
 import { validateName } from '../net/names.js';
 import { parseAllow } from '../policy/allow.js';
+import { checkPublishList, parsePublish, type PublishedPort } from '../net/publish.js';
+import { parseRate } from '../net/rate.js';
 
 // What the user asked for, from /etc/nsroute/NAME.toml and the command line (flags win).
 export interface RouteOptions {
@@ -17,6 +19,9 @@ export interface RouteOptions {
   uplink?: string;
   address?: string;
   dhcp?: boolean;
+  publish?: string[]; // --publish (repeatable) / publish = [...]
+  rateDown?: string; // --rate-down / rate_down
+  rateUp?: string; // --rate-up / rate_up
 }
 
 // nat: the namespace behind the host (default). bridge / macvlan: the namespace as its own
@@ -45,9 +50,15 @@ export interface Profile {
   uplink?: string; // bridge mode: the interface to take over into a bridge; macvlan: the parent
   address?: string; // bridge/macvlan: the namespace's own address on the LAN (CIDR)
   dhcp?: boolean; // bridge/macvlan: a DHCP client inside the namespace instead
+  publish?: PublishedPort[]; // nat: ports published on the host (net/publish.ts); undefined: not asked
+  rateDown?: string; // bandwidth caps, "Nbit" (net/rate.ts)
+  rateUp?: string;
 }
 
 const KEYS = ['via', 'dev', 'dns', 'subnet', 'ipv6', 'via6', 'mode', 'bridge', 'uplink', 'address', 'dhcp'] as const;
+// Keys of the inbound/shaping options, with the RouteOptions field each fills.
+const INBOUND_KEYS = { publish: 'publish', rate_down: 'rateDown', rate_up: 'rateUp' } as const;
+const ALL_KEYS = [...KEYS, ...Object.keys(INBOUND_KEYS)];
 const IFACE_RE = /^[^\s/:]{1,15}$/;
 export const MAX_DNS = 3;
 
@@ -58,7 +69,7 @@ export function parseProfileToml(text: string, file: string): RouteOptions {
     doc = parseToml(text) as Record<string, unknown>;
   } catch (e) {
     const first = (e as Error).message.split('\n')[0];
-    throw new UserError(`profile ${file} is not valid TOML: ${first}`, `fix the file (keys: ${KEYS.join(', ')})`);
+    throw new UserError(`profile ${file} is not valid TOML: ${first}`, `fix the file (keys: ${ALL_KEYS.join(', ')})`);
   }
   const out: RouteOptions = {};
   for (const [key, value] of Object.entries(doc)) {
@@ -67,10 +78,19 @@ export function parseProfileToml(text: string, file: string): RouteOptions {
       parseAllow(value, `profile ${file}`);
       continue;
     }
-    if (!(KEYS as readonly string[]).includes(key)) {
-      throw new UserError(`profile ${file}: unknown key ${JSON.stringify(key)}`, `the keys are ${KEYS.join(', ')}, allow`);
+    if (!ALL_KEYS.includes(key)) {
+      throw new UserError(`profile ${file}: unknown key ${JSON.stringify(key)}`, `the keys are ${ALL_KEYS.join(', ')}, allow`);
     }
-    if (key === 'dhcp') {
+    if (key === 'publish') {
+      const list = typeof value === 'string' ? [value] : value;
+      if (!Array.isArray(list) || !list.every((v) => typeof v === 'string')) {
+        throw new UserError(`profile ${file}: publish must be a list of port mappings`, 'write e.g. publish = ["8080:80", "51413:51413/udp"]');
+      }
+      out.publish = list as string[];
+    } else if (key === 'rate_down' || key === 'rate_up') {
+      if (typeof value !== 'string') throw new UserError(`profile ${file}: ${key} must be a string`, `write e.g. ${key} = "20mbit"`);
+      out[INBOUND_KEYS[key]] = value;
+    } else if (key === 'dhcp') {
       if (typeof value !== 'boolean') throw new UserError(`profile ${file}: dhcp must be true or false`, 'write dhcp = true');
       out.dhcp = value;
     } else if (key === 'dns') {
@@ -129,6 +149,7 @@ export function resolveProfile(name: string, fromFile: RouteOptions | undefined,
     profile.ipv6 = merged.ipv6 as Ipv6Mode;
   }
   resolveLanMode(profile, merged, where);
+  resolveInbound(profile, fromFile, flags, file);
   if (merged.via6 !== undefined) {
     profile.via6 = parseIPv6(merged.via6, where('via6'));
     const special = specialIPv6(profile.via6);
@@ -149,6 +170,33 @@ function resolveRepliesMode(profile: Profile, merged: RouteOptions, where: (key:
   }
   if (profile.dev === undefined) throw new UserError('--mode replies needs --dev IFACE, the interface whose connections are answered through it', 'add --dev IFACE --via GATEWAY');
   if (profile.via === undefined) throw new UserError('--mode replies needs --via GATEWAY, the router on --dev the replies go to', 'add --via GATEWAY');
+}
+
+// --publish / --rate-down / --rate-up (flags win over the profile's publish, rate_down, rate_up).
+function resolveInbound(profile: Profile, fromFile: RouteOptions | undefined, flags: RouteOptions, file: string | undefined): void {
+  const fromFlag = (k: 'publish' | 'rateDown' | 'rateUp') => flags[k] !== undefined && !(k === 'publish' && flags.publish!.length === 0);
+  const pick = <K extends 'publish' | 'rateDown' | 'rateUp'>(k: K, flag: string, key: string) =>
+    fromFlag(k) ? { value: flags[k], what: flag } : fromFile?.[k] !== undefined ? { value: fromFile[k], what: `${key} in ${file ?? 'the profile'}` } : undefined;
+  const mode = profile.mode ?? 'nat';
+  const publish = pick('publish', '--publish', 'publish');
+  // Host modes have no namespace: nothing to publish into, no link of their own to shape.
+  if (mode === 'cgroup' || mode === 'replies') {
+    const r = (publish && publish.value!.length > 0 ? publish : undefined) ?? pick('rateDown', '--rate-down', 'rate_down') ?? pick('rateUp', '--rate-up', 'rate_up');
+    if (r) throw new UserError(`${r.what} does not apply to --mode ${mode}`, `--mode ${mode} has no namespace to publish ports of or to shape; use a namespace (--mode nat) for that`);
+  }
+  if (publish) {
+    if (mode !== 'nat' && publish.value!.length > 0) {
+      throw new UserError(`${publish.what} applies to --mode nat only`, `in ${mode} mode the namespace has its own address on the LAN: connect to it there`);
+    }
+    profile.publish = (publish.value as string[]).map((s) => parsePublish(s, publish.what));
+    checkPublishList(profile.publish, publish.what);
+  }
+  for (const [k, flag, key] of [['rateDown', '--rate-down', 'rate_down'], ['rateUp', '--rate-up', 'rate_up']] as const) {
+    const r = pick(k, flag, key);
+    if (!r) continue;
+    if (mode === 'macvlan') throw new UserError(`${r.what} applies to --mode nat and bridge`, 'a macvlan has no host end to shape; use --mode bridge or nat');
+    profile[k] = parseRate(r.value as string, r.what);
+  }
 }
 
 // An IPv4 address that can be a gateway or a name server: not 0/8, loopback, multicast,

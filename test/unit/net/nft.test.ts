@@ -89,7 +89,7 @@ describe('renderNftRuleset', () => {
   it('marks in prerouting and masquerades namespace traffic that leaves by a non-namespace interface', () => {
     const text = renderNftRuleset([A]);
     expect(text).toMatch(
-      /chain prerouting \{\s*type filter hook prerouting priority mangle; policy accept;\s*meta mark set iifname map @uplink_mark ct mark set meta mark\s*ct direction reply ct mark & 0xffff0000 == 0x6e720000 meta mark set ct mark\s*\}/,
+      /chain prerouting \{\s*type filter hook prerouting priority mangle; policy accept;\s*ct direction original meta mark set iifname map @uplink_mark ct mark set meta mark\s*ct direction reply ct mark & 0xffff0000 == 0x6e720000 meta mark set ct mark\s*\}/,
     );
     expect(text).toMatch(
       /chain postrouting \{\s*type nat hook postrouting priority srcnat; policy accept;\s*ip saddr @ns_nets4 oifname != @ns_ifaces masquerade\s*ip6 saddr @ns_nets6 oifname != @ns_ifaces masquerade\s*\}/,
