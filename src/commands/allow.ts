@@ -10,6 +10,7 @@ import { entryPath } from '../policy/entry.js';
 import { groupGid } from '../policy/groups.js';
 import { installOwnFile, removeOwnFile, requireTrustedDir } from '../policy/install.js';
 import { PATH_ENV, configDir, paths } from '../state/paths.js';
+import { CGROUP_PARENT_ENV, cgroupParent } from '../sys/cgroup.js';
 import { listDir, writeFileAtomic } from '../sys/fsx.js';
 import { run } from '../sys/run.js';
 import { readTrustedText } from '../sys/trusted-file.js';
@@ -87,6 +88,8 @@ export async function syncSudoers(): Promise<{ sudoers?: string; entry?: string;
   requireTrustedDir(bundle.replace(/\/[^/]*$/, '') || '/', `the nsroute bundle ${bundle}`);
   const settings: Record<string, string> = {};
   for (const key of PATH_ENV) if (key !== 'NSROUTE_UNIT_DIR' && process.env[key]) settings[key] = process.env[key]!;
+  // Where cgroup-mode NAMEs live is root's setting too: allowed users' NAMEs go there as well.
+  if (process.env[CGROUP_PARENT_ENV]) settings[CGROUP_PARENT_ENV] = cgroupParent();
   await installOwnFile(entry, renderEntry({ node, bundle, entry, settings }), 0o755, ENTRY_HEADER, { mkdir: true, what: 'the entry point' });
   await installOwnFile(sudoers, text, 0o440, SUDOERS_HEADER, {
     what: 'the sudoers drop-in',

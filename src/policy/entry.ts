@@ -115,9 +115,15 @@ async function enterFromSudo(argv: string[]): Promise<string[]> {
   const account = await lookupAccount(uidText);
   if (!account || account.uid !== Number(uidText)) throw new UserError(`uid ${uidText} is not a user of this system`, 'ask root to check the passwd database');
   // Nothing the caller could have set survives: the entry point's env -i kept PATH, SUDO_*,
-  // TERM, LANG, LC_ALL and the directories root configured; the test hooks never.
+  // TERM, LANG, LC_ALL and the directories and cgroup parent root configured; the test hooks never.
   for (const key of Object.keys(env)) {
-    const keep = key === 'PATH' || key.startsWith('SUDO_') || key === 'NSROUTE_ENTRY' || (PATH_ENV as readonly string[]).includes(key) || ['TERM', 'LANG', 'LC_ALL'].includes(key);
+    const keep =
+      key === 'PATH' ||
+      key.startsWith('SUDO_') ||
+      key === 'NSROUTE_ENTRY' ||
+      key === 'NSROUTE_CGROUP_PARENT' ||
+      (PATH_ENV as readonly string[]).includes(key) ||
+      ['TERM', 'LANG', 'LC_ALL'].includes(key);
     if (!keep || key === 'NSROUTE_UNIT_DIR') delete env[key];
   }
   for (const key of ['TERM', 'LANG', 'LC_ALL']) if (env[key] !== undefined && !SAFE_VALUE_RE.test(env[key]!)) delete env[key];

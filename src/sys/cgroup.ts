@@ -48,8 +48,9 @@ export function systemdIsPid1(): boolean {
 }
 
 // The parent of NAMEs' cgroups, relative to the v2 mount: `nsroute`, or NSROUTE_CGROUP_PARENT
-// (tests give each world its own). Root's setting only (policy/entry.ts drops NSROUTE_* of a
-// sudo caller); validated: plain path components, no `..`, at most 4 deep.
+// (tests give each world its own). Root's setting only: policy/entry.ts drops a sudo caller's
+// NSROUTE_*, and `nsroute allow` bakes the value in force into the root-owned entry point;
+// validated: plain path components, no `..`, at most 4 deep.
 export const CGROUP_PARENT_ENV = 'NSROUTE_CGROUP_PARENT';
 const COMPONENT_RE = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$/;
 

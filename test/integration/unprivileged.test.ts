@@ -8,11 +8,11 @@
 // /etc/sudoers and what it includes: there is no per-process sudoers). They grant the
 // throwaway users only the entry point in the world's dir, which runs the world's nsroute.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chownSync, existsSync, lstatSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chownSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, rmdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createWorld, waitFor, type RunResult, type Snapshot, type World } from '../world/world.js';
-import { PATH4, show } from '../world/helpers.js';
+import { PATH4, expectOk, show } from '../world/helpers.js';
 
 let w: World;
 let clean: Snapshot;
@@ -40,7 +40,23 @@ function removeAccounts(): void {
   for (const f of [sudoers, linkDropIn]) if (f) rmSync(f, { force: true });
 }
 
-const rootEnv = () => ({ NSROUTE_ENTRY: entry, NSROUTE_SUDOERS: sudoers });
+// NSROUTE_CGROUP_PARENT: `allow` bakes it into the entry point, so a user's cgroup-mode NAME
+// lives under the world's own cgroup parent too (removed in afterAll).
+const rootEnv = () => ({ NSROUTE_ENTRY: entry, NSROUTE_SUDOERS: sudoers, NSROUTE_CGROUP_PARENT: cgParent() });
+const cgParent = () => `${w.prefix}cg`;
+function cgMount(): string {
+  for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
+    const dash = line.indexOf(' - ');
+    if (dash > 0 && line.slice(dash + 3).startsWith('cgroup2 ')) return line.split(' ')[4]!;
+  }
+  throw new Error('no cgroup2 mount');
+}
+function removeCgroups(): void {
+  const root = join(cgMount(), cgParent());
+  if (!existsSync(root)) return;
+  for (const d of readdirSync(root, { withFileTypes: true })) if (d.isDirectory()) rmdirSync(join(root, d.name));
+  rmdirSync(root);
+}
 
 // nsroute as USER in the fake host, stdin closed; the world's NSROUTE_* dirs are in its env
 // (they must not matter).
@@ -109,8 +125,9 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const c of held) if (c.exitCode === null && c.pid) process.kill(c.pid, 'SIGKILL');
+  for (const c of held) if (c.exitCode === null && c.signalCode === null && c.pid) process.kill(c.pid, 'SIGKILL');
   await w?.destroy();
+  if (w) removeCgroups();
   removeAccounts();
   const left = sh(['getent', 'passwd']).split('\n').filter((l) => w && l.startsWith(w.prefix));
   expect(left).toEqual([]);
@@ -122,8 +139,8 @@ describe('what allow installs', () => {
     const st = lstatSync(sudoers);
     expect(st.isFile() && st.uid === 0 && (st.mode & 0o777) === 0o440).toBe(true);
     const text = readFileSync(sudoers, 'utf8');
-    expect(text).toContain(`%${group}, ${w.prefix}a ALL = (root) NOPASSWD: NSR_USER_ENTRY`);
-    expect(text).toContain(`Cmnd_Alias NSR_USER_ENTRY = ${entry}`);
+    expect(text).toContain(`%${group}, ${w.prefix}a ALL = (root) NOPASSWD: ${entry}`);
+    expect(text).toContain(`Defaults!${entry} env_reset, !env_keep, !setenv`);
     expect(spawnSync('visudo', ['-c', '-q', '-f', sudoers]).status).toBe(0);
     const e = lstatSync(entry);
     expect(e.uid === 0 && (e.mode & 0o777) === 0o755).toBe(true);
@@ -328,6 +345,47 @@ describe('what a user must never get', () => {
 });
 
 describe('disallow', () => {
+  it("move under sudo: the caller moves only their own processes; another user's or root's is refused in one line, nothing moved", async () => {
+    const p = w.prefix;
+    const cg = w.name('cg');
+    w.writeProfile(cg, 'mode = "cgroup"\nvia = "10.99.2.1"\n');
+    expectOk(await w.nsroute(['allow', cg, `${p}a`], { env: rootEnv() }));
+    // Long sleeps of user a, of user c and of root (no network: only their cgroup matters).
+    const sleepers: ChildProcess[] = [];
+    const sleeper = (uid?: number) => {
+      const argv = uid === undefined ? ['sleep', '600'] : ['/usr/bin/setpriv', `--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', '--', 'sleep', '600'];
+      const c = spawn(argv[0]!, argv.slice(1), { stdio: 'ignore' });
+      held.push(c);
+      sleepers.push(c);
+      return c.pid!;
+    };
+    const mine = sleeper(ids[`${p}a`]);
+    const theirs = sleeper(ids[`${p}c`]);
+    const roots = sleeper();
+    const cgroupOf = (pid: number) => readFileSync(`/proc/${pid}/cgroup`, 'utf8').split('\n').find((l) => l.startsWith('0::'))!;
+    await waitFor(() => existsSync(`/proc/${mine}`) && readFileSync(`/proc/${mine}/status`, 'utf8').includes(`Uid:\t${ids[`${p}a`]}\t`), 'the sleeps');
+    const before = [theirs, roots].map(cgroupOf);
+    for (const pid of [theirs, roots]) {
+      const r = await asUser(`${p}a`, ['move', cg, String(pid)]);
+      oneLine(r, 2, new RegExp(`${pid} is not your process`));
+    }
+    expect([theirs, roots].map(cgroupOf)).toEqual(before);
+    expect((await w.nsroute(['status', cg], { env: rootEnv() })).exitCode, 'refused before NAME came up').toBe(3);
+    // Its own: moved in, and back out.
+    const r = await asUser(`${p}a`, ['move', cg, String(mine), '--json']);
+    expect(r.exitCode, show(r)).toBe(0);
+    expect(cgroupOf(mine)).toBe(`0::/${cgParent()}/${cg}`);
+    const out = await asUser(`${p}a`, ['move', '--out', String(mine)]);
+    expect(out.exitCode, show(out)).toBe(0);
+    expect(cgroupOf(mine)).not.toContain(cgParent());
+    // Nor may it move root's out of a NAME.
+    const r2 = await asUser(`${p}a`, ['move', '--out', String(roots)]);
+    oneLine(r2, 2, new RegExp(`${roots} is not your process`));
+    for (const c of sleepers) c.kill('SIGKILL');
+    expectOk(await w.nsroute(['disallow', cg, `${p}a`], { env: rootEnv() }));
+    await waitFor(async () => (await w.nsroute(['gc'], { env: rootEnv() })).exitCode === 0 && (await w.nsroute(['status', cg], { env: rootEnv() })).exitCode === 3, `${cg} removed`);
+  });
+
   it('removes users; with no profile allowing anyone, the drop-in and the entry point go', async () => {
     const r = await w.nsroute(['disallow', slow, `${w.prefix}a`], { env: rootEnv() });
     expect(r.exitCode, show(r)).toBe(0);

@@ -71,9 +71,8 @@ describe('the sudoers drop-in and the entry point', () => {
     ])!;
     expect(text.split('\n')).toEqual([
       SUDOERS_HEADER,
-      'Cmnd_Alias NSR_USER_ENTRY = /usr/local/lib/nsroute/nsroute-user',
-      'Defaults!NSR_USER_ENTRY env_reset, !env_keep, !setenv',
-      '%netdev, alice, bob ALL = (root) NOPASSWD: NSR_USER_ENTRY',
+      'Defaults!/usr/local/lib/nsroute/nsroute-user env_reset, !env_keep, !setenv',
+      '%netdev, alice, bob ALL = (root) NOPASSWD: /usr/local/lib/nsroute/nsroute-user',
       '',
     ]);
   });
