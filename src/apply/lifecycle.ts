@@ -24,6 +24,7 @@ import { Journal } from './journal.js';
 import { checkNetnsFiles, repairSteps, undoStep, type StepContext } from './executors.js';
 import { crashNow } from './crash.js';
 import { nftTableExists } from '../sys/nft.js';
+import { closeJoins, joinHolders, openJoins } from '../state/joins.js';
 
 // What a sweep did, for gc's report (other commands ignore it).
 export interface SweepReport {
@@ -57,8 +58,16 @@ export function isLiveNetns(name: string): boolean {
   return existsSync(netnsPath(name)) && !isDeadNetnsFile(netnsPath(name));
 }
 
+// The state's holders that still run, and the execs that joined NAME without the lock (state/joins.ts).
 export function liveHolders(st: NamespaceState): Holder[] {
-  return st.holders.filter((h) => isSameProcessAlive(h.pid, h.startTime));
+  return [...st.holders.filter((h) => isSameProcessAlive(h.pid, h.startTime)), ...joinHolders(st.name)];
+}
+
+// A persistent NAME that is up can be joined without the lock (state/joins.ts); caller holds it.
+export function allowJoins(st: NamespaceState): void {
+  if (st.status !== 'up' || !st.persistent) return;
+  const owner = new Journal(paths.journal(st.name)).netnsOwnership();
+  if (typeof owner === 'object') openJoins(st.name, owner);
 }
 
 // Processes inside NAME that are not nsroute's own (the DHCP client of --dhcp).
@@ -225,6 +234,7 @@ function stopWatcher(st: NamespaceState): void {
 
 // Reverses everything in the namespace's journal and forgets it. Caller holds the host lock.
 async function teardown(st: NamespaceState): Promise<void> {
+  closeJoins(st.name); // before anything looks for processes inside (state/joins.ts)
   stopWatcher(st);
   st.status = 'tearing-down';
   try {
@@ -337,11 +347,13 @@ export async function sweep(name: string, report = emptyReport()): Promise<Names
     await teardown(st);
     return undefined;
   }
-  const live = liveHolders(st);
+  const live = st.holders.filter((h) => isSameProcessAlive(h.pid, h.startTime));
   let changed = live.length !== st.holders.length;
   for (const h of st.holders) if (!live.includes(h)) report.droppedHolders.push({ name, pid: h.pid, command: h.command });
   st.holders = live;
-  if (live.length === 0) {
+  // Execs that joined without the lock hold NAME too; the processes they run are theirs.
+  const joined = joinHolders(name).length > 0;
+  if (live.length === 0 && !joined) {
     const found = await processHolders(name);
     if (found.length > 0) {
       st.holders = found;
@@ -353,7 +365,7 @@ export async function sweep(name: string, report = emptyReport()): Promise<Names
   // Another tool deleted NAME (and maybe made its own): nothing is left to keep up, and
   // teardown removes only what is provably nsroute's, once nothing runs in ours any more.
   const replaced = netnsReplaced(name);
-  if ((!st.persistent || replaced) && st.holders.length === 0) {
+  if ((!st.persistent || replaced) && st.holders.length === 0 && !joined) {
     await teardown(st);
     report.tornDown.push(name);
     return undefined;
@@ -394,7 +406,7 @@ async function touch(name: string): Promise<NamespaceState | undefined> {
   return sweep(name);
 }
 
-function conflicts(p: Profile, c: NamespaceConfig): string[] {
+export function conflicts(p: Profile, c: NamespaceConfig): string[] {
   const out: string[] = [];
   if (c.mode !== 'nat') {
     if (p.via !== undefined && p.via !== c.lan?.gateway) out.push(`via ${c.lan?.gateway ?? '(dhcp)'}`);
@@ -501,6 +513,7 @@ export async function bringUp(req: UpRequest): Promise<UpResult> {
       const needsRepair = !watchedNow(existing) || !(await nftTableExists());
       if (needsRepair) for (const p of await repair(existing)) process.stderr.write(`nsroute: could not restore ${p}\n`);
       if (req.watch && existing.persistent) startWatcherOrWarn(existing);
+      allowJoins(existing);
       return { state: existing, created: false };
     }
     if (existsSync(netnsPath(name))) {
@@ -544,6 +557,7 @@ export async function bringUp(req: UpRequest): Promise<UpResult> {
       throw e;
     }
     if (req.watch && state.persistent) startWatcherOrWarn(state);
+    allowJoins(state);
     return { state, created: true, ...(plan.waiting ? { waiting: plan.waiting } : {}) };
   });
 }
@@ -604,6 +618,21 @@ async function endProcesses(name: string, holders: readonly Holder[], graceMs = 
 export async function takeDown(name: string, force: boolean): Promise<DownResult> {
   refuseInsideNamespace();
   return withHostLock(async () => {
+    // No exec joins NAME without the lock from here on (state/joins.ts): every one that did is
+    // found below, by its record or its processes. Allowed again when NAME stays.
+    closeJoins(name);
+    try {
+      return await takeDownLocked(name, force);
+    } catch (e) {
+      const st = readState(name);
+      if (st) allowJoins(st);
+      throw e;
+    }
+  });
+}
+
+async function takeDownLocked(name: string, force: boolean): Promise<DownResult> {
+  {
     const had = readState(name) !== undefined;
     const st = await touch(name);
     if (!st) {
@@ -623,7 +652,7 @@ export async function takeDown(name: string, force: boolean): Promise<DownResult
     const ended = force ? await endProcesses(name, live) : [];
     await teardown(st);
     return { wasUp: true, ended };
-  });
+  }
 }
 
 // How a namespace looks to `list` and `status`, read without changing anything:
