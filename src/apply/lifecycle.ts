@@ -9,6 +9,7 @@ import type { Profile } from '../profile/profile.js';
 import { parseTag } from '../net/tag.js';
 import { parseAddrs, parseLinks } from '../net/iproute-json.js';
 import { parseNameservers } from '../net/resolv.js';
+import { HOST_IFACE_PREFIX } from '../net/names.js';
 import { gatherHostFacts } from '../sys/hostfacts.js';
 import { ipIgnoringGone, ipJson, netnsId, setLinkAlias } from '../sys/ip.js';
 import { bootId, isSameProcessAlive, netnsInode, netnsProcessesByInode, netnsProcessScan, processInfo, type NetnsScan } from '../sys/proc.js';
@@ -690,9 +691,50 @@ async function viewOf(st: NamespaceState, scan: NetnsScan, untracked = false): P
   return { state: st, condition, holders, ...(lease ? { lease } : {}) };
 }
 
-// Under the lock, so a create or teardown in progress is never mistaken for a crashed one.
-// One pass over /proc for all NAMEs, and the state files read once (store.ts snapshot).
+// A create or teardown in progress must never be mistaken for a crashed one: every change of
+// a state is made under the host lock, so a read during which nobody took the lock (its
+// generation the same before and after, and nobody inside, state/lock.ts) saw states that
+// were all complete; otherwise the read is done again under the lock. One pass over /proc for
+// all NAMEs, the state files read once, and `ip` spawned only when the host has an interface
+// named like nsroute's that no state accounts for (an untracked NAME, which only the owner
+// tags on the links can tell).
 export async function inspectAll(): Promise<NamespaceView[]> {
+  return (await inspectWithoutLock()) ?? (await inspectLocked());
+}
+
+async function inspectWithoutLock(): Promise<NamespaceView[] | undefined> {
+  const g0 = hostLockGeneration();
+  if (g0 === undefined) return undefined;
+  const scan = netnsProcessScan();
+  const states = allStates();
+  const views = await Promise.all(states.map((st) => viewOf(st, scan)));
+  const accounted = new Set(states.map((s) => s.config.hostIface));
+  if (hostInterfaces().some((i) => i.startsWith(HOST_IFACE_PREFIX) && !accounted.has(i))) views.push(...(await untrackedViews(states, scan)));
+  if (hostLockGeneration() !== g0) return undefined;
+  return views.sort((a, b) => a.state.name.localeCompare(b.state.name));
+}
+
+// The interfaces of the network namespace nsroute runs in (/proc/net is this process's own;
+// /sys/class/net is the one sysfs was mounted in).
+function hostInterfaces(): string[] {
+  const text = readRegularFile('/proc/net/dev', 4 << 20) ?? '';
+  return text.split('\n').slice(2).flatMap((l) => {
+    const m = /^\s*([^:\s]+):/.exec(l);
+    return m ? [m[1]!] : [];
+  });
+}
+
+async function untrackedViews(states: readonly NamespaceState[], scan: NetnsScan): Promise<NamespaceView[]> {
+  const views: NamespaceView[] = [];
+  for (const v of await taggedVeths(new Set(states.map((s) => s.name)))) {
+    if (readState(v.tag.name) || !v.config || !isLiveNetns(v.tag.name)) continue;
+    const st: NamespaceState = { version: 1, name: v.tag.name, status: 'up', persistent: v.tag.persistent, createdAt: '', bootId: bootId(), config: v.config, holders: [] };
+    views.push(await viewOf(st, scan, true));
+  }
+  return views;
+}
+
+async function inspectLocked(): Promise<NamespaceView[]> {
   return withHostLock(async () => {
     const scan = netnsProcessScan();
     const states = allStates();

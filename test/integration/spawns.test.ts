@@ -78,6 +78,19 @@ describe('spawns per exec', () => {
     expectOk(await w.nsroute(['down', n]));
   });
 
+  it('list --json and status read state, /proc and /proc/net without the lock and without a spawn', async () => {
+    const n = w.name('lst');
+    expectOk(await w.nsroute(['up', n, '--via', SLOW_GW]));
+    for (const args of [['list', '--json'], ['status', n, '--json']]) {
+      const t = await traced(args);
+      expect(t.spawns, JSON.stringify(t.spawns)).toEqual([]);
+      expect(t.locks).toEqual([]);
+    }
+    const r = await w.nsroute(['status', n, '--json']);
+    expect(JSON.parse(r.stdout)).toMatchObject({ name: n, up: true, persistent: true });
+    expectOk(await w.nsroute(['down', n]));
+  });
+
   it('a hot exec into a NAME another tool replaced never runs the command there', async () => {
     const n = w.name('swap');
     expectOk(await w.nsroute(['up', n, '--via', SLOW_GW]));
