@@ -9,7 +9,9 @@ import { callerContext } from '../policy/context.js';
 // FILE exists, so a test can send signals in the middle of a teardown.
 // NSROUTE_TEST_CRASH=watcher:0 kills `up` (or gc) right after it spawned the host's watcher,
 // before that has taken its lock (gc must not start a second one).
-export type CrashPhase = 'apply' | 'undo';
+// 'join:0': an exec that joined NAME without the lock, right before it starts the command's
+// wrapper (test/integration/joins.test.ts).
+export type CrashPhase = 'apply' | 'undo' | 'join';
 
 // Inert for a user who entered through sudo (policy/entry.ts also removes the variables).
 const hooksOff = (): boolean => callerContext() !== undefined;

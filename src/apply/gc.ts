@@ -7,6 +7,7 @@ import { nftApply, nftTableExists } from '../sys/nft.js';
 import { isDeadNetnsFile, removeIfExists, UntrustedFile } from '../sys/fsx.js';
 import { forwardHolesPresent, removeForwardHoles } from '../sys/iptables.js';
 import { withHostLock } from '../state/lock.js';
+import { removeDeadJoins } from '../state/joins.js';
 import { allStates, knownNames, readHostState, readState, writeState } from '../state/store.js';
 import { namesWithFileRecords, nftMembers, nftReplies, recordedFiles, restoreSrcValidMark, syncGuard, undoNetnsFiles, undoStep } from './executors.js';
 import { emptyReport, forgetEarlierBoots, hostWatched, isLiveNetns, netnsPath, recoverLost, refuseInsideNamespace, repair, startWatcher, stopLegacyWatcher, sweep, type SweepReport } from './lifecycle.js';
@@ -85,6 +86,7 @@ export async function gc(): Promise<SweepReport> {
         else report.failed.push({ name, error: (e as Error).message });
       }
     }
+    removeDeadJoins();
     const watched: string[] = [];
     for (const st of allStates()) {
       if (st.status !== 'up') continue; // a teardown that failed above: not to be put back up

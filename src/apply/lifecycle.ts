@@ -9,6 +9,7 @@ import type { Profile } from '../profile/profile.js';
 import { parseTag } from '../net/tag.js';
 import { parseAddrs, parseLinks } from '../net/iproute-json.js';
 import { parseNameservers } from '../net/resolv.js';
+import { HOST_IFACE_PREFIX } from '../net/names.js';
 import { gatherHostFacts } from '../sys/hostfacts.js';
 import { ipIgnoringGone, ipJson, netnsId, setLinkAlias } from '../sys/ip.js';
 import { bootId, isSameProcessAlive, netnsInode, netnsProcessesByInode, netnsProcessScan, processInfo, type NetnsScan } from '../sys/proc.js';
@@ -27,6 +28,7 @@ import { crashNow } from './crash.js';
 import { nftRulesetJson, nftTableExists } from '../sys/nft.js';
 import { inboundConflicts } from '../plan/inbound.js';
 import { hostModeHooks, hostModeMembers, isHostMode, prepareHostModeFacts, runsNoPrograms, noProgramsError } from './hostmode.js';
+import { closeJoins, joinHolders, openJoins } from '../state/joins.js';
 
 // What a sweep did, for gc's report (other commands ignore it).
 export interface SweepReport {
@@ -60,8 +62,16 @@ export function isLiveNetns(name: string): boolean {
   return existsSync(netnsPath(name)) && !isDeadNetnsFile(netnsPath(name));
 }
 
+// The state's holders that still run, and the execs that joined NAME without the lock (state/joins.ts).
 export function liveHolders(st: NamespaceState): Holder[] {
-  return st.holders.filter((h) => isSameProcessAlive(h.pid, h.startTime));
+  return [...st.holders.filter((h) => isSameProcessAlive(h.pid, h.startTime)), ...joinHolders(st.name)];
+}
+
+// A persistent NAME that is up can be joined without the lock (state/joins.ts); caller holds it.
+export function allowJoins(st: NamespaceState): void {
+  if (st.status !== 'up' || !st.persistent) return;
+  const owner = new Journal(paths.journal(st.name)).netnsOwnership();
+  if (typeof owner === 'object') openJoins(st.name, owner);
 }
 
 // Processes inside NAME that are not nsroute's own (the DHCP client of --dhcp).
@@ -229,6 +239,7 @@ function stopWatcher(st: NamespaceState): void {
 
 // Reverses everything in the namespace's journal and forgets it. Caller holds the host lock.
 async function teardown(st: NamespaceState): Promise<void> {
+  closeJoins(st.name); // before anything looks for processes inside (state/joins.ts)
   stopWatcher(st);
   st.status = 'tearing-down';
   try {
@@ -344,7 +355,7 @@ export async function sweep(name: string, report = emptyReport()): Promise<Names
     await teardown(st);
     return undefined;
   }
-  let live = liveHolders(st);
+  let live = st.holders.filter((h) => isSameProcessAlive(h.pid, h.startTime));
   // A host mode's process can leave NAME while it runs (`move --out`): then it holds it no longer.
   if (hostModeHooks(st.config.mode)) {
     const members = new Set(namespaceProcesses(name));
@@ -353,7 +364,9 @@ export async function sweep(name: string, report = emptyReport()): Promise<Names
   let changed = live.length !== st.holders.length;
   for (const h of st.holders) if (!live.includes(h)) report.droppedHolders.push({ name, pid: h.pid, command: h.command });
   st.holders = live;
-  if (live.length === 0) {
+  // Execs that joined without the lock hold NAME too; the processes they run are theirs.
+  const joined = joinHolders(name).length > 0;
+  if (live.length === 0 && !joined) {
     const found = await processHolders(name);
     if (found.length > 0) {
       st.holders = found;
@@ -365,7 +378,7 @@ export async function sweep(name: string, report = emptyReport()): Promise<Names
   // Another tool deleted NAME (and maybe made its own): nothing is left to keep up, and
   // teardown removes only what is provably nsroute's, once nothing runs in ours any more.
   const replaced = netnsReplaced(name);
-  if ((!st.persistent || replaced) && st.holders.length === 0) {
+  if ((!st.persistent || replaced) && st.holders.length === 0 && !joined) {
     await teardown(st);
     report.tornDown.push(name);
     return undefined;
@@ -406,7 +419,7 @@ async function touch(name: string): Promise<NamespaceState | undefined> {
   return sweep(name);
 }
 
-function conflicts(p: Profile, c: NamespaceConfig): string[] {
+export function conflicts(p: Profile, c: NamespaceConfig): string[] {
   const out: string[] = [];
   if (c.mode !== 'nat' && c.mode !== 'cgroup') {
     if (p.via !== undefined && p.via !== c.lan?.gateway) out.push(`via ${c.lan?.gateway ?? '(dhcp)'}`);
@@ -525,6 +538,7 @@ export async function bringUp(req: UpRequest): Promise<UpResult> {
       const needsRepair = !watchedNow(existing) || !(await nftTableExists());
       if (needsRepair) for (const p of await repair(existing)) process.stderr.write(`nsroute: could not restore ${p}\n`);
       if (req.watch && existing.persistent) startWatcherOrWarn(existing);
+      allowJoins(existing);
       return { state: existing, created: false };
     }
     if (!isHostMode(profile.mode) && existsSync(netnsPath(name))) {
@@ -573,6 +587,7 @@ export async function bringUp(req: UpRequest): Promise<UpResult> {
       throw e;
     }
     if (req.watch && state.persistent) startWatcherOrWarn(state);
+    allowJoins(state);
     return { state, created: true, ...(plan.waiting ? { waiting: plan.waiting } : {}) };
   });
 }
@@ -638,6 +653,21 @@ async function endProcesses(name: string, holders: readonly Holder[], graceMs = 
 export async function takeDown(name: string, force: boolean): Promise<DownResult> {
   refuseInsideNamespace();
   return withHostLock(async () => {
+    // No exec joins NAME without the lock from here on (state/joins.ts): every one that did is
+    // found below, by its record or its processes. Allowed again when NAME stays.
+    closeJoins(name);
+    try {
+      return await takeDownLocked(name, force);
+    } catch (e) {
+      const st = readState(name);
+      if (st) allowJoins(st);
+      throw e;
+    }
+  });
+}
+
+async function takeDownLocked(name: string, force: boolean): Promise<DownResult> {
+  {
     const had = readState(name) !== undefined;
     const st = await touch(name);
     if (!st) {
@@ -657,7 +687,7 @@ export async function takeDown(name: string, force: boolean): Promise<DownResult
     const ended = force ? await endProcesses(name, live) : [];
     await teardown(st);
     return { wasUp: true, ended };
-  });
+  }
 }
 
 // How a namespace looks to `list` and `status`, read without changing anything:
@@ -695,9 +725,50 @@ async function viewOf(st: NamespaceState, scan: NetnsScan, untracked = false): P
   return { state: st, condition, holders, ...(lease ? { lease } : {}) };
 }
 
-// Under the lock, so a create or teardown in progress is never mistaken for a crashed one.
-// One pass over /proc for all NAMEs, and the state files read once (store.ts snapshot).
+// A create or teardown in progress must never be mistaken for a crashed one: every change of
+// a state is made under the host lock, so a read during which nobody took the lock (its
+// generation the same before and after, and nobody inside, state/lock.ts) saw states that
+// were all complete; otherwise the read is done again under the lock. One pass over /proc for
+// all NAMEs, the state files read once, and `ip` spawned only when the host has an interface
+// named like nsroute's that no state accounts for (an untracked NAME, which only the owner
+// tags on the links can tell).
 export async function inspectAll(): Promise<NamespaceView[]> {
+  return (await inspectWithoutLock()) ?? (await inspectLocked());
+}
+
+async function inspectWithoutLock(): Promise<NamespaceView[] | undefined> {
+  const g0 = hostLockGeneration();
+  if (g0 === undefined) return undefined;
+  const scan = netnsProcessScan();
+  const states = allStates();
+  const views = await Promise.all(states.map((st) => viewOf(st, scan)));
+  const accounted = new Set(states.map((s) => s.config.hostIface));
+  if (hostInterfaces().some((i) => i.startsWith(HOST_IFACE_PREFIX) && !accounted.has(i))) views.push(...(await untrackedViews(states, scan)));
+  if (hostLockGeneration() !== g0) return undefined;
+  return views.sort((a, b) => a.state.name.localeCompare(b.state.name));
+}
+
+// The interfaces of the network namespace nsroute runs in (/proc/net is this process's own;
+// /sys/class/net is the one sysfs was mounted in).
+function hostInterfaces(): string[] {
+  const text = readRegularFile('/proc/net/dev', 4 << 20) ?? '';
+  return text.split('\n').slice(2).flatMap((l) => {
+    const m = /^\s*([^:\s]+):/.exec(l);
+    return m ? [m[1]!] : [];
+  });
+}
+
+async function untrackedViews(states: readonly NamespaceState[], scan: NetnsScan): Promise<NamespaceView[]> {
+  const views: NamespaceView[] = [];
+  for (const v of await taggedVeths(new Set(states.map((s) => s.name)))) {
+    if (readState(v.tag.name) || !v.config || !isLiveNetns(v.tag.name)) continue;
+    const st: NamespaceState = { version: 1, name: v.tag.name, status: 'up', persistent: v.tag.persistent, createdAt: '', bootId: bootId(), config: v.config, holders: [] };
+    views.push(await viewOf(st, scan, true));
+  }
+  return views;
+}
+
+async function inspectLocked(): Promise<NamespaceView[]> {
   return withHostLock(async () => {
     const scan = netnsProcessScan();
     const states = allStates();

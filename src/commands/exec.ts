@@ -7,6 +7,8 @@ import type { RouteOptions } from '../profile/profile.js';
 import { namespaceArgv, spawnInherited } from '../sys/command.js';
 import { keepBindMounts } from '../sys/rebind.js';
 import { watchNamespaces } from '../apply/watch.js';
+import { joinWithoutLock } from '../apply/join.js';
+import { crashPoint } from '../apply/crash.js';
 import { processStartTime } from '../sys/proc.js';
 import { lookupAccount, type Account } from '../sys/users.js';
 import type { Holder } from '../state/store.js';
@@ -113,6 +115,10 @@ export async function runInNamespace(name: string, command: readonly string[] | 
     child.kill(sig);
   };
   for (const sig of FORWARDED) process.on(sig, onSignal);
+  // A joined exec's record (state/joins.ts) may have been read by a `down --force` that
+  // signals it a moment after the command ended: the handler stays, and the exec still exits
+  // with the command's status rather than die of that signal.
+  let keepHandlers = false;
   try {
     const holder: Holder = {
       pid: process.pid,
@@ -121,20 +127,24 @@ export async function runInNamespace(name: string, command: readonly string[] | 
       user: account.name,
       since: new Date().toISOString(),
     };
-    // Bring NAME up or join it under the lock (a join into a watched persistent NAME makes no
-    // repair). Not without the lock: an exec could then enter a NAME after `down --force`
-    // ended what ran there, and run on in it without a network (races.test.ts).
-    const { state } = await bringUp({ profile, persistent: false, holder });
+    // Into a persistent NAME the host watcher keeps right: no lock (apply/join.ts; the
+    // command's wrapper refuses it once a teardown has begun, state/joins.ts). Otherwise bring
+    // NAME up or join it under the lock.
+    const joined = await joinWithoutLock(profile, holder);
+    keepHandlers = joined !== undefined;
+    const { state } = joined ?? (await bringUp({ profile, persistent: false, holder }));
+    if (joined) await crashPoint('join', 0);
     // A host mode's NAME has no namespace: its hooks say how a command becomes NAME's.
     const hostMode = hostModeHooks(state.config.mode);
-    let netnsFd = hostMode ? undefined : openOwnNetns(name);
+    let netnsFd = joined ? joined.netnsFd : hostMode ? undefined : openOwnNetns(name);
     const closeNetnsFd = () => {
       if (netnsFd !== undefined) closeSync(netnsFd);
       netnsFd = undefined;
     };
     const leave = async () => {
       closeNetnsFd();
-      await release(name, holder);
+      if (joined) joined.leave();
+      else await release(name, holder);
     };
     let code: number;
     try {
@@ -153,7 +163,7 @@ export async function runInNamespace(name: string, command: readonly string[] | 
         if (callerContext()) for (const k of Object.keys(env)) if (k.startsWith('NSROUTE_') && k !== 'NSROUTE_NAMESPACE') delete env[k];
         if (netnsFd === undefined && !hostMode) throw new HostError(`${name} is no longer the namespace nsroute set up (another tool deleted or replaced it)`, `\`nsroute down ${name}\` removes what is nsroute's`);
         const target = switchUser ? account : undefined;
-        child = spawnInherited(hostMode ? hostMode.commandArgv!(state.config, argv, target) : namespaceArgv(name, argv, target, true), env, netnsFd);
+        child = spawnInherited(hostMode ? hostMode.commandArgv!(state.config, argv, target) : namespaceArgv(name, argv, target, true, joined?.mark), env, netnsFd);
         closeNetnsFd(); // the wrapper has its copy (and closes it before the command starts)
         // While the command runs: bind mounts kept in place, the uplink's routes put back
         // when the link returns (kill switch until then), a flushed firewall restored. A
@@ -181,6 +191,10 @@ export async function runInNamespace(name: string, command: readonly string[] | 
     // but the failure is reported with the way to retry it.
     try {
       closeNetnsFd();
+      if (joined) {
+        joined.leave(); // persistent: nothing to take down
+        return code;
+      }
       await settle(name, holder);
       const { keptFor } = await release(name, holder);
       if (keptFor.length > 0) {
@@ -194,6 +208,6 @@ export async function runInNamespace(name: string, command: readonly string[] | 
     }
     return code;
   } finally {
-    for (const sig of FORWARDED) process.off(sig, onSignal);
+    if (!keepHandlers) for (const sig of FORWARDED) process.off(sig, onSignal);
   }
 }

@@ -9,11 +9,14 @@ import type { Account } from './users.js';
 // checkFd3: the child gets, as fd 3, the namespace nsroute checked (spawnInherited's netnsFd):
 // the script refuses to run the command (exit 125) unless `ip netns exec` entered that very
 // namespace, so a NAME removed and made again by someone else in between is never entered.
-export function namespaceArgv(name: string, command: readonly string[], account?: Account, checkFd3 = false): string[] {
+// mark (with checkFd3): a join without the host lock (state/joins.ts): the script runs the
+// command only while the file mark.path holds the line mark.key, checked from inside NAME.
+export function namespaceArgv(name: string, command: readonly string[], account?: Account, checkFd3 = false, mark?: { path: string; key: string }): string[] {
   const priv = account
     ? [`--reuid=${account.uid}`, `--regid=${account.gid}`, account.groups.length > 0 ? `--groups=${account.groups.join(',')}` : '--clear-groups']
     : [];
-  return ['ip', 'netns', 'exec', name, 'sh', '-c', HIDE_HOST_RESOLVERS, 'nsroute-exec', name, checkFd3 ? '3' : '-', 'setpriv', ...priv, '--', ...command];
+  const check = !checkFd3 ? ['-'] : mark ? ['3j', mark.path, mark.key] : ['3'];
+  return ['ip', 'netns', 'exec', name, 'sh', '-c', HIDE_HOST_RESOLVERS, 'nsroute-exec', name, ...check, 'setpriv', ...priv, '--', ...command];
 }
 
 // Runs first inside the mount namespace `ip netns exec` made (as root, before setpriv):
@@ -26,9 +29,16 @@ export function namespaceArgv(name: string, command: readonly string[], account?
 // resolved rewriting its own files on the host does not reach the namespace.
 export const HIDE_HOST_RESOLVERS = [
   'n=$1; c=$2; shift 2',
-  'if [ "$c" = 3 ]; then',
+  'if [ "$c" = 3 ] || [ "$c" = 3j ]; then',
   '  [ /proc/self/ns/net -ef /proc/self/fd/3 ] || { echo "nsroute: $n is no longer the namespace nsroute set up; the command was not run" >&2; exit 125; }',
   '  exec 3<&-',
+  'fi',
+  // Already inside NAME (so a teardown that looks from now on finds this process): is NAME
+  // still joinable, i.e. has no teardown removed its mark (state/joins.ts)?
+  'if [ "$c" = 3j ]; then',
+  '  t=; { read -r t <"$1"; } 2>/dev/null',
+  '  [ "$t" = "$2" ] || { echo "nsroute: $n is being taken down; the command was not run" >&2; exit 125; }',
+  '  shift 2',
   'fi',
   'if [ -d /run/systemd/resolve ] || [ -d /run/nscd ] || [ -d /var/run/nscd ]; then',
   '  r=$(readlink -f /etc/resolv.conf); seen=',

@@ -73,7 +73,7 @@ describe('spawns per exec', () => {
     expect(w.netnsExists(w.name('cold'))).toBe(false);
   });
 
-  it('a hot exec into a watched persistent NAME spawns the lock, one nft look and the command, and makes no repair', async () => {
+  it('a hot exec into a watched persistent NAME takes no lock, spawns one nft look and the command, and makes no repair', async () => {
     const n = w.name('hot');
     expectOk(await w.nsroute(['up', n, '--via', SLOW_GW]));
     await waitFor(() => watcherPid(n) !== undefined, 'the watcher');
@@ -84,12 +84,26 @@ describe('spawns per exec', () => {
       ['nft', 'list', 'table', 'inet'],
       ['ip', 'netns', 'exec', n],
     ]);
-    expect(t.locks).toEqual(['acquire', 'release', 'acquire', 'release']);
+    expect(t.spawns.filter((a) => a[0] === 'flock'), JSON.stringify(t.spawns)).toEqual([]);
+    expect(t.locks).toEqual([]);
     // The same NAME without a watcher (--no-watch): the join repairs (reads nft and the rules).
     expectOk(await w.nsroute(['down', n]));
     expectOk(await w.nsroute(['up', n, '--via', SLOW_GW, '--no-watch']));
     const slow = await traced(['exec', n, '--', 'true']);
     expect(slow.spawns.filter((a) => a[0] !== 'flock').length, JSON.stringify(slow.spawns)).toBeGreaterThan(1);
+    expectOk(await w.nsroute(['down', n]));
+  });
+
+  it('list --json and status read state, /proc and /proc/net without the lock and without a spawn', async () => {
+    const n = w.name('lst');
+    expectOk(await w.nsroute(['up', n, '--via', SLOW_GW]));
+    for (const args of [['list', '--json'], ['status', n, '--json']]) {
+      const t = await traced(args);
+      expect(t.spawns, JSON.stringify(t.spawns)).toEqual([]);
+      expect(t.locks).toEqual([]);
+    }
+    const r = await w.nsroute(['status', n, '--json']);
+    expect(JSON.parse(r.stdout)).toMatchObject({ name: n, up: true, persistent: true });
     expectOk(await w.nsroute(['down', n]));
   });
 

@@ -1,0 +1,126 @@
+// Lock-free joins (issue 11, src/state/joins.ts): a hot exec into a persistent NAME the host
+// watcher keeps right takes no host lock. What keeps that exact against a teardown: the join
+// mark (ns/NAME/join), which down/teardown/gc remove under the lock before they look for
+// processes, and which the command's wrapper checks from inside NAME right before the command;
+// and the exec's holder record (RUN/joins), which down and status see like a state's holder.
+import { existsSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { HOST_SLOW_ADDR, SLOW_GW, waitFor, type Snapshot, type World } from '../world/world.js';
+import { expectOk, holdScript, marker, PATH4, show, statusJson, useWorld, waitForFile } from '../world/helpers.js';
+
+let w: World;
+let clean: Snapshot;
+useWorld((world, snapshot) => ((w = world), (clean = snapshot)));
+
+const SLOW = `slow ${HOST_SLOW_ADDR}`;
+const mark = (n: string) => join(w.runDir, 'ns', n, 'join');
+const watcherUp = () => existsSync(join(w.runDir, 'watch.lock'));
+
+async function upWatched(n: string): Promise<void> {
+  expectOk(await w.nsroute(['up', n, '--via', SLOW_GW]));
+  await waitFor(watcherUp, 'the watcher');
+  expect(existsSync(mark(n)), 'up leaves NAME joinable').toBe(true);
+}
+
+describe('joins without the host lock', () => {
+  it('a joined exec whose NAME began its teardown before the command started never runs it', async () => {
+    const n = w.name('j1');
+    await upWatched(n);
+    const pause = marker(w, 'j1-pause');
+    const ran = marker(w, 'j1-ran');
+    // The exec has joined (mark checked, holder recorded, namespace opened) and stops right
+    // before it starts the command's wrapper.
+    const exec = w.spawnNsroute(['exec', n, '--', 'touch', ran], { env: { NSROUTE_TEST_PAUSE: `join:0:${pause}` }, timeoutMs: 600_000 });
+    try {
+      await waitForFile(`${pause}.reached`);
+      // What a teardown does first (under the lock): NAME is no longer joinable.
+      rmSync(mark(n));
+      writeFileSync(pause, '');
+      const r = await exec.result;
+      expect(r.exitCode, show(r)).toBe(125);
+      expect(r.stderr, show(r)).toContain(`${n} is being taken down; the command was not run`);
+      expect(existsSync(ran), 'the command must not run').toBe(false);
+    } finally {
+      writeFileSync(pause, '');
+      exec.kill('SIGKILL');
+    }
+    expectOk(await w.nsroute(['down', n]));
+    expect(await w.snapshot()).toEqual(clean);
+  });
+
+  it('down --force ends an exec that joined but has not started its command yet, and the command never runs', async () => {
+    const n = w.name('j2');
+    await upWatched(n);
+    const pause = marker(w, 'j2-pause');
+    const ran = marker(w, 'j2-ran');
+    const exec = w.spawnNsroute(['exec', n, '--', 'touch', ran], { env: { NSROUTE_TEST_PAUSE: `join:0:${pause}` }, timeoutMs: 600_000 });
+    try {
+      await waitForFile(`${pause}.reached`);
+      // The joined exec is a holder (its record), named by status and by a refused down.
+      const st = await statusJson(w, n);
+      expect(st.holders.map((h) => h.pid)).toEqual([exec.pid]);
+      const refused = await w.nsroute(['down', n]);
+      expect(refused.exitCode, show(refused)).toBe(2);
+      expect(refused.stderr, show(refused)).toContain(String(exec.pid));
+      // A refused down leaves NAME joinable.
+      expect(existsSync(mark(n))).toBe(true);
+      const down = w.spawnNsroute(['down', n, '--force']);
+      // down --force signals the exec (SIGTERM) and waits for its grace period: let the exec go.
+      await waitFor(() => !existsSync(mark(n)), 'down removing the join mark');
+      writeFileSync(pause, '');
+      expectOk(await down.result);
+      const r = await exec.result;
+      expect(r.exitCode, show(r)).not.toBe(0);
+      expect(existsSync(ran), 'the command must not run').toBe(false);
+    } finally {
+      writeFileSync(pause, '');
+      exec.kill('SIGKILL');
+    }
+    expect(w.netnsExists(n)).toBe(false);
+    expect(readdirSync(join(w.runDir, 'joins'))).toEqual([]);
+    expect(await w.snapshot()).toEqual(clean);
+  });
+
+  it('a NAME whose mark is missing or wrong is joined under the lock, which makes it joinable again', async () => {
+    const n = w.name('j3');
+    await upWatched(n);
+    writeFileSync(mark(n), '1:2\n', { mode: 0o600 });
+    const file = marker(w, 'j3-trace');
+    const r = await w.nsroute(['exec', n, '--', ...PATH4], { env: { NSROUTE_TRACE: file } });
+    expectOk(r);
+    expect(r.stdout.trim()).toBe(SLOW);
+    expect(existsSync(mark(n))).toBe(true);
+    const again = marker(w, 'j3-trace2');
+    expectOk(await w.nsroute(['exec', n, '--', 'true'], { env: { NSROUTE_TRACE: again } }));
+    const { readFileSync } = await import('node:fs');
+    const locks = (f: string) => readFileSync(f, 'utf8').split('\n').filter((l) => l.includes('"ev":"lock"')).length;
+    expect(locks(file), 'a wrong mark: under the lock').toBeGreaterThan(0);
+    expect(locks(again), 'then without').toBe(0);
+    expectOk(await w.nsroute(['down', n]));
+    expect(await w.snapshot()).toEqual(clean);
+  });
+
+  it('an exec holding NAME through a join keeps it from a plain down, and NAME works meanwhile', async () => {
+    const n = w.name('j4');
+    await upWatched(n);
+    const [ready, stop] = [marker(w, 'j4-ready'), marker(w, 'j4-stop')];
+    const inside = w.spawnNsroute(['exec', n, '--', ...holdScript(ready, stop)], { timeoutMs: 600_000 });
+    try {
+      await waitForFile(ready);
+      const refused = await w.nsroute(['down', n]);
+      expect(refused.exitCode, show(refused)).toBe(2);
+      expect(refused.stderr, show(refused)).toContain(String(inside.pid));
+      const r = await w.nsroute(['exec', n, '--', ...PATH4]);
+      expectOk(r);
+      expect(r.stdout.trim()).toBe(SLOW);
+      writeFileSync(stop, '');
+      expectOk(await inside.result);
+    } finally {
+      writeFileSync(stop, '');
+      inside.kill('SIGKILL');
+    }
+    expectOk(await w.nsroute(['down', n]));
+    expect(await w.snapshot()).toEqual(clean);
+  });
+});
