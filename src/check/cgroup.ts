@@ -8,7 +8,7 @@ import { hex } from '../net/nft.js';
 import { CG_TABLE } from '../net/cgnft.js';
 import { parseNameservers } from '../net/resolv.js';
 import type { NamespaceConfig } from '../plan/types.js';
-import { cgroup2Mount } from '../sys/cgroup.js';
+import { cgroup2Mount, localResolverSockets } from '../sys/cgroup.js';
 import { run } from '../sys/run.js';
 import { hostModeHooks } from '../apply/hostmode.js';
 import { FALLBACK_METRIC, PROBE_DST4, type CommandOutput } from './evaluate.js';
@@ -31,7 +31,6 @@ export interface CgroupCheck {
   detail: string;
 }
 
-const RESOLVER_SOCKETS = ['/run/systemd/resolve/io.systemd.Resolve', '/run/nscd/socket', '/var/run/nscd/socket'];
 
 export async function gatherCgroupCheck(config: NamespaceConfig): Promise<CgroupCheckFacts> {
   const mount = cgroup2Mount();
@@ -53,7 +52,7 @@ export async function gatherCgroupCheck(config: NamespaceConfig): Promise<Cgroup
     ...(rules ? { rules } : {}),
     nft,
     memberResolvConf,
-    localResolverSockets: RESOLVER_SOCKETS.filter((p) => existsSync(p)),
+    localResolverSockets: localResolverSockets(),
   };
 }
 

@@ -115,99 +115,94 @@ export async function runInNamespace(name: string, command: readonly string[] | 
     child.kill(sig);
   };
   for (const sig of FORWARDED) process.on(sig, onSignal);
-  // A joined exec's record (state/joins.ts) may have been read by a `down --force` that
-  // signals it a moment after the command ended: the handler stays, and the exec still exits
-  // with the command's status rather than die of that signal.
-  let keepHandlers = false;
+  // A join record (state/joins.ts) may have been read by a `down --force` that signals this
+  // exec a moment after its command ended, also one whose lock-free join fell back to the
+  // lock (the record was written, then removed): the handler stays to the end, and the exec
+  // exits with its own status rather than die of that late signal.
+  const holder: Holder = {
+    pid: process.pid,
+    startTime: processStartTime(process.pid) ?? 0,
+    command: argv,
+    user: account.name,
+    since: new Date().toISOString(),
+  };
+  // Into a persistent NAME the host watcher keeps right: no lock (apply/join.ts; the
+  // command's wrapper refuses it once a teardown has begun, state/joins.ts). Otherwise bring
+  // NAME up or join it under the lock.
+  const joined = await joinWithoutLock(profile, holder);
+  const { state } = joined ?? (await bringUp({ profile, persistent: false, holder }));
+  if (joined) await crashPoint('join', 0);
+  // A host mode's NAME has no namespace: its hooks say how a command becomes NAME's.
+  const hostMode = hostModeHooks(state.config.mode);
+  let netnsFd = joined ? joined.netnsFd : hostMode ? undefined : openOwnNetns(name);
+  const closeNetnsFd = () => {
+    if (netnsFd !== undefined) closeSync(netnsFd);
+    netnsFd = undefined;
+  };
+  const leave = async () => {
+    closeNetnsFd();
+    if (joined) joined.leave();
+    else await release(name, holder);
+  };
+  let code: number;
   try {
-    const holder: Holder = {
-      pid: process.pid,
-      startTime: processStartTime(process.pid) ?? 0,
-      command: argv,
-      user: account.name,
-      since: new Date().toISOString(),
-    };
-    // Into a persistent NAME the host watcher keeps right: no lock (apply/join.ts; the
-    // command's wrapper refuses it once a teardown has begun, state/joins.ts). Otherwise bring
-    // NAME up or join it under the lock.
-    const joined = await joinWithoutLock(profile, holder);
-    keepHandlers = joined !== undefined;
-    const { state } = joined ?? (await bringUp({ profile, persistent: false, holder }));
-    if (joined) await crashPoint('join', 0);
-    // A host mode's NAME has no namespace: its hooks say how a command becomes NAME's.
-    const hostMode = hostModeHooks(state.config.mode);
-    let netnsFd = joined ? joined.netnsFd : hostMode ? undefined : openOwnNetns(name);
-    const closeNetnsFd = () => {
-      if (netnsFd !== undefined) closeSync(netnsFd);
-      netnsFd = undefined;
-    };
-    const leave = async () => {
-      closeNetnsFd();
-      if (joined) joined.leave();
-      else await release(name, holder);
-    };
-    let code: number;
-    try {
-      if (earlySignal) {
-        code = 128 + (constants.signals[earlySignal] ?? 0);
-      } else {
-        const env: NodeJS.ProcessEnv = {
-          ...process.env,
-          HOME: account.home,
-          USER: account.name,
-          LOGNAME: account.name,
-          SHELL: account.shell,
-          NSROUTE_NAMESPACE: name,
-        };
-        // A user's command does not see root's settings (policy/entry.ts cleaned the rest).
-        if (callerContext()) for (const k of Object.keys(env)) if (k.startsWith('NSROUTE_') && k !== 'NSROUTE_NAMESPACE') delete env[k];
-        if (netnsFd === undefined && !hostMode) throw new HostError(`${name} is no longer the namespace nsroute set up (another tool deleted or replaced it)`, `\`nsroute down ${name}\` removes what is nsroute's`);
-        const target = switchUser ? account : undefined;
-        child = spawnInherited(hostMode ? hostMode.commandArgv!(state.config, argv, target) : namespaceArgv(name, argv, target, true, joined?.mark), env, netnsFd);
-        closeNetnsFd(); // the wrapper has its copy (and closes it before the command starts)
-        // While the command runs: bind mounts kept in place, the uplink's routes put back
-        // when the link returns (kill switch until then), a flushed firewall restored. A
-        // persistent namespace has the host's watcher for that (started by `up`).
-        const watched = state.persistent && !state.noWatch;
-        const keepers = [...(child.pid ? [keepBindMounts(name, child.pid)] : [])];
-        // The monitors (two more processes) only for a command that runs a while: the kill
-        // switch holds without them, and their first look covers what changed before they ran.
-        const monitorLater =
-          state.config.uplink && !watched ? setTimeout(() => keepers.push(watchNamespaces({ names: [name] })), MONITOR_AFTER_MS) : undefined;
-        const result = await child.finally(() => {
-          clearTimeout(monitorLater);
-          keepers.forEach((k) => k.stop());
-        });
-        if (result.exitCode === undefined && !result.signal) {
-          throw new Error(`could not start ${argv[0]}: ${result.shortMessage ?? 'unknown error'}`);
-        }
-        code = exitCodeOf(result);
+    if (earlySignal) {
+      code = 128 + (constants.signals[earlySignal] ?? 0);
+    } else {
+      const env: NodeJS.ProcessEnv = {
+        ...process.env,
+        HOME: account.home,
+        USER: account.name,
+        LOGNAME: account.name,
+        SHELL: account.shell,
+        NSROUTE_NAMESPACE: name,
+      };
+      // A user's command does not see root's settings (policy/entry.ts cleaned the rest).
+      if (callerContext()) for (const k of Object.keys(env)) if (k.startsWith('NSROUTE_') && k !== 'NSROUTE_NAMESPACE') delete env[k];
+      if (netnsFd === undefined && !hostMode) throw new HostError(`${name} is no longer the namespace nsroute set up (another tool deleted or replaced it)`, `\`nsroute down ${name}\` removes what is nsroute's`);
+      const target = switchUser ? account : undefined;
+      child = spawnInherited(hostMode ? hostMode.commandArgv!(state.config, argv, target) : namespaceArgv(name, argv, target, true, joined?.mark), env, netnsFd);
+      closeNetnsFd(); // the wrapper has its copy (and closes it before the command starts)
+      // While the command runs: bind mounts kept in place, the uplink's routes put back
+      // when the link returns (kill switch until then), a flushed firewall restored. A
+      // persistent namespace has the host's watcher for that (started by `up`).
+      const watched = state.persistent && !state.noWatch;
+      const keepers = [...(child.pid ? [keepBindMounts(name, child.pid)] : [])];
+      // The monitors (two more processes) only for a command that runs a while: the kill
+      // switch holds without them, and their first look covers what changed before they ran.
+      const monitorLater =
+        state.config.uplink && !watched ? setTimeout(() => keepers.push(watchNamespaces({ names: [name] })), MONITOR_AFTER_MS) : undefined;
+      const result = await child.finally(() => {
+        clearTimeout(monitorLater);
+        keepers.forEach((k) => k.stop());
+      });
+      if (result.exitCode === undefined && !result.signal) {
+        throw new Error(`could not start ${argv[0]}: ${result.shortMessage ?? 'unknown error'}`);
       }
-    } catch (e) {
-      await leave().catch(() => undefined);
-      throw e;
+      code = exitCodeOf(result);
     }
-    // The command ran: its status stands even if teardown fails (as with `docker run --rm`),
-    // but the failure is reported with the way to retry it.
-    try {
-      closeNetnsFd();
-      if (joined) {
-        joined.leave(); // persistent: nothing to take down
-        return code;
-      }
-      await settle(name, holder);
-      const { keptFor } = await release(name, holder);
-      if (keptFor.length > 0) {
-        process.stderr.write(
-          `nsroute: ${name} stays up while processes started in it still run (${keptFor.join(' ')}); ` +
-            'the next nsroute command on it, or `nsroute gc`, removes it after they end\n',
-        );
-      }
-    } catch (e) {
-      process.stderr.write(`nsroute: leaving ${name} failed: ${(e as Error).message}\nnsroute: run \`nsroute down ${name}\` to retry the teardown\n`);
-    }
-    return code;
-  } finally {
-    if (!keepHandlers) for (const sig of FORWARDED) process.off(sig, onSignal);
+  } catch (e) {
+    await leave().catch(() => undefined);
+    throw e;
   }
+  // The command ran: its status stands even if teardown fails (as with `docker run --rm`),
+  // but the failure is reported with the way to retry it.
+  try {
+    closeNetnsFd();
+    if (joined) {
+      joined.leave(); // persistent: nothing to take down
+      return code;
+    }
+    await settle(name, holder);
+    const { keptFor } = await release(name, holder);
+    if (keptFor.length > 0) {
+      process.stderr.write(
+        `nsroute: ${name} stays up while processes started in it still run (${keptFor.join(' ')}); ` +
+          'the next nsroute command on it, or `nsroute gc`, removes it after they end\n',
+      );
+    }
+  } catch (e) {
+    process.stderr.write(`nsroute: leaving ${name} failed: ${(e as Error).message}\nnsroute: run \`nsroute down ${name}\` to retry the teardown\n`);
+  }
+  return code;
 }

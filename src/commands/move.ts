@@ -7,7 +7,7 @@ import { validateName } from '../net/names.js';
 import { callerContext } from '../policy/context.js';
 import { allStates, readState, type Holder } from '../state/store.js';
 import { withHostLock } from '../state/lock.js';
-import { cgroupOf, moveToCgroup, requireCgroup2 } from '../sys/cgroup.js';
+import { cgroupOf, localResolverSockets, moveToCgroup, requireCgroup2 } from '../sys/cgroup.js';
 import { processInfo, processStartTime } from '../sys/proc.js';
 import { loadProfile, requireRoot } from './options.js';
 
@@ -132,10 +132,17 @@ function within(cg: string | undefined, path: string): boolean {
   return cg !== undefined && (cg === path || cg.startsWith(`${path}/`));
 }
 
-function print(out: { name: string; moved: Moved[] }[], json: boolean | undefined, dir: 'in' | 'out'): void {
+function print(out: { name: string; moved: Moved[]; resolverSockets?: string[] }[], json: boolean | undefined, dir: 'in' | 'out'): void {
   if (json) {
     process.stdout.write(JSON.stringify(out.length === 1 ? out[0] : out) + '\n');
     return;
+  }
+  for (const { name, resolverSockets } of out) {
+    if (resolverSockets && resolverSockets.length > 0) {
+      process.stderr.write(
+        `nsroute: note: this host has a local resolver (${resolverSockets.join(', ')}): lookups a moved process makes through it are made by that daemon on the host's routes, not via ${name}'s DNS; a program started with \`nsroute exec ${name}\` does not use it\n`,
+      );
+    }
   }
   for (const { name, moved } of out) {
     for (const m of moved) {
@@ -200,7 +207,7 @@ export async function runMove(args: string[], opts: MoveOptions): Promise<number
       }
       return out;
     });
-    print([{ name, moved }], opts.json, 'in');
+    print([{ name, moved, resolverSockets: localResolverSockets() }], opts.json, 'in');
   } finally {
     await release(name, holder);
   }

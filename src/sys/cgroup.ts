@@ -163,3 +163,12 @@ export async function nftApplyCg(ruleset: string, mount: string): Promise<void> 
   }
   await run(['unshare', '-m', '--propagation', 'private', 'sh', '-c', 'mount --bind "$1" /sys/fs/cgroup && exec nft -f -', 'nsroute-nft', mount], { input: ruleset });
 }
+
+// The host's resolver daemons' sockets (systemd-resolved's varlink, nscd). A process moved into
+// a cgroup-mode NAME keeps the host's mounts: lookups through these (nss-resolve, nscd) are
+// made by the daemon, on the host's routes, which no firewall rule of NAME sees (issue 12).
+export const RESOLVER_SOCKETS = ['/run/systemd/resolve/io.systemd.Resolve', '/run/nscd/socket', '/var/run/nscd/socket'];
+
+export function localResolverSockets(): string[] {
+  return RESOLVER_SOCKETS.filter((p) => existsSync(p));
+}

@@ -200,8 +200,11 @@ describe('cgroup mode: move', () => {
     await waitFor(() => lines(c.out).some((l) => l.startsWith('fast')), 'connector runs');
     const r = await ns(['move', n, String(c.pid()), '--json']);
     expectOk(r);
-    const moved = JSON.parse(r.stdout) as { name: string; moved: { pid: number; connections: number }[] };
+    const moved = JSON.parse(r.stdout) as { name: string; moved: { pid: number; connections: number }[]; resolverSockets: string[] };
     expect(moved.moved.map((m) => m.pid)).toEqual([c.pid()]);
+    // The host's resolver daemons' sockets a moved process may still use (none or some here).
+    const sockets = ['/run/systemd/resolve/io.systemd.Resolve', '/run/nscd/socket', '/var/run/nscd/socket'].filter((p) => existsSync(p));
+    expect(moved.resolverSockets).toEqual(sockets);
     await nextIs(c.out, 'slow');
     const st = await ns(['status', n, '--json']);
     expectOk(st);

@@ -1,6 +1,7 @@
 // Real hosts are not the clean fake host: strict reverse-path filtering, a firewall whose
 // FORWARD policy is drop (Docker), systemd-resolved's loopback stub, and firewall tools that
 // flush the whole ruleset. One world per describe, built with the matching option.
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import {
   DNS_SERVER,
@@ -12,6 +13,7 @@ import {
   SLOW_GW,
   STUB_ADDR,
   STUB_ANSWER,
+  waitFor,
   type Snapshot,
   type World,
 } from '../world/world.js';
@@ -186,8 +188,23 @@ describe('the firewall flushed under a running namespace', () => {
     it(`${what}: the next exec restores nsroute's table before the command runs`, async () => {
       const n = w.name(what.startsWith('nft flush') ? 'ff1' : 'ff2');
       expectOk(await w.nsroute(['up', n, '--via', SLOW_GW]));
+      // The host watcher repairs a flush too, and under load it can win the race with the
+      // exec: it is stopped (SIGSTOP, our own process) while the exec has to do it alone.
+      const watcherPid = () => {
+        try {
+          return (JSON.parse(readFileSync(`${w.runDir}/watch.lock`, 'utf8')) as { pid?: number }).pid;
+        } catch {
+          return undefined;
+        }
+      };
+      let watcher = 0;
+      let stopped = false;
       try {
         expect(await path(w, n, [])).toBe(SLOW4);
+        await waitFor(() => watcherPid() !== undefined, 'the host watcher');
+        watcher = watcherPid()!;
+        process.kill(watcher, 'SIGSTOP');
+        stopped = true;
         expectOk(await w.inHost(argv));
         expect((await w.inHost(['nft', 'list', 'table', 'inet', 'nsroute'])).exitCode).not.toBe(0);
         const fastBefore = await w.gatewayPackets('fast');
@@ -207,6 +224,7 @@ describe('the firewall flushed under a running namespace', () => {
         const table = await w.inHost(['nft', 'list', 'table', 'inet', 'nsroute']);
         expect(table.exitCode, show(table)).toBe(0);
       } finally {
+        if (stopped) process.kill(watcher, 'SIGCONT');
         expectOk(await w.nsroute(['down', n]));
       }
       expect(await w.snapshot()).toEqual(clean);
