@@ -4,6 +4,7 @@ import type { Plan, UplinkWait } from '../plan/plan.js';
 import type { Account } from '../sys/users.js';
 import { cgroup2Mount, cgroupParent, cgroupProcs, systemdIsPid1 } from '../sys/cgroup.js';
 import { Journal } from './journal.js';
+import { HIDE_RESOLVER_DAEMONS } from '../sys/command.js';
 import { paths } from '../state/paths.js';
 
 // The seam between the lifecycle (lifecycle.ts, commands/exec.ts), written around a network
@@ -119,14 +120,6 @@ export const ENTER_CGROUP = [
   '  [ -f "/etc/netns/$n/$f" ] && [ -e "/etc/$f" ] || continue',
   '  mount --bind "/etc/netns/$n/$f" "/etc/$f" || exit 125',
   'done',
-  'if [ -d /run/systemd/resolve ] || [ -d /run/nscd ] || [ -d /var/run/nscd ]; then',
-  '  r=$(readlink -f /etc/resolv.conf); seen=',
-  '  for d in /run/systemd/resolve /run/nscd /var/run/nscd; do',
-  '    [ -d "$d" ] || continue; t=$(readlink -f "$d")',
-  '    case " $seen " in *" $t "*) continue;; esac; seen="$seen $t"',
-  '    mount -t tmpfs -o mode=0755,size=256k nsroute "$t" || exit 125',
-  '  done',
-  '  case "$r" in /run/systemd/resolve/*) cp "/etc/netns/$n/resolv.conf" "$r" || exit 125;; esac',
-  'fi',
+  ...HIDE_RESOLVER_DAEMONS,
   'exec "$@"',
 ].join('\n');

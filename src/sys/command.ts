@@ -27,6 +27,20 @@ export function namespaceArgv(name: string, command: readonly string[], account?
 // bind mount of /etc/netns/NAME/resolv.conf landed on its target, so the namespace's file is
 // copied into the new tmpfs at that name: the link keeps pointing at nsroute's file, and
 // resolved rewriting its own files on the host does not reach the namespace.
+// The part that hides the resolver daemons ($n: NAME), shared with cgroup mode's wrapper
+// (apply/hostmode.ts ENTER_CGROUP), which runs in a mount namespace of its own too.
+export const HIDE_RESOLVER_DAEMONS = [
+  'if [ -d /run/systemd/resolve ] || [ -d /run/nscd ] || [ -d /var/run/nscd ]; then',
+  '  r=$(readlink -f /etc/resolv.conf); seen=',
+  '  for d in /run/systemd/resolve /run/nscd /var/run/nscd; do',
+  '    [ -d "$d" ] || continue; t=$(readlink -f "$d")',
+  '    case " $seen " in *" $t "*) continue;; esac; seen="$seen $t"',
+  '    mount -t tmpfs -o mode=0755,size=256k nsroute "$t" || exit 125',
+  '  done',
+  '  case "$r" in /run/systemd/resolve/*) cp "/etc/netns/$n/resolv.conf" "$r" || exit 125;; esac',
+  'fi',
+];
+
 export const HIDE_HOST_RESOLVERS = [
   'n=$1; c=$2; shift 2',
   'if [ "$c" = 3 ] || [ "$c" = 3j ]; then',
@@ -40,15 +54,7 @@ export const HIDE_HOST_RESOLVERS = [
   '  [ "$t" = "$2" ] || { echo "nsroute: $n is being taken down; the command was not run" >&2; exit 125; }',
   '  shift 2',
   'fi',
-  'if [ -d /run/systemd/resolve ] || [ -d /run/nscd ] || [ -d /var/run/nscd ]; then',
-  '  r=$(readlink -f /etc/resolv.conf); seen=',
-  '  for d in /run/systemd/resolve /run/nscd /var/run/nscd; do',
-  '    [ -d "$d" ] || continue; t=$(readlink -f "$d")',
-  '    case " $seen " in *" $t "*) continue;; esac; seen="$seen $t"',
-  '    mount -t tmpfs -o mode=0755,size=256k nsroute "$t" || exit 125',
-  '  done',
-  '  case "$r" in /run/systemd/resolve/*) cp "/etc/netns/$n/resolv.conf" "$r" || exit 125;; esac',
-  'fi',
+  ...HIDE_RESOLVER_DAEMONS,
   'exec "$@"',
 ].join('\n');
 
