@@ -125,7 +125,8 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const c of held) if (c.exitCode === null && c.signalCode === null && c.pid) process.kill(c.pid, 'SIGKILL');
+  // Nothing here may stop the clean-up below (a throw would leave the throwaway users).
+  for (const c of held) if (c.exitCode === null && c.signalCode === null && c.pid) c.kill('SIGKILL');
   await w?.destroy();
   if (w) removeCgroups();
   removeAccounts();
