@@ -1,7 +1,7 @@
 import { UserError } from '../errors.js';
 import { chooseDnsServers, renderGaiConf, renderNsswitchConf, renderResolvConf } from '../net/resolv.js';
 import type { Profile } from '../profile/profile.js';
-import { chooseUplink, chooseVia6 } from './plan.js';
+import { chooseUplink, chooseVia6, hostModeConfig } from './plan.js';
 import type { CgroupConfig, HostFacts, NamespaceConfig, Step } from './types.js';
 import type { Plan } from './plan.js';
 
@@ -34,20 +34,7 @@ export function buildCgroupPlan(profile: Profile, facts: HostFacts, others: read
     resolvedConf: facts.resolvedConf,
     gateway: uplink?.via ?? facts.routes.find((r) => r.table === 254 && r.dst === 'default' && r.gateway)?.gateway,
   });
-  const config: NamespaceConfig = {
-    name: profile.name,
-    mode: 'cgroup',
-    cgroup,
-    hostIface: '',
-    nsIface: '',
-    subnet: '',
-    hostAddress: '',
-    nsAddress: '',
-    prefix: 0,
-    uplink,
-    dns: dns.servers,
-    dnsSource: dns.source,
-  };
+  const config = hostModeConfig(profile.name, 'cgroup', { cgroup, uplink, dns: dns.servers, dnsSource: dns.source });
   if (profile.ipv6 === 'nat') {
     config.ipv6 = 'nat';
     const via6 = uplink ? chooseVia6(profile, uplink, facts) : undefined;

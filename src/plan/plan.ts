@@ -520,3 +520,13 @@ export function uplinkRoute6Lines(u: Uplink, via6: string | undefined): string[]
 export function uplinkRuleArgs(u: Uplink): string[] {
   return ['fwmark', hex(u.mark), 'lookup', String(u.table), 'pref', String(u.pref)];
 }
+
+// The config of a host mode's NAME (cgroup, replies): no namespace, so no link, subnet or
+// addresses of its own.
+export function hostModeConfig(
+  name: string,
+  mode: 'cgroup' | 'replies',
+  rest: Pick<NamespaceConfig, 'uplink' | 'dns' | 'dnsSource'> & Partial<NamespaceConfig>,
+): NamespaceConfig {
+  return { name, mode, hostIface: '', nsIface: '', subnet: '', hostAddress: '', nsAddress: '', prefix: 0, ...rest };
+}

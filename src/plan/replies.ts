@@ -1,6 +1,6 @@
 import { UserError } from '../errors.js';
 import type { Profile } from '../profile/profile.js';
-import { chooseUplink, type Plan, type UplinkWait } from './plan.js';
+import { chooseUplink, hostModeConfig, type Plan, type UplinkWait } from './plan.js';
 import type { HostFacts, NamespaceConfig, Step } from './types.js';
 
 // --mode replies (seed 003): a host with two uplinks answers a connection that came in by the
@@ -27,19 +27,7 @@ export function buildRepliesPlan(profile: Profile, facts: HostFacts, others: rea
   }
   const { uplink, waiting } = chooseUplink(profile, facts, others, opts.waitForUplink ?? false);
   if (!uplink) throw new UserError('--mode replies needs --dev IFACE and --via GATEWAY', 'add both');
-  const config: NamespaceConfig = {
-    name: profile.name,
-    mode: 'replies',
-    hostIface: '',
-    nsIface: '',
-    subnet: '',
-    hostAddress: '',
-    nsAddress: '',
-    prefix: 0,
-    uplink,
-    dns: [],
-    dnsSource: 'host',
-  };
+  const config = hostModeConfig(profile.name, 'replies', { uplink, dns: [], dnsSource: 'host' });
   return { config, steps: repliesSteps(config), ...(waiting ? { waiting } : {}) };
 }
 
