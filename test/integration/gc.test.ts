@@ -5,7 +5,7 @@
 import { existsSync, rmSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { DNS_SERVER, HOST_SLOW_ADDR, NSROUTE_JS, SLOW_GW, SLOW_GW6, waitFor, type Snapshot, type World } from '../world/world.js';
-import { expectOk, holdScript, marker, PATH4, readIfExists, show, statusJson, waitForFile, useWorld } from '../world/helpers.js';
+import { expectOk, holdScript, hostWatcherPid, marker, PATH4, readIfExists, show, statusJson, waitForFile, useWorld } from '../world/helpers.js';
 
 let w: World;
 let clean: Snapshot;
@@ -88,11 +88,7 @@ describe('gc with nothing to do, down twice, down of an unknown NAME', () => {
 });
 
 describe('the watcher of the persistent namespaces', () => {
-  // The host watcher's record in its lock file (RUN/watch.lock), while that process runs.
-  const watcher = () => {
-    const rec = JSON.parse(readIfExists(`${w.runDir}/watch.lock`) || 'null') as { pid: number } | null;
-    return rec && pidAlive(rec.pid) ? rec.pid : undefined;
-  };
+  const watcher = () => hostWatcherPid(w);
 
   it('is started again by gc when it died, and not for up --no-watch', async () => {
     const n = w.name('wd1');

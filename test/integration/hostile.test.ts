@@ -1,7 +1,6 @@
 // Real hosts are not the clean fake host: strict reverse-path filtering, a firewall whose
 // FORWARD policy is drop (Docker), systemd-resolved's loopback stub, and firewall tools that
 // flush the whole ruleset. One world per describe, built with the matching option.
-import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import {
   DNS_SERVER,
@@ -17,7 +16,7 @@ import {
   type Snapshot,
   type World,
 } from '../world/world.js';
-import { ahostsAddresses, expectOk, PATH4, probeName, show, useWorld, delta } from '../world/helpers.js';
+import { ahostsAddresses, expectOk, hostWatcherPid, PATH4, probeName, show, useWorld, delta } from '../world/helpers.js';
 
 
 const SLOW4 = `slow ${HOST_SLOW_ADDR}`;
@@ -190,19 +189,11 @@ describe('the firewall flushed under a running namespace', () => {
       expectOk(await w.nsroute(['up', n, '--via', SLOW_GW]));
       // The host watcher repairs a flush too, and under load it can win the race with the
       // exec: it is stopped (SIGSTOP, our own process) while the exec has to do it alone.
-      const watcherPid = () => {
-        try {
-          return (JSON.parse(readFileSync(`${w.runDir}/watch.lock`, 'utf8')) as { pid?: number }).pid;
-        } catch {
-          return undefined;
-        }
-      };
       let watcher = 0;
       let stopped = false;
       try {
         expect(await path(w, n, [])).toBe(SLOW4);
-        await waitFor(() => watcherPid() !== undefined, 'the host watcher');
-        watcher = watcherPid()!;
+        watcher = (await waitFor(() => hostWatcherPid(w), 'the host watcher'))!;
         process.kill(watcher, 'SIGSTOP');
         stopped = true;
         expectOk(await w.inHost(argv));

@@ -6,24 +6,14 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { DNS_SERVER, FAST_GW, NSROUTE_JS, SLOW_GW, waitFor, type Snapshot, type World } from '../world/world.js';
-import { expectOk, PATH4, readIfExists, show, statusJson, useWorld } from '../world/helpers.js';
+import { expectOk, hostWatcherPid, PATH4, readIfExists, show, statusJson, useWorld } from '../world/helpers.js';
 import { kindOf, nsrouteProcesses } from '../world/procs.js';
 
 let w: World;
 let clean: Snapshot;
 useWorld((world, snapshot) => ((w = world), (clean = snapshot)));
 
-// The watcher's record in its lock file (pid + start time), while that process runs.
-function watcherPid(): number | undefined {
-  try {
-    const rec = JSON.parse(readIfExists(join(w.runDir, 'watch.lock')) || 'null') as { pid: number; startTime: number } | null;
-    if (!rec) return undefined;
-    const stat = readFileSync(`/proc/${rec.pid}/stat`, 'utf8');
-    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]) === rec.startTime ? rec.pid : undefined;
-  } catch {
-    return undefined;
-  }
-}
+const watcherPid = () => hostWatcherPid(w);
 
 // The kinds of this world's nsroute processes still running, sorted: ["ip monitor", "nft monitor", "watch"].
 const kinds = () => nsrouteProcesses(w.runDir).map((p) => kindOf(p)).sort();

@@ -3,11 +3,11 @@
 // mark (ns/NAME/join), which down/teardown/gc remove under the lock before they look for
 // processes, and which the command's wrapper checks from inside NAME right before the command;
 // and the exec's holder record (RUN/joins), which down and status see like a state's holder.
-import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { HOST_SLOW_ADDR, SLOW_GW, waitFor, type Snapshot, type World } from '../world/world.js';
-import { expectOk, holdScript, marker, PATH4, show, statusJson, useWorld, waitForFile } from '../world/helpers.js';
+import { expectOk, holdScript, hostWatcherPid, marker, PATH4, show, statusJson, useWorld, waitForFile } from '../world/helpers.js';
 
 let w: World;
 let clean: Snapshot;
@@ -15,16 +15,8 @@ useWorld((world, snapshot) => ((w = world), (clean = snapshot)));
 
 const SLOW = `slow ${HOST_SLOW_ADDR}`;
 const mark = (n: string) => join(w.runDir, 'ns', n, 'join');
-// A watcher holds RUN/watch.lock and its record names it; the file outlives it (an earlier
-// test's watcher), so the recorded pid must be alive.
-const watcherUp = () => {
-  try {
-    const pid = (JSON.parse(readFileSync(join(w.runDir, 'watch.lock'), 'utf8')) as { pid?: number }).pid;
-    return pid !== undefined && existsSync(`/proc/${pid}`);
-  } catch {
-    return false;
-  }
-};
+// The file outlives a watcher (an earlier test's): its recorded process must be running.
+const watcherUp = () => hostWatcherPid(w) !== undefined;
 
 async function upWatched(n: string): Promise<void> {
   expectOk(await w.nsroute(['up', n, '--via', SLOW_GW]));

@@ -8,7 +8,7 @@ import { spawnSync } from 'node:child_process';
 import { closeSync, existsSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createWorld, SLOW_GW, waitFor, type World } from '../world/world.js';
-import { expectOk, marker, show } from '../world/helpers.js';
+import { expectOk, hostWatcherPid, marker, show } from '../world/helpers.js';
 import { HIDE_HOST_RESOLVERS } from '../../src/sys/command.js';
 
 let w: World;
@@ -45,14 +45,6 @@ async function traced(args: string[]): Promise<{ spawns: string[][]; forks: stri
   };
 }
 
-// The host watcher (apply/watch.ts) records itself in RUN/watch.lock once it holds it.
-const watcherPid = (_n: string) => {
-  try {
-    return (JSON.parse(readFileSync(`${w.runDir}/watch.lock`, 'utf8')) as { pid?: number }).pid;
-  } catch {
-    return undefined;
-  }
-};
 
 describe('spawns per exec', () => {
   it('a cold exec with --via runs at most 12 tools, forks Node at most 4 times, and takes the host lock twice (create, teardown)', async () => {
@@ -76,7 +68,7 @@ describe('spawns per exec', () => {
   it('a hot exec into a watched persistent NAME takes no lock, spawns one nft look and the command, and makes no repair', async () => {
     const n = w.name('hot');
     expectOk(await w.nsroute(['up', n, '--via', SLOW_GW]));
-    await waitFor(() => watcherPid(n) !== undefined, 'the watcher');
+    await waitFor(() => hostWatcherPid(w) !== undefined, 'the watcher');
     const t = await traced(['exec', n, '--', 'true']);
     // One look at nsroute's nft table (a firewall reload the watcher has not repaired yet is
     // repaired before the command runs), then the command.
@@ -110,7 +102,7 @@ describe('spawns per exec', () => {
   it('a hot exec into a NAME another tool replaced never runs the command there', async () => {
     const n = w.name('swap');
     expectOk(await w.nsroute(['up', n, '--via', SLOW_GW]));
-    await waitFor(() => watcherPid(n) !== undefined, 'the watcher');
+    await waitFor(() => hostWatcherPid(w) !== undefined, 'the watcher');
     // Another tool deletes nsroute's namespace and makes its own of that name.
     expect(spawnSync('ip', ['netns', 'del', n]).status).toBe(0);
     expect(spawnSync('ip', ['netns', 'add', n]).status).toBe(0);

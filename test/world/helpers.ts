@@ -4,6 +4,19 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, expect } from 'vitest';
 import { createWorld, LAN_GW, LAN_PATH_PORT, PATH_PORT, PATH_SERVER, PATH_SERVER6, waitFor, type GatewayPackets, type RunResult, type Snapshot, type World, type WorldOptions } from './world.js';
 
+// The host watcher's pid, from its record in RUN/watch.lock, while that very process runs (pid
+// and start time): the file outlives the watcher, and a pid can be reused.
+export function hostWatcherPid(w: World): number | undefined {
+  try {
+    const rec = JSON.parse(readFileSync(join(w.runDir, 'watch.lock'), 'utf8') || 'null') as { pid: number; startTime: number } | null;
+    if (!rec) return undefined;
+    const stat = readFileSync(`/proc/${rec.pid}/stat`, 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]) === rec.startTime ? rec.pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 // Ask the path server which uplink we came through ("fast 10.99.1.2" / "slow 10.99.2.2").
 // connect-timeout: a dropped SYN must fail the probe in seconds, not after the kernel's ~2 min.
 export const PATH4 = ['socat', '-T20', '-t20', '-', `TCP4:${PATH_SERVER}:${PATH_PORT},connect-timeout=4`];
