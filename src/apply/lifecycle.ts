@@ -605,6 +605,8 @@ export interface ReleaseResult {
 
 // The holder is done; an ephemeral namespace goes with its last holder, unless processes the
 // command left behind still run inside (never tear a namespace down under a running program).
+// Runs to the end once begun: a signal meanwhile (the exec passed it on to its command already)
+// does not leave NAME half-released.
 export async function release(name: string, holder: Pick<Holder, 'pid' | 'startTime'>): Promise<ReleaseResult> {
   return withHostLock(async () => {
     const st = readState(name);
@@ -615,7 +617,7 @@ export async function release(name: string, holder: Pick<Holder, 'pid' | 'startT
     if (!after) return { tornDown: true, keptFor: [] };
     const onlyProcesses = !after.persistent && after.holders.every((h) => h.kind === 'process');
     return { tornDown: false, keptFor: onlyProcesses ? after.holders.map((h) => h.pid) : [] };
-  });
+  }, { uninterruptible: true });
 }
 
 export interface DownResult {

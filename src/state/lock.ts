@@ -36,6 +36,11 @@ export interface LockOptions {
   timeoutMs?: number;
   // After this long without the lock, say once on stderr who holds it (default 1 s).
   noticeMs?: number;
+  // A teardown that must run to the end (an exec leaving NAME after its command ended): a
+  // signal while waiting does not abandon it (the exec has already answered it by passing it
+  // on to its command). The waiting flock gets its own session, so a terminal's ^C does not
+  // reach it either.
+  uninterruptible?: boolean;
 }
 
 // Who holds a lock, written into its file once taken (for the message of a waiter).
@@ -109,7 +114,10 @@ export function lockFile(
 ): Promise<number | undefined> {
   const fd = openLockFile(path);
   return new Promise((resolve, reject) => {
-    const child = spawn('flock', opts.wait ? ['-x', '3'] : ['-x', '-n', '3'], { stdio: ['ignore', 'ignore', 'pipe', fd], detached: callerContext() !== undefined });
+    const child = spawn('flock', opts.wait ? ['-x', '3'] : ['-x', '-n', '3'], {
+      stdio: ['ignore', 'ignore', 'pipe', fd],
+      detached: callerContext() !== undefined || opts.uninterruptible === true,
+    });
     let stderr = '';
     let interrupted: NodeJS.Signals | undefined;
     let timedOut = false;
@@ -120,7 +128,7 @@ export function lockFile(
       interrupted ??= sig;
       child.kill('SIGKILL');
     };
-    for (const sig of SIGNALS) process.on(sig, onSignal);
+    if (!opts.uninterruptible) for (const sig of SIGNALS) process.on(sig, onSignal);
     const timers: NodeJS.Timeout[] = [];
     if (opts.timeoutMs !== undefined) {
       timers.push(
@@ -138,7 +146,7 @@ export function lockFile(
       for (const sig of SIGNALS) process.off(sig, onSignal);
       // A terminal's ^C reaches the whole process group, flock too, maybe before nsroute's
       // own handler has run: the same interruption.
-      if (signal && SIGNALS.includes(signal) && !timedOut) interrupted ??= signal;
+      if (signal && SIGNALS.includes(signal) && !timedOut && !opts.uninterruptible) interrupted ??= signal;
       timers.forEach(clearTimeout);
       if (code === 0 && !interrupted && !timedOut) {
         recordHolder(fd, opts.taken?.(readLockInfo(path)));

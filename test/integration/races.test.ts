@@ -246,6 +246,48 @@ describe('down racing exec', () => {
     }
   });
 
+  // What down --force does to an exec at its worst moment, made certain: SIGTERM after SIGTERM
+  // from the moment its command runs until it exits. The first reaches the command (which ends
+  // with 143); the rest land while the exec leaves NAME and while Node exits. The exec must
+  // answer none of them by dying or by leaving its teardown half-done.
+  it.each([
+    ['cold (NAME created for it)', false],
+    ['hot (into an up NAME)', true],
+  ])('an exec sent SIGTERM nonstop once its command runs, %s: exits 143 on its own and leaves nothing', async (_what, persistent) => {
+    const n = w.name(persistent ? 'r4h' : 'r4c');
+    const ready = marker(w, `${n}-ready`);
+    if (persistent) expectOk(await w.nsroute(['up', n, '--via', SLOW_GW]));
+    const ex = w.spawnNsroute(['exec', n, '--via', SLOW_GW, '--', 'sh', '-c', `touch '${ready}'; exec sleep 60`], { timeoutMs: SPAWN_TIMEOUT });
+    let storm: NodeJS.Timeout | undefined;
+    try {
+      await waitFor(() => existsSync(ready) || ex.child.exitCode !== null || ex.child.signalCode !== null, `${n}'s command to start`, CALL_TIMEOUT_MS);
+      let sent = 0;
+      // Only while our own child has not been reaped (Node sets exitCode when it reaps it, in
+      // the same turn of the loop), so the pid is still the exec's.
+      storm = setInterval(() => {
+        if (ex.child.exitCode !== null || ex.child.signalCode !== null) return;
+        ex.child.kill('SIGTERM');
+        sent++;
+      }, 2);
+      const r = await ex.result;
+      clearInterval(storm);
+      expect(sent, show(r)).toBeGreaterThan(0);
+      expect(r.signal, show(r)).toBeNull();
+      expect(r.exitCode, show(r)).toBe(143);
+      expect(r.stderr, show(r)).toBe('');
+      if (persistent) {
+        const st = await statusJson(w, n);
+        expect(st.holders, show(r)).toEqual([]);
+        expectOk(await w.nsroute(['down', n]));
+      }
+      await expectGone(n);
+      await expectClean();
+    } finally {
+      clearInterval(storm);
+      ex.kill('SIGKILL');
+    }
+  });
+
   it('down without --force refuses while an exec holds NAME, naming the holder, and NAME keeps working', async () => {
     const n = w.name('r5');
     const [ready, stop] = [marker(w, 'r5-ready'), marker(w, 'r5-stop')];
