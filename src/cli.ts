@@ -29,6 +29,11 @@ function formatError(e: unknown): string {
   return `nsroute: ${String(e)}`;
 }
 
+// exec and shell always run tools: the runner (sys/runner.ts) starts while their code loads.
+async function warmRunner(): Promise<void> {
+  (await import('./sys/runner.js')).warmRunner();
+}
+
 function buildProgram(result: { code: number; isExec: boolean }, quiet = false): Command {
   const program = new Command('nsroute')
     .description('Give a program its own route to the network: its own gateway and DNS, everything else unchanged.')
@@ -62,6 +67,7 @@ function buildProgram(result: { code: number; isExec: boolean }, quiet = false):
       .argument('<name>', 'namespace name (profile /etc/nsroute/NAME.toml)')
       .argument('<command...>', 'the command, after --'),
   ).action(async (name: string, command: string[], opts: ExecOptions) => {
+    await warmRunner();
     const { runInNamespace } = await import('./commands/exec.js');
     result.code = await runInNamespace(name, command, opts);
   });
@@ -69,6 +75,7 @@ function buildProgram(result: { code: number; isExec: boolean }, quiet = false):
   execLike(
     program.command('shell').description("start your login shell inside NAME").argument('<name>', 'namespace name'),
   ).action(async (name: string, opts: ExecOptions) => {
+    await warmRunner();
     const { runInNamespace } = await import('./commands/exec.js');
     result.code = await runInNamespace(name, 'login-shell', opts);
   });

@@ -4,7 +4,7 @@ import type { Plan, UplinkWait } from '../plan/plan.js';
 import type { Account } from '../sys/users.js';
 import { cgroup2Mount, cgroupParent, cgroupProcs, systemdIsPid1 } from '../sys/cgroup.js';
 import { Journal } from './journal.js';
-import { HIDE_RESOLVER_DAEMONS } from '../sys/command.js';
+import { HIDE_RESOLVER_DAEMONS } from '../sys/wrapper.js';
 import { paths } from '../state/paths.js';
 
 // The seam between the lifecycle (lifecycle.ts, commands/exec.ts), written around a network
@@ -112,7 +112,7 @@ export function hostModeMembers(name: string): number[] | undefined {
 // socket the command makes is NAME's), then puts NAME's resolv.conf, gai.conf and
 // nsswitch.conf over /etc as `ip netns exec` does (without entering a network namespace or
 // remounting /sys), and hides the host's resolver daemons' sockets (nss-resolve, nscd), which
-// no firewall rule sees (sys/command.ts HIDE_HOST_RESOLVERS, same reasons).
+// no firewall rule sees (sys/wrapper.ts HIDE_HOST_RESOLVERS, same reasons).
 export const ENTER_CGROUP = [
   'n=$1; p=$2; shift 2',
   'echo $$ > "$p" 2>/dev/null || { echo "nsroute: could not enter the cgroup of $n; the command was not run" >&2; exit 125; }',

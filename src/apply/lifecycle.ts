@@ -456,7 +456,7 @@ export interface UpResult {
 
 // Opens /run/netns/NAME when it is the namespace nsroute created for NAME (its journal's
 // inode): the fd `exec` hands to the command's wrapper, which enters nothing else
-// (sys/command.ts). undefined: not (or no longer) nsroute's.
+// (sys/wrapper.ts). undefined: not (or no longer) nsroute's.
 export function openOwnNetns(name: string): number | undefined {
   const owner = new Journal(paths.journal(name)).netnsOwnership();
   if (typeof owner !== 'object') return undefined;

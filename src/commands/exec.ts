@@ -4,9 +4,8 @@ import { closeSync } from 'node:fs';
 import { bringUp, liveHolders, openOwnNetns, release, userProcesses } from '../apply/lifecycle.js';
 import { readState } from '../state/store.js';
 import type { RouteOptions } from '../profile/profile.js';
-import { namespaceArgv, spawnInherited } from '../sys/command.js';
-import { keepBindMounts } from '../sys/rebind.js';
-import { watchNamespaces } from '../apply/watch.js';
+import { namespaceArgv } from '../sys/wrapper.js';
+import type { spawnInherited } from '../sys/command.js';
 import { joinWithoutLock } from '../apply/join.js';
 import { crashPoint } from '../apply/crash.js';
 import { processStartTime } from '../sys/proc.js';
@@ -129,6 +128,12 @@ export async function runInNamespace(name: string, command: readonly string[] | 
   // Into a persistent NAME the host watcher keeps right: no lock (apply/join.ts; the
   // command's wrapper refuses it once a teardown has begun, state/joins.ts). Otherwise bring
   // NAME up or join it under the lock.
+  // What spawns the command and keeps its bind mounts (execa and its dependencies) is loaded
+  // now, so that it is evaluated while the first tool below runs in the runner (a hot exec's
+  // nft look, a cold one's host facts) instead of before it: joinWithoutLock and bringUp
+  // reach their first tool without yielding.
+  const spawning = Promise.all([import('../sys/command.js'), import('../sys/rebind.js')]);
+  spawning.catch(() => undefined); // awaited below; a failure is reported there
   const joined = await joinWithoutLock(profile, holder);
   const { state } = joined ?? (await bringUp({ profile, persistent: false, holder }));
   if (joined) await crashPoint('join', 0);
@@ -146,6 +151,7 @@ export async function runInNamespace(name: string, command: readonly string[] | 
   };
   let code: number;
   try {
+    const [{ spawnInherited }, { keepBindMounts }] = await spawning;
     if (earlySignal) {
       code = 128 + (constants.signals[earlySignal] ?? 0);
     } else {
@@ -170,9 +176,20 @@ export async function runInNamespace(name: string, command: readonly string[] | 
       const keepers = [...(child.pid ? [keepBindMounts(name, child.pid)] : [])];
       // The monitors (two more processes) only for a command that runs a while: the kill
       // switch holds without them, and their first look covers what changed before they ran.
+      let ended = false;
       const monitorLater =
-        state.config.uplink && !watched ? setTimeout(() => keepers.push(watchNamespaces({ names: [name] })), MONITOR_AFTER_MS) : undefined;
+        state.config.uplink && !watched
+          ? setTimeout(() => {
+              import('../apply/watch.js').then(
+                ({ watchNamespaces }) => {
+                  if (!ended) keepers.push(watchNamespaces({ names: [name] }));
+                },
+                () => undefined, // the kill switch holds without the monitors
+              );
+            }, MONITOR_AFTER_MS)
+          : undefined;
       const result = await child.finally(() => {
+        ended = true;
         clearTimeout(monitorLater);
         keepers.forEach((k) => k.stop());
       });

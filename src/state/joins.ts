@@ -16,7 +16,7 @@ import type { Holder } from './store.js';
 // - A joining exec records itself in RUN/joins/NAME.PID.START (a holder, like the state's,
 //   but written without the lock) before it starts its command.
 //
-// The command's wrapper (sys/command.ts) checks the mark from inside the namespace, right
+// The command's wrapper (sys/wrapper.ts) checks the mark from inside the namespace, right
 // before it runs the command. So either the check came first, and the wrapper was inside (and
 // its holder record written) before the teardown looked: the teardown finds and ends it, or
 // (down without --force) refuses; or the teardown removed the mark first, and the wrapper

@@ -1,4 +1,3 @@
-import { execa } from 'execa';
 import { constants as osConstants } from 'node:os';
 import { SysError } from '../errors.js';
 import { callerContext } from '../policy/context.js';
@@ -46,6 +45,8 @@ function stripFinalNewline(s: string): string {
 
 async function runDirect(argv: readonly string[], opts: { input?: string; allowFail?: boolean }, setsid: boolean): Promise<RunResult> {
   const [file, ...args] = argv;
+  // Loaded only here: with the runner (the usual case) no command evaluates execa for its tools.
+  const { execa } = await import('execa');
   const res = await execa(file!, args, {
     input: opts.input,
     reject: false,

@@ -191,6 +191,12 @@ function idle(h: NonNullable<typeof helper>): void {
   for (const x of handles) (busy ? x?.ref : x?.unref)?.call(x);
 }
 
+// Starts the runner ahead of its first job, so that perl starts while nsroute loads the code
+// that will use it (exec and shell: cli.ts).
+export function warmRunner(): void {
+  startHelper();
+}
+
 // A long-running process (the host watcher) spawns its tools directly: its repairs are rare,
 // and it should not keep a second process alive next to its monitors.
 export function spawnToolsDirectly(): void {

@@ -9,7 +9,7 @@ import { closeSync, existsSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createWorld, SLOW_GW, waitFor, type World } from '../world/world.js';
 import { expectOk, hostWatcherPid, marker, show } from '../world/helpers.js';
-import { HIDE_HOST_RESOLVERS } from '../../src/sys/command.js';
+import { HIDE_HOST_RESOLVERS } from '../../src/sys/wrapper.js';
 
 let w: World;
 beforeAll(async () => {
