@@ -9,15 +9,12 @@ import type { Profile } from '../profile/profile.js';
 import { parseTag } from '../net/tag.js';
 import { parseAddrs, parseLinks } from '../net/iproute-json.js';
 import { parseNameservers } from '../net/resolv.js';
-import { HOST_IFACE_PREFIX } from '../net/names.js';
 import { gatherHostFacts } from '../sys/hostfacts.js';
 import { ipIgnoringGone, ipJson, netnsId, setLinkAlias } from '../sys/ip.js';
-import { bootId, isSameProcessAlive, netnsInode, netnsProcessesByInode, netnsProcessScan, processInfo, type NetnsScan } from '../sys/proc.js';
-import { dhcpPid } from '../sys/lan.js';
+import { bootId, isSameProcessAlive, netnsInode, netnsProcessScan, type NetnsScan } from '../sys/proc.js';
 import { isDeadNetnsFile, readRegularFile, readTrustedFile, removeIfExists, WriteFailed } from '../sys/fsx.js';
-import { lookupAccount } from '../sys/users.js';
 import { hostLockGeneration, withHostLock } from '../state/lock.js';
-import { NETNS_RUN_DIR, netnsEtcDir, paths } from '../state/paths.js';
+import { netnsEtcDir, paths } from '../state/paths.js';
 import { ensureRunDir, ensureRunSubdir } from '../state/dirs.js';
 import { allStates, knownNames, readHostState, readState, removeNamespaceDir, staleBootStates, writeState, type Holder, type NamespaceState } from '../state/store.js';
 import { applySteps, stateRootOf, undoJournal } from './apply.js';
@@ -27,8 +24,13 @@ import { readListeners, recoverInbound } from './inbound.js';
 import { crashNow } from './crash.js';
 import { nftRulesetJson, nftTableExists } from '../sys/nft.js';
 import { inboundConflicts } from '../plan/inbound.js';
-import { hostModeHooks, hostModeMembers, isHostMode, prepareHostModeFacts, runsNoPrograms, noProgramsError } from './hostmode.js';
+import { hostModeHooks, isHostMode, prepareHostModeFacts, runsNoPrograms, noProgramsError } from './hostmode.js';
 import { closeJoins, joinHolders, openJoins } from '../state/joins.js';
+import { isLiveNetns, liveHolders, namespaceProcesses, netnsPath, ownNetnsInode, processHolders, userProcesses, viewOf, type NamespaceView } from './views.js';
+
+// Read-only views of NAMEs live in views.ts (list and status load only that); their users
+// elsewhere import them from here as before.
+export { inspectAll, isLiveNetns, liveHolders, namespaceProcesses, netnsPath, ownNetnsInode, processHolders, userProcesses, type Condition, type NamespaceView } from './views.js';
 
 // What a sweep did, for gc's report (other commands ignore it).
 export interface SweepReport {
@@ -54,49 +56,11 @@ export function contextFor(name: string, config?: NamespaceConfig): StepContext 
   return { name, self: config, others: () => allStates().filter((s) => s.name !== name).map((s) => s.config) };
 }
 
-export function netnsPath(name: string): string {
-  return join(NETNS_RUN_DIR, name);
-}
-
-export function isLiveNetns(name: string): boolean {
-  return existsSync(netnsPath(name)) && !isDeadNetnsFile(netnsPath(name));
-}
-
-// The state's holders that still run, and the execs that joined NAME without the lock (state/joins.ts).
-export function liveHolders(st: NamespaceState): Holder[] {
-  return [...st.holders.filter((h) => isSameProcessAlive(h.pid, h.startTime)), ...joinHolders(st.name)];
-}
-
 // A persistent NAME that is up can be joined without the lock (state/joins.ts); caller holds it.
 export function allowJoins(st: NamespaceState): void {
   if (st.status !== 'up' || !st.persistent) return;
   const owner = new Journal(paths.journal(st.name)).netnsOwnership();
   if (typeof owner === 'object') openJoins(st.name, owner);
-}
-
-// Processes inside NAME that are not nsroute's own (the DHCP client of --dhcp).
-export function userProcesses(name: string, scan?: NetnsScan): number[] {
-  const pids = namespaceProcesses(name, scan);
-  if (pids.length === 0) return pids;
-  const own = dhcpPid(paths.dhcpPid(name));
-  return pids.filter((p) => p !== own);
-}
-
-// The inode of the namespace nsroute created for NAME (its journal says which), whatever
-// name it has now: another tool may have deleted /run/netns/NAME and made its own NAME.
-// undefined when nothing proves which one is ours (then nothing is ours to signal).
-export function ownNetnsInode(name: string): number | undefined {
-  const owner = new Journal(paths.journal(name)).netnsOwnership();
-  if (typeof owner === 'object') return owner.ino;
-  return owner === 'legacy' ? netnsInode(netnsPath(name)) : undefined;
-}
-
-// Processes in NAME's own namespace (never those of a foreign namespace that took its name).
-// `scan`: one pass over /proc shared by many NAMEs (proc.ts).
-// A host mode's NAME (no namespace) is held by its members instead (hostmode.ts).
-export function namespaceProcesses(name: string, scan?: NetnsScan): number[] {
-  const ino = ownNetnsInode(name);
-  return ino === undefined ? (hostModeMembers(name) ?? []) : netnsProcessesByInode(ino, scan);
 }
 
 // /run/netns/NAME is no longer the namespace nsroute created (deleted, or another tool's now).
@@ -107,23 +71,6 @@ function netnsReplaced(name: string): boolean {
   if (netnsInode(netnsPath(name)) !== ino) return true;
   // Same inode number: a namespace made after ours was freed can get it again; the ctime differs.
   return typeof owner === 'object' && owner.ctime !== undefined && nsfsCtime(netnsPath(name)) !== owner.ctime;
-}
-
-// Processes running inside NAME, as holders: what keeps a namespace whose execs are gone
-// (a daemon a command left behind, or a command whose nsroute was SIGKILLed). Only the
-// topmost ones (parent outside NAME): their children come and go with them, and if such a
-// parent ends first, its children are re-parented and found at the next look.
-export async function processHolders(name: string, scan?: NetnsScan): Promise<Holder[]> {
-  const pids = userProcesses(name, scan);
-  const inside = new Set(pids);
-  const out: Holder[] = [];
-  for (const pid of pids) {
-    const info = processInfo(pid);
-    if (!info || inside.has(info.ppid)) continue;
-    const user = (await lookupAccount(String(info.uid)))?.name ?? String(info.uid);
-    out.push({ pid, startTime: info.startTime, command: info.command, user, since: new Date().toISOString(), kind: 'process' });
-  }
-  return out;
 }
 
 // Whether the host's watcher keeps NAME right: persistent and not `up --no-watch` (an
@@ -692,75 +639,19 @@ async function takeDownLocked(name: string, force: boolean): Promise<DownResult>
   }
 }
 
-// How a namespace looks to `list` and `status`, read without changing anything:
-// 'stale': ephemeral and nothing uses it (the next command on it, or gc, removes it);
-// 'interrupted': a create or teardown that crashed (the next command on it, or gc, undoes it);
-// 'untracked': alive and tagged as nsroute's, but its state is gone (gc recovers it).
-export type Condition = 'up' | 'stale' | 'interrupted' | 'untracked';
-
-export interface NamespaceView {
-  state: NamespaceState;
-  condition: Condition;
-  holders: Holder[];
-  // --dhcp: what the lease gave, read from the namespace (address/prefix, name servers).
-  lease?: { address?: string; dns: string[] };
-}
-
 // The name servers in the namespace's resolv.conf (with --dhcp: the lease's).
 export function namespaceNameservers(name: string): string[] {
   return parseNameservers(readRegularFile(join(netnsEtcDir(name), 'resolv.conf')) ?? '');
 }
 
-async function leaseOf(st: NamespaceState): Promise<{ address?: string; dns: string[] }> {
+export async function leaseOf(st: NamespaceState): Promise<{ address?: string; dns: string[] }> {
   const addrs = parseAddrs(await ipJson(['-n', st.name, '-4', 'address', 'show', 'dev', st.config.nsIface]).catch(() => []));
   const a = addrs.find((x) => x.family === 4);
   const dns = namespaceNameservers(st.name);
   return { ...(a ? { address: `${a.local}/${a.prefix}` } : {}), dns };
 }
 
-async function viewOf(st: NamespaceState, scan: NetnsScan, untracked = false): Promise<NamespaceView> {
-  if (st.status !== 'up') return { state: st, condition: 'interrupted', holders: [] };
-  let holders = liveHolders(st);
-  if (holders.length === 0) holders = await processHolders(st.name, scan);
-  const condition: Condition = untracked ? 'untracked' : !st.persistent && holders.length === 0 ? 'stale' : 'up';
-  const lease = st.config.lan?.dhcp ? await leaseOf(st) : undefined;
-  return { state: st, condition, holders, ...(lease ? { lease } : {}) };
-}
-
-// A create or teardown in progress must never be mistaken for a crashed one: every change of
-// a state is made under the host lock, so a read during which nobody took the lock (its
-// generation the same before and after, and nobody inside, state/lock.ts) saw states that
-// were all complete; otherwise the read is done again under the lock. One pass over /proc for
-// all NAMEs, the state files read once, and `ip` spawned only when the host has an interface
-// named like nsroute's that no state accounts for (an untracked NAME, which only the owner
-// tags on the links can tell).
-export async function inspectAll(): Promise<NamespaceView[]> {
-  return (await inspectWithoutLock()) ?? (await inspectLocked());
-}
-
-async function inspectWithoutLock(): Promise<NamespaceView[] | undefined> {
-  const g0 = hostLockGeneration();
-  if (g0 === undefined) return undefined;
-  const scan = netnsProcessScan();
-  const states = allStates();
-  const views = await Promise.all(states.map((st) => viewOf(st, scan)));
-  const accounted = new Set(states.map((s) => s.config.hostIface));
-  if (hostInterfaces().some((i) => i.startsWith(HOST_IFACE_PREFIX) && !accounted.has(i))) views.push(...(await untrackedViews(states, scan)));
-  if (hostLockGeneration() !== g0) return undefined;
-  return views.sort((a, b) => a.state.name.localeCompare(b.state.name));
-}
-
-// The interfaces of the network namespace nsroute runs in (/proc/net is this process's own;
-// /sys/class/net is the one sysfs was mounted in).
-function hostInterfaces(): string[] {
-  const text = readRegularFile('/proc/net/dev', 4 << 20) ?? '';
-  return text.split('\n').slice(2).flatMap((l) => {
-    const m = /^\s*([^:\s]+):/.exec(l);
-    return m ? [m[1]!] : [];
-  });
-}
-
-async function untrackedViews(states: readonly NamespaceState[], scan: NetnsScan): Promise<NamespaceView[]> {
+export async function untrackedViews(states: readonly NamespaceState[], scan: NetnsScan): Promise<NamespaceView[]> {
   const views: NamespaceView[] = [];
   for (const v of await taggedVeths(new Set(states.map((s) => s.name)))) {
     if (readState(v.tag.name) || !v.config || !isLiveNetns(v.tag.name)) continue;
@@ -770,7 +661,7 @@ async function untrackedViews(states: readonly NamespaceState[], scan: NetnsScan
   return views;
 }
 
-async function inspectLocked(): Promise<NamespaceView[]> {
+export async function inspectLocked(): Promise<NamespaceView[]> {
   return withHostLock(async () => {
     const scan = netnsProcessScan();
     const states = allStates();

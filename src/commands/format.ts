@@ -1,6 +1,6 @@
 import type { NamespaceState } from '../state/store.js';
-import { publishSpec } from '../net/publish.js';
-import { liveHolders, type Condition, type NamespaceView } from '../apply/lifecycle.js';
+import { publishSpec } from '../net/publish-spec.js';
+import { liveHolders, type Condition, type NamespaceView } from '../apply/views.js';
 
 // The documented JSON shape of one namespace (README "JSON output"). Only live holders.
 export function statusJson(view: NamespaceView | NamespaceState) {

@@ -1,4 +1,4 @@
-import { inspectAll } from '../apply/lifecycle.js';
+import { inspectAll } from '../apply/views.js';
 import { validateName } from '../net/names.js';
 import { isVisibleName } from '../policy/context.js';
 import { conditionHint, listText, statusJson, statusText } from './format.js';

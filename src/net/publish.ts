@@ -33,14 +33,9 @@ import { MARK_TAG as HOST_MARK } from './ids.js';
 // services (kube-proxy's CVE-2020-8558): publish_guard drops anything to or from 127/8
 // arriving from a namespace before routing.
 
-export type PublishProto = 'tcp' | 'udp';
+import { publishSpec, type PublishedPort } from './publish-spec.js';
 
-export interface PublishedPort {
-  hostAddr?: string; // absent: every address of the host
-  hostPort: number;
-  port: number;
-  proto: PublishProto;
-}
+export { publishSpec, type PublishedPort, type PublishProto } from './publish-spec.js';
 
 function parsePort(text: string, what: string, spec: string): number {
   const n = /^\d{1,5}$/.test(text) ? Number(text) : NaN;
@@ -69,10 +64,6 @@ export function parsePublish(spec: string, what: string): PublishedPort {
   out.hostPort = parsePort(parts[parts.length - 2]!, what, spec);
   out.port = parsePort(parts[parts.length - 1]!, what, spec);
   return out;
-}
-
-export function publishSpec(p: PublishedPort): string {
-  return `${p.hostAddr ? `${p.hostAddr}:` : ''}${p.hostPort}:${p.port}/${p.proto}`;
 }
 
 // Whether two published ports would take the same connections (same protocol and host port,

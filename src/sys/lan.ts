@@ -1,9 +1,12 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { ipBatch, ipBatchForce, ipIgnoringGone, ipJson } from './ip.js';
 import { run } from './run.js';
 import { routeSpec } from '../net/routespec.js';
 import { addrArgs, addrsOf, missingAfterGiveBack, moveToBridgeLines, routeLines, takenAddr, type Family, type TakenOver } from '../net/takeover.js';
-import { listDir, readRegularFile, writeFileAtomic } from './fsx.js';
+import { listDir, writeFileAtomic } from './fsx.js';
+import { dhcpPid } from './dhcppid.js';
+
+export { dhcpPid };
 
 // bridge / macvlan modes: the host side of a namespace that is its own host on a LAN.
 
@@ -130,20 +133,6 @@ export async function startDhcp(name: string, iface: string, script: string, scr
   // renew it; -n fails when no server answers; -R releases the lease when it is stopped.
   const r = await run(['ip', 'netns', 'exec', name, 'udhcpc', '-i', iface, '-s', scriptPath, '-p', pidFile, '-R', '-n', '-t', '5', '-T', '1', '-A', '1'], { allowFail: true });
   if (r.exitCode !== 0) throw new Error(`no DHCP lease on ${iface} in ${name}: ${(r.stderr || r.stdout).trim().split('\n').pop()}`);
-}
-
-// The DHCP client's pid, from the pid file udhcpc wrote in the run dir (root's alone; the
-// file's own mode follows the umask nsroute ran with): a regular file, not a symlink, and
-// only a pid that is still a udhcpc (pids are reused: a stale file must not make teardown
-// signal some other process).
-export function dhcpPid(pidFile: string): number | undefined {
-  try {
-    const pid = Number((readRegularFile(pidFile) ?? '').trim());
-    if (!Number.isInteger(pid) || pid <= 0) return undefined;
-    return readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'udhcpc' ? pid : undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 export async function stopDhcp(pidFile: string): Promise<void> {

@@ -1,0 +1,130 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { HOST_IFACE_PREFIX } from '../net/names.js';
+import { isDeadNetnsFile, readRegularFile } from '../sys/fsx.js';
+import { dhcpPid } from '../sys/dhcppid.js';
+import { isSameProcessAlive, netnsInode, netnsProcessesByInode, netnsProcessScan, processInfo, type NetnsScan } from '../sys/proc.js';
+import { lookupAccount } from '../sys/users.js';
+import { hostLockGeneration } from '../state/lock.js';
+import { NETNS_RUN_DIR, paths } from '../state/paths.js';
+import { allStates, type Holder, type NamespaceState } from '../state/store.js';
+import { joinHolders } from '../state/joins.js';
+import { Journal } from './journal.js';
+import { hostModeMembers } from './hostmode.js';
+
+// What a NAME is and who uses it, read without changing anything: `list`, `status` and the
+// holder checks of every command. Its own module, apart from lifecycle.ts, so that `list` and
+// `status` load only this (no planner, executors, ip-cidr or execa): they read states, /proc
+// and /proc/net, and load lifecycle.ts only for what needs the lock or a tool (a NAME read
+// while someone held the lock, an untracked NAME, a DHCP lease).
+
+export function netnsPath(name: string): string {
+  return join(NETNS_RUN_DIR, name);
+}
+
+export function isLiveNetns(name: string): boolean {
+  return existsSync(netnsPath(name)) && !isDeadNetnsFile(netnsPath(name));
+}
+
+// The state's holders that still run, and the execs that joined NAME without the lock (state/joins.ts).
+export function liveHolders(st: NamespaceState): Holder[] {
+  return [...st.holders.filter((h) => isSameProcessAlive(h.pid, h.startTime)), ...joinHolders(st.name)];
+}
+
+// Processes inside NAME that are not nsroute's own (the DHCP client of --dhcp).
+export function userProcesses(name: string, scan?: NetnsScan): number[] {
+  const pids = namespaceProcesses(name, scan);
+  if (pids.length === 0) return pids;
+  const own = dhcpPid(paths.dhcpPid(name));
+  return pids.filter((p) => p !== own);
+}
+
+// The inode of the namespace nsroute created for NAME (its journal says which), whatever
+// name it has now: another tool may have deleted /run/netns/NAME and made its own NAME.
+// undefined when nothing proves which one is ours (then nothing is ours to signal).
+export function ownNetnsInode(name: string): number | undefined {
+  const owner = new Journal(paths.journal(name)).netnsOwnership();
+  if (typeof owner === 'object') return owner.ino;
+  return owner === 'legacy' ? netnsInode(netnsPath(name)) : undefined;
+}
+
+// Processes in NAME's own namespace (never those of a foreign namespace that took its name).
+// `scan`: one pass over /proc shared by many NAMEs (proc.ts).
+// A host mode's NAME (no namespace) is held by its members instead (hostmode.ts).
+export function namespaceProcesses(name: string, scan?: NetnsScan): number[] {
+  const ino = ownNetnsInode(name);
+  return ino === undefined ? (hostModeMembers(name) ?? []) : netnsProcessesByInode(ino, scan);
+}
+
+// Processes running inside NAME, as holders: what keeps a namespace whose execs are gone
+// (a daemon a command left behind, or a command whose nsroute was SIGKILLed). Only the
+// topmost ones (parent outside NAME): their children come and go with them, and if such a
+// parent ends first, its children are re-parented and found at the next look.
+export async function processHolders(name: string, scan?: NetnsScan): Promise<Holder[]> {
+  const pids = userProcesses(name, scan);
+  const inside = new Set(pids);
+  const out: Holder[] = [];
+  for (const pid of pids) {
+    const info = processInfo(pid);
+    if (!info || inside.has(info.ppid)) continue;
+    const user = (await lookupAccount(String(info.uid)))?.name ?? String(info.uid);
+    out.push({ pid, startTime: info.startTime, command: info.command, user, since: new Date().toISOString(), kind: 'process' });
+  }
+  return out;
+}
+
+// How a namespace looks to `list` and `status`, read without changing anything:
+// 'stale': ephemeral and nothing uses it (the next command on it, or gc, removes it);
+// 'interrupted': a create or teardown that crashed (the next command on it, or gc, undoes it);
+// 'untracked': alive and tagged as nsroute's, but its state is gone (gc recovers it).
+export type Condition = 'up' | 'stale' | 'interrupted' | 'untracked';
+
+export interface NamespaceView {
+  state: NamespaceState;
+  condition: Condition;
+  holders: Holder[];
+  // --dhcp: what the lease gave, read from the namespace (address/prefix, name servers).
+  lease?: { address?: string; dns: string[] };
+}
+
+export async function viewOf(st: NamespaceState, scan: NetnsScan, untracked = false): Promise<NamespaceView> {
+  if (st.status !== 'up') return { state: st, condition: 'interrupted', holders: [] };
+  let holders = liveHolders(st);
+  if (holders.length === 0) holders = await processHolders(st.name, scan);
+  const condition: Condition = untracked ? 'untracked' : !st.persistent && holders.length === 0 ? 'stale' : 'up';
+  const lease = st.config.lan?.dhcp ? await (await import('./lifecycle.js')).leaseOf(st) : undefined;
+  return { state: st, condition, holders, ...(lease ? { lease } : {}) };
+}
+
+// A create or teardown in progress must never be mistaken for a crashed one: every change of
+// a state is made under the host lock, so a read during which nobody took the lock (its
+// generation the same before and after, and nobody inside, state/lock.ts) saw states that
+// were all complete; otherwise the read is done again under the lock. One pass over /proc for
+// all NAMEs, the state files read once, and `ip` spawned only when the host has an interface
+// named like nsroute's that no state accounts for (an untracked NAME, which only the owner
+// tags on the links can tell).
+export async function inspectAll(): Promise<NamespaceView[]> {
+  return (await inspectWithoutLock()) ?? (await (await import('./lifecycle.js')).inspectLocked());
+}
+
+async function inspectWithoutLock(): Promise<NamespaceView[] | undefined> {
+  const g0 = hostLockGeneration();
+  if (g0 === undefined) return undefined;
+  const scan = netnsProcessScan();
+  const states = allStates();
+  const views = await Promise.all(states.map((st) => viewOf(st, scan)));
+  const accounted = new Set(states.map((s) => s.config.hostIface));
+  if (hostInterfaces().some((i) => i.startsWith(HOST_IFACE_PREFIX) && !accounted.has(i))) views.push(...(await (await import('./lifecycle.js')).untrackedViews(states, scan)));
+  if (hostLockGeneration() !== g0) return undefined;
+  return views.sort((a, b) => a.state.name.localeCompare(b.state.name));
+}
+
+// The interfaces of the network namespace nsroute runs in (/proc/net is this process's own;
+// /sys/class/net is the one sysfs was mounted in).
+function hostInterfaces(): string[] {
+  const text = readRegularFile('/proc/net/dev', 4 << 20) ?? '';
+  return text.split('\n').slice(2).flatMap((l) => {
+    const m = /^\s*([^:\s]+):/.exec(l);
+    return m ? [m[1]!] : [];
+  });
+}
