@@ -94,6 +94,9 @@ describe('list with a NAME up', () => {
         expect(sources, verb).not.toContain(`src/commands/${verb}.ts`);
       }
       expect(sources.filter((s) => /^src\/(doctor|check|profile|systemd)\//.test(s) || s === 'src/apply/watch.ts')).toEqual([]);
+      // The lock-free read (apply/views.ts) needs no planner, executors, ip-cidr or execa.
+      expect(sourcesOf(loads).filter((s) => HEAVY.test(s) && !/smol-toml/.test(s)), show(r)).toEqual([]);
+      expect(sources.filter((s) => /^src\/(plan|apply\/(lifecycle|apply|executors))/.test(s) || s === 'src/sys/ip.ts'), show(r)).toEqual([]);
       expect(loads.filter((l) => l.cache !== 'used'), show(r)).toEqual([]);
     } finally {
       expectOk(await w.nsroute(['down', n]));
