@@ -6,7 +6,8 @@ import { bootId } from '../sys/proc.js';
 import { nftTableExists } from '../sys/nft.js';
 import { paths } from '../state/paths.js';
 import { Journal } from './journal.js';
-import { conflicts, openOwnNetns, runningWatcher } from './lifecycle.js';
+import { openOwnNetns, runningWatcher } from './views.js';
+import { conflicts } from '../plan/conflicts.js';
 
 export interface LockFreeJoin {
   state: NamespaceState;

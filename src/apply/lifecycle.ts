@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { closeSync, constants, existsSync, fstatSync, openSync, readlinkSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { HostError, UserError } from '../errors.js';
 import { buildPlan, stepsFor, tagOf, type UplinkWaiting } from '../plan/plan.js';
@@ -12,7 +12,7 @@ import { parseNameservers } from '../net/resolv.js';
 import { gatherHostFacts } from '../sys/hostfacts.js';
 import { ipIgnoringGone, ipJson, netnsId, setLinkAlias } from '../sys/ip.js';
 import { bootId, isSameProcessAlive, netnsInode, netnsProcessScan, type NetnsScan } from '../sys/proc.js';
-import { isDeadNetnsFile, readRegularFile, readTrustedFile, removeIfExists, WriteFailed } from '../sys/fsx.js';
+import { isDeadNetnsFile, readRegularFile, removeIfExists, WriteFailed } from '../sys/fsx.js';
 import { hostLockGeneration, withHostLock } from '../state/lock.js';
 import { netnsEtcDir, paths } from '../state/paths.js';
 import { ensureRunDir, ensureRunSubdir } from '../state/dirs.js';
@@ -23,14 +23,29 @@ import { checkNetnsFiles, nsfsCtime, repairSteps, undoStep, type StepContext } f
 import { readListeners, recoverInbound } from './inbound.js';
 import { crashNow } from './crash.js';
 import { nftRulesetJson, nftTableExists } from '../sys/nft.js';
-import { inboundConflicts } from '../plan/inbound.js';
 import { hostModeHooks, isHostMode, prepareHostModeFacts, runsNoPrograms, noProgramsError } from './hostmode.js';
 import { closeJoins, joinHolders, openJoins } from '../state/joins.js';
-import { isLiveNetns, liveHolders, namespaceProcesses, netnsPath, ownNetnsInode, processHolders, userProcesses, viewOf, type NamespaceView } from './views.js';
+import { isLiveNetns, liveHolders, namespaceProcesses, netnsPath, ownNetnsInode, processHolders, runningNameWatcher, runningWatcher, userProcesses, viewOf, type NamespaceView } from './views.js';
+import { conflicts } from '../plan/conflicts.js';
 
 // Read-only views of NAMEs live in views.ts (list and status load only that); their users
 // elsewhere import them from here as before.
-export { inspectAll, isLiveNetns, liveHolders, namespaceProcesses, netnsPath, ownNetnsInode, processHolders, userProcesses, type Condition, type NamespaceView } from './views.js';
+export {
+  inspectAll,
+  isLiveNetns,
+  liveHolders,
+  namespaceProcesses,
+  netnsPath,
+  openOwnNetns,
+  ownNetnsInode,
+  processHolders,
+  runningNameWatcher,
+  runningWatcher,
+  userProcesses,
+  type Condition,
+  type NamespaceView,
+} from './views.js';
+export { conflicts } from '../plan/conflicts.js';
 
 // What a sweep did, for gc's report (other commands ignore it).
 export interface SweepReport {
@@ -117,27 +132,6 @@ function startWatcherOrWarn(st: NamespaceState): void {
   } catch (e) {
     process.stderr.write(`nsroute: ${st.name} is up, but the watcher could not be started: ${(e as Error).message}; \`nsroute gc\` starts it again\n`);
   }
-}
-
-function holderOf(lockPath: string): { pid: number; startTime: number } | undefined {
-  try {
-    const h = JSON.parse(readTrustedFile(lockPath) || 'null') as { pid?: unknown; startTime?: unknown } | null;
-    if (h && typeof h.pid === 'number' && typeof h.startTime === 'number' && isSameProcessAlive(h.pid, h.startTime)) return { pid: h.pid, startTime: h.startTime };
-  } catch {
-    /* none, or not written yet */
-  }
-  return undefined;
-}
-
-// The host's watcher, by what it wrote into its lock file (never the pid alone: pids are reused).
-export function runningWatcher(): { pid: number; startTime: number } | undefined {
-  return holderOf(paths.hostWatchLock());
-}
-
-// The `nsroute watch NAME` holding NAME's own watcher lock (one run in the foreground, or one
-// an older nsroute started per NAME).
-export function runningNameWatcher(name: string): { pid: number; startTime: number } | undefined {
-  return holderOf(paths.watchLock(name));
 }
 
 // Per-NAME watchers of an older nsroute (recorded in the state; holding ns/NAME/watch.lock
@@ -366,25 +360,6 @@ async function touch(name: string): Promise<NamespaceState | undefined> {
   return sweep(name);
 }
 
-export function conflicts(p: Profile, c: NamespaceConfig): string[] {
-  const out: string[] = [];
-  if (c.mode !== 'nat' && c.mode !== 'cgroup') {
-    if (p.via !== undefined && p.via !== c.lan?.gateway) out.push(`via ${c.lan?.gateway ?? '(dhcp)'}`);
-  } else if (p.via !== undefined && p.via !== c.uplink?.via) out.push(`via ${c.uplink?.via ?? '(host routing)'}`);
-  if (p.dev !== undefined && p.dev !== c.uplink?.dev) out.push(`dev ${c.uplink?.dev ?? '(host routing)'}`);
-  if (p.dns.length > 0 && p.dns.join(',') !== c.dns.join(',')) out.push(`dns ${c.dns.join(',')}`);
-  if (p.subnet !== undefined && p.subnet !== c.subnet) out.push(`subnet ${c.subnet}`);
-  if (p.ipv6 !== undefined && p.ipv6 !== (c.ipv6 ?? 'off')) out.push(`ipv6 ${c.ipv6 ?? 'off'}`);
-  if (p.mode !== undefined && p.mode !== c.mode) out.push(`mode ${c.mode}`);
-  if (p.bridge !== undefined && (c.lan?.takeover || p.bridge !== c.lan?.bridge)) out.push(`bridge ${c.lan?.bridge ?? '(none)'}`);
-  if (p.uplink !== undefined && p.uplink !== (c.lan?.takeover ?? c.lan?.parent)) out.push(`uplink ${c.lan?.takeover ?? c.lan?.parent ?? '(none)'}`);
-  if (p.address !== undefined && p.address !== c.lan?.address) out.push(`address ${c.lan?.address ?? '(none)'}`);
-  if (p.dhcp !== undefined && p.dhcp !== (c.lan?.dhcp ?? false)) out.push(c.lan?.dhcp ? 'dhcp' : 'no dhcp');
-  if (p.via6 !== undefined && p.via6 !== c.via6) out.push(`via6 ${c.via6 ?? '(none)'}`);
-  out.push(...inboundConflicts(p, c));
-  return out;
-}
-
 export interface UpRequest {
   profile: Profile;
   persistent: boolean;
@@ -399,25 +374,6 @@ export interface UpResult {
   state: NamespaceState;
   created: boolean;
   waiting?: UplinkWaiting; // created with its kill switch closed: the uplink is not usable yet
-}
-
-// Opens /run/netns/NAME when it is the namespace nsroute created for NAME (its journal's
-// inode): the fd `exec` hands to the command's wrapper, which enters nothing else
-// (sys/wrapper.ts). undefined: not (or no longer) nsroute's.
-export function openOwnNetns(name: string): number | undefined {
-  const owner = new Journal(paths.journal(name)).netnsOwnership();
-  if (typeof owner !== 'object') return undefined;
-  let fd: number | undefined;
-  try {
-    fd = openSync(netnsPath(name), constants.O_RDONLY | constants.O_NOFOLLOW);
-    const st = fstatSync(fd, { bigint: true });
-    // The inode number alone is reused once a namespace is freed: the ctime tells them apart.
-    if (Number(st.ino) === owner.ino && (owner.ctime === undefined || st.ctimeNs.toString() === owner.ctime)) return fd;
-  } catch {
-    /* gone */
-  }
-  if (fd !== undefined) closeSync(fd);
-  return undefined;
 }
 
 // A join (exec into a NAME that is up) repairs what another tool removed, unless NAME is a

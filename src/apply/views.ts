@@ -1,7 +1,7 @@
-import { existsSync } from 'node:fs';
+import { closeSync, constants, existsSync, fstatSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import { HOST_IFACE_PREFIX } from '../net/names.js';
-import { isDeadNetnsFile, readRegularFile } from '../sys/fsx.js';
+import { isDeadNetnsFile, readRegularFile, readTrustedFile } from '../sys/fsx.js';
 import { dhcpPid } from '../sys/dhcppid.js';
 import { isSameProcessAlive, netnsInode, netnsProcessesByInode, netnsProcessScan, processInfo, type NetnsScan } from '../sys/proc.js';
 import { lookupAccount } from '../sys/users.js';
@@ -127,4 +127,44 @@ function hostInterfaces(): string[] {
     const m = /^\s*([^:\s]+):/.exec(l);
     return m ? [m[1]!] : [];
   });
+}
+
+function holderOf(lockPath: string): { pid: number; startTime: number } | undefined {
+  try {
+    const h = JSON.parse(readTrustedFile(lockPath) || 'null') as { pid?: unknown; startTime?: unknown } | null;
+    if (h && typeof h.pid === 'number' && typeof h.startTime === 'number' && isSameProcessAlive(h.pid, h.startTime)) return { pid: h.pid, startTime: h.startTime };
+  } catch {
+    /* none, or not written yet */
+  }
+  return undefined;
+}
+
+// The host's watcher, by what it wrote into its lock file (never the pid alone: pids are reused).
+export function runningWatcher(): { pid: number; startTime: number } | undefined {
+  return holderOf(paths.hostWatchLock());
+}
+
+// The `nsroute watch NAME` holding NAME's own watcher lock (one run in the foreground, or one
+// an older nsroute started per NAME).
+export function runningNameWatcher(name: string): { pid: number; startTime: number } | undefined {
+  return holderOf(paths.watchLock(name));
+}
+
+// Opens /run/netns/NAME when it is the namespace nsroute created for NAME (its journal's
+// inode): the fd `exec` hands to the command's wrapper, which enters nothing else
+// (sys/wrapper.ts). undefined: not (or no longer) nsroute's.
+export function openOwnNetns(name: string): number | undefined {
+  const owner = new Journal(paths.journal(name)).netnsOwnership();
+  if (typeof owner !== 'object') return undefined;
+  let fd: number | undefined;
+  try {
+    fd = openSync(netnsPath(name), constants.O_RDONLY | constants.O_NOFOLLOW);
+    const st = fstatSync(fd, { bigint: true });
+    // The inode number alone is reused once a namespace is freed: the ctime tells them apart.
+    if (Number(st.ino) === owner.ino && (owner.ctime === undefined || st.ctimeNs.toString() === owner.ctime)) return fd;
+  } catch {
+    /* gone */
+  }
+  if (fd !== undefined) closeSync(fd);
+  return undefined;
 }

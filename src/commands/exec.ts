@@ -1,7 +1,7 @@
 import { constants } from 'node:os';
 import { HostError, UserError } from '../errors.js';
 import { closeSync } from 'node:fs';
-import { bringUp, liveHolders, openOwnNetns, release, userProcesses } from '../apply/lifecycle.js';
+import { liveHolders, openOwnNetns, userProcesses } from '../apply/views.js';
 import { readState } from '../state/store.js';
 import type { RouteOptions } from '../profile/profile.js';
 import { namespaceArgv } from '../sys/wrapper.js';
@@ -125,17 +125,18 @@ export async function runInNamespace(name: string, command: readonly string[] | 
     user: account.name,
     since: new Date().toISOString(),
   };
+  // What spawns the command and keeps its bind mounts (execa and its dependencies) is loaded
+  // now, so that a hot exec evaluates it while its nft look runs in the runner instead of
+  // before: joinWithoutLock reaches that tool without yielding.
+  const spawning = Promise.all([import('../sys/command.js'), import('../sys/rebind.js')]);
+  spawning.catch(() => undefined); // awaited below; a failure is reported there
   // Into a persistent NAME the host watcher keeps right: no lock (apply/join.ts; the
   // command's wrapper refuses it once a teardown has begun, state/joins.ts). Otherwise bring
   // NAME up or join it under the lock.
-  // What spawns the command and keeps its bind mounts (execa and its dependencies) is loaded
-  // now, so that it is evaluated while the first tool below runs in the runner (a hot exec's
-  // nft look, a cold one's host facts) instead of before it: joinWithoutLock and bringUp
-  // reach their first tool without yielding.
-  const spawning = Promise.all([import('../sys/command.js'), import('../sys/rebind.js')]);
-  spawning.catch(() => undefined); // awaited below; a failure is reported there
   const joined = await joinWithoutLock(profile, holder);
-  const { state } = joined ?? (await bringUp({ profile, persistent: false, holder }));
+  // Only a cold exec (or one that could not join without the lock) loads the planner and the
+  // executors: a hot one never needs them.
+  const { state } = joined ?? (await (await import('../apply/lifecycle.js')).bringUp({ profile, persistent: false, holder }));
   if (joined) await crashPoint('join', 0);
   // A host mode's NAME has no namespace: its hooks say how a command becomes NAME's.
   const hostMode = hostModeHooks(state.config.mode);
@@ -147,7 +148,7 @@ export async function runInNamespace(name: string, command: readonly string[] | 
   const leave = async () => {
     closeNetnsFd();
     if (joined) joined.leave();
-    else await release(name, holder);
+    else await (await import('../apply/lifecycle.js')).release(name, holder);
   };
   let code: number;
   try {
@@ -211,7 +212,7 @@ export async function runInNamespace(name: string, command: readonly string[] | 
       return code;
     }
     await settle(name, holder);
-    const { keptFor } = await release(name, holder);
+    const { keptFor } = await (await import('../apply/lifecycle.js')).release(name, holder);
     if (keptFor.length > 0) {
       process.stderr.write(
         `nsroute: ${name} stays up while processes started in it still run (${keptFor.join(' ')}); ` +

@@ -1,6 +1,8 @@
 import { UserError } from '../errors.js';
 import { listenerFor } from '../net/listeners.js';
 import { publishClash, publishSpec, type PublishedPort } from '../net/publish.js';
+
+export { inboundConflicts } from './conflicts.js';
 import type { HostFacts, NamespaceConfig, Step } from './types.js';
 
 // Traffic in (published ports) and shaped (bandwidth caps): what a namespace's config asks for,
@@ -53,10 +55,3 @@ export function rateStep(config: NamespaceConfig): Extract<Step, { kind: 'rate' 
   };
 }
 
-// What `up` of a running NAME may change in place (the caps); anything else about inbound
-// traffic needs a new NAME. Returns the conflicting settings, as plan's conflicts() does.
-export function inboundConflicts(profile: { publish?: PublishedPort[] }, c: NamespaceConfig): string[] {
-  if (profile.publish === undefined) return [];
-  const norm = (l: readonly PublishedPort[]) => l.map(publishSpec).sort().join(',');
-  return norm(profile.publish) === norm(c.publish ?? []) ? [] : [`publish ${norm(c.publish ?? []) || '(none)'}`];
-}
