@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { nodeCrypto } from '../sys/lazy-builtins.js';
 import { UserError } from '../errors.js';
 
 // Namespace names become file names (/run/netns/NAME, /etc/netns/NAME, NAME.toml), so no dots or slashes.
@@ -28,7 +28,7 @@ export function hostIfaceName(name: string, attempt = 0): string {
   const short = `${HOST_IFACE_PREFIX}-${name}`;
   if (attempt === 0 && short.length <= IFNAMSIZ_MAX) return short;
   const input = attempt === 0 ? name : `${name}#${attempt}`;
-  return `${HOST_IFACE_PREFIX}.${base32(createHash('sha256').update(input).digest(), IFNAMSIZ_MAX - HOST_IFACE_PREFIX.length - 1)}`;
+  return `${HOST_IFACE_PREFIX}.${base32(nodeCrypto().createHash('sha256').update(input).digest(), IFNAMSIZ_MAX - HOST_IFACE_PREFIX.length - 1)}`;
 }
 
 const BASE32 = 'abcdefghijklmnopqrstuvwxyz234567';

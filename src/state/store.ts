@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { nodeCrypto } from '../sys/lazy-builtins.js';
 import { closeSync, constants, openSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import type { NamespaceConfig } from '../plan/types.js';
@@ -131,7 +131,7 @@ function readGeneration(): string {
 // the caller then drops the tag once its change is made (dropGeneration), so that no cache
 // anywhere is kept across it; a change that failed changed nothing, and the old tag stands.
 function bumpGeneration(): string {
-  const gen = randomBytes(8).toString('hex');
+  const gen = nodeCrypto().randomBytes(8).toString('hex');
   const path = generationPath();
   const tmp = `${path}.tmp-${process.pid}`;
   try {
