@@ -60,9 +60,9 @@ export async function applySteps(steps: readonly Step[], journal: Journal, ctx: 
 // for the host side (the namespace, the fail-closed rules, the veth, the uplink's table and
 // rule), then one `ip -n NAME -batch` inside, while the nft table (and firewall holes, if the
 // ruleset read with the facts says they are needed) are written in parallel and the files
-// and sysctls in between. Every intent is journaled (one fsync) before anything runs; undo
-// replays intents done or not, so a failure or a crash anywhere is undone exactly. Crash
-// points stay at the boundary between the two batches and after everything.
+// and sysctls in between (the inside batch starts as soon as the host batch is done). Every
+// intent is journaled (one fsync) before anything runs; undo replays intents done or not, so a
+// failure or a crash anywhere is undone exactly. Crash points follow everything.
 async function applyCombined(steps: readonly Step[], journal: Journal, ctx: StepContext, facts: HostFacts): Promise<void> {
   journal.intendAll(steps);
   const host: string[] = [];
@@ -87,22 +87,26 @@ async function applyCombined(steps: readonly Step[], journal: Journal, ctx: Step
     const ino = ran ? netnsInode(path) : undefined;
     if (ino !== undefined) journal.created(netnsIndex, ino, nsfsCtime(path));
   }
+  // The namespace's own side (addresses, routes inside) needs only what the host batch made
+  // (the namespace, the veth): it runs while the local parts (the nft table above all) finish,
+  // not after them. Its intent is journaled with the rest, so undo covers it either way.
+  const inside = steps.findIndex((s) => s.kind === 'ns-config');
+  const insideStep = inside >= 0 ? (steps[inside] as Extract<Step, { kind: 'ns-config' }>) : undefined;
+  const insideRun =
+    insideStep && !hostErr
+      ? ipBatch(nsConfigLines(insideStep), insideStep.netns).then(
+          () => undefined,
+          (e: Error) => e,
+        )
+      : Promise.resolve(undefined);
   const localErr = (await local).find((r): r is PromiseRejectedResult => r.status === 'rejected')?.reason as Error | undefined;
+  const insideErr = await insideRun;
   if (hostErr) throw hostErr;
   if (localErr) throw localErr;
-  const inside = steps.findIndex((s) => s.kind === 'ns-config');
+  if (insideErr) throw insideErr;
   for (const [i] of steps.entries()) {
-    if (i === inside) break;
     await crashPoint('apply', i);
     journal.done(i);
-  }
-  if (inside >= 0) {
-    const step = steps[inside] as Extract<Step, { kind: 'ns-config' }>;
-    await ipBatch(nsConfigLines(step), step.netns);
-    for (let i = inside; i < steps.length; i++) {
-      await crashPoint('apply', i);
-      journal.done(i);
-    }
   }
 }
 
