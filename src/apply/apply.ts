@@ -77,7 +77,10 @@ async function applyCombined(steps: readonly Step[], journal: Journal, ctx: Step
     (e: Error) => e,
   );
   // Files, sysctls and nft: parallel with the batch; all settled before anything is decided.
-  const local = Promise.allSettled(steps.map((step) => createLocalPart(step, ctx, facts)));
+  // The nft parts first: each part runs synchronously up to its first spawn, and the files
+  // (written and fsynced in place) would otherwise hold back the slowest tool, nft.
+  const nftFirst = [...steps].sort((a, b) => Number(isNftPart(b)) - Number(isNftPart(a)));
+  const local = Promise.allSettled(nftFirst.map((step) => createLocalPart(step, ctx, facts)));
   const hostErr = await hostBatch;
   if (netnsIndex >= 0) {
     // `netns add` ran unless the batch failed at that very line: record which namespace is ours.
@@ -172,4 +175,8 @@ export async function undoJournal(journal: Journal, ctx: StepContext): Promise<v
   }
   if (errors.length > 0) throw new AggregateSysError(errors);
   journal.remove();
+}
+
+function isNftPart(step: Step): boolean {
+  return step.kind === 'nft-member' || step.kind === 'nft-sync' || step.kind === 'fw-holes';
 }
