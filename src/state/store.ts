@@ -1,4 +1,3 @@
-import { nodeCrypto } from '../sys/lazy-builtins.js';
 import { closeSync, constants, openSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import type { NamespaceConfig } from '../plan/types.js';
@@ -98,7 +97,7 @@ export function writeState(state: NamespaceState): void {
 // need" (contextFor) read all N state files again (~9 N reads per cold exec).
 //
 // The cache also outlives a lock section when nothing changed in between: every writer bumps
-// RUN/generation (a random tag) before it changes a state, and a cache is kept only when the
+// RUN/generation (a unique tag) before it changes a state, and a cache is kept only when the
 // tag it was read under is still the current one when the lock is taken. So the states read
 // at start-up (cli.ts loadIds, before the lock) are not read again under it, and a command
 // with two lock sections (exec: create, then release) reads each state once in all.
@@ -131,7 +130,10 @@ function readGeneration(): string {
 // the caller then drops the tag once its change is made (dropGeneration), so that no cache
 // anywhere is kept across it; a change that failed changed nothing, and the old tag stands.
 function bumpGeneration(): string {
-  const gen = nodeCrypto().randomBytes(8).toString('hex');
+  // Unique per write for as long as any process that read an earlier tag runs (this boot):
+  // no two writes share pid and monotonic time; Math.random on top for clocks that jump.
+  // Not node:crypto, which takes ~6 ms to load for a tag nobody can exploit.
+  const gen = `${process.pid.toString(36)}.${process.hrtime.bigint().toString(36)}.${Math.random().toString(36).slice(2, 10)}`;
   const path = generationPath();
   const tmp = `${path}.tmp-${process.pid}`;
   try {

@@ -1,6 +1,6 @@
 // Node's built-in modules that cost to load and that only some commands use: loaded on first
 // use instead of at start-up. node:crypto takes ~6 ms to load (measured with Node 20.20), and
-// only planning (interface names) and state writes use it: `list`, `status` and a hot `exec`
+// only planning long interface names uses it: `list`, `status`, a hot `exec` and most cold ones
 // do not pay for it.
 let crypto: typeof import('node:crypto') | undefined;
 
