@@ -43,6 +43,20 @@ describe.skipIf(!have)('tool runner', () => {
     expect(out.map((r) => r.stdout.trim())).toEqual(Array.from({ length: 20 }, (_, i) => String(i)));
   });
 
+  it('large answers of concurrent jobs arrive whole and each with its own job', async () => {
+    // Answers of a few MB come in many chunks, back to back: assembled once each, never mixed.
+    const letters = 'abcdef';
+    const jobs = [...letters].map((c, i) => runViaHelper(['sh', '-c', `head -c ${(i + 1) * 700_000} /dev/zero | tr '\\0' ${c}; printf '${c}${i}' >&2`], undefined, false)!);
+    const out = await Promise.all(jobs);
+    out.forEach((r, i) => {
+      const c = letters[i]!;
+      expect(r.exitCode).toBe(0);
+      expect(r.stderr).toBe(`${c}${i}`);
+      expect(r.stdout.length).toBe((i + 1) * 700_000);
+      expect(r.stdout.split(c).join('')).toBe('');
+    });
+  });
+
   it('setsid puts the tool in a session of its own', async () => {
     const mine = (await runViaHelper(['ps', '-o', 'sess=', '-p', String(process.pid)], undefined, false))!.stdout.trim();
     const own = (await runViaHelper(['sh', '-c', 'ps -o sess= -p $$'], undefined, true))!.stdout.trim();
