@@ -83,6 +83,7 @@ export function writeState(state: NamespaceState): void {
   if (gen === '?') dropGeneration();
   if (cache && locked) {
     cache.gen = gen;
+    cache.unlockedAll = undefined;
     cache.states.set(state.name, structuredClone(state));
     if (cache.names && !cache.names.includes(state.name)) cache.names = [...cache.names, state.name].sort();
     cache.all = undefined;
@@ -93,7 +94,8 @@ export function writeState(state: NamespaceState): void {
 // change of a state is made under that lock (by writeState and removeNamespaceDir, which
 // update the cache), so nobody else changes one meanwhile. Without the lock (list's readers,
 // exec's first look, the watcher between repairs) every read goes to the files, and a stale
-// copy is never acted on. What it saves: at N namespaces every step's "what do the others
+// copy is never acted on; only a full read repeated without the lock is answered from the
+// previous one, and only while the generation (below) says nobody wrote since. What it saves: at N namespaces every step's "what do the others
 // need" (contextFor) read all N state files again (~9 N reads per cold exec).
 //
 // The cache also outlives a lock section when nothing changed in between: every writer bumps
@@ -106,6 +108,8 @@ interface Cache {
   states: Map<string, NamespaceState | undefined>;
   names?: string[];
   all?: NamespaceState[];
+  // A full read without the lock (its own copies), for the next such read.
+  unlockedAll?: NamespaceState[];
 }
 let cache: Cache | undefined;
 let locked = false;
@@ -202,8 +206,11 @@ function readAllStates(): NamespaceState[] {
     return c.all;
   }
   // Without the lock: read from the files, and kept for the next lock section only if the
-  // generation is the same before and after (and still is when the lock is taken).
+  // generation is the same before and after (and still is when the lock is taken). A full
+  // read this process made earlier without the lock stands while the generation has not moved
+  // (every writer bumps it first): `list` read every state twice (loadIds, then the listing).
   const before = existsLstat(paths.nsRoot()) ? readGeneration() : '';
+  if (cache?.unlockedAll && cache.gen === before && before !== '?') return cache.unlockedAll.map((st) => structuredClone(st));
   const names = knownNames();
   const states = new Map<string, NamespaceState | undefined>();
   const all = names.flatMap((n) => {
@@ -215,7 +222,10 @@ function readAllStates(): NamespaceState[] {
     return s ? [s] : [];
   });
   const after = existsLstat(paths.nsRoot()) ? readGeneration() : '';
-  cache = before === after && before !== '?' ? { gen: before, states: new Map([...states].map(([k, v]) => [k, v && structuredClone(v)])), names } : undefined;
+  cache =
+    before === after && before !== '?'
+      ? { gen: before, states: new Map([...states].map(([k, v]) => [k, v && structuredClone(v)])), names, unlockedAll: all.map((st) => structuredClone(st)) }
+      : undefined;
   return all;
 }
 
@@ -236,6 +246,7 @@ export function removeNamespaceDir(name: string): void {
   if (gen === '?') dropGeneration();
   if (cache && locked) {
     cache.gen = gen;
+    cache.unlockedAll = undefined;
     cache.states.delete(name);
     cache.names = cache.names?.filter((n) => n !== name);
     cache.all = undefined;

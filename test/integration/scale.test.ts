@@ -147,6 +147,14 @@ describe('work per other namespace does not grow', () => {
     expect(at2.reads, JSON.stringify(at2)).toBeLessThanOrEqual(bound(at2));
     expect(at20.reads, JSON.stringify(at20)).toBeLessThanOrEqual(bound(at20));
     expect(at20.sections, 'lock sections do not depend on N').toBe(at2.sections);
+    // list --json reads each state once too: the listing reuses the start-up read (loadIds)
+    // while no state was written since (RUN/generation).
+    const file = join(w.dir, 'trace-list.jsonl');
+    const l = await w.nsroute(['list', '--json'], { env: { NSROUTE_TRACE: file } });
+    expect(l.exitCode, show(l)).toBe(0);
+    expect((JSON.parse(l.stdout) as unknown[]).length).toBe(at20.n);
+    const listReads = readFileSync(file, 'utf8').trim().split('\n').map((x) => JSON.parse(x) as TraceEvent).filter((e) => e.ev === 'state-read');
+    expect(listReads.length, 'state files read by list --json').toBe(at20.n);
     for (const n of many) await down(n);
     expect(await w.snapshot()).toEqual(clean);
   });
