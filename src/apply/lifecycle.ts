@@ -24,7 +24,7 @@ import { readListeners, recoverInbound } from './inbound.js';
 import { crashNow } from './crash.js';
 import { nftRulesetJson, nftTableExists } from '../sys/nft.js';
 import { hostModeHooks, isHostMode, prepareHostModeFacts, runsNoPrograms, noProgramsError } from './hostmode.js';
-import { closeJoins, joinHolders, openJoins } from '../state/joins.js';
+import { closeJoins, joinHolders, joinHoldersByName, openJoins } from '../state/joins.js';
 import { isLiveNetns, liveHolders, namespaceProcesses, netnsPath, ownNetnsInode, processHolders, runningNameWatcher, runningWatcher, userProcesses, viewOf, type NamespaceView } from './views.js';
 import { conflicts } from '../plan/conflicts.js';
 
@@ -621,7 +621,8 @@ export async function inspectLocked(): Promise<NamespaceView[]> {
   return withHostLock(async () => {
     const scan = netnsProcessScan();
     const states = allStates();
-    const views = await Promise.all(states.map((st) => viewOf(st, scan)));
+    const joins = joinHoldersByName();
+    const views = await Promise.all(states.map((st) => viewOf(st, scan, false, joins)));
     const known = new Set(states.map((s) => s.name));
     for (const v of await taggedVeths(known)) {
       if (readState(v.tag.name) || !v.config || !isLiveNetns(v.tag.name)) continue;

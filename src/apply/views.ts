@@ -8,7 +8,7 @@ import { lookupAccount } from '../sys/users.js';
 import { hostLockGeneration } from '../state/lock.js';
 import { NETNS_RUN_DIR, paths } from '../state/paths.js';
 import { allStates, type Holder, type NamespaceState } from '../state/store.js';
-import { joinHolders } from '../state/joins.js';
+import { joinHolders, joinHoldersByName } from '../state/joins.js';
 import { Journal } from './journal.js';
 import { hostModeMembers } from './hostmode.js';
 
@@ -27,8 +27,9 @@ export function isLiveNetns(name: string): boolean {
 }
 
 // The state's holders that still run, and the execs that joined NAME without the lock (state/joins.ts).
-export function liveHolders(st: NamespaceState): Holder[] {
-  return [...st.holders.filter((h) => isSameProcessAlive(h.pid, h.startTime)), ...joinHolders(st.name)];
+// joins: the records of every NAME, read once by a caller that looks at many (inspectAll).
+export function liveHolders(st: NamespaceState, joins?: ReadonlyMap<string, Holder[]>): Holder[] {
+  return [...st.holders.filter((h) => isSameProcessAlive(h.pid, h.startTime)), ...(joins ? (joins.get(st.name) ?? []) : joinHolders(st.name))];
 }
 
 // Processes inside NAME that are not nsroute's own (the DHCP client of --dhcp).
@@ -87,9 +88,9 @@ export interface NamespaceView {
   lease?: { address?: string; dns: string[] };
 }
 
-export async function viewOf(st: NamespaceState, scan: NetnsScan, untracked = false): Promise<NamespaceView> {
+export async function viewOf(st: NamespaceState, scan: NetnsScan, untracked = false, joins?: ReadonlyMap<string, Holder[]>): Promise<NamespaceView> {
   if (st.status !== 'up') return { state: st, condition: 'interrupted', holders: [] };
-  let holders = liveHolders(st);
+  let holders = liveHolders(st, joins);
   if (holders.length === 0) holders = await processHolders(st.name, scan);
   const condition: Condition = untracked ? 'untracked' : !st.persistent && holders.length === 0 ? 'stale' : 'up';
   const lease = st.config.lan?.dhcp ? await (await import('./lifecycle.js')).leaseOf(st) : undefined;
@@ -112,7 +113,8 @@ async function inspectWithoutLock(): Promise<NamespaceView[] | undefined> {
   if (g0 === undefined) return undefined;
   const scan = netnsProcessScan();
   const states = allStates();
-  const views = await Promise.all(states.map((st) => viewOf(st, scan)));
+  const joins = joinHoldersByName();
+  const views = await Promise.all(states.map((st) => viewOf(st, scan, false, joins)));
   const accounted = new Set(states.map((s) => s.config.hostIface));
   if (hostInterfaces().some((i) => i.startsWith(HOST_IFACE_PREFIX) && !accounted.has(i))) views.push(...(await (await import('./lifecycle.js')).untrackedViews(states, scan)));
   if (hostLockGeneration() !== g0) return undefined;

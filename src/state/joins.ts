@@ -101,15 +101,27 @@ export function recordJoin(name: string, h: Holder): () => void {
 
 // The live lock-free execs in NAME (records of dead ones are ignored, and removed by gc).
 export function joinHolders(name: string): Holder[] {
+  return readJoins(name).get(name) ?? [];
+}
+
+// The same for every NAME at once, from one listing of the records (list and status at N
+// NAMEs: one readdir, not N).
+export function joinHoldersByName(): Map<string, Holder[]> {
+  return readJoins();
+}
+
+function readJoins(only?: string): Map<string, Holder[]> {
+  const out = new Map<string, Holder[]>();
   const dir = joinsDir();
-  if (!isTrustedSubdir(dir)) return [];
-  const out: Holder[] = [];
+  if (!isTrustedSubdir(dir)) return out;
   for (const f of listDir(dir)) {
     const m = /^([A-Za-z0-9][A-Za-z0-9_-]*)\.(\d+)\.(\d+)$/.exec(f);
-    if (!m || m[1] !== name) continue;
+    if (!m || (only !== undefined && m[1] !== only)) continue;
     try {
       const h = JSON.parse(readTrustedFile(join(dir, f), 64 << 10) ?? 'null') as Holder | null;
-      if (h && h.pid === Number(m[2]) && h.startTime === Number(m[3]) && isSameProcessAlive(h.pid, h.startTime)) out.push({ ...h, kind: 'exec' });
+      if (h && h.pid === Number(m[2]) && h.startTime === Number(m[3]) && isSameProcessAlive(h.pid, h.startTime)) {
+        out.set(m[1]!, [...(out.get(m[1]!) ?? []), { ...h, kind: 'exec' }]);
+      }
     } catch {
       /* not root's alone, or torn: not a holder */
     }
