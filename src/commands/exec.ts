@@ -89,6 +89,10 @@ const MONITOR_AFTER_MS = 300;
 
 const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
 
+// The planner and executors, loaded only by an exec that takes the host lock (to bring NAME up
+// or leave it): a hot exec joins without them (apply/join.ts).
+const lifecycle = () => import('../apply/lifecycle.js');
+
 // exec and shell: bring NAME up (or join it), run the command inside as the chosen user,
 // forward signals, then leave; the last holder of an ephemeral namespace tears it down.
 // Returns the command's exit status (128+N for signal N).
@@ -134,9 +138,7 @@ export async function runInNamespace(name: string, command: readonly string[] | 
   // command's wrapper refuses it once a teardown has begun, state/joins.ts). Otherwise bring
   // NAME up or join it under the lock.
   const joined = await joinWithoutLock(profile, holder);
-  // Only a cold exec (or one that could not join without the lock) loads the planner and the
-  // executors: a hot one never needs them.
-  const { state } = joined ?? (await (await import('../apply/lifecycle.js')).bringUp({ profile, persistent: false, holder }));
+  const { state } = joined ?? (await (await lifecycle()).bringUp({ profile, persistent: false, holder }));
   if (joined) await crashPoint('join', 0);
   // A host mode's NAME has no namespace: its hooks say how a command becomes NAME's.
   const hostMode = hostModeHooks(state.config.mode);
@@ -148,7 +150,7 @@ export async function runInNamespace(name: string, command: readonly string[] | 
   const leave = async () => {
     closeNetnsFd();
     if (joined) joined.leave();
-    else await (await import('../apply/lifecycle.js')).release(name, holder);
+    else await (await lifecycle()).release(name, holder);
   };
   let code: number;
   try {
@@ -212,7 +214,7 @@ export async function runInNamespace(name: string, command: readonly string[] | 
       return code;
     }
     await settle(name, holder);
-    const { keptFor } = await (await import('../apply/lifecycle.js')).release(name, holder);
+    const { keptFor } = await (await lifecycle()).release(name, holder);
     if (keptFor.length > 0) {
       process.stderr.write(
         `nsroute: ${name} stays up while processes started in it still run (${keptFor.join(' ')}); ` +
