@@ -10,7 +10,8 @@ import { withHostLock } from '../state/lock.js';
 import { removeDeadJoins } from '../state/joins.js';
 import { allStates, knownNames, readHostState, readState, writeState } from '../state/store.js';
 import { namesWithFileRecords, nftMembers, nftReplies, recordedFiles, restoreSrcValidMark, syncGuard, undoNetnsFiles, undoStep } from './executors.js';
-import { emptyReport, forgetEarlierBoots, hostWatched, isLiveNetns, netnsPath, recoverLost, refuseInsideNamespace, repair, startWatcher, stopLegacyWatcher, sweep, type SweepReport } from './lifecycle.js';
+import { emptyReport, forgetEarlierBoots, hostWatched, recoverLost, refuseInsideNamespace, repair, startWatcher, stopLegacyWatcher, sweep, type SweepReport } from './lifecycle.js';
+import { isLiveNetns, netnsPath } from './views.js';
 
 // The unreachable fallback route nsroute puts in every uplink table (plan.ts): a table in
 // nsroute's range holding it, and nothing but default routes, is one of ours.

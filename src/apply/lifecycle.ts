@@ -28,25 +28,6 @@ import { closeJoins, joinHolders, joinHoldersByName, openJoins } from '../state/
 import { isLiveNetns, liveHolders, namespaceProcesses, netnsPath, ownNetnsInode, processHolders, runningNameWatcher, runningWatcher, userProcesses, viewOf, type NamespaceView } from './views.js';
 import { conflicts } from '../plan/conflicts.js';
 
-// Read-only views of NAMEs live in views.ts (list and status load only that); their users
-// elsewhere import them from here as before.
-export {
-  inspectAll,
-  isLiveNetns,
-  liveHolders,
-  namespaceProcesses,
-  netnsPath,
-  openOwnNetns,
-  ownNetnsInode,
-  processHolders,
-  runningNameWatcher,
-  runningWatcher,
-  userProcesses,
-  type Condition,
-  type NamespaceView,
-} from './views.js';
-export { conflicts } from '../plan/conflicts.js';
-
 // What a sweep did, for gc's report (other commands ignore it).
 export interface SweepReport {
   forgotten: string[]; // states from an earlier boot

@@ -1,5 +1,6 @@
 import { UserError } from '../errors.js';
-import { isLiveNetns, namespaceNameservers, refuseInsideNamespace } from '../apply/lifecycle.js';
+import { namespaceNameservers, refuseInsideNamespace } from '../apply/lifecycle.js';
+import { isLiveNetns } from '../apply/views.js';
 import { DEFAULT_PROBE_NAME, evaluate, reportText } from '../check/evaluate.js';
 import { gatherCheckFacts } from '../check/gather.js';
 import { validateName } from '../net/names.js';

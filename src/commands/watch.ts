@@ -1,6 +1,7 @@
 import { closeSync, existsSync, fstatSync, ftruncateSync, lstatSync } from 'node:fs';
 import { watchNamespaces } from '../apply/watch.js';
-import { hostWatched, runningNameWatcher, runningWatcher } from '../apply/lifecycle.js';
+import { hostWatched } from '../apply/lifecycle.js';
+import { runningNameWatcher, runningWatcher } from '../apply/views.js';
 import { validateName } from '../net/names.js';
 import { ensureRunDir } from '../state/dirs.js';
 import { lockFile } from '../state/lock.js';

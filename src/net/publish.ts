@@ -35,7 +35,7 @@ import { MARK_TAG as HOST_MARK } from './ids.js';
 
 import { publishSpec, type PublishedPort } from './publish-spec.js';
 
-export { publishSpec, type PublishedPort, type PublishProto } from './publish-spec.js';
+export { publishSpec, type PublishedPort } from './publish-spec.js';
 
 function parsePort(text: string, what: string, spec: string): number {
   const n = /^\d{1,5}$/.test(text) ? Number(text) : NaN;

@@ -1,8 +1,6 @@
 import { UserError } from '../errors.js';
 import { listenerFor } from '../net/listeners.js';
 import { publishClash, publishSpec, type PublishedPort } from '../net/publish.js';
-
-export { inboundConflicts } from './conflicts.js';
 import type { HostFacts, NamespaceConfig, Step } from './types.js';
 
 // Traffic in (published ports) and shaped (bandwidth caps): what a namespace's config asks for,

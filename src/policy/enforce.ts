@@ -3,7 +3,7 @@
 import type { Command } from 'commander';
 import { parse as parseToml } from 'smol-toml';
 import { UserError } from '../errors.js';
-import { liveHolders } from '../apply/lifecycle.js';
+import { liveHolders } from '../apply/views.js';
 import { validateName } from '../net/names.js';
 import { paths, configDir } from '../state/paths.js';
 import { allStates } from '../state/store.js';

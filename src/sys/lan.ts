@@ -6,8 +6,6 @@ import { addrArgs, addrsOf, missingAfterGiveBack, moveToBridgeLines, routeLines,
 import { listDir, writeFileAtomic } from './fsx.js';
 import { dhcpPid } from './dhcppid.js';
 
-export { dhcpPid };
-
 // bridge / macvlan modes: the host side of a namespace that is its own host on a LAN.
 
 // Interfaces the kernel reports as wireless (cannot be bridge ports).
