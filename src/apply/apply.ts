@@ -93,8 +93,7 @@ async function applyCombined(steps: readonly Step[], journal: Journal, ctx: Step
   // The namespace's own side (addresses, routes inside) needs only what the host batch made
   // (the namespace, the veth): it runs while the local parts (the nft table above all) finish,
   // not after them. Its intent is journaled with the rest, so undo covers it either way.
-  const inside = steps.findIndex((s) => s.kind === 'ns-config');
-  const insideStep = inside >= 0 ? (steps[inside] as Extract<Step, { kind: 'ns-config' }>) : undefined;
+  const insideStep = steps.find((s): s is Extract<Step, { kind: 'ns-config' }> => s.kind === 'ns-config');
   const insideRun =
     insideStep && !hostErr
       ? ipBatch(nsConfigLines(insideStep), insideStep.netns).then(

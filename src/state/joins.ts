@@ -120,7 +120,9 @@ function readJoins(only?: string): Map<string, Holder[]> {
     try {
       const h = JSON.parse(readTrustedFile(join(dir, f), 64 << 10) ?? 'null') as Holder | null;
       if (h && h.pid === Number(m[2]) && h.startTime === Number(m[3]) && isSameProcessAlive(h.pid, h.startTime)) {
-        out.set(m[1]!, [...(out.get(m[1]!) ?? []), { ...h, kind: 'exec' }]);
+        const list = out.get(m[1]!) ?? [];
+        list.push({ ...h, kind: 'exec' });
+        out.set(m[1]!, list);
       }
     } catch {
       /* not root's alone, or torn: not a holder */

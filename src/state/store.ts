@@ -95,8 +95,9 @@ export function writeState(state: NamespaceState): void {
 // update the cache), so nobody else changes one meanwhile. Without the lock (list's readers,
 // exec's first look, the watcher between repairs) every read goes to the files, and a stale
 // copy is never acted on; only a full read repeated without the lock is answered from the
-// previous one, and only while the generation (below) says nobody wrote since. What it saves: at N namespaces every step's "what do the others
-// need" (contextFor) read all N state files again (~9 N reads per cold exec).
+// previous one, and only while the generation (below) says nobody wrote since. What it
+// saves: at N namespaces every step's "what do the others need" (contextFor) read all N state
+// files again (~9 N reads per cold exec).
 //
 // The cache also outlives a lock section when nothing changed in between: every writer bumps
 // RUN/generation (a unique tag) before it changes a state, and a cache is kept only when the
