@@ -6,7 +6,7 @@
 import { existsSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { HOST_SLOW_ADDR, SLOW_GW, waitFor, type Snapshot, type World } from '../world/world.js';
+import { HOST_SLOW_ADDR, SLOW_GW, waitFor, type Snapshot, type Spawned, type World } from '../world/world.js';
 import { expectOk, holdScript, hostWatcherPid, marker, PATH4, show, statusJson, useWorld, waitForFile } from '../world/helpers.js';
 
 let w: World;
@@ -24,17 +24,29 @@ async function upWatched(n: string): Promise<void> {
   expect(existsSync(mark(n)), 'up leaves NAME joinable').toBe(true);
 }
 
+// An up, watched NAME and an exec into it (`touch RAN`) that has joined (mark checked, holder
+// recorded, namespace opened) and is stopped right before it starts the command's wrapper,
+// until PAUSE exists. The caller writes PAUSE and kills the exec in its finally.
+async function pausedJoin(tag: string): Promise<{ n: string; pause: string; ran: string; exec: Spawned }> {
+  const n = w.name(tag);
+  await upWatched(n);
+  const pause = marker(w, `${tag}-pause`);
+  const ran = marker(w, `${tag}-ran`);
+  const exec = w.spawnNsroute(['exec', n, '--', 'touch', ran], { env: { NSROUTE_TEST_PAUSE: `join:0:${pause}` }, timeoutMs: 600_000 });
+  try {
+    await waitForFile(`${pause}.reached`);
+  } catch (e) {
+    writeFileSync(pause, '');
+    exec.kill('SIGKILL');
+    throw e;
+  }
+  return { n, pause, ran, exec };
+}
+
 describe('joins without the host lock', () => {
   it('a joined exec whose NAME began its teardown before the command started never runs it', async () => {
-    const n = w.name('j1');
-    await upWatched(n);
-    const pause = marker(w, 'j1-pause');
-    const ran = marker(w, 'j1-ran');
-    // The exec has joined (mark checked, holder recorded, namespace opened) and stops right
-    // before it starts the command's wrapper.
-    const exec = w.spawnNsroute(['exec', n, '--', 'touch', ran], { env: { NSROUTE_TEST_PAUSE: `join:0:${pause}` }, timeoutMs: 600_000 });
+    const { n, pause, ran, exec } = await pausedJoin('j1');
     try {
-      await waitForFile(`${pause}.reached`);
       // What a teardown does first (under the lock): NAME is no longer joinable.
       rmSync(mark(n));
       writeFileSync(pause, '');
@@ -51,13 +63,8 @@ describe('joins without the host lock', () => {
   });
 
   it('down --force ends an exec that joined but has not started its command yet, and the command never runs', async () => {
-    const n = w.name('j2');
-    await upWatched(n);
-    const pause = marker(w, 'j2-pause');
-    const ran = marker(w, 'j2-ran');
-    const exec = w.spawnNsroute(['exec', n, '--', 'touch', ran], { env: { NSROUTE_TEST_PAUSE: `join:0:${pause}` }, timeoutMs: 600_000 });
+    const { n, pause, ran, exec } = await pausedJoin('j2');
     try {
-      await waitForFile(`${pause}.reached`);
       // The joined exec is a holder (its record), named by status and by a refused down.
       const st = await statusJson(w, n);
       expect(st.holders.map((h) => h.pid)).toEqual([exec.pid]);
