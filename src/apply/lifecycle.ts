@@ -9,11 +9,11 @@ import type { Profile } from '../profile/profile.js';
 import { parseTag } from '../net/tag.js';
 import { parseAddrs, parseLinks } from '../net/iproute-json.js';
 import { parseNameservers } from '../net/resolv.js';
-import { gatherHostFacts } from '../sys/hostfacts.js';
+import { gatherHostFacts, readHostFactsEarly, type EarlyFacts } from '../sys/hostfacts.js';
 import { ipIgnoringGone, ipJson, netnsId, setLinkAlias } from '../sys/ip.js';
 import { bootId, isSameProcessAlive, netnsInode, netnsProcessScan, type NetnsScan } from '../sys/proc.js';
 import { isDeadNetnsFile, readRegularFile, removeIfExists, WriteFailed } from '../sys/fsx.js';
-import { hostLockGeneration, withHostLock } from '../state/lock.js';
+import { withHostLock } from '../state/lock.js';
 import { netnsEtcDir, paths } from '../state/paths.js';
 import { ensureRunDir, ensureRunSubdir } from '../state/dirs.js';
 import { allStates, knownNames, readHostState, readState, removeNamespaceDir, staleBootStates, writeState, type Holder, type NamespaceState } from '../state/store.js';
@@ -349,6 +349,9 @@ export interface UpRequest {
   watch?: boolean;
   // Also wait for an uplink interface that does not exist yet (the unit's up, at boot).
   waitForMissingUplink?: boolean;
+  // The host facts read already (exec: sys/hostfacts.ts), null for none; by default bringUp
+  // starts that read itself.
+  early?: EarlyFacts | null;
 }
 
 export interface UpResult {
@@ -376,14 +379,10 @@ export async function bringUp(req: UpRequest): Promise<UpResult> {
   // A host mode without programs (hostmode.ts, replies): NAME names a policy, nothing runs in it.
   if (req.holder && runsNoPrograms(profile.mode)) refuseJoin(name, profile.mode);
   const ownPlanner = await hostModeHooks(profile.mode)?.planner?.();
-  // A NAME that looks new: its host facts are read before the lock (spawned before the lock's
-  // own process), and used under it only if no other take of the lock happened since (its
-  // generation, state/lock.ts): then nothing nsroute does changed the host in between, and the
-  // lock is held for the changes alone.
+  // A NAME that looks new: its host facts are read before the lock (readHostFactsEarly).
   // Nothing of NAME's at all (no state, journal or namespace): the sweep under the lock then
   // changes nothing either.
-  const g0 = existsSync(paths.nsDir(name)) || existsSync(netnsPath(name)) ? undefined : hostLockGeneration();
-  const early = g0 === undefined ? undefined : gatherHostFacts(profile.via, { ipv6: profile.ipv6 === 'nat' }).catch(() => undefined);
+  const early = req.early !== undefined ? req.early : readHostFactsEarly(name, profile.via, profile.ipv6 === 'nat');
   return withHostLock(async ({ genBefore }) => {
     const existing = await touch(name);
     if (existing && netnsReplaced(name)) {
@@ -428,7 +427,7 @@ export async function bringUp(req: UpRequest): Promise<UpResult> {
     if (!isHostMode(profile.mode) && existsSync(netnsPath(name))) {
       throw new UserError(`a network namespace called ${name} exists but nsroute did not create it`, 'pick another name; nsroute never touches namespaces it does not own');
     }
-    const facts = (early && genBefore === g0 ? await early : undefined) ?? (await gatherHostFacts(profile.via, { ipv6: profile.ipv6 === 'nat' }));
+    const facts = (early && genBefore === early.gen ? await early.facts : undefined) ?? (await gatherHostFacts(profile.via, { ipv6: profile.ipv6 === 'nat' }));
     if (profile.publish && profile.publish.length > 0) facts.listeners = await readListeners();
     const others = allStates().filter((s) => s.name !== name);
     prepareHostModeFacts(profile, facts);

@@ -14,6 +14,7 @@ import type { Holder } from '../state/store.js';
 import { loadProfile, requireRoot } from './options.js';
 import { callerContext } from '../policy/context.js';
 import { hostModeHooks } from '../apply/hostmode.js';
+import { readHostFactsEarly } from '../sys/hostfacts.js';
 
 export interface ExecOptions extends RouteOptions {
   user?: string;
@@ -129,6 +130,8 @@ export async function runInNamespace(name: string, command: readonly string[] | 
     user: account.name,
     since: new Date().toISOString(),
   };
+  // Into a NAME that looks new: the host is read now, while the code below loads.
+  const early = readHostFactsEarly(name, profile.via, profile.ipv6 === 'nat') ?? null;
   // What spawns the command and keeps its bind mounts (execa and its dependencies) is loaded
   // now, so that a hot exec evaluates it while its nft look runs in the runner instead of
   // before: joinWithoutLock reaches that tool without yielding.
@@ -138,7 +141,7 @@ export async function runInNamespace(name: string, command: readonly string[] | 
   // command's wrapper refuses it once a teardown has begun, state/joins.ts). Otherwise bring
   // NAME up or join it under the lock.
   const joined = await joinWithoutLock(profile, holder);
-  const { state } = joined ?? (await (await lifecycle()).bringUp({ profile, persistent: false, holder }));
+  const { state } = joined ?? (await (await lifecycle()).bringUp({ profile, persistent: false, holder, early }));
   if (joined) await crashPoint('join', 0);
   // A host mode's NAME has no namespace: its hooks say how a command becomes NAME's.
   const hostMode = hostModeHooks(state.config.mode);

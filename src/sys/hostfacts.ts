@@ -4,7 +4,10 @@ import { ipJson, ipJsonBatch } from './ip.js';
 import { nftRulesetJson } from './nft.js';
 import { wirelessInterfaces } from './lan.js';
 import { listDir, readTextIfExists } from './fsx.js';
-import { NETNS_RUN_DIR, hostNsswitchPath, hostResolvConfPath, resolvedConfPath } from '../state/paths.js';
+import { NETNS_RUN_DIR, hostNsswitchPath, hostResolvConfPath, paths, resolvedConfPath } from '../state/paths.js';
+import { hostLockGeneration } from '../state/lock.js';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 
 // Everything the planner needs, read before any change: the IPv4 links, addresses, routes of
 // all tables and rules (numeric: named tables cannot hide an id from the allocator), plus the
@@ -35,4 +38,22 @@ export async function gatherHostFacts(via?: string, opts: { ipv6?: boolean } = {
     routes6: parseRoutes(routes6),
     nftRuleset,
   };
+}
+
+// The host facts of a NAME that looks new (nothing of it: no state dir, no namespace), read
+// before the host lock is taken, with the lock's generation at the start of the read
+// (state/lock.ts): bringUp uses them under the lock only if no other take of the lock
+// happened since, so that nothing nsroute does changed the host in between and the lock is
+// held for the changes alone. exec starts this read first thing, so that the tools run while
+// the code that creates NAME loads (issue 11).
+export interface EarlyFacts {
+  gen: number;
+  facts: Promise<HostFacts | undefined>;
+}
+
+export function readHostFactsEarly(name: string, via: string | undefined, ipv6: boolean): EarlyFacts | undefined {
+  if (existsSync(paths.nsDir(name)) || existsSync(join(NETNS_RUN_DIR, name))) return undefined;
+  const gen = hostLockGeneration();
+  if (gen === undefined) return undefined;
+  return { gen, facts: gatherHostFacts(via, { ipv6 }).catch(() => undefined) };
 }
