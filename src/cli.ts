@@ -29,8 +29,10 @@ function formatError(e: unknown): string {
   return `nsroute: ${String(e)}`;
 }
 
-// exec and shell always run tools: the runner (sys/runner.ts) starts while their code loads.
+// exec and shell always run tools and take the host lock: the runner (sys/runner.ts) starts
+// while their code loads, holding the lock file for them (state/lock.ts).
 async function warmRunner(): Promise<void> {
+  (await import('./state/lock.js')).openHostLockForRunner();
   (await import('./sys/runner.js')).warmRunner();
 }
 

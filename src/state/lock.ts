@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
-import { closeSync, constants, fchmodSync, fstatSync, ftruncateSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { closeSync, constants, existsSync, fchmodSync, fstatSync, ftruncateSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { constants as osConstants } from 'node:os';
 import { HostError, Interrupted, UserError } from '../errors.js';
 import { UntrustedFile } from '../sys/fsx.js';
 import { isSameProcessAlive, processStartTime } from '../sys/proc.js';
@@ -8,6 +9,7 @@ import { callerContext } from '../policy/context.js';
 import { paths } from './paths.js';
 import { beginStateSnapshot } from './store.js';
 import { trace } from '../sys/trace.js';
+import { dropRunnerLockFd, giveRunnerLockFd, runLockJob } from '../sys/runner.js';
 
 // One host-wide lock around every change of nsroute state: allocation of subnets/tables and
 // the shared objects (nft table, uplink tables, forwarding) are decided from all namespaces
@@ -58,10 +60,10 @@ interface HolderInfo {
 
 // Opens (creating it 0600) a lock file that must be root's alone: a lock file someone else
 // can open is a lock someone else can take.
-function openLockFile(path: string): number {
+function openLockFile(path: string, create = true): number {
   let fd: number;
   try {
-    fd = openSync(path, O_RDWR | O_CREAT | O_NOFOLLOW, 0o600);
+    fd = openSync(path, O_RDWR | O_NOFOLLOW | (create ? O_CREAT : 0), 0o600);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ELOOP') throw new UntrustedFile(path, 'is a symbolic link', `remove it (\`rm ${path}\`)`);
@@ -105,28 +107,112 @@ function recordHolder(fd: number, extra: Pick<HolderInfo, 'gen' | 'held'> = {}):
   }
 }
 
+// One run of `flock` on a lock file's fd 3, and how to stop it.
+interface FlockRun {
+  kill(): void;
+  done: Promise<{ code: number | null; signal: NodeJS.Signals | null; error?: Error; stderr: string }>;
+}
+
+// flock spawned by Node, the lock file as its fd 3.
+function flockByNode(fd: number, args: string[], detached: boolean): FlockRun {
+  const child = spawn('flock', args, { stdio: ['ignore', 'ignore', 'pipe', fd], detached });
+  let stderr = '';
+  let error: Error | undefined;
+  child.stderr?.setEncoding('utf8');
+  child.stderr?.on('data', (d: string) => (stderr += d));
+  child.once('error', (e) => (error = e));
+  return {
+    kill: () => child.kill('SIGKILL'),
+    done: new Promise((resolve) => child.once('close', (code, signal) => resolve({ code, signal, error, stderr }))),
+  };
+}
+
+// flock as a job of the tool runner, which holds the host lock file as its fd 3 (runner.ts);
+// undefined when it cannot. A runner that dies meanwhile leaves the run to flockByNode on
+// the same file description (a flock(2) its orphaned job may have taken belongs to that
+// description too, so taking it again is harmless).
+function flockByRunner(fd: number, args: string[], detached: boolean): FlockRun | undefined {
+  const job = runLockJob(['flock', ...args], detached);
+  if (!job) return undefined;
+  let fallback: FlockRun | undefined;
+  let killed = false;
+  const signalName = (n: number) => (Object.entries(osConstants.signals).find(([, v]) => v === n)?.[0] ?? null) as NodeJS.Signals | null;
+  return {
+    kill: () => {
+      killed = true;
+      job.kill();
+      fallback?.kill();
+    },
+    done: job.result.then(
+      (r) => ({
+        code: r.exitCode ?? null,
+        signal: r.signal !== undefined ? signalName(r.signal) : null,
+        error: r.errno !== undefined ? Object.assign(new Error(`errno ${r.errno}`), { code: r.errno === osConstants.errno.ENOENT ? 'ENOENT' : `errno ${r.errno}` }) : undefined,
+        stderr: r.stderr,
+      }),
+      () => {
+        fallback = flockByNode(fd, args, detached);
+        if (killed) fallback.kill();
+        return fallback.done;
+      },
+    ),
+  };
+}
+
+// exec and shell (cli.ts), before the tool runner starts: the host lock file, opened now so
+// that the runner can take and drop the lock for this command (runner.ts, lockFile below).
+// Only a run dir and lock file that exist already, checked as acquireHostLock checks them:
+// NAME and the options are not checked yet, nothing may change. Anything else leaves the lock
+// to be taken the usual way, which says what is wrong.
+let runnerLock: { path: string; fd: number } | undefined;
+export function openHostLockForRunner(): void {
+  if (runnerLock) return;
+  try {
+    const path = paths.lock();
+    if (!existsSync(path)) return;
+    ensureRunDir();
+    const fd = openLockFile(path, false);
+    runnerLock = { path, fd };
+    giveRunnerLockFd(fd);
+  } catch {
+    /* taken the usual way */
+  }
+}
+
 // Takes flock(2) on `path` (created 0600 if missing). wait: block until it is free (a signal
 // meanwhile throws Interrupted); otherwise return undefined at once when it is taken. Returns
 // the fd holding the lock: closing it releases it.
-export function lockFile(
+export async function lockFile(path: string, opts: LockOptions & { wait: boolean; what: string }): Promise<number | undefined> {
+  if (runnerLock?.path === path) throw new Error(`lockFile: ${path} is the runner's`);
+  return (await takeLock(path, opts))?.fd;
+}
+
+// lockFile, and the host lock: its fd (for the holder's record), and how to let it go.
+function takeLock(
   path: string,
   opts: LockOptions & { wait: boolean; what: string; taken?: (prev: HolderInfo | undefined) => Pick<HolderInfo, 'gen' | 'held'> },
-): Promise<number | undefined> {
-  const fd = openLockFile(path);
+): Promise<{ fd: number; unlock: () => Promise<void> } | undefined> {
+  const shared = runnerLock?.path === path ? runnerLock.fd : undefined;
+  const fd = shared ?? openLockFile(path);
+  const args = opts.wait ? ['-x', '3'] : ['-x', '-n', '3'];
+  const detached = callerContext() !== undefined || opts.uninterruptible === true;
+  const child = (shared !== undefined ? flockByRunner(fd, args, detached) : undefined) ?? flockByNode(fd, args, detached);
+  // The runner's fd 3 shares the lock: LOCK_UN lets it go (closing nsroute's fd alone would
+  // not), through the runner or, without one, a flock of nsroute's own.
+  const unlock =
+    shared !== undefined
+      ? async () => {
+          const detachedUn = callerContext() !== undefined;
+          const r = await (flockByRunner(fd, ['-u', '3'], detachedUn) ?? flockByNode(fd, ['-u', '3'], detachedUn)).done;
+          if (r.code !== 0) closeRunnerLock();
+        }
+      : async () => closeSync(fd);
   return new Promise((resolve, reject) => {
-    const child = spawn('flock', opts.wait ? ['-x', '3'] : ['-x', '-n', '3'], {
-      stdio: ['ignore', 'ignore', 'pipe', fd],
-      detached: callerContext() !== undefined || opts.uninterruptible === true,
-    });
-    let stderr = '';
     let interrupted: NodeJS.Signals | undefined;
     let timedOut = false;
-    let spawnError: Error | undefined;
-    child.stderr?.setEncoding('utf8');
-    child.stderr?.on('data', (d: string) => (stderr += d));
     const onSignal = (sig: NodeJS.Signals) => {
       interrupted ??= sig;
-      child.kill('SIGKILL');
+      child.kill();
     };
     if (!opts.uninterruptible) for (const sig of SIGNALS) process.on(sig, onSignal);
     const timers: NodeJS.Timeout[] = [];
@@ -134,15 +220,14 @@ export function lockFile(
       timers.push(
         setTimeout(() => {
           timedOut = true;
-          child.kill('SIGKILL');
+          child.kill();
         }, opts.timeoutMs),
       );
     }
     if (opts.wait) {
       timers.push(setTimeout(() => process.stderr.write(`nsroute: waiting for ${opts.what}${describeHolder(path)}\n`), opts.noticeMs ?? 1000));
     }
-    child.once('error', (e) => (spawnError = e));
-    child.once('close', (code, signal) => {
+    void child.done.then(({ code, signal, error: spawnError, stderr }) => {
       for (const sig of SIGNALS) process.off(sig, onSignal);
       // A terminal's ^C reaches the whole process group, flock too, maybe before nsroute's
       // own handler has run: the same interruption.
@@ -150,11 +235,12 @@ export function lockFile(
       timers.forEach(clearTimeout);
       if (code === 0 && !interrupted && !timedOut) {
         recordHolder(fd, opts.taken?.(readLockInfo(path)));
-        resolve(fd);
+        resolve({ fd, unlock });
         return;
       }
       // Whatever the child did, this fd (and with it any lock it got) goes.
-      closeSync(fd);
+      if (shared !== undefined) void unlock();
+      else closeSync(fd);
       if (interrupted) reject(new Interrupted(interrupted, `waiting for ${opts.what}`));
       else if (timedOut) reject(new HostError(`timed out waiting for ${opts.what}${describeHolder(path)}`));
       else if (spawnError) reject(new HostError(`cannot run flock to take ${opts.what}: ${(spawnError as NodeJS.ErrnoException).code ?? spawnError.message}`, 'install util-linux'));
@@ -162,6 +248,15 @@ export function lockFile(
       else reject(new HostError(`flock failed to take ${opts.what} (exit ${code}): ${stderr.trim()}`));
     });
   });
+}
+
+// The runner's hold on the lock file could not be let go: closing nsroute's fd and ending
+// the runners that share it lets the kernel drop the lock; later takes open the file afresh.
+function closeRunnerLock(): void {
+  if (!runnerLock) return;
+  closeSync(runnerLock.fd);
+  runnerLock = undefined;
+  dropRunnerLockFd();
 }
 
 function readLockInfo(path: string): HolderInfo | undefined {
@@ -197,7 +292,7 @@ export async function acquireHostLock(opts: LockOptions = {}): Promise<HostLock>
     genBefore = prev && Number.isSafeInteger(prev.gen) ? prev.gen : undefined;
     return { gen: (genBefore ?? 0) + 1, held: true };
   };
-  const fd = (await lockFile(paths.lock(), { ...opts, wait: true, what: 'the nsroute host lock', taken }))!;
+  const { fd, unlock } = (await takeLock(paths.lock(), { ...opts, wait: true, what: 'the nsroute host lock', taken }))!;
   trace({ ev: 'lock', op: 'acquire' });
   const gen = (genBefore ?? 0) + 1;
   let released = false;
@@ -205,7 +300,7 @@ export async function acquireHostLock(opts: LockOptions = {}): Promise<HostLock>
     if (released) return;
     released = true;
     recordHolder(fd, { gen: gen + 1, held: false });
-    closeSync(fd);
+    await unlock();
     trace({ ev: 'lock', op: 'release' });
   };
   return Object.assign(release, { genBefore });

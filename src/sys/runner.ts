@@ -16,7 +16,20 @@ import { trace } from './trace.js';
 // ^Z, SIGTERM to the whole group), as nsroute finishes a teardown through them: it must not
 // die or stop under nsroute mid-teardown. Each tool gets the default dispositions back.
 //
-// Request:  u32 id, u32 argv bytes, u32 input bytes, u8 flags (1: setsid), argv (NUL-joined), input.
+//
+// The host lock (state/lock.ts): a command that knows it will take it (exec, shell) opens the
+// lock file before the runner starts and hands it over as the runner's fd 3 (argument
+// `lockfd`), so that taking and dropping the lock costs no fork of Node (10-25 ms of
+// nsroute's own time per spawn). fd 3 is the same open file description as nsroute's fd,
+// which is what flock(2) locks. A job with flag 2 works on it: `flock -u 3` and an
+// uncontended `flock -x 3` the runner answers itself with flock(2) (LOCK_UN; LOCK_EX|LOCK_NB),
+// anything else runs as the tool with fd 3 kept open (a contended take waits in flock's own
+// process, which a signal can kill). fd 3 is close-on-exec for every other job, and at the end
+// of its input (nsroute exited or died) the runner closes it at once: it never holds the lock
+// longer than nsroute does.
+//
+// Request:  u32 id, u32 argv bytes, u32 input bytes, u8 flags (1: setsid, 2: the lock on fd 3,
+//           4: no job, SIGKILL job `id` if it runs), argv (NUL-joined), input.
 // Response: u32 id, i32 exit code (-1: killed by a signal or never ran), i32 signal,
 //           i32 exec errno (0: it ran), u32 stdout bytes, u32 stderr bytes, stdout, stderr.
 const SCRIPT = String.raw`
@@ -25,10 +38,20 @@ my @sigs = qw(INT HUP TERM QUIT TSTP TTIN TTOU);
 $SIG{$_} = 'IGNORE' for @sigs, 'PIPE';
 binmode STDIN; binmode STDOUT;
 my ($req, $eof, %jobs) = ('', 0);
+my $LOCK;
+if (@ARGV && $ARGV[0] eq 'lockfd') {
+  open($LOCK, '+<&=', 3) or die "nsroute runner: fd 3: $!\n";
+  fcntl($LOCK, POSIX::F_SETFD(), POSIX::FD_CLOEXEC()) or die "nsroute runner: fd 3: $!\n";
+}
 sub start {
   my ($id, $flags, $argv, $input) = @_;
+  if ($flags & 4) { kill('KILL', $jobs{$id}{pid}) if $jobs{$id}; return; }
   my @argv = split(/\0/, $argv, -1);
   my $j = { id => $id, input => $input, out => '', err => '' };
+  if ($LOCK && $flags & 2 && ($argv[1] // '') =~ /\A-[ux]\z/) {
+    if ($argv[1] eq '-u') { $j->{status} = flock($LOCK, 8) ? 0 : 256; return respond($j); }
+    if (flock($LOCK, 6)) { $j->{status} = 0; return respond($j); }
+  }
   pipe(my $ir, my $iw) or return fail($j, $!); pipe(my $or, my $ow) or return fail($j, $!);
   pipe(my $er, my $ew) or return fail($j, $!);
   my $pid = fork();
@@ -36,6 +59,7 @@ sub start {
   if ($pid == 0) {
     $SIG{$_} = 'DEFAULT' for @sigs, 'PIPE';
     POSIX::setsid() if $flags & 1;
+    fcntl($LOCK, POSIX::F_SETFD(), 0) if $LOCK && $flags & 2;
     open(STDIN, '<&', $ir); open(STDOUT, '>&', $ow); open(STDERR, '>&', $ew);
     { no warnings; exec { $argv[0] } @argv; }
     syswrite(STDERR, "\0nsroute-runner-exec-errno " . ($! + 0)); POSIX::_exit(127);
@@ -67,7 +91,7 @@ while (1) {
   next if $n < 0;
   if (!$eof && vec($r, 0, 1)) {
     my $got = sysread(STDIN, $req, 65536, length $req);
-    $eof = 1 unless $got;
+    if (!$got) { $eof = 1; close($LOCK) if $LOCK; undef $LOCK; }
     while (length($req) >= 13) {
       my ($id, $al, $il, $fl) = unpack('NNNC', $req);
       last if length($req) < 13 + $al + $il;
@@ -109,9 +133,11 @@ interface Pending {
   reject: (e: Error) => void;
 }
 
-let helper: { child: ChildProcess; pending: Map<number, Pending>; parts: Buffer[]; have: number } | undefined;
+let helper: { child: ChildProcess; pending: Map<number, Pending>; parts: Buffer[]; have: number; lockFd?: number } | undefined;
 let unavailable = process.env.NSROUTE_NO_RUNNER === '1';
 let nextId = 1;
+// The host lock file's fd (state/lock.ts), handed to every runner started from now on.
+let lockFd: number | undefined;
 
 function startHelper(): NonNullable<typeof helper> | undefined {
   if (helper) return helper;
@@ -123,12 +149,13 @@ function startHelper(): NonNullable<typeof helper> | undefined {
   env.LC_ALL = 'C';
   let child: ChildProcess;
   try {
-    child = spawn('perl', ['-e', SCRIPT], { stdio: ['pipe', 'pipe', 'inherit'], env });
+    const withLock = lockFd !== undefined ? [lockFd] : [];
+    child = spawn('perl', ['-e', SCRIPT, ...(withLock.length ? ['lockfd'] : [])], { stdio: ['pipe', 'pipe', 'inherit', ...withLock], env });
   } catch {
     unavailable = true;
     return undefined;
   }
-  const h = { child, pending: new Map<number, Pending>(), parts: [] as Buffer[], have: 0 };
+  const h = { child, pending: new Map<number, Pending>(), parts: [] as Buffer[], have: 0, lockFd };
   const failAll = (e: Error) => {
     if (helper === h) helper = undefined;
     for (const p of h.pending.values()) p.reject(e);
@@ -218,18 +245,56 @@ export function runViaHelper(argv: readonly string[], input: string | undefined,
   if (argv.some((a) => a.includes('\0'))) return undefined;
   const h = startHelper();
   if (!h) return undefined;
-  const id = nextId++;
-  const a = Buffer.from(argv.join('\0'), 'utf8');
-  const i = Buffer.from(input ?? '', 'utf8');
+  return send(h, argv, input, setsid ? 1 : 0).result;
+}
+
+// state/lock.ts: the host lock file, open in nsroute, for the runners started from now on
+// (their fd 3).
+export function giveRunnerLockFd(fd: number): void {
+  lockFd = fd;
+}
+
+// The runner's fd 3 could not be let go (state/lock.ts): no runner gets the file from now on,
+// and the one that has it ends (closing its fd 3) once its jobs are done.
+export function dropRunnerLockFd(): void {
+  lockFd = undefined;
+  if (helper?.lockFd === undefined) return;
+  const h = helper;
+  helper = undefined;
+  h.child.stdin!.end();
+}
+
+// A job that works on the host lock file as its fd 3 (`flock -x 3`, `flock -u 3`), and how to
+// stop it; undefined when no runner holding that file can run it (no perl, or a runner that
+// was started before the file was handed over).
+export function runLockJob(argv: readonly string[], setsid: boolean): { result: Promise<RunnerResult>; kill: () => void } | undefined {
+  const h = startHelper();
+  if (!h || h.lockFd === undefined || h.lockFd !== lockFd) return undefined;
+  const { id, result } = send(h, argv, undefined, (setsid ? 1 : 0) | 2, { lock: true });
+  const kill = () => {
+    if (helper === h && h.pending.has(id)) h.child.stdin!.write(request(id, Buffer.alloc(0), Buffer.alloc(0), 4));
+  };
+  return { result, kill };
+}
+
+function request(id: number, a: Buffer, i: Buffer, flags: number): Buffer {
   const head = Buffer.alloc(13);
   head.writeUInt32BE(id, 0);
   head.writeUInt32BE(a.length, 4);
   head.writeUInt32BE(i.length, 8);
-  head.writeUInt8(setsid ? 1 : 0, 12);
-  trace({ ev: 'spawn', argv: [...argv], via: 'runner' });
-  return new Promise<RunnerResult>((resolve, reject) => {
-    h.pending.set(id, { resolve, reject });
+  head.writeUInt8(flags, 12);
+  return Buffer.concat([head, a, i]);
+}
+
+// NSROUTE_TRACE: one line per job (a lock job is marked: the runner answers most of them
+// itself, without a process) and one when its answer is in.
+function send(h: NonNullable<typeof helper>, argv: readonly string[], input: string | undefined, flags: number, mark: { lock?: true } = {}): { id: number; result: Promise<RunnerResult> } {
+  const id = nextId++;
+  trace({ ev: 'spawn', argv: [...argv], via: 'runner', ...mark, id });
+  const result = new Promise<RunnerResult>((resolve, reject) => {
+    h.pending.set(id, { resolve: (r) => (trace({ ev: 'done', id }), resolve(r)), reject });
     idle(h);
-    h.child.stdin!.write(Buffer.concat([head, a, i]));
+    h.child.stdin!.write(request(id, Buffer.from(argv.join('\0'), 'utf8'), Buffer.from(input ?? '', 'utf8'), flags));
   });
+  return { id, result };
 }
