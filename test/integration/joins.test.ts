@@ -131,4 +131,37 @@ describe('joins without the host lock', () => {
     expectOk(await w.nsroute(['down', n]));
     expect(await w.snapshot()).toEqual(clean);
   });
+
+  it('status and list print a holder whose command is longer than a pipe holds (64 KiB) whole', async () => {
+    // nsroute ends by process.exit (main.ts): output a pipe's reader has not taken yet must be
+    // waited for, or it is lost (the JSON was cut at 65536 bytes).
+    const n = w.name('j5');
+    await upWatched(n);
+    const [ready, stop] = [marker(w, 'j5-ready'), marker(w, 'j5-stop')];
+    // 8 arguments of 100 000 bytes (one may have up to 128 KiB): many times what a pipe holds.
+    const long = 'x'.repeat(100_000);
+    const inside = w.spawnNsroute(['exec', n, '--', ...holdScript(ready, stop), ...Array<string>(8).fill(long)], { timeoutMs: 600_000 });
+    try {
+      await waitForFile(ready);
+      const status = await w.nsroute(['status', n, '--json']);
+      expectOk(status);
+      const holders = (JSON.parse(status.stdout) as { holders: { command: string[] }[] }).holders;
+      expect(holders.map((h) => h.command.slice(3))).toEqual([Array(8).fill(long)]);
+      const list = await w.nsroute(['list', '--json']);
+      expectOk(list);
+      const listed = (JSON.parse(list.stdout) as { name: string; holders: { command: string[] }[] }[]).find((s) => s.name === n);
+      expect(listed?.holders.map((h) => h.command.slice(3))).toEqual([Array(8).fill(long)]);
+      const text = await w.nsroute(['status', n]);
+      expectOk(text);
+      expect(text.stdout.split(long).length).toBe(9);
+      expect(text.stdout.endsWith('\n')).toBe(true);
+      writeFileSync(stop, '');
+      expectOk(await inside.result);
+    } finally {
+      writeFileSync(stop, '');
+      inside.kill('SIGKILL');
+    }
+    expectOk(await w.nsroute(['down', n]));
+    expect(await w.snapshot()).toEqual(clean);
+  });
 });
