@@ -1,3 +1,4 @@
+import { trace } from '../sys/trace.js';
 import { dirname } from 'node:path';
 import type { Step } from '../plan/types.js';
 import { appendLineSync, ensureTrustedSubdir, readTrustedFile, removeIfExists } from '../sys/fsx.js';
@@ -54,6 +55,7 @@ export class Journal {
   // A journal someone other than root could have written is never acted on: its undo
   // would delete whatever it names (fsx.ts `readTrustedFile` throws UntrustedFile).
   entries(): JournalEntry[] {
+    trace({ ev: 'journal-read', path: this.path });
     const text = readTrustedFile(this.path);
     if (text === undefined) return [];
     // A crash can leave a torn last line: everything before it is intact.

@@ -457,8 +457,11 @@ export async function bringUp(req: UpRequest): Promise<UpResult> {
       throw e;
     }
     try {
-      await applySteps(plan.steps, new Journal(paths.journal(name)), contextFor(name, plan.config), () => {
+      const journal = new Journal(paths.journal(name));
+      await applySteps(plan.steps, journal, contextFor(name, plan.config), () => {
         state.status = 'up';
+        const own = journal.netnsOwnership();
+        if (typeof own === 'object') state.netns = own;
         if (req.holder) state.holders.push(req.holder);
         if (req.persistent && req.watch === false) state.noWatch = true;
         writeState(state);

@@ -33,17 +33,19 @@ export function liveHolders(st: NamespaceState, joins?: ReadonlyMap<string, Hold
 }
 
 // Processes inside NAME that are not nsroute's own (the DHCP client of --dhcp).
-export function userProcesses(name: string, scan?: NetnsScan): number[] {
-  const pids = namespaceProcesses(name, scan);
+export function userProcesses(name: string, scan?: NetnsScan, st?: NamespaceState): number[] {
+  const pids = namespaceProcesses(name, scan, st);
   if (pids.length === 0) return pids;
   const own = dhcpPid(paths.dhcpPid(name));
   return pids.filter((p) => p !== own);
 }
 
-// The inode of the namespace nsroute created for NAME (its journal says which), whatever
-// name it has now: another tool may have deleted /run/netns/NAME and made its own NAME.
+// The inode of the namespace nsroute created for NAME (its journal says which, and the state
+// of a NAME created since it records it too: `list` reads no journals), whatever name it has
+// now: another tool may have deleted /run/netns/NAME and made its own NAME.
 // undefined when nothing proves which one is ours (then nothing is ours to signal).
-export function ownNetnsInode(name: string): number | undefined {
+export function ownNetnsInode(name: string, st?: NamespaceState): number | undefined {
+  if (st?.name === name && st.netns) return st.netns.ino;
   const owner = new Journal(paths.journal(name)).netnsOwnership();
   if (typeof owner === 'object') return owner.ino;
   return owner === 'legacy' ? netnsInode(netnsPath(name)) : undefined;
@@ -52,8 +54,8 @@ export function ownNetnsInode(name: string): number | undefined {
 // Processes in NAME's own namespace (never those of a foreign namespace that took its name).
 // `scan`: one pass over /proc shared by many NAMEs (proc.ts).
 // A host mode's NAME (no namespace) is held by its members instead (hostmode.ts).
-export function namespaceProcesses(name: string, scan?: NetnsScan): number[] {
-  const ino = ownNetnsInode(name);
+export function namespaceProcesses(name: string, scan?: NetnsScan, st?: NamespaceState): number[] {
+  const ino = ownNetnsInode(name, st);
   return ino === undefined ? (hostModeMembers(name) ?? []) : netnsProcessesByInode(ino, scan);
 }
 
@@ -61,8 +63,8 @@ export function namespaceProcesses(name: string, scan?: NetnsScan): number[] {
 // (a daemon a command left behind, or a command whose nsroute was SIGKILLed). Only the
 // topmost ones (parent outside NAME): their children come and go with them, and if such a
 // parent ends first, its children are re-parented and found at the next look.
-export async function processHolders(name: string, scan?: NetnsScan): Promise<Holder[]> {
-  const pids = userProcesses(name, scan);
+export async function processHolders(name: string, scan?: NetnsScan, st?: NamespaceState): Promise<Holder[]> {
+  const pids = userProcesses(name, scan, st);
   const inside = new Set(pids);
   const out: Holder[] = [];
   for (const pid of pids) {
@@ -91,7 +93,7 @@ export interface NamespaceView {
 export async function viewOf(st: NamespaceState, scan: NetnsScan, untracked = false, joins?: ReadonlyMap<string, Holder[]>): Promise<NamespaceView> {
   if (st.status !== 'up') return { state: st, condition: 'interrupted', holders: [] };
   let holders = liveHolders(st, joins);
-  if (holders.length === 0) holders = await processHolders(st.name, scan);
+  if (holders.length === 0) holders = await processHolders(st.name, scan, st);
   const condition: Condition = untracked ? 'untracked' : !st.persistent && holders.length === 0 ? 'stale' : 'up';
   const lease = st.config.lan?.dhcp ? await (await import('./lifecycle.js')).leaseOf(st) : undefined;
   return { state: st, condition, holders, ...(lease ? { lease } : {}) };

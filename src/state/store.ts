@@ -37,6 +37,10 @@ export interface NamespaceState {
   // Now one host watcher covers every persistent NAME; gc, up and down stop such a leftover.
   watcher?: { pid: number; startTime: number };
   noWatch?: boolean; // `up --no-watch`: the host watcher leaves NAME alone
+  // The namespace nsroute created, as its journal records it (apply/views.ts ownNetnsInode):
+  // in the state too, so that `list` finds the processes in it without reading the journal.
+  // Absent in states written by older nsroute, and for host modes.
+  netns?: { ino: number; ctime?: string };
 }
 
 // Whether NAME has a directory under the run dir; throws UntrustedFile when it, or the run

@@ -153,8 +153,10 @@ describe('work per other namespace does not grow', () => {
     const l = await w.nsroute(['list', '--json'], { env: { NSROUTE_TRACE: file } });
     expect(l.exitCode, show(l)).toBe(0);
     expect((JSON.parse(l.stdout) as unknown[]).length).toBe(at20.n);
-    const listReads = readFileSync(file, 'utf8').trim().split('\n').map((x) => JSON.parse(x) as TraceEvent).filter((e) => e.ev === 'state-read');
-    expect(listReads.length, 'state files read by list --json').toBe(at20.n);
+    const listEvents = readFileSync(file, 'utf8').trim().split('\n').map((x) => JSON.parse(x) as TraceEvent);
+    expect(listEvents.filter((e) => e.ev === 'state-read').length, 'state files read by list --json').toBe(at20.n);
+    // and no journal: the state records which namespace is NAME's (for the processes in it).
+    expect(listEvents.filter((e) => e.ev === 'journal-read'), 'journals read by list --json').toEqual([]);
     for (const n of many) await down(n);
     expect(await w.snapshot()).toEqual(clean);
   });
