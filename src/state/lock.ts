@@ -313,7 +313,8 @@ export async function withHostLock<T>(fn: (lock: { genBefore: number | undefined
   try {
     return await fn({ genBefore: release.genBefore });
   } finally {
-    endSnapshot();
+    const afterRelease = endSnapshot();
     await release();
+    afterRelease();
   }
 }

@@ -1,8 +1,8 @@
-import { closeSync, constants, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, constants, lstatSync, openSync, renameSync, rmSync, writeSync, type Stats } from 'node:fs';
 import { join } from 'node:path';
 import type { NamespaceConfig } from '../plan/types.js';
 import { HostError } from '../errors.js';
-import { existsLstat, isTrustedSubdir, listDir, readTrustedFile, removeIfExists, writeFileAtomic } from '../sys/fsx.js';
+import { existsLstat, isTrustedSubdir, listDir, openTrustedFile, readTrustedFile, removeIfExists, writeFileAtomic } from '../sys/fsx.js';
 import { bootId } from '../sys/proc.js';
 import { trace } from '../sys/trace.js';
 import { ensureLibDir, ensureRunDir, ensureRunSubdir } from './dirs.js';
@@ -43,13 +43,6 @@ export interface NamespaceState {
   netns?: { ino: number; ctime?: string };
 }
 
-// Whether NAME has a directory under the run dir; throws UntrustedFile when it, or the run
-// dir or ns/ above it, could have been changed by someone other than root.
-export function trustedNsDir(name: string): boolean {
-  ensureRunDir();
-  return isTrustedSubdir(paths.nsRoot()) && isTrustedSubdir(paths.nsDir(name));
-}
-
 // Test hook: told of every state file this process reads (the watcher's NSROUTE_TEST_WATCH_READS log).
 let stateReadHook: ((name: string) => void) | undefined;
 export function onStateRead(fn: ((name: string) => void) | undefined): void {
@@ -60,19 +53,69 @@ export function onStateRead(fn: ((name: string) => void) | undefined): void {
 // Under the host lock each state file is read once per command (see the cache below).
 export function readState(name: string): NamespaceState | undefined {
   if (cache && locked) {
-    if (!cache.states.has(name)) cache.states.set(name, readStateFile(name));
-    const st = cache.states.get(name);
+    if (!cache.states.has(name)) {
+      const file = readStateFile(name);
+      cache.states.set(name, file && parseState(name, file.text));
+      if (file) (cache.files ??= new Map()).set(name, file);
+    }
+    const st = cachedState(cache, name);
     return st === undefined ? undefined : structuredClone(st);
   }
-  return readStateFile(name);
+  const file = readStateFile(name);
+  return file && parseState(name, file.text);
 }
 
-function readStateFile(name: string, dirsChecked = false): NamespaceState | undefined {
+// A state file as read: its text, and what identifies that version of it and of its
+// directory (the index's check, below).
+interface StateFile {
+  text: string;
+  sig: string;
+}
+
+// What identifies one version of a state file: root changing it by hand (an edit, chmod,
+// chown, a copy put in its place) changes one of these too.
+const sigOf = (file: Stats): string => `${file.ino}/${file.size}/${file.mtimeMs}/${file.ctimeMs}`;
+
+// The signature NAME's state file has now; undefined when it is missing.
+function sigNow(name: string): string | undefined {
+  const st = lstatSync(paths.state(name), { throwIfNoEntry: false });
+  return st && sigOf(st);
+}
+
+function readStateFile(name: string): StateFile | undefined {
   stateReadHook?.(name);
-  if (dirsChecked ? !isTrustedSubdir(paths.nsDir(name)) : !trustedNsDir(name)) return undefined;
-  const text = readTrustedFile(paths.state(name));
-  trace({ ev: 'state-read', name });
-  if (text === undefined) return undefined;
+  ensureRunDir();
+  if (!isTrustedSubdir(paths.nsRoot())) return undefined;
+  if (!isTrustedSubdir(paths.nsDir(name))) return undefined;
+  const f = openTrustedFile(paths.state(name));
+  try {
+    const text = f?.read();
+    trace({ ev: 'state-read', name });
+    return text === undefined ? undefined : { text, sig: sigOf(f!.stats!) };
+  } finally {
+    f?.close();
+  }
+}
+
+// A full read's state of NAME: undefined when NAME has no state file (a NAME with just a
+// journal adds nothing to what is shared, and its journal and directory are checked, and if
+// untrusted reported, by its sweep). The run dir and ns/ are checked by the caller; NAME's
+// directory is checked once the file is known to exist, as before it is read.
+function readStateText(name: string): StateFile | undefined {
+  const f = openTrustedFile(paths.state(name));
+  if (!f) return undefined;
+  try {
+    stateReadHook?.(name);
+    if (!isTrustedSubdir(paths.nsDir(name))) return undefined;
+    const text = f.read();
+    trace({ ev: 'state-read', name });
+    return { text, sig: sigOf(f.stats!) };
+  } finally {
+    f.close();
+  }
+}
+
+function parseState(name: string, text: string): NamespaceState {
   try {
     return JSON.parse(text) as NamespaceState;
   } catch (e) {
@@ -80,17 +123,32 @@ function readStateFile(name: string, dirsChecked = false): NamespaceState | unde
   }
 }
 
+// A cached state; kept as its file's text until first asked for (a full read without the lock
+// keeps texts: parsing one again is cheaper than copying an object, and most are never asked for).
+function cachedState(c: Cache, name: string): NamespaceState | undefined {
+  const v = c.states.get(name);
+  if (typeof v !== 'string') return v;
+  const st = parseState(name, v);
+  c.states.set(name, st);
+  return st;
+}
+
 export function writeState(state: NamespaceState): void {
   ensureRunSubdir('ns', state.name);
   const gen = bumpGeneration();
-  writeFileAtomic(paths.state(state.name), JSON.stringify(state, null, 2) + '\n', 0o600);
+  const text = JSON.stringify(state, null, 2) + '\n';
+  writeFileAtomic(paths.state(state.name), text, 0o600);
   if (gen === '?') dropGeneration();
   if (cache && locked) {
     cache.gen = gen;
     cache.unlockedAll = undefined;
     cache.states.set(state.name, structuredClone(state));
+    const sig = cache.files && sigNow(state.name);
+    if (sig) cache.files!.set(state.name, { text, sig });
+    else cache.complete = false;
     if (cache.names && !cache.names.includes(state.name)) cache.names = [...cache.names, state.name].sort();
     cache.all = undefined;
+    cache.dirty = true;
   } else cache = undefined;
 }
 
@@ -110,11 +168,18 @@ export function writeState(state: NamespaceState): void {
 // with two lock sections (exec: create, then release) reads each state once in all.
 interface Cache {
   gen: string; // RUN/generation when the cache was filled ('' when there was none)
-  states: Map<string, NamespaceState | undefined>;
+  states: Map<string, NamespaceState | string | undefined>; // a string: the file's text (cachedState)
   names?: string[];
   all?: NamespaceState[];
-  // A full read without the lock (its own copies), for the next such read.
-  unlockedAll?: NamespaceState[];
+  // A full read without the lock (the files' texts), for the next such read.
+  unlockedAll?: { name: string; text: string }[];
+  // Each state file as read or as written by this process; with `complete`, that of every
+  // NAME that has one (a full read filled it; writeState and removeNamespaceDir keep it so):
+  // what the index (below) is written from, exactly what the files hold.
+  files?: Map<string, StateFile>;
+  complete?: boolean;
+  // A state was written or removed in the current lock section.
+  dirty?: boolean;
 }
 let cache: Cache | undefined;
 let locked = false;
@@ -169,14 +234,88 @@ function dropGeneration(): void {
   }
 }
 
-// Called by lock.ts once the host lock is taken; the returned function when it is released.
-export function beginStateSnapshot(): () => void {
+// Called by lock.ts once the host lock is taken; the returned function as the section ends,
+// and what that returns once the lock is released.
+export function beginStateSnapshot(): () => () => void {
   const gen = readGeneration();
   if (!cache || cache.gen !== gen || gen === '?') cache = { gen, states: new Map() };
+  cache.dirty = false;
   locked = true;
   return () => {
     locked = false;
+    const c = cache;
+    // The states as this section left them, for the readers that come next (the index):
+    // written after the lock is released (a take by someone else meanwhile moves the
+    // generation on, and the index is then ignored).
+    if (!c?.complete || !c.dirty || !c.names || !c.files || c.gen === '?' || c.gen === '') return () => undefined;
+    const files = c.files;
+    const at = { gen: c.gen, names: [...c.names], entries: c.names.flatMap((n) => (files.has(n) ? [{ name: n, ...files.get(n)! }] : [])) };
+    return () => writeIndex(at.gen, at.names, at.entries);
   };
+}
+
+// RUN/states, the index: every state file's text as of one generation, so that a command
+// reads one file instead of N (at 1000 NAMEs, 1000 opens were most of `list`). Written by the
+// last lock section that changed a state (from what it knows of all of them), and by a full
+// read without the lock that found none valid. Used only while it is exactly right:
+//  - RUN/generation is still the one it names (every writer of a state moves it on first, and
+//    no value comes back);
+//  - ns/ lists the same NAMEs, and each state file is the very version it was made from.
+// What it stands for is the state files' contents alone: every other file of a NAME (its
+// journal) is read, and its directory checked, where it is used, as without the index.
+// A cache: written without fsync; anything wrong with it (missing, torn, not root's alone)
+// means the files are read instead.
+interface IndexEntry extends StateFile {
+  name: string;
+}
+
+function indexPath(): string {
+  return join(runDir(), 'states');
+}
+
+function readIndex(gen: string): { names: string[]; entries: IndexEntry[] } | undefined {
+  try {
+    const text = readTrustedFile(indexPath());
+    if (text === undefined) return undefined;
+    const idx = JSON.parse(text) as { gen?: unknown; names?: unknown; states?: unknown };
+    if (idx.gen !== gen || !Array.isArray(idx.names) || !Array.isArray(idx.states)) return undefined;
+    const names = idx.names as unknown[];
+    if (!names.every((n) => typeof n === 'string')) return undefined;
+    const entries: IndexEntry[] = [];
+    for (const e of idx.states as unknown[]) {
+      if (!Array.isArray(e) || e.length !== 3 || !e.every((x) => typeof x === 'string')) return undefined;
+      entries.push({ name: e[0] as string, text: e[1] as string, sig: e[2] as string });
+    }
+    const now = listDir(paths.nsRoot()).filter((n) => !n.startsWith('.')).sort();
+    if (now.length !== names.length || now.some((n, i) => n !== names[i])) return undefined;
+    if (!entries.every((e) => sigNow(e.name) === e.sig)) return undefined;
+    trace({ ev: 'state-index-read' });
+    return { names: names as string[], entries };
+  } catch {
+    return undefined;
+  }
+}
+
+function writeIndex(gen: string, names: string[], entries: IndexEntry[]): void {
+  const path = indexPath();
+  const tmp = `${path}.tmp-${process.pid}`;
+  try {
+    rmSync(tmp, { force: true });
+    const fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+    try {
+      writeAllSync(fd, JSON.stringify({ gen, names, states: entries.map((e) => [e.name, e.text, e.sig]) }));
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, path);
+  } catch {
+    rmSync(tmp, { force: true });
+  }
+}
+
+function writeAllSync(fd: number, text: string): void {
+  const buf = Buffer.from(text, 'utf8');
+  for (let off = 0; off < buf.length; ) off += writeSync(fd, buf, off);
 }
 
 // Names with any state under the run dir (a state file or just a journal left by a crash).
@@ -198,16 +337,21 @@ function readAllStates(): NamespaceState[] {
   if (cache?.all && locked) return cache.all;
   if (locked && cache) {
     const c = cache;
+    c.files ??= new Map();
     c.all = knownNames().flatMap((n) => {
       if (!c.states.has(n)) {
         // Only names with a state file; the others are not cached, so readState(n) still
         // checks n's directory (an untrusted one is reported by n's sweep).
-        if (!existsLstat(paths.state(n))) return [];
-        c.states.set(n, readStateFile(n, true));
+        const file = readStateText(n);
+        if (file === undefined) return [];
+        c.states.set(n, parseState(n, file.text));
+        c.files!.set(n, file);
       }
-      const s = c.states.get(n);
+      const s = cachedState(c, n);
       return s ? [s] : [];
     });
+    // Complete when every state read is one whose file is known.
+    c.complete = [...c.states.keys()].every((n) => c.states.get(n) === undefined || c.files?.has(n));
     return c.all;
   }
   // Without the lock: read from the files, and kept for the next lock section only if the
@@ -215,22 +359,27 @@ function readAllStates(): NamespaceState[] {
   // read this process made earlier without the lock stands while the generation has not moved
   // (every writer bumps it first): `list` read every state twice (loadIds, then the listing).
   const before = existsLstat(paths.nsRoot()) ? readGeneration() : '';
-  if (cache?.unlockedAll && cache.gen === before && before !== '?') return cache.unlockedAll.map((st) => structuredClone(st));
+  if (cache?.unlockedAll && cache.gen === before && before !== '?') return cache.unlockedAll.map((t) => parseState(t.name, t.text));
+  // The index, when it is of this very generation (the run dir and ns/ checked as knownNames
+  // checks them).
+  const idx = before !== '' && before !== '?' && (ensureRunDir(), isTrustedSubdir(paths.nsRoot())) ? readIndex(before) : undefined;
+  if (idx) {
+    const files = new Map(idx.entries.map((e) => [e.name, { text: e.text, sig: e.sig }]));
+    cache = { gen: before, states: new Map(idx.entries.map((e) => [e.name, e.text])), names: idx.names, unlockedAll: idx.entries, files, complete: true };
+    return idx.entries.map((e) => parseState(e.name, e.text));
+  }
   const names = knownNames();
-  const states = new Map<string, NamespaceState | undefined>();
+  const entries: IndexEntry[] = [];
   const all = names.flatMap((n) => {
-    // Only names with a state file: one with just a journal adds nothing to what is shared,
-    // and its journal (and directory) are checked, and if untrusted reported, by its sweep.
-    if (!existsLstat(paths.state(n))) return [];
-    const s = readStateFile(n, true);
-    states.set(n, s);
-    return s ? [s] : [];
+    const file = readStateText(n);
+    if (file === undefined) return [];
+    entries.push({ name: n, ...file });
+    return [parseState(n, file.text)];
   });
   const after = existsLstat(paths.nsRoot()) ? readGeneration() : '';
-  cache =
-    before === after && before !== '?'
-      ? { gen: before, states: new Map([...states].map(([k, v]) => [k, v && structuredClone(v)])), names, unlockedAll: all.map((st) => structuredClone(st)) }
-      : undefined;
+  const files = new Map(entries.map((e) => [e.name, { text: e.text, sig: e.sig }]));
+  cache = before === after && before !== '?' ? { gen: before, states: new Map(entries.map((e) => [e.name, e.text])), names, unlockedAll: entries, files, complete: true } : undefined;
+  if (cache && before !== '') writeIndex(before, names, entries);
   return all;
 }
 
@@ -253,8 +402,10 @@ export function removeNamespaceDir(name: string): void {
     cache.gen = gen;
     cache.unlockedAll = undefined;
     cache.states.delete(name);
+    cache.files?.delete(name);
     cache.names = cache.names?.filter((n) => n !== name);
     cache.all = undefined;
+    cache.dirty = true;
   } else cache = undefined;
 }
 

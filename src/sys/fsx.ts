@@ -1,4 +1,4 @@
-import { closeSync, constants, fchmodSync, fstatSync, fsyncSync, lstatSync, mkdirSync, openSync, readFileSync, realpathSync, renameSync, rmSync, unlinkSync, writeSync, existsSync, readdirSync, rmdirSync, copyFileSync, appendFileSync, type Stats } from 'node:fs';
+import { closeSync, constants, fchmodSync, fstatSync, fsyncSync, lstatSync, mkdirSync, openSync, readFileSync, readSync, realpathSync, renameSync, rmSync, unlinkSync, writeSync, existsSync, readdirSync, rmdirSync, copyFileSync, appendFileSync, type Stats } from 'node:fs';
 import { dirname, resolve, sep } from 'node:path';
 import { statSync } from 'node:fs';
 import { HostError, UserError } from '../errors.js';
@@ -150,24 +150,63 @@ function unsafeFile(st: Stats): string | undefined {
 // Reads one of nsroute's state files: undefined when it does not exist; refused when it is a
 // symlink, not a regular file, not root's, or writable by group or others.
 export function readTrustedFile(path: string, maxBytes = 16 << 20): string | undefined {
+  const f = openTrustedFile(path, maxBytes);
+  if (!f) return undefined;
+  try {
+    return f.read();
+  } finally {
+    f.close();
+  }
+}
+
+// readTrustedFile in two steps, for a caller that checks something else once it knows the
+// file exists (store.ts: the NAME's directory): undefined when it does not exist; read()
+// refuses it as readTrustedFile does.
+export function openTrustedFile(path: string, maxBytes = 16 << 20): { read: () => string; close: () => void; stats?: Stats } | undefined {
   let fd: number;
   try {
     fd = openSync(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') return undefined;
-    if (code === 'ELOOP') throw untrusted(path, 'is a symbolic link');
+    if (code === 'ELOOP') {
+      return {
+        read: () => {
+          throw untrusted(path, 'is a symbolic link');
+        },
+        close: () => undefined,
+      };
+    }
     throw e;
   }
-  try {
-    const st = fstatSync(fd);
-    const why = unsafeFile(st);
-    if (why) throw untrusted(path, why);
-    if (st.size > maxBytes) throw untrusted(path, `is larger than ${maxBytes} bytes`);
-    return readFileSync(fd, 'utf8');
-  } finally {
-    closeSync(fd);
-  }
+  const f: { read: () => string; close: () => void; stats?: Stats } = {
+    // stats: the file's, as read() found it.
+    read: () => {
+      const st = fstatSync(fd);
+      f.stats = st;
+      const why = unsafeFile(st);
+      if (why) throw untrusted(path, why);
+      if (st.size > maxBytes) throw untrusted(path, `is larger than ${maxBytes} bytes`);
+      // The size fstat gave (readFileSync would fstat again), then on to the end should the
+      // file have grown meanwhile.
+      let buf = Buffer.allocUnsafe(st.size + 1);
+      let len = 0;
+      for (;;) {
+        if (len === buf.length) {
+          if (len > maxBytes) throw untrusted(path, `is larger than ${maxBytes} bytes`);
+          const bigger = Buffer.allocUnsafe(len * 2);
+          buf.copy(bigger, 0, 0, len);
+          buf = bigger;
+        }
+        const n = readSync(fd, buf, len, buf.length - len, null);
+        if (n === 0) break;
+        len += n;
+      }
+      return buf.toString('utf8', 0, len);
+    },
+    close: () => closeSync(fd),
+  };
+  return f;
 }
 
 // Throws unless path is a directory root owns that nobody else can write, and its ancestors

@@ -122,13 +122,18 @@ interface TraceEvent {
 }
 
 // One cold exec with NSROUTE_TRACE: its state-file reads and host-lock takes.
-async function tracedColdExec(tag: string): Promise<{ reads: number; sections: number; n: number }> {
+async function tracedColdExec(tag: string): Promise<{ reads: number; indexReads: number; sections: number; n: number }> {
   const n = readdirSync(join(w.runDir, 'ns')).filter((d) => !d.startsWith('.')).length;
   const file = join(w.dir, `trace-${tag}.jsonl`);
   const r = await w.nsroute(['exec', w.name(`x${tag}`), ...ROUTE, '--', 'true'], { env: { NSROUTE_TRACE: file } });
   expect(r.exitCode, show(r)).toBe(0);
   const events = readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as TraceEvent);
-  return { reads: events.filter((e) => e.ev === 'state-read').length, sections: events.filter((e) => e.ev === 'lock' && e.op === 'acquire').length, n };
+  return {
+    reads: events.filter((e) => e.ev === 'state-read').length,
+    indexReads: events.filter((e) => e.ev === 'state-index-read').length,
+    sections: events.filter((e) => e.ev === 'lock' && e.op === 'acquire').length,
+    n,
+  };
 }
 
 describe('work per other namespace does not grow', () => {
@@ -146,15 +151,32 @@ describe('work per other namespace does not grow', () => {
     const bound = (t: { n: number }) => t.n + 3;
     expect(at2.reads, JSON.stringify(at2)).toBeLessThanOrEqual(bound(at2));
     expect(at20.reads, JSON.stringify(at20)).toBeLessThanOrEqual(bound(at20));
+    // And here, where the last change was an `up` of nsroute's, none of the others at all:
+    // the index (RUN/states) that up left holds them all, for this generation.
+    expect(at20.indexReads, JSON.stringify(at20)).toBe(1);
+    expect(at20.reads, JSON.stringify(at20)).toBeLessThanOrEqual(3);
     expect(at20.sections, 'lock sections do not depend on N').toBe(at2.sections);
-    // list --json reads each state once too: the listing reuses the start-up read (loadIds)
-    // while no state was written since (RUN/generation).
+    // list --json: the index the exec's teardown left, no state file.
     const file = join(w.dir, 'trace-list.jsonl');
     const l = await w.nsroute(['list', '--json'], { env: { NSROUTE_TRACE: file } });
     expect(l.exitCode, show(l)).toBe(0);
     expect((JSON.parse(l.stdout) as unknown[]).length).toBe(at20.n);
     const listEvents = readFileSync(file, 'utf8').trim().split('\n').map((x) => JSON.parse(x) as TraceEvent);
-    expect(listEvents.filter((e) => e.ev === 'state-read').length, 'state files read by list --json').toBe(at20.n);
+    expect(listEvents.filter((e) => e.ev === 'state-index-read').length, 'index reads by list --json').toBe(1);
+    expect(listEvents.filter((e) => e.ev === 'state-read').length, 'state files read by list --json').toBe(0);
+    // Without a valid index (another generation), every state file once, and the read leaves
+    // an index for the next command.
+    writeFileSync(join(w.runDir, 'generation'), 'nsroute-test-other-generation\n', { mode: 0o600 });
+    const file2 = join(w.dir, 'trace-list2.jsonl');
+    const l2 = await w.nsroute(['list', '--json'], { env: { NSROUTE_TRACE: file2 } });
+    expect(JSON.parse(l2.stdout)).toEqual(JSON.parse(l.stdout));
+    const list2 = readFileSync(file2, 'utf8').trim().split('\n').map((x) => JSON.parse(x) as TraceEvent);
+    expect(list2.filter((e) => e.ev === 'state-read').length).toBe(at20.n);
+    expect(list2.filter((e) => e.ev === 'state-index-read').length).toBe(0);
+    const file3 = join(w.dir, 'trace-list3.jsonl');
+    const l3 = await w.nsroute(['list', '--json'], { env: { NSROUTE_TRACE: file3 } });
+    expect(JSON.parse(l3.stdout)).toEqual(JSON.parse(l.stdout));
+    expect(readFileSync(file3, 'utf8').split('\n').filter((x) => x.includes('"state-read"')).length).toBe(0);
     // and no journal: the state records which namespace is NAME's (for the processes in it).
     expect(listEvents.filter((e) => e.ev === 'journal-read'), 'journals read by list --json').toEqual([]);
     for (const n of many) await down(n);

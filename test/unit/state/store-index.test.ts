@@ -1,0 +1,157 @@
+// The states index (src/state/store.ts, RUN/states): one file holding every state file's text
+// as of one generation, read instead of the N files by the next command. It must never stand
+// for anything but the state files as they are: a generation moved on, a NAME added or
+// removed, a state file edited, chmodded, replaced or removed by hand, and an index that is
+// torn or not root's alone all send the reader back to the files. Each "command" here is a
+// fresh copy of the modules (vi.resetModules), as a new process would be. Needs root.
+import { appendFileSync, chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+
+let base: string;
+let run: string;
+let traceFile: string;
+beforeEach(() => {
+  base = mkdtempSync(join(tmpdir(), 'nsroute-store-index-'));
+  run = join(base, 'run');
+  traceFile = join(base, 'trace');
+  process.env.NSROUTE_RUN_DIR = run;
+  process.env.NSROUTE_TRACE = traceFile;
+});
+afterEach(() => {
+  delete process.env.NSROUTE_RUN_DIR;
+  delete process.env.NSROUTE_TRACE;
+  rmSync(base, { recursive: true, force: true });
+});
+
+const NAMES = ['ia', 'ib', 'ic'];
+
+// A new command: fresh modules.
+async function command() {
+  vi.resetModules();
+  const store = await import('../../../src/state/store.js');
+  const lock = await import('../../../src/state/lock.js');
+  const proc = await import('../../../src/sys/proc.js');
+  return { ...store, ...lock, bootId: proc.bootId };
+}
+
+async function stateOf(name: string, extra: Record<string, unknown> = {}) {
+  const { bootId } = await command();
+  return { version: 1 as const, name, status: 'up' as const, persistent: true, createdAt: '2026-11-28T00:00:00.000Z', bootId: bootId(), config: { name, mode: 'nat' } as never, holders: [], ...extra };
+}
+
+// What commands do: a full read at start-up, then states written under the lock.
+async function writeAll(names = NAMES): Promise<void> {
+  const states = await Promise.all(names.map((n) => stateOf(n)));
+  const c = await command();
+  c.allStates();
+  await c.withHostLock(async () => {
+    c.allStates();
+    for (const st of states) c.writeState(st);
+  });
+}
+
+// A full read by a new command: the states (by name), and whether it used the index.
+async function readAll(): Promise<{ names: string[]; indexReads: number; fileReads: number; states: Record<string, unknown>[] }> {
+  writeFileSync(traceFile, '');
+  const c = await command();
+  const states = c.allStates() as unknown as Record<string, unknown>[];
+  const events = readFileSync(traceFile, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as { ev: string });
+  return {
+    names: states.map((s) => s.name as string),
+    indexReads: events.filter((e) => e.ev === 'state-index-read').length,
+    fileReads: events.filter((e) => e.ev === 'state-read').length,
+    states,
+  };
+}
+
+const index = () => join(run, 'states');
+const stateFile = (n: string) => join(run, 'ns', n, 'state.json');
+
+describe('the states index', () => {
+  it('is written by the lock section that changed the states, and the next command reads it instead of the files', async () => {
+    await writeAll();
+    expect(existsSync(index())).toBe(true);
+    const r = await readAll();
+    expect(r).toMatchObject({ names: NAMES, indexReads: 1, fileReads: 0 });
+    expect(r.states).toEqual(await Promise.all(NAMES.map((n) => stateOf(n))));
+  });
+
+  it('a full read without a valid one reads the files and writes one for the next command', async () => {
+    await writeAll();
+    rmSync(index());
+    expect(await readAll()).toMatchObject({ names: NAMES, indexReads: 0, fileReads: 3 });
+    expect(await readAll()).toMatchObject({ names: NAMES, indexReads: 1, fileReads: 0 });
+  });
+
+  const byHand: [string, () => void, (r: Awaited<ReturnType<typeof readAll>>) => void][] = [
+    [
+      'a state file edited in place',
+      () => writeFileSync(stateFile('ib'), readFileSync(stateFile('ib'), 'utf8').replace('"persistent": true', '"persistent": false')),
+      (r) => expect(r.states.find((s) => s.name === 'ib')?.persistent).toBe(false),
+    ],
+    ['a state file removed', () => rmSync(stateFile('ib')), (r) => expect(r.names).toEqual(['ia', 'ic'])],
+    [
+      'a state file replaced by a copy of another',
+      () => {
+        copyFileSync(stateFile('ia'), `${stateFile('ib')}.new`);
+        chmodSync(`${stateFile('ib')}.new`, 0o600);
+        renameSync(`${stateFile('ib')}.new`, stateFile('ib'));
+      },
+      (r) => expect(r.names).toEqual(['ia', 'ia', 'ic']),
+    ],
+    ['a NAME with just a journal added', () => (mkdirSync(join(run, 'ns', 'id'), { mode: 0o700 }), appendFileSync(join(run, 'ns', 'id', 'journal.jsonl'), '')), (r) => expect(r.names).toEqual(NAMES)],
+  ];
+  for (const [what, spoil, check] of byHand) {
+    it(`${what}: the files are read, as they are now`, async () => {
+      await writeAll();
+      spoil();
+      const r = await readAll();
+      expect(r.indexReads).toBe(0);
+      check(r);
+    });
+  }
+
+  it('a state file made writable by others is refused as without an index', async () => {
+    await writeAll();
+    chmodSync(stateFile('ic'), 0o620);
+    const c = await command();
+    expect(() => c.allStates()).toThrow(/nsroute does not trust it/);
+  });
+
+  it('another generation: the files', async () => {
+    await writeAll();
+    writeFileSync(join(run, 'generation'), 'some-other-generation\n', { mode: 0o600 });
+    expect(await readAll()).toMatchObject({ names: NAMES, indexReads: 0, fileReads: 3 });
+  });
+
+  it('a torn index, or one not root\'s alone, is ignored: the files', async () => {
+    await writeAll();
+    const whole = readFileSync(index());
+    writeFileSync(index(), whole.subarray(0, whole.length - 20), { mode: 0o600 });
+    expect(await readAll()).toMatchObject({ names: NAMES, indexReads: 0, fileReads: 3 });
+    chmodSync(index(), 0o664); // (the read above wrote a whole one again)
+    expect(await readAll()).toMatchObject({ names: NAMES, indexReads: 0, fileReads: 3 });
+  });
+
+  it('a lock section that only read writes none; one that removed a NAME leaves an index without it', async () => {
+    await writeAll();
+    rmSync(index());
+    let c = await command();
+    await c.withHostLock(async () => {
+      c.allStates();
+    });
+    expect(existsSync(index())).toBe(false);
+    c = await command();
+    c.allStates();
+    await c.withHostLock(async () => {
+      c.allStates();
+      c.removeNamespaceDir('ib');
+    });
+    expect(await readAll()).toMatchObject({ names: ['ia', 'ic'], indexReads: 1, fileReads: 0 });
+  });
+});
