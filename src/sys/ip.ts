@@ -23,7 +23,18 @@ export async function ipBatchForce(lines: readonly string[], family?: 4 | 6): Pr
 
 // Splits what `ip -j -batch` prints (one JSON array per line that succeeded, concatenated)
 // into its arrays; strings are skipped whole, so an alias holding "][" cannot cut one.
+// iproute2 ends each array with a newline, and JSON has no raw newline inside a string: when
+// every line parses, the lines are the arrays (at 1000 NAMEs, 2 MB: the scan below took
+// ~30 ms); any other layout is scanned.
 export function splitJsonArrays(text: string): unknown[] {
+  try {
+    return text.split('\n').flatMap((line) => (line.trim() === '' ? [] : [JSON.parse(line) as unknown]));
+  } catch {
+    return scanJsonArrays(text);
+  }
+}
+
+function scanJsonArrays(text: string): unknown[] {
   const out: unknown[] = [];
   let depth = 0;
   let start = -1;

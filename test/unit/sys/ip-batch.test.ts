@@ -16,6 +16,16 @@ describe('splitJsonArrays', () => {
 
   it('refuses a truncated answer', () => {
     expect(() => splitJsonArrays('[{"a":1}][{"b":')).toThrow();
+    expect(() => splitJsonArrays('[{"a":1}]\n[{"b":\n')).toThrow();
+  });
+
+  it("reads iproute2's layout (one array per line) line by line, with the same result as the scan", () => {
+    const arrays = [[{ ifname: 'lo', ifalias: 'x][y"][\n' }], [], [{ priority: 0, table: 'local' }]];
+    const asIpPrintsIt = arrays.map((a) => JSON.stringify(a) + '\n').join('');
+    expect(splitJsonArrays(asIpPrintsIt)).toEqual(arrays);
+    expect(splitJsonArrays(asIpPrintsIt.replaceAll('\n', ''))).toEqual(arrays);
+    // Pretty-printed (ip -p): arrays over many lines are scanned.
+    expect(splitJsonArrays(arrays.map((a) => JSON.stringify(a, null, 2)).join('\n'))).toEqual(arrays);
   });
 });
 
