@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { closeSync, existsSync, openSync, readlinkSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readlinkSync, statSync, type Stats } from 'node:fs';
 import { join } from 'node:path';
 import { HostError, UserError } from '../errors.js';
 import { buildPlan, stepsFor, tagOf, type UplinkWaiting } from '../plan/plan.js';
@@ -312,10 +312,22 @@ export async function sweep(name: string, report = emptyReport()): Promise<Names
 // makes must be created there. Run from inside one of its namespaces (`nsroute shell`, then
 // `sudo nsroute ...`), it would do both wrong.
 export function refuseInsideNamespace(): void {
-  const self = netnsInode('/proc/self/ns/net');
-  if (self === undefined) return;
+  let self: Stats;
+  try {
+    self = statSync('/proc/self/ns/net');
+  } catch {
+    return;
+  }
   // By name and inode only: no state file needs reading for this (runs before the lock).
-  const inside = knownNames().find((n) => netnsInode(netnsPath(n)) === self);
+  // One stat per NAME (netnsInode's own check of the nsfs device done once, here).
+  const inside = knownNames().find((n) => {
+    try {
+      const st = statSync(netnsPath(n));
+      return st.dev === self.dev && st.ino === self.ino;
+    } catch {
+      return false;
+    }
+  });
   if (inside) {
     throw new UserError(`nsroute is running inside its namespace ${inside}`, 'run it from the host (leave the `nsroute shell` first)');
   }
