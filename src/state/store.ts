@@ -208,21 +208,28 @@ function bumpGeneration(): string {
   // no two writes share pid and monotonic time; Math.random on top for clocks that jump.
   // Not node:crypto, which takes ~6 ms to load for a tag nobody can exploit.
   const gen = `${process.pid.toString(36)}.${process.hrtime.bigint().toString(36)}.${Math.random().toString(36).slice(2, 10)}`;
-  const path = generationPath();
+  return replaceUnsynced(generationPath(), gen + '\n') ? gen : '?';
+}
+
+// Writes a file of the run dir that only processes running now read (the generation, the
+// index): a fresh 0600 file renamed over it, so no reader sees it torn; no fsync (they share
+// the page cache). false when it could not be written.
+function replaceUnsynced(path: string, text: string): boolean {
   const tmp = `${path}.tmp-${process.pid}`;
   try {
     rmSync(tmp, { force: true });
     const fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
     try {
-      writeSync(fd, gen + '\n');
+      const buf = Buffer.from(text, 'utf8');
+      for (let off = 0; off < buf.length; ) off += writeSync(fd, buf, off);
     } finally {
       closeSync(fd);
     }
     renameSync(tmp, path);
-    return gen;
+    return true;
   } catch {
     rmSync(tmp, { force: true });
-    return '?';
+    return false;
   }
 }
 
@@ -297,25 +304,7 @@ function readIndex(gen: string): { names: string[]; entries: IndexEntry[] } | un
 }
 
 function writeIndex(gen: string, names: string[], entries: IndexEntry[]): void {
-  const path = indexPath();
-  const tmp = `${path}.tmp-${process.pid}`;
-  try {
-    rmSync(tmp, { force: true });
-    const fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
-    try {
-      writeAllSync(fd, JSON.stringify({ gen, names, states: entries.map((e) => [e.name, e.text, e.sig]) }));
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(tmp, path);
-  } catch {
-    rmSync(tmp, { force: true });
-  }
-}
-
-function writeAllSync(fd: number, text: string): void {
-  const buf = Buffer.from(text, 'utf8');
-  for (let off = 0; off < buf.length; ) off += writeSync(fd, buf, off);
+  replaceUnsynced(indexPath(), JSON.stringify({ gen, names, states: entries.map((e) => [e.name, e.text, e.sig]) }));
 }
 
 // Names with any state under the run dir (a state file or just a journal left by a crash).
