@@ -16,7 +16,6 @@ import { trace } from './trace.js';
 // ^Z, SIGTERM to the whole group), as nsroute finishes a teardown through them: it must not
 // die or stop under nsroute mid-teardown. Each tool gets the default dispositions back.
 //
-//
 // The host lock (state/lock.ts): a command that knows it will take it (exec, shell) opens the
 // lock file before the runner starts and hands it over as the runner's fd 3 (argument
 // `lockfd`), so that taking and dropping the lock costs no fork of Node (10-25 ms of
