@@ -4,7 +4,7 @@
 // waited for (and the wait killable), let go, and never held by the runner longer than by
 // nsroute; the file reaches no other tool.
 import { spawn, spawnSync } from 'node:child_process';
-import { closeSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, constants, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
@@ -116,19 +116,33 @@ describe.skipIf(!have)('the host lock through the tool runner', () => {
     spawnSync('mkfifo', [fifo]);
     let ended = false;
     const long = runViaHelper(['sh', '-c', `read x < '${fifo}'`], undefined, false)!.finally(() => (ended = true));
-    // nsroute "dies": its input to the runner ends, and its own fd on the file goes.
-    dropRunnerLockFd();
-    for (const fd of readdirSync('/proc/self/fd').map(Number)) {
+    // Ends the job (also when the test fails): a writer for its FIFO, once it waits there.
+    const release = () => {
       try {
-        if (readlinkSync(`/proc/self/fd/${fd}`) === lock) closeSync(fd);
+        const fd = openSync(fifo, constants.O_WRONLY | constants.O_NONBLOCK);
+        writeSync(fd, 'go\n');
+        closeSync(fd);
+        return true;
       } catch {
-        /* gone meanwhile */
+        return false; // (ENXIO: no reader yet)
       }
+    };
+    try {
+      // nsroute "dies": its input to the runner ends, and its own fd on the file goes.
+      dropRunnerLockFd();
+      for (const fd of readdirSync('/proc/self/fd').map(Number)) {
+        try {
+          if (readlinkSync(`/proc/self/fd/${fd}`) === lock) closeSync(fd);
+        } catch {
+          /* gone meanwhile */
+        }
+      }
+      // The lock is free while the job still runs in the runner.
+      await vi.waitFor(() => expect(tryLock()).toBe(0), { timeout: 30_000, interval: 50 });
+      expect(ended).toBe(false);
+    } finally {
+      await vi.waitFor(() => expect(release()).toBe(true), { timeout: 30_000, interval: 50 });
     }
-    // The lock is free while the job still runs in the runner.
-    await vi.waitFor(() => expect(tryLock()).toBe(0), { timeout: 30_000, interval: 50 });
-    expect(ended).toBe(false);
-    writeFileSync(fifo, 'go\n');
     expect((await long).exitCode).toBe(0);
   });
 });
