@@ -9,7 +9,7 @@ import { chmodSync, chownSync, cpSync, mkdtempSync, readFileSync, renameSync, rm
 import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REPO_ROOT, SLOW_GW, type World } from '../world/world.js';
 import { expectOk, show, useWorld } from '../world/helpers.js';
 
@@ -105,7 +105,12 @@ describe('list with a NAME up', () => {
 });
 
 describe('the code cache', () => {
-  const tmp = mkdtempSync(join(tmpdir(), 'nsroute-cache-'));
+  // Made when the tests run, not when they are collected: a run that filters them all out
+  // (vitest -t) collects this block but runs no afterAll, which left the directory behind.
+  let tmp = '';
+  beforeAll(() => {
+    tmp = mkdtempSync(join(tmpdir(), 'nsroute-cache-'));
+  });
   afterAll(() => rmSync(tmp, { recursive: true, force: true }));
   const helpText = execFileSync(process.execPath, [join(DIST, 'nsroute.js'), '--help'], { encoding: 'utf8' });
   const mainChunk = /main-[A-Z0-9]+\.js/.exec(Object.keys(chunkInputs).join(' '))![0];
