@@ -11,7 +11,9 @@ import { callerContext } from '../policy/context.js';
 // before that has taken its lock (gc must not start a second one).
 // 'join:0': an exec that joined NAME without the lock, right before it starts the command's
 // wrapper (test/integration/joins.test.ts).
-export type CrashPhase = 'apply' | 'undo' | 'join';
+// 'watch:0': a watcher that has looked whether what an event concerns is broken, before it acts
+// on what it saw (test/integration/systemd.test.ts: a loss while it looks is not forgotten).
+export type CrashPhase = 'apply' | 'undo' | 'join' | 'watch';
 
 // Inert for a user who entered through sudo (policy/entry.ts also removes the variables).
 const hooksOff = (): boolean => callerContext() !== undefined;

@@ -11,6 +11,7 @@ import { hasNetns } from './hostmode.js';
 import { nftTableExists } from '../sys/nft.js';
 import { uplinkRoutesIntact } from '../sys/ip.js';
 import { hostWatched, repair } from './lifecycle.js';
+import { crashPoint } from './crash.js';
 
 // Keeps namespaces right while they are in use: follows netlink (`ip monitor`) and repairs
 // (lifecycle.ts `repair`) when something nsroute relies on changes: the uplink goes down and
@@ -221,30 +222,34 @@ export function watchNamespaces(opts: WatchOptions): Watcher {
   // tables and replace the nft table; only a real loss is repaired.
   const broken = async (ts: number[], sharedToo: boolean): Promise<boolean> => {
     const [nftOk, uplinksOk, guardGone] = await Promise.all([
-      sharedToo || tableGone ? nftTableExists() : true,
+      sharedToo ? nftTableExists() : true,
       uplinkRoutesIntact(ts),
       sharedToo ? guardMissing(index.configs()).catch(() => true) : false,
     ]);
     return !nftOk || !uplinksOk || guardGone;
   };
 
+  // A repair that failed (the lock not had in time, a tool failing under load) is tried again
+  // on its own, later each time up to a minute: the loss may bring no further event.
+  let retryMs = 0;
   const runRepair = async () => {
     if (running) {
       again = true;
       return;
     }
     running = true;
+    // What this run looks at is taken from the flags now: an event that arrives while it looks
+    // (the nft table deleted just after its check found it there) sets them again for the next run.
+    const ts = [...tables];
+    const sharedToo = shared || tableGone;
+    tables.clear();
+    shared = false;
+    tableGone = false;
     try {
-      const ts = [...tables];
-      const sharedToo = shared || tableGone;
-      tables.clear();
-      shared = false;
       if ((ts.length === 0 && !sharedToo) || !alive()) return;
-      if (!(await broken(ts, sharedToo))) {
-        tableGone = false;
-        return;
-      }
-      if (!alive()) return;
+      const isBroken = await broken(ts, sharedToo);
+      await crashPoint('watch', 0);
+      if (!isBroken || !alive()) return;
       await withHostLock(async () => {
         read = [];
         // Exact under the lock: what a namespace that came or went meanwhile changed.
@@ -261,8 +266,12 @@ export function watchNamespaces(opts: WatchOptions): Watcher {
           opts.onRepair?.(st.name, problems, read);
         }
       });
+      retryMs = 0;
     } catch {
-      /* a failed repair is retried at the next event */
+      for (const t of ts) tables.add(t);
+      if (sharedToo) shared = true;
+      retryMs = Math.min(Math.max(retryMs * 2, 1000), 60_000);
+      if (!stopped) setTimeout(schedule, retryMs).unref();
     } finally {
       running = false;
       if (again && !stopped) {

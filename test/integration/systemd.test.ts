@@ -325,4 +325,32 @@ describe('nsroute watch', () => {
     expectOk(await w.nsroute(['down', n]));
     expect(await w.snapshot()).toEqual(clean);
   });
+
+  // The watcher looks (is anything broken?) before it takes the lock. The nft table deleted
+  // while it looks, after its check found the table there, must be repaired all the same: the
+  // watcher is held right after its look (NSROUTE_TEST_PAUSE=watch:0) while the table goes.
+  it('puts back the nft table deleted while it was looking at an earlier event', async () => {
+    const n = w.name('wl');
+    expectOk(await w.nsroute(['up', n, '--via', SLOW_GW, '--dns', DNS_SERVER, '--no-watch']));
+    const pause = join(w.dir, `pause-${n}`);
+    const watch = w.spawnNsroute(['watch', n, '--json'], { env: { NSROUTE_TEST_PAUSE: `watch:0:${pause}` }, timeoutMs: 120_000 });
+    try {
+      // The watcher's first look at everything (half a second after it starts) stops there.
+      await waitFor(() => existsSync(`${pause}.reached`), 'the watcher to stop after its first look');
+      expectOk(await w.inHost(['nft', 'delete', 'table', 'inet', 'nsroute']));
+      // Time for `nft monitor` to tell the held watcher; it is then let go.
+      await new Promise((r) => setTimeout(r, 1500));
+      writeFileSync(pause, '');
+      await waitFor(async () => (await w.inHost(['nft', 'list', 'table', 'inet', 'nsroute'])).exitCode === 0, 'the nft table back', 10_000);
+      const r = await w.nsroute(['exec', n, '--', ...PATH4]);
+      expect(r.stdout.trim(), show(r)).toBe(SLOW);
+    } finally {
+      writeFileSync(pause, '');
+      watch.kill('SIGTERM');
+    }
+    const end = await watch.result;
+    expect(end.exitCode, show(end)).toBe(0);
+    expectOk(await w.nsroute(['down', n]));
+    expect(await w.snapshot()).toEqual(clean);
+  });
 });
