@@ -1,8 +1,8 @@
-import { closeSync, constants, lstatSync, openSync, renameSync, rmSync, writeSync, type Stats } from 'node:fs';
+import { closeSync, constants, lstatSync, openSync, renameSync, rmSync, type Stats } from 'node:fs';
 import { join } from 'node:path';
 import type { NamespaceConfig } from '../plan/types.js';
 import { HostError } from '../errors.js';
-import { existsLstat, isTrustedSubdir, listDir, openTrustedFile, readTrustedFile, removeIfExists, writeFileAtomic } from '../sys/fsx.js';
+import { existsLstat, isTrustedSubdir, listDir, openTrustedFile, readTrustedFile, removeIfExists, writeAll, writeFileAtomic } from '../sys/fsx.js';
 import { bootId } from '../sys/proc.js';
 import { trace } from '../sys/trace.js';
 import { ensureLibDir, ensureRunDir, ensureRunSubdir } from './dirs.js';
@@ -220,8 +220,7 @@ function replaceUnsynced(path: string, text: string): boolean {
     rmSync(tmp, { force: true });
     const fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
     try {
-      const buf = Buffer.from(text, 'utf8');
-      for (let off = 0; off < buf.length; ) off += writeSync(fd, buf, off);
+      writeAll(fd, text);
     } finally {
       closeSync(fd);
     }

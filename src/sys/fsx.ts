@@ -33,7 +33,7 @@ export function errnoText(e: unknown): string {
 
 // writeSync may write less than asked (a disk filling up): loop until all of it is written,
 // so the error surfaces instead of a silently torn file.
-function writeAll(fd: number, text: string): void {
+export function writeAll(fd: number, text: string): void {
   const buf = Buffer.from(text, 'utf8');
   let off = 0;
   while (off < buf.length) off += writeSync(fd, buf, off, buf.length - off);
