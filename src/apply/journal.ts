@@ -5,7 +5,11 @@ import { appendLineSync, ensureTrustedSubdir, readTrustedFile, removeIfExists } 
 
 // Write-ahead journal of one namespace: the intent of each step is on disk (fsync) before the
 // step runs, and marked done after. Undo replays every intent backwards, done or not, so a
-// crash at any instant (even inside a non-atomic `ip -batch`) can be undone.
+// crash at any instant (even inside a non-atomic `ip -batch`) can be undone. Only the intents
+// are fsynced: after a crash of the machine they are what undoes the files that outlive it
+// (state/store.ts forgets an earlier boot's namespace, not its files); 'created' and 'done'
+// speak of kernel objects of this boot, and a crash of nsroute alone loses no written line.
+// (Ten fsyncs fewer per cold exec, each one a wait under the host lock on a busy disk.)
 // 'created': what identifies an object the step created, written right after creating it and
 // before 'done' (the nsfs inode of a namespace, net/proc.ts netnsInode): undo removes only that.
 // netnsCtime: the nsfs inode's ctime (ns, as text): inode numbers of namespaces are reused once
@@ -36,7 +40,7 @@ export class Journal {
   }
 
   created(i: number, netnsIno: number, netnsCtime?: string): void {
-    appendLineSync(this.path, JSON.stringify({ op: 'created', i, netnsIno, ...(netnsCtime ? { netnsCtime } : {}) } satisfies JournalEntry));
+    appendLineSync(this.path, JSON.stringify({ op: 'created', i, netnsIno, ...(netnsCtime ? { netnsCtime } : {}) } satisfies JournalEntry), 0o600, false);
   }
 
   netnsOwnership(): NetnsOwnership {
@@ -49,7 +53,7 @@ export class Journal {
   }
 
   done(i: number): void {
-    appendLineSync(this.path, JSON.stringify({ op: 'done', i } satisfies JournalEntry));
+    appendLineSync(this.path, JSON.stringify({ op: 'done', i } satisfies JournalEntry), 0o600, false);
   }
 
   // A journal someone other than root could have written is never acted on: its undo

@@ -86,8 +86,10 @@ export function writeFileAtomic(path: string, text: string, mode = 0o644, dirMod
 
 // Append one line and fsync: journal entries must be on disk before the change they announce.
 // Never through a symlink, never to a file others could have written (the journal decides
-// what gc deletes).
-export function appendLineSync(path: string, line: string, mode = 0o600): void {
+// what gc deletes). sync false: what only this boot's processes read (the page cache is shared;
+// a crash of nsroute loses nothing written, only a crash of the machine does, and that ends
+// what the line is about too).
+export function appendLineSync(path: string, line: string, mode = 0o600, sync = true): void {
   let fd: number;
   try {
     fd = openSync(path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW, mode);
@@ -100,7 +102,7 @@ export function appendLineSync(path: string, line: string, mode = 0o600): void {
     if (why) throw untrusted(path, why);
     fchmodSync(fd, mode);
     writeAll(fd, line.endsWith('\n') ? line : line + '\n');
-    fsyncSync(fd);
+    if (sync) fsyncSync(fd);
   } catch (e) {
     if (e instanceof UntrustedFile) throw e;
     throw new WriteFailed(path, e);
