@@ -113,26 +113,36 @@ async function applyCombined(steps: readonly Step[], journal: Journal, ctx: Step
 }
 
 // The undo of a nat namespace's journal in three spawns: one read (the owner tag of its veth,
-// the rules), in parallel with the nft table's update; then one `ip -4 -force -batch`
-// removing, in reverse order of creation, the uplink's rule and table (if no other namespace
-// uses them), the veth, the fail-closed rules nobody needs any more, the namespace. Lines for
-// objects already gone fail and are passed over (undo is idempotent); any other failure is
-// reported and keeps the journal for a retry.
+// the rules), then one `ip -4 -force -batch` removing, in reverse order of creation, the
+// uplink's rule and table (if no other namespace uses them), the veth, the fail-closed rules
+// nobody needs any more, the namespace; both in parallel with the nft table's update (and the
+// files, sysctls, firewall holes), which none of them waits for. Lines for objects already
+// gone fail and are passed over (undo is idempotent); any other failure is reported and keeps
+// the journal for a retry.
 async function undoCombined(journal: Journal, ctx: StepContext, intents: readonly Step[]): Promise<void> {
   const veths = intents.filter((s): s is Extract<Step, { kind: 'veth-add' }> => s.kind === 'veth-add');
   const reads = ipJsonBatch([...veths.map((v) => `link show dev ${v.hostIface}`), 'rule show'], ['-4']);
   const errors: Error[] = [];
   // Files and sysctls (in reverse order, as step by step), nft's table and the firewall holes
-  // (independent of each other): parallel with the read. Every part is idempotent.
+  // (independent of each other and of the links and rules): parallel with the read and the
+  // batch. Every part is idempotent.
   const local = Promise.all([...intents].reverse().map((step) => undoLocalPart(step, ctx).catch((e: Error) => void errors.push(e))));
-  const [answers] = await Promise.all([reads, local]);
+  // A failed read: the local parts settle before it is thrown.
+  const answers = await reads.catch(async (e: unknown) => {
+    await local;
+    throw e;
+  });
   const facts: UndoFacts = { vethOurs: new Map(), guardJson: answers[answers.length - 1] };
   for (const [k, v] of veths.entries()) facts.vethOurs.set(v.hostIface, await vethOwnership(v, answers[k], ctx));
   const lines = intents.map((step) => undoHostLines(step, ctx, facts));
-  // The steps at the end whose undo needed no `ip` line are undone now: a crash point each.
   let i = intents.length - 1;
-  for (; i >= 0 && lines[i]!.length === 0 && errors.length === 0; i--) await crashPoint('undo', i);
-  const failed = await ipBatchForce(lines.slice(0, i + 1).reverse().flat(), 4);
+  while (i >= 0 && lines[i]!.length === 0) i--;
+  const batch = ipBatchForce(lines.slice(0, i + 1).reverse().flat(), 4);
+  // The steps at the end whose undo needed no `ip` line are undone once the local parts are:
+  // a crash point each.
+  await local;
+  for (let j = intents.length - 1; j > i && errors.length === 0; j--) await crashPoint('undo', j);
+  const failed = await batch;
   if (failed !== undefined && !onlyGone(failed)) {
     errors.push(new SysError(`ip -4 -force -batch (undo of ${ctx.name}): ${failed}`, ['ip', '-4', '-force', '-batch', '-'], undefined, failed));
   }
