@@ -36,7 +36,10 @@ async function warmRunner(): Promise<void> {
   (await import('./sys/runner.js')).warmRunner();
 }
 
-function buildProgram(result: { code: number; isExec: boolean }, quiet = false): Command {
+// only: the verb this command line runs; no other is defined (commander's definitions of all
+// of them cost a short command a few ms). undefined: all of them, for help, an unknown verb,
+// and the commands that print the whole command line (completion).
+function buildProgram(result: { code: number; isExec: boolean }, quiet = false, only?: string): Command {
   const program = new Command('nsroute')
     .description('Give a program its own route to the network: its own gateway and DNS, everything else unchanged.')
     .version(version)
@@ -54,7 +57,10 @@ function buildProgram(result: { code: number; isExec: boolean }, quiet = false):
       ...(quiet ? { writeOut: () => undefined, writeErr: () => undefined } : {}),
     });
 
-  const execLike = (cmd: Command) =>
+  const verb = (name: string, opts?: { hidden: boolean }): Command | undefined => (only === undefined || only === name ? program.command(name, opts) : undefined);
+
+  const execLike = (cmd: Command | undefined) =>
+    cmd &&
     addRouteOptions(cmd)
       .option('--user <user>', 'run as this user (default: the user who ran sudo)')
       .option('--as-root', 'run as root even under sudo')
@@ -63,37 +69,37 @@ function buildProgram(result: { code: number; isExec: boolean }, quiet = false):
       });
 
   execLike(
-    program
-      .command('exec')
-      .description('run a command inside NAME (created for it and removed after, unless it is up)')
+    verb('exec')
+      ?.description('run a command inside NAME (created for it and removed after, unless it is up)')
       .argument('<name>', 'namespace name (profile /etc/nsroute/NAME.toml)')
       .argument('<command...>', 'the command, after --'),
-  ).action(async (name: string, command: string[], opts: ExecOptions) => {
+  )?.action(async (name: string, command: string[], opts: ExecOptions) => {
     await warmRunner();
     const { runInNamespace } = await import('./commands/exec.js');
     result.code = await runInNamespace(name, command, opts);
   });
 
   execLike(
-    program.command('shell').description("start your login shell inside NAME").argument('<name>', 'namespace name'),
-  ).action(async (name: string, opts: ExecOptions) => {
+    verb('shell')?.description("start your login shell inside NAME").argument('<name>', 'namespace name'),
+  )?.action(async (name: string, opts: ExecOptions) => {
     await warmRunner();
     const { runInNamespace } = await import('./commands/exec.js');
     result.code = await runInNamespace(name, 'login-shell', opts);
   });
 
-  addRouteOptions(program.command('up').description('bring NAME up and keep it until `nsroute down`').argument('<name>', 'namespace name'))
-    .option('--json', 'print the status as JSON')
-    .option('--no-watch', 'leave NAME out of the background watcher, `nsroute watch` (routes then come back at the next command on NAME)')
-    .option('--require-profile', "fail when NAME has no profile instead of using the defaults (the systemd unit's way)")
-    .action(async (name: string, opts) => {
-      const { runUp } = await import('./commands/up.js');
-      result.code = await runUp(name, opts);
-    });
+  const up = verb('up');
+  if (up)
+    addRouteOptions(up.description('bring NAME up and keep it until `nsroute down`').argument('<name>', 'namespace name'))
+      .option('--json', 'print the status as JSON')
+      .option('--no-watch', 'leave NAME out of the background watcher, `nsroute watch` (routes then come back at the next command on NAME)')
+      .option('--require-profile', "fail when NAME has no profile instead of using the defaults (the systemd unit's way)")
+      .action(async (name: string, opts) => {
+        const { runUp } = await import('./commands/up.js');
+        result.code = await runUp(name, opts);
+      });
 
-  program
-    .command('down')
-    .description('remove NAME and everything nsroute added for it')
+  verb('down')
+    ?.description('remove NAME and everything nsroute added for it')
     .argument('<name>', 'namespace name')
     .option('--force', 'end the commands still running inside first')
     .option('--json', 'print the result as JSON')
@@ -102,18 +108,16 @@ function buildProgram(result: { code: number; isExec: boolean }, quiet = false):
       result.code = await runDown(name, opts);
     });
 
-  program
-    .command('list')
-    .description('show the namespaces nsroute manages')
+  verb('list')
+    ?.description('show the namespaces nsroute manages')
     .option('--json', 'print JSON (an array of status objects)')
     .action(async (opts) => {
       const { runList } = await import('./commands/list.js');
       result.code = await runList(opts);
     });
 
-  program
-    .command('status')
-    .description('show one namespace (exit 3 when it is not up)')
+  verb('status')
+    ?.description('show one namespace (exit 3 when it is not up)')
     .argument('<name>', 'namespace name')
     .option('--json', 'print JSON')
     .action(async (name: string, opts) => {
@@ -121,9 +125,8 @@ function buildProgram(result: { code: number; isExec: boolean }, quiet = false):
       result.code = await runStatus(name, opts);
     });
 
-  program
-    .command('check')
-    .description('prove from inside NAME where its traffic and DNS go (exit 4 when something leaks or is broken, 3 when it is not up)')
+  verb('check')
+    ?.description('prove from inside NAME where its traffic and DNS go (exit 4 when something leaks or is broken, 3 when it is not up)')
     .argument('<name>', 'namespace name')
     .option('--json', 'print JSON')
     .option('--name <dnsname>', 'name the DNS probe asks each server for (default: nsroute-check.invalid)')
@@ -133,9 +136,8 @@ function buildProgram(result: { code: number; isExec: boolean }, quiet = false):
       result.code = await runCheck(name, opts);
     });
 
-  program
-    .command('enable')
-    .description('bring NAME up at boot from its profile: install and enable the systemd unit nsroute-NAME.service')
+  verb('enable')
+    ?.description('bring NAME up at boot from its profile: install and enable the systemd unit nsroute-NAME.service')
     .argument('<name>', 'namespace name (profile /etc/nsroute/NAME.toml)')
     .option('--now', 'also start it now')
     .option('--json', 'print the result as JSON')
@@ -144,9 +146,8 @@ function buildProgram(result: { code: number; isExec: boolean }, quiet = false):
       result.code = await runEnable(name, opts);
     });
 
-  program
-    .command('disable')
-    .description('undo enable: disable and remove nsroute-NAME.service')
+  verb('disable')
+    ?.description('undo enable: disable and remove nsroute-NAME.service')
     .argument('<name>', 'namespace name')
     .option('--now', 'also stop it now (takes NAME down)')
     .option('--json', 'print the result as JSON')
@@ -155,9 +156,8 @@ function buildProgram(result: { code: number; isExec: boolean }, quiet = false):
       result.code = await runDisable(name, opts);
     });
 
-  program
-    .command('attach')
-    .description('run a systemd service inside NAME (a drop-in: its network, DNS files, bound to nsroute-NAME.service)')
+  verb('attach')
+    ?.description('run a systemd service inside NAME (a drop-in: its network, DNS files, bound to nsroute-NAME.service)')
     .argument('<name>', 'namespace name (enabled)')
     .argument('<unit>', 'service, e.g. transmission-daemon')
     .option('--json', 'print the result as JSON')
@@ -166,9 +166,8 @@ function buildProgram(result: { code: number; isExec: boolean }, quiet = false):
       result.code = await runAttach(name, unit, opts);
     });
 
-  program
-    .command('detach')
-    .description('undo attach: remove the drop-in')
+  verb('detach')
+    ?.description('undo attach: remove the drop-in')
     .argument('<name>', 'namespace name')
     .argument('<unit>', 'service')
     .option('--json', 'print the result as JSON')
@@ -177,9 +176,8 @@ function buildProgram(result: { code: number; isExec: boolean }, quiet = false):
       result.code = await runDetach(name, unit, opts);
     });
 
-  program
-    .command('watch')
-    .description('keep namespaces right: put routes back when an uplink returns, restore a flushed firewall (without NAMEs: the host\'s one watcher, which `up` starts)')
+  verb('watch')
+    ?.description('keep namespaces right: put routes back when an uplink returns, restore a flushed firewall (without NAMEs: the host\'s one watcher, which `up` starts)')
     .argument('[names...]', 'namespace names (default: every persistent one not up with --no-watch)')
     .option('--json', 'print each repair as a JSON line')
     .action(async (names: string[], opts) => {
@@ -187,9 +185,8 @@ function buildProgram(result: { code: number; isExec: boolean }, quiet = false):
       result.code = await runWatch(names, opts);
     });
 
-  program
-    .command('move')
-    .description('move running processes into cgroup-mode NAME (new connections take its route), or --out back where they came from')
+  verb('move')
+    ?.description('move running processes into cgroup-mode NAME (new connections take its route), or --out back where they came from')
     .argument('<name-or-pid...>', 'NAME then PIDs; with --out, only PIDs')
     .option('--tree', 'also move all their descendants (a cgroup move does not take children along)')
     .option('--out', 'move the PIDs out of their NAME, back to the cgroup each came from')
@@ -199,18 +196,16 @@ function buildProgram(result: { code: number; isExec: boolean }, quiet = false):
       result.code = await runMove(args, opts);
     });
 
-  program
-    .command('gc')
-    .description('clean up after crashes, kills and reboots: drop dead holders, undo interrupted changes, remove unused namespaces and leftovers')
+  verb('gc')
+    ?.description('clean up after crashes, kills and reboots: drop dead holders, undo interrupted changes, remove unused namespaces and leftovers')
     .option('--json', 'print what was done as JSON')
     .action(async (opts) => {
       const { runGc } = await import('./commands/gc.js');
       result.code = await runGc(opts);
     });
 
-  program
-    .command('allow')
-    .description('let users or %groups use NAME without root (the allow key of its profile), and install what sudo needs; alone: apply the profiles as they are')
+  verb('allow')
+    ?.description('let users or %groups use NAME without root (the allow key of its profile), and install what sudo needs; alone: apply the profiles as they are')
     .argument('[name]', 'namespace name (its profile must exist)')
     .argument('[who...]', 'user names and %group names')
     .option('--json', 'print the result as JSON')
@@ -219,9 +214,8 @@ function buildProgram(result: { code: number; isExec: boolean }, quiet = false):
       result.code = await runAllow(name, who, opts);
     });
 
-  program
-    .command('disallow')
-    .description('undo allow: remove users or %groups from the allow key of NAME')
+  verb('disallow')
+    ?.description('undo allow: remove users or %groups from the allow key of NAME')
     .argument('<name>', 'namespace name')
     .argument('<who...>', 'user names and %group names')
     .option('--json', 'print the result as JSON')
@@ -230,18 +224,16 @@ function buildProgram(result: { code: number; isExec: boolean }, quiet = false):
       result.code = await runDisallow(name, who, opts);
     });
 
-  program
-    .command('doctor')
-    .description('say what this machine can and cannot do for nsroute, and why, with the fix for each (exit 4 when nsroute cannot work here)')
+  verb('doctor')
+    ?.description('say what this machine can and cannot do for nsroute, and why, with the fix for each (exit 4 when nsroute cannot work here)')
     .option('--json', 'print JSON')
     .action(async (opts) => {
       const { runDoctor } = await import('./commands/doctor.js');
       result.code = await runDoctor(opts);
     });
 
-  program
-    .command('completion')
-    .description('print the shell completion script for bash, zsh or fish')
+  verb('completion')
+    ?.description('print the shell completion script for bash, zsh or fish')
     .argument('<shell>', 'bash, zsh or fish')
     .action(async (shell: string) => {
       const { runCompletion } = await import('./commands/completion-cmd.js');
@@ -249,16 +241,14 @@ function buildProgram(result: { code: number; isExec: boolean }, quiet = false):
     });
 
   // For the completion scripts and the man page generator (scripts/man.mjs); not for users.
-  program
-    .command('__complete', { hidden: true })
-    .argument('<kind>')
+  verb('__complete', { hidden: true })
+    ?.argument('<kind>')
     .action(async (kind: string) => {
       const { runComplete } = await import('./commands/complete-words.js');
       result.code = runComplete(kind);
     });
-  program
-    .command('__spec', { hidden: true })
-    .action(async () => {
+  verb('__spec', { hidden: true })
+    ?.action(async () => {
       const { runSpec } = await import('./commands/completion-cmd.js');
       result.code = runSpec(program);
     });
@@ -283,6 +273,9 @@ function buildProgram(result: { code: number; isExec: boolean }, quiet = false):
 }
 
 const EXEC_VERBS = new Set(['exec', 'shell']);
+// The verbs a command line is defined for alone (buildProgram's only): all but those that print
+// the whole command line.
+const ONE_VERB = new Set(['exec', 'shell', 'up', 'down', 'list', 'status', 'check', 'enable', 'disable', 'attach', 'detach', 'watch', 'move', 'gc', 'allow', 'disallow', 'doctor']);
 
 // For the code caches only (src/loader.ts writeCodeCaches, at build and install time): run
 // what nearly every command runs before and around its verb, so that the caches hold that code
@@ -324,7 +317,7 @@ export async function main(argv: string[]): Promise<number> {
     }
   }
   const result = { code: EXIT.ok as number, isExec: EXEC_VERBS.has(argv[2] ?? '') };
-  const program = buildProgram(result);
+  const program = buildProgram(result, false, ONE_VERB.has(argv[2] ?? '') ? argv[2] : undefined);
   try {
     await program.parseAsync(argv);
     return result.code;
