@@ -31,17 +31,34 @@ function verdictOf(rule: Json): string | undefined {
   return undefined;
 }
 
+// A base chain at the forward hook of another tool's native nft table: the chains holes may
+// be needed in (iptables-nft's own, upper-case ones are handled through iptables).
+function isOtherForwardChain(c: Json | undefined): c is Json {
+  if (!c || c.hook !== 'forward' || !['ip', 'ip6', 'inet'].includes(String(c.family))) return false;
+  const family = String(c.family);
+  const table = String(c.table);
+  const name = String(c.name);
+  if (family === 'inet' && table === 'nsroute') return false;
+  return !((family === 'ip' || family === 'ip6') && XTABLES_NAMES.has(table) && name === name.toUpperCase());
+}
+
+// Whether `nft -j list chains` (tables and chains, no rules, no set elements: cheap however
+// many namespaces fill nsroute's sets) says everything forwardChains, xtablesForwardChains and
+// hasNsrouteTable need: true unless another tool has a native forward chain, whose rules
+// only the whole ruleset shows.
+export function chainsSuffice(chainsJson: unknown): boolean {
+  return !items(chainsJson).some((it) => isOtherForwardChain(it.chain as Json | undefined));
+}
+
 export function forwardChains(rulesetJson: unknown): ForwardChain[] {
   const all = items(rulesetJson);
   const chains: ForwardChain[] = [];
   for (const it of all) {
     const c = it.chain as Json | undefined;
-    if (!c || c.hook !== 'forward' || !['ip', 'ip6', 'inet'].includes(String(c.family))) continue;
+    if (!isOtherForwardChain(c)) continue;
     const family = String(c.family);
     const table = String(c.table);
     const name = String(c.name);
-    if (family === 'inet' && table === 'nsroute') continue;
-    if ((family === 'ip' || family === 'ip6') && XTABLES_NAMES.has(table) && name === name.toUpperCase()) continue;
     const rules = all
       .map((x) => x.rule as Json | undefined)
       .filter((r): r is Json => !!r && r.family === family && r.table === table && r.chain === name);
@@ -99,10 +116,12 @@ export function xtablesForwardChains(rulesetJson: unknown): { family: string }[]
   });
 }
 
-// Whether nsroute's own table is there (a flushed ruleset has lost it).
+// Whether nsroute's own table is there (a flushed ruleset has lost it); from the whole ruleset
+// or from `nft -j list chains` (its chains: the table without them is as good as lost).
 export function hasNsrouteTable(rulesetJson: unknown): boolean {
   return items(rulesetJson).some((it) => {
     const t = it.table as Json | undefined;
-    return !!t && t.family === 'inet' && t.name === 'nsroute';
+    const c = it.chain as Json | undefined;
+    return (!!t && t.family === 'inet' && t.name === 'nsroute') || (!!c && c.family === 'inet' && c.table === 'nsroute');
   });
 }

@@ -9,7 +9,7 @@ export interface HostFacts {
   routes: RouteFact[]; // IPv4, all tables, numeric table ids
   rules: RuleFact[]; // IPv4
   rulesJson?: unknown; // the same, as `ip -j rule show` printed it (the fail-closed rules are read from it)
-  nftRuleset?: unknown; // `nft -j list ruleset` (undefined: not read, or nft failed)
+  nftRuleset?: unknown; // `nft -j list ruleset`, or only its chains when they say all (sys/nft.ts nftForwardFacts); undefined: not read, or nft failed
   routes6?: RouteFact[]; // IPv6, main table (for the uplink's IPv6 gateway)
   netns: string[]; // names under /run/netns
   routeToVia?: { dev?: string; gateway?: string }; // `ip route get VIA`, when --via is given

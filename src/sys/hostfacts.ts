@@ -1,7 +1,7 @@
 import { parseAddrs, parseLinks, parseRouteGet, parseRoutes, parseRules } from '../net/iproute-json.js';
 import type { HostFacts } from '../plan/types.js';
 import { ipJson, ipJsonBatch } from './ip.js';
-import { nftRulesetJson } from './nft.js';
+import { nftForwardFacts } from './nft.js';
 import { wirelessInterfaces } from './lan.js';
 import { listDir, readTextIfExists } from './fsx.js';
 import { NETNS_RUN_DIR, hostNsswitchPath, hostResolvConfPath, paths, resolvedConfPath } from '../state/paths.js';
@@ -11,16 +11,19 @@ import { join } from 'node:path';
 
 // Everything the planner needs, read before any change: the IPv4 links, addresses, routes of
 // all tables and rules (numeric: named tables cannot hide an id from the allocator), plus the
-// route to VIA, in one `ip -j -batch` (one spawn, not five), and in parallel the nft ruleset
-// (what the firewall-holes step looks at) and, with IPv6, the IPv6 default routes.
+// route to VIA, in two `ip -j -batch` run side by side (the links need -d, for their kind; the
+// addresses and routes, the bulk of it with many namespaces, do not, and print half as much
+// without it), and in parallel what the firewall-holes step looks at in the nft ruleset
+// (sys/nft.ts nftForwardFacts) and, with IPv6, the IPv6 default routes.
 export async function gatherHostFacts(via?: string, opts: { ipv6?: boolean } = {}): Promise<HostFacts> {
-  const lines = ['link show', 'address show', 'route show table all', 'rule show', ...(via ? [`route get ${via}`] : [])];
-  const [answers, routes6, nftRuleset] = await Promise.all([
-    ipJsonBatch(lines, ['-4', '-d', '-N']),
+  const [detailed, plain, routes6, nftRuleset] = await Promise.all([
+    ipJsonBatch(['link show', 'rule show', ...(via ? [`route get ${via}`] : [])], ['-4', '-d', '-N']),
+    ipJsonBatch(['address show', 'route show table all'], ['-4', '-N']),
     opts.ipv6 ? ipJson(['-6', 'route', 'show', 'default']) : Promise.resolve([]),
-    nftRulesetJson(),
+    nftForwardFacts(),
   ]);
-  const [links, addrs, routes, rules, viaRoute] = answers;
+  const [links, rules, viaRoute] = detailed;
+  const [addrs, routes] = plain;
   // Only the route lookup may fail (no route to VIA): the rest is the host as it is.
   if (!links || !addrs || !routes || !rules) throw new Error('ip -j -batch: reading the host failed');
   return {

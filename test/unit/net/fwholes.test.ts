@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { forwardChains, hasNsrouteTable, renderHoleDeletes, renderHoleInserts, xtablesHolesMissing } from '../../../src/net/fwholes.js';
+import { chainsSuffice, forwardChains, hasNsrouteTable, renderHoleDeletes, renderHoleInserts, xtablesHolesMissing } from '../../../src/net/fwholes.js';
 
 // `nft -j list ruleset` as nft 1.0.6 prints it (trimmed to what matters).
 const ruleset = (extra: object[] = []) => ({
@@ -72,5 +72,25 @@ describe('xtablesHolesMissing / hasNsrouteTable', () => {
   it("sees whether nsroute's table is there", () => {
     expect(hasNsrouteTable(xt(false))).toBe(false);
     expect(hasNsrouteTable({ nftables: [{ table: { family: 'inet', name: 'nsroute', handle: 9 } }] })).toBe(true);
+    // From `nft -j list chains`, which prints chains only.
+    expect(hasNsrouteTable({ nftables: [{ chain: { family: 'inet', table: 'nsroute', name: 'postrouting', handle: 2, type: 'nat', hook: 'postrouting', prio: 100, policy: 'accept' } }] })).toBe(true);
+    expect(hasNsrouteTable({ nftables: [{ chain: { family: 'ip', table: 'nsroute', name: 'postrouting', handle: 2 } }] })).toBe(false);
+  });
+});
+
+// `nft -j list chains` (no rules) stands in for the whole ruleset unless another tool has a
+// native forward chain, whose rules decide whether it needs holes.
+describe('chainsSuffice', () => {
+  const chains = (...c: object[]) => ({ nftables: [{ metainfo: { version: '1.0.6' } }, ...c.map((chain) => ({ chain }))] });
+  it('when the only forward chains are ours and iptables-nft ones', () => {
+    expect(chainsSuffice(chains())).toBe(true);
+    expect(chainsSuffice(chains({ family: 'inet', table: 'nsroute', name: 'forward', hook: 'forward' }, { family: 'ip', table: 'filter', name: 'FORWARD', hook: 'forward' }, { family: 'inet', table: 'filter', name: 'input', hook: 'input' }))).toBe(true);
+  });
+  it('not when another native table has a forward chain', () => {
+    expect(chainsSuffice(chains({ family: 'inet', table: 'firewalld', name: 'filter_FORWARD', hook: 'forward' }))).toBe(false);
+    expect(chainsSuffice(chains({ family: 'ip', table: 'filter', name: 'forward', hook: 'forward' }))).toBe(false);
+    // Every chain forwardChains finds in a whole ruleset is one that makes the chains not enough.
+    expect(forwardChains(ruleset()).length).toBeGreaterThan(0);
+    expect(chainsSuffice(ruleset())).toBe(false);
   });
 });
