@@ -254,14 +254,12 @@ function buildProgram(result: { code: number; isExec: boolean }, quiet = false, 
     });
 
   // The id bases of /etc/nsroute/nsroute.conf, read once before any command plans; not for
-  // the commands that only print (completion) or report on them (doctor).
+  // the commands that only print (completion) or report on them (doctor). exec and shell read
+  // them once their read of the host has started (it reads every state: at 1000 NAMEs it
+  // delayed the tools that long).
   program.hook('preAction', async (_program, action) => {
-    if (['completion', '__complete', '__spec', 'doctor'].includes(action.name())) return;
-    const { loadIds } = await import('./sys/ids.js');
-    const loaded = loadIds();
-    if (loaded.deferred) {
-      process.stderr.write(`nsroute: ${loaded.file ?? 'the default ids'}: not in effect yet; namespaces created with mark base 0x${loaded.ids.markBase.toString(16)} and table base ${loaded.ids.tableBase} keep them until they are gone\n`);
-    }
+    if (['completion', '__complete', '__spec', 'doctor', ...EXEC_VERBS].includes(action.name())) return;
+    (await import('./sys/ids.js')).loadIdsOrSayWhy();
   });
 
   program.addHelpText('after', examplesText(PROGRAM_EXAMPLES));

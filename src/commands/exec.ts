@@ -15,6 +15,7 @@ import { loadProfile, requireRoot } from './options.js';
 import { callerContext } from '../policy/context.js';
 import { hostModeHooks } from '../apply/hostmode.js';
 import { readHostFactsEarly } from '../sys/hostfacts.js';
+import { loadIdsOrSayWhy } from '../sys/ids.js';
 
 export interface ExecOptions extends RouteOptions {
   user?: string;
@@ -132,6 +133,8 @@ export async function runInNamespace(name: string, command: readonly string[] | 
   };
   // Into a NAME that looks new: the host is read now, while the code below loads.
   const early = readHostFactsEarly(name, profile.via, profile.ipv6 === 'nat') ?? null;
+  // Before anything plans (cli.ts leaves it to exec), while the tools above run.
+  loadIdsOrSayWhy();
   // What spawns the command and keeps its bind mounts (execa and its dependencies) is loaded
   // now, so that a hot exec evaluates it while its nft look runs in the runner instead of
   // before: joinWithoutLock reaches that tool without yielding.

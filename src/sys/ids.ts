@@ -45,3 +45,12 @@ export function loadIds(): LoadedIds {
   useIds(ids);
   return { configured, ids, deferred, ...(file ? { file } : {}) };
 }
+
+// What every command that plans does first (cli.ts; exec and shell once their host read has
+// started, commands/exec.ts): the ids in effect, and a line when the configured ones wait.
+export function loadIdsOrSayWhy(): void {
+  const loaded = loadIds();
+  if (loaded.deferred) {
+    process.stderr.write(`nsroute: ${loaded.file ?? 'the default ids'}: not in effect yet; namespaces created with mark base 0x${loaded.ids.markBase.toString(16)} and table base ${loaded.ids.tableBase} keep them until they are gone\n`);
+  }
+}
