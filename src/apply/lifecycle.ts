@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, openSync, readlinkSync, statSync, type Stats } from 'node:fs';
 import { join } from 'node:path';
+import { compareNames } from '../net/names.js';
 import { HostError, UserError } from '../errors.js';
 import { buildPlan, stepsFor, tagOf, type UplinkWaiting } from '../plan/plan.js';
 import type { NamespaceConfig } from '../plan/types.js';
@@ -627,6 +628,6 @@ export async function inspectLocked(): Promise<NamespaceView[]> {
       const st: NamespaceState = { version: 1, name: v.tag.name, status: 'up', persistent: v.tag.persistent, createdAt: '', bootId: bootId(), config: v.config, holders: [] };
       views.push(await viewOf(st, scan, true));
     }
-    return views.sort((a, b) => a.state.name.localeCompare(b.state.name));
+    return views.sort((a, b) => compareNames(a.state.name, b.state.name));
   });
 }

@@ -1,6 +1,6 @@
 import { closeSync, constants, existsSync, fstatSync, openSync } from 'node:fs';
 import { join } from 'node:path';
-import { HOST_IFACE_PREFIX } from '../net/names.js';
+import { HOST_IFACE_PREFIX, compareNames } from '../net/names.js';
 import { isDeadNetnsFile, readRegularFile, readTrustedFile } from '../sys/fsx.js';
 import { dhcpPid } from '../sys/dhcppid.js';
 import { isSameProcessAlive, netnsInode, netnsProcessesByInode, netnsProcessScan, processInfo, type NetnsScan } from '../sys/proc.js';
@@ -120,7 +120,7 @@ async function inspectWithoutLock(): Promise<NamespaceView[] | undefined> {
   const accounted = new Set(states.map((s) => s.config.hostIface));
   if (hostInterfaces().some((i) => i.startsWith(HOST_IFACE_PREFIX) && !accounted.has(i))) views.push(...(await (await import('./lifecycle.js')).untrackedViews(states, scan)));
   if (hostLockGeneration() !== g0) return undefined;
-  return views.sort((a, b) => a.state.name.localeCompare(b.state.name));
+  return views.sort((a, b) => compareNames(a.state.name, b.state.name));
 }
 
 // The interfaces of the network namespace nsroute runs in (/proc/net is this process's own;

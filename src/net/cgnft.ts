@@ -26,6 +26,7 @@
 //                    host's own traffic never carries one (nat mode's forwarded traffic with
 //                    it is masqueraded by its own table anyway)
 
+import { compareNames } from './names.js';
 import { hex } from './nft.js';
 import { MARK_MASK, MARK_TAG } from './ids.js';
 
@@ -50,7 +51,7 @@ const q = (path: string) => JSON.stringify(path);
 export function renderCgRuleset(level: number, members: readonly CgMember[]): string {
   const head = `table ${CG_FAMILY} ${CG_TABLE} {}\ndelete table ${CG_FAMILY} ${CG_TABLE}\n`;
   if (members.length === 0) return head;
-  const sorted = [...members].sort((a, b) => a.path.localeCompare(b.path));
+  const sorted = [...members].sort((a, b) => compareNames(a.path, b.path));
   const all = sorted.map((m) => q(m.path));
   const marks = sorted.flatMap((m) => (m.mark !== undefined ? [`${q(m.path)} : ${hex(m.mark)}`] : []));
   const dns = sorted.flatMap((m) => (m.dns ? [`${q(m.path)} : ${m.dns}`] : []));

@@ -49,3 +49,10 @@ export const NS_IFACE = 'eth0';
 
 // Interfaces nsroute owns on the host all start like this (used in nft rules and gc).
 export const HOST_IFACE_GLOB = `${HOST_IFACE_PREFIX}*`;
+
+// The order names, interfaces and paths are listed and rendered in: by code point, as `ls`
+// in the C locale. localeCompare's (ICU's) cost `list` ~9 ms at 1000 NAMEs, most of it loading
+// the collation data, for names that are plain ASCII anyway.
+export function compareNames(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}

@@ -9,6 +9,7 @@
 // that hosts with strict reverse-path filtering (rp_filter=1, plus src_valid_mark on the
 // uplink) check a reply against the uplink's table, where it did arrive, not the main one.
 
+import { compareNames } from './names.js';
 import { renderPublishObjects, type PublishMember } from './publish.js';
 
 export const NFT_FAMILY = 'inet';
@@ -52,7 +53,7 @@ export interface NftReplies {
 
 function renderReplies(replies: readonly NftReplies[]): string {
   if (replies.length === 0) return '';
-  const sorted = [...replies].sort((a, b) => a.dev.localeCompare(b.dev));
+  const sorted = [...replies].sort((a, b) => compareNames(a.dev, b.dev));
   const marks = sorted.map((r) => `${JSON.stringify(r.dev)} : ${hex(r.mark)}`);
   const set = [...new Set(sorted.map((r) => hex(r.mark)))];
   return `\tmap replies_mark { type ifname : mark;${elements(marks)} }
@@ -72,7 +73,7 @@ function renderReplies(replies: readonly NftReplies[]): string {
 export function renderNftRuleset(members: readonly NftMember[], replies: readonly NftReplies[] = []): string {
   const head = `table ${NFT_FAMILY} ${NFT_TABLE} {}\ndelete table ${NFT_FAMILY} ${NFT_TABLE}\n`;
   if (members.length === 0 && replies.length === 0) return head;
-  const sorted = [...members].sort((a, b) => a.iface.localeCompare(b.iface));
+  const sorted = [...members].sort((a, b) => compareNames(a.iface, b.iface));
   const ifaces = sorted.map((m) => JSON.stringify(m.iface));
   const nets = sorted.map((m) => m.subnet);
   const marks = sorted.map((m) => `${JSON.stringify(m.iface)} : ${hex(m.mark ?? HOST_MARK)}`);
