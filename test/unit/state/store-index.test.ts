@@ -138,6 +138,21 @@ describe('the states index', () => {
     expect(await readAll()).toMatchObject({ names: NAMES, indexReads: 0, fileReads: 3 });
   });
 
+  it('an index missing its last state (cut at an entry, its end line put back) or with a wrong length is ignored: the files', async () => {
+    await writeAll();
+    const whole = readFileSync(index(), 'utf8');
+    expect(whole.startsWith('nsroute-states 2\n')).toBe(true);
+    const last = whole.lastIndexOf('\nic\t');
+    expect(last).toBeGreaterThan(0);
+    writeFileSync(index(), `${whole.slice(0, last + 1)}end\n`, { mode: 0o600 });
+    expect(await readAll()).toMatchObject({ names: NAMES, indexReads: 0, fileReads: 3 });
+    // (the read above wrote a whole one again)
+    const again = readFileSync(index(), 'utf8');
+    writeFileSync(index(), again.replace(/^(ia\t[^\t]+\t)(\d+)$/m, (_m, head: string, n: string) => `${head}${Number(n) - 1}`), { mode: 0o600 });
+    expect(readFileSync(index(), 'utf8')).not.toBe(again);
+    expect(await readAll()).toMatchObject({ names: NAMES, indexReads: 0, fileReads: 3 });
+  });
+
   it('a lock section that only read writes none; one that removed a NAME leaves an index without it', async () => {
     await writeAll();
     rmSync(index());
