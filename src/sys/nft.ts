@@ -1,4 +1,5 @@
 import { run } from './run.js';
+import { probeNftTable } from './runner.js';
 import { chainsSuffice } from '../net/fwholes.js';
 
 // `nft -f -` is one transaction: a syntax or kernel error anywhere applies nothing.
@@ -6,8 +7,11 @@ export async function nftApply(ruleset: string): Promise<void> {
   await run(['nft', '-f', '-'], { input: ruleset });
 }
 
+// Asked by the tool runner of the kernel directly when there is one (sys/runner.ts: a netlink
+// request instead of starting nft), by nft otherwise.
 export async function nftTableExists(): Promise<boolean> {
-  const { exitCode } = await run(['nft', 'list', 'table', 'inet', 'nsroute'], { allowFail: true });
+  const probed = probeNftTable('inet', 'nsroute');
+  const { exitCode } = probed ? await probed : await run(['nft', 'list', 'table', 'inet', 'nsroute'], { allowFail: true });
   return exitCode === 0;
 }
 

@@ -25,6 +25,7 @@ interface TraceLine {
   op?: 'acquire' | 'release';
   via?: 'runner';
   lock?: true; // a take or release of the host lock by the runner (mostly without a process)
+  probe?: true; // `nft list table ...` the runner answers with a netlink request, without nft
 }
 
 // The tool runner itself (src/sys/runner.ts): a perl process that forks the tools for nsroute.
@@ -33,7 +34,7 @@ const isRunner = (a: readonly string[]) => a[0] === 'perl' && a[1] === '-e';
 // spawns: every tool nsroute ran (directly or through its runner), the runner itself not
 // counted; forks: the processes Node spawned itself (each a fork of the whole Node process);
 // lockOps: the runner's takes and releases of the host lock.
-async function traced(args: string[]): Promise<{ spawns: string[][]; forks: string[][]; locks: string[]; lockOps: string[] }> {
+async function traced(args: string[]): Promise<{ spawns: string[][]; forks: string[][]; locks: string[]; lockOps: string[]; probes: string[][] }> {
   const file = marker(w, `trace-${Math.random().toString(16).slice(2)}`);
   const r = await w.nsroute(args, { env: { NSROUTE_TRACE: file } });
   expectOk(r);
@@ -41,7 +42,8 @@ async function traced(args: string[]): Promise<{ spawns: string[][]; forks: stri
   rmSync(file);
   const spawned = lines.filter((l) => l.ev === 'spawn');
   return {
-    spawns: spawned.filter((l) => !isRunner(l.argv!) && !l.lock).map((l) => l.argv!),
+    spawns: spawned.filter((l) => !isRunner(l.argv!) && !l.lock && !l.probe).map((l) => l.argv!),
+    probes: spawned.filter((l) => l.probe).map((l) => l.argv!),
     forks: spawned.filter((l) => l.via !== 'runner').map((l) => l.argv!),
     locks: lines.filter((l) => l.ev === 'lock').map((l) => l.op!),
     lockOps: spawned.filter((l) => l.lock).map((l) => l.argv!.join(' ')),
@@ -50,16 +52,17 @@ async function traced(args: string[]): Promise<{ spawns: string[][]; forks: stri
 
 
 describe('spawns per exec', () => {
-  it('a cold exec with --via runs at most 10 tools, forks Node twice, and takes the host lock twice (create, teardown) through the runner', async () => {
+  it('a cold exec with --via runs at most 11 tools, forks Node twice, and takes the host lock twice (create, teardown) through the runner', async () => {
     // The lock file exists (made by the first command since boot that took the lock, here gc):
     // exec hands it to the runner.
     expectOk(await w.nsroute(['gc']));
     const t = await traced(['exec', w.name('cold'), '--via', SLOW_GW, '--', 'true']);
     const shown = t.spawns.map((a) => a.slice(0, 5).join(' ')).join('\n');
-    // host facts (ip batch + nft ruleset), create (host batch, inside batch, nft), the
-    // command, teardown (one read, nft, ruleset for the firewall holes, one ip batch).
-    expect(t.spawns.length, shown).toBeLessThanOrEqual(10);
-    expect(t.spawns.filter((a) => a[0] === 'ip' && a.includes('-batch')).length, shown).toBeLessThanOrEqual(5);
+    // host facts (two ip batches side by side, nft's chains), create (host batch, inside
+    // batch, nft), the command, teardown (one read, nft, ruleset for the firewall holes, one
+    // ip batch). None of them more with more NAMEs (scale.test).
+    expect(t.spawns.length, shown).toBeLessThanOrEqual(11);
+    expect(t.spawns.filter((a) => a[0] === 'ip' && a.includes('-batch')).length, shown).toBeLessThanOrEqual(6);
     // A command this short ends before exec's monitors would start.
     expect(t.spawns.some((a) => a.includes('monitor')), shown).toBe(false);
     // What Node forks itself (~10 ms each: the whole Node process): the tool runner and the
@@ -72,17 +75,15 @@ describe('spawns per exec', () => {
     expect(w.netnsExists(w.name('cold'))).toBe(false);
   });
 
-  it('a hot exec into a watched persistent NAME takes no lock, spawns one nft look and the command, and makes no repair', async () => {
+  it('a hot exec into a watched persistent NAME takes no lock, spawns only the command after one look at the nft table, and makes no repair', async () => {
     const n = w.name('hot');
     expectOk(await w.nsroute(['up', n, '--via', SLOW_GW]));
     await waitFor(() => hostWatcherPid(w) !== undefined, 'the watcher');
     const t = await traced(['exec', n, '--', 'true']);
     // One look at nsroute's nft table (a firewall reload the watcher has not repaired yet is
-    // repaired before the command runs), then the command.
-    expect(t.spawns.filter((a) => a[0] !== 'flock').map((a) => a.slice(0, 4)), JSON.stringify(t.spawns)).toEqual([
-      ['nft', 'list', 'table', 'inet'],
-      ['ip', 'netns', 'exec', n],
-    ]);
+    // repaired before the command runs), which the runner answers itself, then the command.
+    expect(t.probes).toEqual([['nft', 'list', 'table', 'inet', 'nsroute']]);
+    expect(t.spawns.filter((a) => a[0] !== 'flock').map((a) => a.slice(0, 4)), JSON.stringify(t.spawns)).toEqual([['ip', 'netns', 'exec', n]]);
     expect(t.spawns.filter((a) => a[0] === 'flock'), JSON.stringify(t.spawns)).toEqual([]);
     expect(t.lockOps).toEqual([]);
     expect(t.locks).toEqual([]);

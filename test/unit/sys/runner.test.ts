@@ -4,7 +4,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { runViaHelper } from '../../../src/sys/runner.js';
+import { probeNftTable, runViaHelper } from '../../../src/sys/runner.js';
 
 const have = spawnSync('perl', ['-e', '1']).status === 0;
 
@@ -55,6 +55,17 @@ describe.skipIf(!have)('tool runner', () => {
       expect(r.stdout.length).toBe((i + 1) * 700_000);
       expect(r.stdout.split(c).join('')).toBe('');
     });
+  });
+
+  // Read-only: asks the kernel about a table no one has; nothing is created.
+  it('answers whether an nft table exists itself: exit 1 and no output for a missing one; a name nft must judge goes to nft', async () => {
+    const missing = (await probeNftTable('inet', 'nsroute_test_no_such_table'))!;
+    expect(missing).toMatchObject({ exitCode: 1, stdout: '', stderr: '', errno: undefined });
+    if (spawnSync('nft', ['--version']).status !== 0) return;
+    // Not a name the runner asks about (a '-'): nft runs, and says why it fails.
+    const byNft = (await probeNftTable('inet', 'no-such-table'))!;
+    expect(byNft.exitCode).toBe(1);
+    expect(byNft.stderr).toMatch(/no-such-table|No such file/);
   });
 
   it('setsid puts the tool in a session of its own', async () => {
