@@ -9,7 +9,7 @@ import { COMMAND_EXAMPLES, PROGRAM_EXAMPLES } from './examples.js';
 // KIND` lists at TAB time (names of profiles and namespaces, interfaces, bridges, units).
 export type ValueKind = readonly string[] | 'name' | 'iface' | 'bridge' | 'unit' | 'attached-unit' | 'user' | 'command' | 'none';
 // The dynamic kinds live with their lister, which runs at every TAB and must not load this
-// file's imports (profile.ts: smol-toml, ip-cidr).
+// file's imports (profile.ts: smol-toml).
 export { DYNAMIC_KINDS, type DynamicKind } from './complete-words.js';
 
 export interface OptionSpec {

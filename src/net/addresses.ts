@@ -1,4 +1,3 @@
-import IPCIDR from 'ip-cidr';
 import { UserError } from '../errors.js';
 
 // IPv4 prefixes as uint32 math: ip-cidr validates and finds the range, but has no subnet
@@ -75,33 +74,21 @@ export function networkOrBroadcast(block: Cidr4, ip: string): string | undefined
   return undefined;
 }
 
-// ip-cidr validates a block and finds its start with jsbn BigIntegers (~0.1-0.3 ms a call),
-// and planning parses the same few blocks (every NAME's subnet, the pools) again and again:
-// about 11 ms of CPU per cold exec, under the host lock, and more with every NAME up. A block
-// parsed once is remembered by its text (a failure is not: its message names the caller).
-const parsedCidr4 = new Map<string, Cidr4>();
-
-export function parseCidr4(text: string, what: string): Cidr4 {
-  const known = parsedCidr4.get(text);
-  if (known) return { ...known };
-  const parsed = parseCidr4Uncached(text, what);
-  parsedCidr4.set(text, parsed);
-  return { ...parsed };
-}
-
-function parseCidr4Uncached(text: string, what: string): Cidr4 {
-  const [addr, prefixText] = text.split('/');
-  if (prefixText === undefined || !isIPv4(addr ?? '') || !/^\d{1,2}$/.test(prefixText) || !IPCIDR.isValidCIDR(text)) {
+// A block the user wrote (a profile's subnet, --subnet), checked with uint32 math: the same
+// verdicts and messages as net/cidr.ts parseCidr4 (test/unit/net/addresses.test.ts compares
+// them), without loading ip-cidr, which a hot exec into a NAME whose profile names a subnet
+// does not otherwise need (129 KB of code with ip-address and jsbn). The planner checks the
+// block with ip-cidr again before it is used.
+export function checkCidr4(text: string, what: string): Cidr4 {
+  const parts = text.split('/');
+  const [addr, prefixText] = parts;
+  const prefix = Number(prefixText);
+  if (parts.length !== 2 || !isIPv4(addr ?? '') || !/^\d{1,2}$/.test(prefixText ?? '') || prefix > 32) {
     throw new UserError(`${what}: ${JSON.stringify(text)} is not an IPv4 CIDR block`, 'write it as ADDRESS/PREFIX, e.g. 10.231.0.0/30');
   }
-  const prefix = Number(prefixText);
-  if (prefix > 32) {
-    throw new UserError(`${what}: prefix /${prefix} is longer than 32 bits`, 'use a prefix between /0 and /32');
-  }
-  const start = new IPCIDR(text).start() as string;
-  const network = ipToInt(start);
+  const network = (ipToInt(addr!) & mask(prefix)) >>> 0;
   if (network !== ipToInt(addr!)) {
-    throw new UserError(`${what}: ${text} has host bits set`, `did you mean ${start}/${prefix}?`);
+    throw new UserError(`${what}: ${text} has host bits set`, `did you mean ${intToIp(network)}/${prefix}?`);
   }
   return { network, prefix };
 }

@@ -11,11 +11,11 @@ import {
   networkOrBroadcast,
   LINK_LOCAL_HOST,
   LINK_LOCAL_NS,
-  parseCidr4,
   parseStateCidr4,
   ula64For,
   type Cidr4,
 } from '../net/addresses.js';
+import { parseCidr4 } from '../net/cidr.js';
 import { NS_IFACE, hostIfaceName } from '../net/names.js';
 import { renderGaiConf, renderResolvConf, chooseDnsServers } from '../net/resolv.js';
 import { hex } from '../net/nft.js';

@@ -1,6 +1,6 @@
 import { parse as parseToml } from 'smol-toml';
 import { UserError } from '../errors.js';
-import { blockOf, cidrContains, parseCidr4, parseIPv4, parseIPv6, cidrToString, networkOrBroadcast, specialIPv4, specialIPv6, specialOverlap } from '../net/addresses.js';
+import { blockOf, checkCidr4, cidrContains, parseIPv4, parseIPv6, cidrToString, networkOrBroadcast, specialIPv4, specialIPv6, specialOverlap } from '../net/addresses.js';
 import { validateName } from '../net/names.js';
 import { parseAllow } from '../policy/allow.js';
 import { checkPublishList, parsePublish, type PublishedPort } from '../net/publish.js';
@@ -134,7 +134,7 @@ export function resolveProfile(name: string, fromFile: RouteOptions | undefined,
     profile.dns.push(parseUnicast(server, where('dns'), "give a name server's own address (for the host's stub resolver, its upstream server)"));
   }
   if (merged.subnet !== undefined) {
-    const subnet = parseCidr4(merged.subnet, where('subnet'));
+    const subnet = checkCidr4(merged.subnet, where('subnet'));
     if (subnet.prefix > 31) {
       throw new UserError(`${where('subnet')}: /${subnet.prefix} leaves no room for two link addresses`, 'use a /31, a /30 or a larger block');
     }

@@ -10,8 +10,8 @@ import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { REPO_ROOT, SLOW_GW, type World } from '../world/world.js';
-import { expectOk, show, useWorld } from '../world/helpers.js';
+import { REPO_ROOT, SLOW_GW, waitFor, type World } from '../world/world.js';
+import { expectOk, hostWatcherPid, show, useWorld } from '../world/helpers.js';
 
 const DIST = join(REPO_ROOT, 'dist');
 const chunkInputs = JSON.parse(readFileSync(join(DIST, 'chunks.json'), 'utf8')) as Record<string, string[]>;
@@ -98,6 +98,29 @@ describe('list with a NAME up', () => {
       expect(sourcesOf(loads).filter((s) => HEAVY.test(s) && !/smol-toml/.test(s)), show(r)).toEqual([]);
       expect(sources.filter((s) => /^src\/(plan|apply\/(lifecycle|apply|executors))/.test(s) || s === 'src/sys/ip.ts'), show(r)).toEqual([]);
       expect(loads.filter((l) => l.cache !== 'used'), show(r)).toEqual([]);
+    } finally {
+      expectOk(await w.nsroute(['down', n]));
+    }
+  });
+});
+
+describe('a hot exec', () => {
+  let w: World;
+  useWorld((world) => (w = world));
+
+  it('into a NAME whose profile names a subnet loads neither the planner nor ip-cidr', async () => {
+    const n = w.name('ht');
+    // The profile's subnet is checked without ip-cidr (net/addresses.ts checkCidr4).
+    w.writeProfile(n, `via = "${SLOW_GW}"\nsubnet = "10.231.7.0/30"\n`);
+    expectOk(await w.nsroute(['up', n]));
+    try {
+      await waitFor(() => hostWatcherPid(w) !== undefined, 'the host watcher');
+      const r = await w.nsroute(['exec', n, '--', 'true'], { env: { NSROUTE_TRACE_LOAD: '1' } });
+      expectOk(r);
+      const all = sourcesOf(loadsOf(r.stderr));
+      expect(ours(all), show(r)).toContain('src/commands/exec.ts');
+      expect(all.filter((s) => /node_modules\/(ip-cidr|ip-address|jsbn)\//.test(s)), show(r)).toEqual([]);
+      expect(ours(all).filter((s) => /^src\/plan\/plan\.ts$|^src\/net\/cidr\.ts$/.test(s)), show(r)).toEqual([]);
     } finally {
       expectOk(await w.nsroute(['down', n]));
     }

@@ -10,12 +10,13 @@ import {
   cidrsOverlap,
   intToIp,
   ipToInt,
+  checkCidr4,
   linkAddresses,
-  parseCidr4,
   parseIPv4,
   parseStateCidr4,
   type Cidr4,
 } from '../../../src/net/addresses.js';
+import { parseCidr4 } from '../../../src/net/cidr.js';
 import { catchUserError } from '../helpers.js';
 
 const c = (text: string): Cidr4 => parseCidr4(text, 'test');
@@ -68,6 +69,23 @@ describe('parseCidr4', () => {
     expect(e.message).toContain('--subnet');
     expect(e.message).toMatch(/33|CIDR/);
     catchUserError(() => parseCidr4('10.0.0.0/99', '--subnet'));
+  });
+
+  // checkCidr4 (uint32 math, for profiles: no ip-cidr on the hot path) must say what
+  // parseCidr4 (ip-cidr) says, word for word.
+  it.each([
+    '10.231.0.0/30', '0.0.0.0/0', '192.168.2.1/32', '224.0.0.0/4', '255.255.255.255/32', '10.0.0.0/8', '10.0.0.0/08', '10.0.0.0/0',
+    'junk', '', '10.0.0.0', '10.0.0.0/', '/30', '10.0.0.0/x', '10.0.0.0/030', '10.0.0/24', '300.0.0.0/8', 'fd00::/64', '10.0.0.0/24/1', '10.0.0.0/-1',
+    '10.0.0.0/33', '10.0.0.0/99', '10.231.0.5/24', '192.168.2.3/30', '010.0.0.0/8', '10.0.0.00/24', ' 10.0.0.0/24', '10.0.0.0/24 ', '1.2.3.4/31',
+  ])('checkCidr4 agrees with parseCidr4 on %j', (text) => {
+    const verdict = (f: typeof parseCidr4) => {
+      try {
+        return { ok: f(text, 'subnet in a.toml') };
+      } catch (e) {
+        return { err: (e as Error).message, hint: (e as { hint?: string }).hint };
+      }
+    };
+    expect(verdict(checkCidr4)).toEqual(verdict(parseCidr4));
   });
 
   it('rejects host bits set, and the hint names the network', () => {

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { aggregateBlocks, currentGuardRules, guardRuleOf, guardSyncLines, renderGuardRules } from '../../../src/plan/guard.js';
-import { cidrToString, parseCidr4 } from '../../../src/net/addresses.js';
+import { cidrToString } from '../../../src/net/addresses.js';
+import { parseCidr4 } from '../../../src/net/cidr.js';
 import type { NamespaceConfig } from '../../../src/plan/types.js';
 
 const UPLINK = { via: '192.168.2.1', dev: 'eth1', table: 7101, mark: 0x6e720001, pref: 4200 };
