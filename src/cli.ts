@@ -1,7 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import { constants } from 'node:os';
-import { HostError, Interrupted, UserError } from './errors.js';
-import { permissionError } from './sys/caps.js';
+import { Interrupted, UserError } from './errors.js';
+import { EXIT, formatError } from './exit.js';
 import { checkPathEnv } from './state/paths.js';
 import { addRouteOptions } from './commands/route-options.js';
 import type { ExecOptions } from './commands/exec.js';
@@ -14,20 +14,7 @@ import { version } from '../package.json';
 // chunks of their own, scripts/build.mjs), so `--help`, `list` or a completion does not pay for
 // `exec`'s code, nor any verb for `doctor`'s.
 
-// Exit codes, decided here and only here.
-export const EXIT = {
-  ok: 0,
-  failure: 1, // the system failed (a tool, the kernel)
-  usage: 2, // bad input; nothing changed
-  execFailed: 125, // exec/shell: nsroute itself failed (env/chroot/docker convention)
-} as const;
-
-function formatError(e: unknown): string {
-  e = permissionError(e) ?? e;
-  if (e instanceof UserError || e instanceof HostError) return `nsroute: ${e.message}${e.hint ? `; ${e.hint}` : ''}`;
-  if (e instanceof Error) return `nsroute: ${e.message}`;
-  return `nsroute: ${String(e)}`;
-}
+export { EXIT } from './exit.js';
 
 // exec and shell always run tools and take the host lock: the runner (sys/runner.ts) starts
 // while their code loads, holding the lock file for them (state/lock.ts).

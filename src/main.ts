@@ -1,8 +1,16 @@
-import { main } from './cli.js';
+import { fastPath } from './fastpath.js';
 
 // The first chunk the loader (src/loader.ts) loads; it calls start(). warmUp is for the
-// loader's writeCodeCaches.
-export { warmUp } from './cli.js';
+// loader's writeCodeCaches. The command line itself (cli.ts, commander) is loaded only for
+// what fastpath.ts does not answer.
+export async function warmUp(): Promise<void> {
+  await (await import('./cli.js')).warmUp();
+}
+
+async function main(argv: string[]): Promise<number> {
+  const fast = fastPath(argv);
+  return fast ? fast() : (await import('./cli.js')).main(argv);
+}
 
 export function start(): void {
   // A closed terminal must not turn a late status line into a crash mid-teardown.

@@ -61,7 +61,7 @@ describe('what a command loads', () => {
       expect(r.loads.length, r.stderr).toBeGreaterThan(0);
       const sources = sourcesOf(r.loads);
       expect(sources.filter((s) => HEAVY.test(s)), args.join(' ')).toEqual([]);
-      expect(ours(sources).sort(), args.join(' ')).toEqual(['src/cli.ts', 'src/commands/examples.ts', 'src/commands/route-options.ts', 'src/errors.ts', 'src/main.ts', 'src/state/paths.ts', 'src/sys/caps.ts']);
+      expect(ours(sources).sort(), args.join(' ')).toEqual(['src/cli.ts', 'src/commands/examples.ts', 'src/commands/route-options.ts', 'src/errors.ts', 'src/exit.ts', 'src/fastpath.ts', 'src/main.ts', 'src/state/paths.ts', 'src/sys/caps.ts']);
       expect(sources.some((s) => /node_modules\/commander\//.test(s))).toBe(true);
       expect(r.loads.filter((l) => l.cache !== 'used'), r.stderr).toEqual([]);
     }
@@ -98,6 +98,21 @@ describe('list with a NAME up', () => {
       expect(sourcesOf(loads).filter((s) => HEAVY.test(s) && !/smol-toml/.test(s)), show(r)).toEqual([]);
       expect(sources.filter((s) => /^src\/(plan|apply\/(lifecycle|apply|executors))/.test(s) || s === 'src/sys/ip.ts'), show(r)).toEqual([]);
       expect(loads.filter((l) => l.cache !== 'used'), show(r)).toEqual([]);
+      // `list` and `list --json` are answered without commander (src/fastpath.ts)...
+      expect(sourcesOf(loads).filter((s) => /node_modules\/commander\//.test(s) || s === 'src/cli.ts'), show(r)).toEqual([]);
+      // ...and say what commander's path says (`--` sends it there; it changes nothing).
+      for (const args of [['list', '--json'], ['list']]) {
+        const fast = await w.nsroute(args, { env: { NSROUTE_TRACE_LOAD: '1' } });
+        const slow = await w.nsroute([...args, '--'], { env: { NSROUTE_TRACE_LOAD: '1' } });
+        expect(sourcesOf(loadsOf(slow.stderr)).some((s) => /node_modules\/commander\//.test(s)), show(slow)).toBe(true);
+        const strip = (x: typeof fast) => ({ exitCode: x.exitCode, stdout: x.stdout, stderr: x.stderr.replace(/^nsroute: load .*\n/gm, '') });
+        expect(strip(fast)).toEqual(strip(slow));
+      }
+      for (const bad of [['list', '--bogus'], ['list', 'extra']]) {
+        const r2 = await w.nsroute(bad);
+        expect(r2.exitCode, show(r2)).toBe(2);
+        expect(r2.stderr, show(r2)).toMatch(/^nsroute: .*; see `nsroute --help`\n$/);
+      }
     } finally {
       expectOk(await w.nsroute(['down', n]));
     }
@@ -136,7 +151,8 @@ describe('the code cache', () => {
   });
   afterAll(() => rmSync(tmp, { recursive: true, force: true }));
   const helpText = execFileSync(process.execPath, [join(DIST, 'nsroute.js'), '--help'], { encoding: 'utf8' });
-  const mainChunk = /main-[A-Z0-9]+\.js/.exec(Object.keys(chunkInputs).join(' '))![0];
+  // The chunk of the command line (commander's definitions, the help text): --help loads it.
+  const cliChunk = Object.entries(chunkInputs).find(([, inputs]) => inputs.includes('src/cli.ts'))![0];
   let n = 0;
 
   // A copy of dist with the main chunk's cache (or the chunk) changed by `spoil`; `nsroute
@@ -144,11 +160,11 @@ describe('the code cache', () => {
   function withSpoiled(spoil: (chunk: string, cache: string) => void, expected: string, nodeArgs: string[] = []) {
     const dist = join(tmp, `dist${n++}`);
     cpSync(DIST, dist, { recursive: true });
-    const chunk = join(dist, 'chunks', mainChunk);
+    const chunk = join(dist, 'chunks', cliChunk);
     spoil(chunk, `${chunk}.cache`);
     const r = traced(join(dist, 'nsroute.js'), ['--help'], nodeArgs);
     expect(r.status, r.stderr).toBe(0);
-    expect(r.loads.find((l) => l.chunk === mainChunk)?.cache, r.stderr).toBe(expected);
+    expect(r.loads.find((l) => l.chunk === cliChunk)?.cache, r.stderr).toBe(expected);
     return r;
   }
 

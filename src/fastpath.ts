@@ -1,0 +1,26 @@
+import { UserError } from './errors.js';
+import { EXIT, formatError } from './exit.js';
+import { checkPathEnv } from './state/paths.js';
+
+// `nsroute list` and `nsroute list --json` run by root, exactly those words: the commonest
+// read, answered without commander. Its definitions of the command line are the main chunk,
+// ~140 KB of code to load for a command whose own work at 1 NAME is less than that (issue 11:
+// list's target is 1.3x `node -e 0`). The same steps as commander's path (cli.ts): the
+// environment check, the id bases and their warning, the listing; errors are one line and
+// the same exit codes (exit.ts). Anything else (another verb, an option, --help, a caller
+// who entered through sudo, whose commands the policy checks) goes through cli.ts.
+export function fastPath(argv: readonly string[]): (() => Promise<number>) | undefined {
+  if (typeof process.geteuid !== 'function' || process.geteuid() !== 0) return undefined;
+  const [verb, ...rest] = argv.slice(2);
+  if (verb !== 'list' || rest.length > 1 || (rest.length === 1 && rest[0] !== '--json')) return undefined;
+  return async () => {
+    try {
+      checkPathEnv();
+      (await import('./sys/ids.js')).loadIdsOrSayWhy();
+      return await (await import('./commands/list.js')).runList({ json: rest[0] === '--json' });
+    } catch (e) {
+      process.stderr.write(formatError(e) + '\n');
+      return e instanceof UserError ? EXIT.usage : EXIT.failure;
+    }
+  };
+}
