@@ -243,7 +243,7 @@ function buildProgram(result: { code: number; isExec: boolean }, quiet = false, 
   // The id bases of /etc/nsroute/nsroute.conf, read once before any command plans; not for
   // the commands that only print (completion) or report on them (doctor). exec and shell read
   // them once their read of the host has started (it reads every state: at 1000 NAMEs it
-  // delayed the tools that long).
+  // delayed the tools that long), and only when they do not join NAME without the lock.
   program.hook('preAction', async (_program, action) => {
     if (['completion', '__complete', '__spec', 'doctor', ...EXEC_VERBS].includes(action.name())) return;
     (await import('./sys/ids.js')).loadIdsOrSayWhy();

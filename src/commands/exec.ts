@@ -133,8 +133,6 @@ export async function runInNamespace(name: string, command: readonly string[] | 
   };
   // Into a NAME that looks new: the host is read now, while the code below loads.
   const early = readHostFactsEarly(name, profile.via, profile.ipv6 === 'nat') ?? null;
-  // Before anything plans (cli.ts leaves it to exec), while the tools above run.
-  loadIdsOrSayWhy();
   // What spawns the command and keeps its bind mounts (execa and its dependencies) is loaded
   // now, so that a hot exec evaluates it while its nft look runs in the runner instead of
   // before: joinWithoutLock reaches that tool without yielding.
@@ -144,6 +142,10 @@ export async function runInNamespace(name: string, command: readonly string[] | 
   // command's wrapper refuses it once a teardown has begun, state/joins.ts). Otherwise bring
   // NAME up or join it under the lock.
   const joined = await joinWithoutLock(profile, holder);
+  // The id bases (cli.ts leaves them to exec), before anything plans: only when NAME is created
+  // or joined under the lock, while the host read above runs. A lock-free join plans nothing,
+  // and at 1000 NAMEs reading them (every state's uplink) was most of a hot exec.
+  if (!joined) loadIdsOrSayWhy();
   const { state } = joined ?? (await (await lifecycle()).bringUp({ profile, persistent: false, holder, early }));
   if (joined) await crashPoint('join', 0);
   // A host mode's NAME has no namespace: its hooks say how a command becomes NAME's.

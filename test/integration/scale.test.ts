@@ -6,8 +6,8 @@
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { DNS_SERVER, SLOW_GW, type Snapshot, type World } from '../world/world.js';
-import { expectOk, show, useWorld } from '../world/helpers.js';
+import { DNS_SERVER, SLOW_GW, waitFor, type Snapshot, type World } from '../world/world.js';
+import { expectOk, hostWatcherPid, show, useWorld } from '../world/helpers.js';
 
 let w: World;
 let clean: Snapshot;
@@ -179,6 +179,19 @@ describe('work per other namespace does not grow', () => {
     expect(readFileSync(file3, 'utf8').split('\n').filter((x) => x.includes('"state-read"')).length).toBe(0);
     // and no journal: the state records which namespace is NAME's (for the processes in it).
     expect(listEvents.filter((e) => e.ev === 'journal-read'), 'journals read by list --json').toEqual([]);
+    // A hot exec into a NAME the host watcher keeps (a lock-free join) reads its own state and
+    // nothing of the other 20: it plans nothing, so it reads no id bases either.
+    const hot = w.name('hot');
+    expectOk(await w.nsroute(['up', hot, ...ROUTE]));
+    await waitFor(() => hostWatcherPid(w) !== undefined, 'the host watcher');
+    const file4 = join(w.dir, 'trace-hot.jsonl');
+    const h = await w.nsroute(['exec', hot, '--', 'true'], { env: { NSROUTE_TRACE: file4 } });
+    expect(h.exitCode, show(h)).toBe(0);
+    const hotEvents = readFileSync(file4, 'utf8').trim().split('\n').map((x) => JSON.parse(x) as TraceEvent);
+    expect(hotEvents.filter((e) => e.ev === 'lock'), 'a lock-free join').toEqual([]);
+    expect(hotEvents.filter((e) => e.ev === 'state-index-read').length, 'index reads by a hot exec').toBe(0);
+    expect(hotEvents.filter((e) => e.ev === 'state-read').length, 'state files read by a hot exec').toBeLessThanOrEqual(1);
+    expectOk(await w.nsroute(['down', hot]));
     for (const n of many) await down(n);
     expect(await w.snapshot()).toEqual(clean);
   });
