@@ -1,7 +1,5 @@
 import { Command, CommanderError } from 'commander';
-import { constants } from 'node:os';
-import { Interrupted, UserError } from './errors.js';
-import { EXIT, formatError } from './exit.js';
+import { EXIT, formatError, reportError } from './exit.js';
 import { checkPathEnv } from './state/paths.js';
 import { addRouteOptions } from './commands/route-options.js';
 import type { ExecOptions } from './commands/exec.js';
@@ -312,11 +310,6 @@ export async function main(argv: string[]): Promise<number> {
       if (e.exitCode === 0) return EXIT.ok;
       return result.isExec ? EXIT.execFailed : EXIT.usage;
     }
-    process.stderr.write(formatError(e) + '\n');
-    // Like a process the signal ended (exec, too: it already answers 128+N for a signal that
-    // arrives before the command starts); 125 would claim nsroute itself failed.
-    if (e instanceof Interrupted) return 128 + (constants.signals[e.signal] ?? 0);
-    if (result.isExec) return EXIT.execFailed;
-    return e instanceof UserError ? EXIT.usage : EXIT.failure;
+    return reportError(e, result.isExec);
   }
 }

@@ -1,4 +1,5 @@
-import { HostError, UserError } from './errors.js';
+import { constants } from 'node:os';
+import { HostError, Interrupted, UserError } from './errors.js';
 import { permissionError } from './sys/caps.js';
 
 // Exit codes, decided here and only here.
@@ -14,4 +15,15 @@ export function formatError(e: unknown): string {
   if (e instanceof UserError || e instanceof HostError) return `nsroute: ${e.message}${e.hint ? `; ${e.hint}` : ''}`;
   if (e instanceof Error) return `nsroute: ${e.message}`;
   return `nsroute: ${String(e)}`;
+}
+
+// A command that failed: its one line, and the exit code (cli.ts, and fastpath.ts for the
+// commands it answers: the same for both).
+export function reportError(e: unknown, isExec: boolean): number {
+  process.stderr.write(formatError(e) + '\n');
+  // Like a process the signal ended (exec, too: it already answers 128+N for a signal that
+  // arrives before the command starts); 125 would claim nsroute itself failed.
+  if (e instanceof Interrupted) return 128 + (constants.signals[e.signal] ?? 0);
+  if (isExec) return EXIT.execFailed;
+  return e instanceof UserError ? EXIT.usage : EXIT.failure;
 }

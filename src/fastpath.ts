@@ -1,5 +1,4 @@
-import { UserError } from './errors.js';
-import { EXIT, formatError } from './exit.js';
+import { reportError } from './exit.js';
 import { checkPathEnv } from './state/paths.js';
 
 // `nsroute list` and `nsroute list --json` run by root, exactly those words: the commonest
@@ -19,8 +18,7 @@ export function fastPath(argv: readonly string[]): (() => Promise<number>) | und
       (await import('./sys/ids.js')).loadIdsOrSayWhy();
       return await (await import('./commands/list.js')).runList({ json: rest[0] === '--json' });
     } catch (e) {
-      process.stderr.write(formatError(e) + '\n');
-      return e instanceof UserError ? EXIT.usage : EXIT.failure;
+      return reportError(e, false);
     }
   };
 }
