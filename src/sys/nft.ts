@@ -21,19 +21,18 @@ export async function nftTableExists(): Promise<boolean> {
 // every element of nsroute's sets: at 1000 namespaces nft took 46 ms to print it, 17 ms to
 // list the chains.
 export async function nftForwardFacts(): Promise<unknown> {
-  const r = await run(['nft', '-j', 'list', 'chains'], { allowFail: true });
-  let chains: unknown;
-  try {
-    chains = r.exitCode === 0 && r.stdout.trim() ? JSON.parse(r.stdout) : undefined;
-  } catch {
-    chains = undefined;
-  }
+  const chains = await nftListJson('chains');
   return chains !== undefined && chainsSuffice(chains) ? chains : nftRulesetJson();
 }
 
 // The whole ruleset as JSON (undefined when nft fails): what repairs look at before acting.
-export async function nftRulesetJson(): Promise<unknown> {
-  const r = await run(['nft', '-j', 'list', 'ruleset'], { allowFail: true });
+export function nftRulesetJson(): Promise<unknown> {
+  return nftListJson('ruleset');
+}
+
+// `nft -j list WHAT` parsed; undefined when nft fails or prints nothing usable.
+async function nftListJson(what: 'ruleset' | 'chains'): Promise<unknown> {
+  const r = await run(['nft', '-j', 'list', what], { allowFail: true });
   if (r.exitCode !== 0 || !r.stdout.trim()) return undefined;
   try {
     return JSON.parse(r.stdout);
