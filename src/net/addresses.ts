@@ -74,18 +74,19 @@ export function networkOrBroadcast(block: Cidr4, ip: string): string | undefined
   return undefined;
 }
 
-// A block the user wrote (a profile's subnet, --subnet), checked with uint32 math: the same
-// verdicts and messages as net/cidr.ts parseCidr4 (test/unit/net/addresses.test.ts compares
-// them), without loading ip-cidr, which a hot exec into a NAME whose profile names a subnet
-// does not otherwise need (129 KB of code with ip-address and jsbn). The planner checks the
-// block with ip-cidr again before it is used.
+export function notACidr4(text: string, what: string): UserError {
+  return new UserError(`${what}: ${JSON.stringify(text)} is not an IPv4 CIDR block`, 'write it as ADDRESS/PREFIX, e.g. 10.231.0.0/30');
+}
+
+// A block the user wrote (a profile's subnet, --subnet), checked with uint32 math, without
+// loading ip-cidr, which a hot exec into a NAME whose profile names a subnet does not otherwise
+// need (129 KB of code with ip-address and jsbn). The planner's net/cidr.ts parseCidr4 is this
+// check after ip-cidr's own (test/unit/net/addresses.test.ts: the same verdicts and messages).
 export function checkCidr4(text: string, what: string): Cidr4 {
   const parts = text.split('/');
   const [addr, prefixText] = parts;
   const prefix = Number(prefixText);
-  if (parts.length !== 2 || !isIPv4(addr ?? '') || !/^\d{1,2}$/.test(prefixText ?? '') || prefix > 32) {
-    throw new UserError(`${what}: ${JSON.stringify(text)} is not an IPv4 CIDR block`, 'write it as ADDRESS/PREFIX, e.g. 10.231.0.0/30');
-  }
+  if (parts.length !== 2 || !isIPv4(addr ?? '') || !/^\d{1,2}$/.test(prefixText ?? '') || prefix > 32) throw notACidr4(text, what);
   const network = (ipToInt(addr!) & mask(prefix)) >>> 0;
   if (network !== ipToInt(addr!)) {
     throw new UserError(`${what}: ${text} has host bits set`, `did you mean ${intToIp(network)}/${prefix}?`);
