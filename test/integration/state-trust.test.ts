@@ -5,7 +5,8 @@
 import { chmodSync, chownSync, lstatSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { DNS_SERVER, NSROUTE_JS, SLOW_GW, type Snapshot, type World } from '../world/world.js';
+import { DNS_SERVER, NSROUTE_JS, SLOW_GW, waitFor, type Snapshot, type World } from '../world/world.js';
+import { nsrouteProcesses } from '../world/procs.js';
 import { expectOk, expectUserError, show, useWorld } from '../world/helpers.js';
 
 let w: World;
@@ -49,6 +50,9 @@ describe('under umask 000', () => {
       expectOk(await umask0(['down', n]));
     } finally {
       await w.nsroute(['down', n], { env });
+      // `up` started this run dir's host watcher; it ends by itself once nothing is up, and on
+      // its way out takes the host lock (RUN/lock): removing the dir before would race it.
+      await waitFor(() => nsrouteProcesses(run).length === 0, `the watcher of ${run} to end`, 60_000);
       rmSync(run, { recursive: true, force: true });
       rmSync(lib, { recursive: true, force: true });
     }
