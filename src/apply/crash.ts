@@ -13,6 +13,9 @@ import { callerContext } from '../policy/context.js';
 // wrapper (test/integration/joins.test.ts).
 // 'watch:0': a watcher that has looked whether what an event concerns is broken, before it acts
 // on what it saw (test/integration/systemd.test.ts: a loss while it looks is not forgotten).
+// 'state:K' (pause only, pauseNow): the K-th state file this process writes (from 0), after the
+// run dir's generation moved on and before the new file is in place (test/integration/races.test.ts:
+// a reader without the lock at that moment must not keep what it read).
 export type CrashPhase = 'apply' | 'undo' | 'join' | 'watch';
 
 // Inert for a user who entered through sudo (policy/entry.ts also removes the variables).
@@ -21,6 +24,18 @@ const hooksOff = (): boolean => callerContext() !== undefined;
 export function crashNow(point: 'watcher:0'): void {
   if (hooksOff()) return;
   if (process.env.NSROUTE_TEST_CRASH === point) process.kill(process.pid, 'SIGKILL');
+}
+
+// The same pause, for code that cannot await (a state file's write): the thread sleeps.
+export function pauseNow(phase: 'state', k: number): void {
+  if (hooksOff()) return;
+  const pause = process.env.NSROUTE_TEST_PAUSE;
+  const at = `${phase}:${k}:`;
+  if (!pause?.startsWith(at)) return;
+  const file = pause.slice(at.length);
+  writeFileSync(`${file}.reached`, '');
+  const cell = new Int32Array(new SharedArrayBuffer(4));
+  while (!existsSync(file)) Atomics.wait(cell, 0, 0, 20);
 }
 
 export async function crashPoint(phase: CrashPhase, k: number): Promise<void> {

@@ -7,6 +7,8 @@ import { isSameProcessAlive, processStartTime } from '../sys/proc.js';
 import { ensureRunDir } from './dirs.js';
 import { callerContext } from '../policy/context.js';
 import { paths } from './paths.js';
+import { readLockInfo, type HolderInfo } from './lockinfo.js';
+export { hostLockGeneration } from './lockinfo.js';
 import { beginStateSnapshot } from './store.js';
 import { trace } from '../sys/trace.js';
 import { dropRunnerLockFd, giveRunnerLockFd, runLockJob } from '../sys/runner.js';
@@ -45,18 +47,6 @@ export interface LockOptions {
   uninterruptible?: boolean;
 }
 
-// Who holds a lock, written into its file once taken (for the message of a waiter).
-// gen: a counter bumped at every take and every release of the host lock, and held: whether
-// a holder is inside (left true by one that died inside). What lets a command read the host
-// before it has the lock and use that read only if nobody changed anything meanwhile
-// (hostLockGeneration).
-interface HolderInfo {
-  pid: number;
-  startTime: number;
-  argv: string[];
-  gen?: number;
-  held?: boolean;
-}
 
 // Opens (creating it 0600) a lock file that must be root's alone: a lock file someone else
 // can open is a lock someone else can take.
@@ -99,9 +89,13 @@ function describeHolder(path: string): string {
 
 function recordHolder(fd: number, extra: Pick<HolderInfo, 'gen' | 'held'> = {}): void {
   const info: HolderInfo = { pid: process.pid, startTime: processStartTime(process.pid) ?? 0, argv: process.argv, ...extra };
+  // Written over the old record, then cut to length: a reader never sees the file empty (which
+  // reads as "never taken", generation 0) while a holder rewrites it, only the new record, or
+  // one with the old one's tail, which does not parse (lockinfo.ts: generation unknown).
   try {
-    ftruncateSync(fd, 0);
-    writeSync(fd, JSON.stringify(info) + '\n', 0);
+    const text = Buffer.from(JSON.stringify(info) + '\n');
+    writeSync(fd, text, 0, text.length, 0);
+    ftruncateSync(fd, text.length);
   } catch {
     /* informational only (a full disk must not stop nsroute from cleaning up) */
   }
@@ -257,26 +251,6 @@ function closeRunnerLock(): void {
   closeSync(runnerLock.fd);
   runnerLock = undefined;
   dropRunnerLockFd();
-}
-
-function readLockInfo(path: string): HolderInfo | undefined {
-  try {
-    const text = readFileSync(path, 'utf8');
-    // Empty: never taken (or a record being rewritten, whose gen is then above 0 anyway).
-    if (text === '') return { pid: 0, startTime: 0, argv: [], gen: 0, held: false };
-    return JSON.parse(text) as HolderInfo;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'ENOENT' ? { pid: 0, startTime: 0, argv: [], gen: 0, held: false } : undefined;
-  }
-}
-
-// The host lock's generation when nobody holds it; undefined while a holder is inside (or
-// died inside), or when it cannot be read. Equal to the `genBefore` of a later take of the
-// lock exactly when no other take happened in between.
-export function hostLockGeneration(): number | undefined {
-  const h = readLockInfo(paths.lock());
-  if (!h) return undefined;
-  return h.held === false && Number.isSafeInteger(h.gen) ? h.gen : undefined;
 }
 
 export interface HostLock {

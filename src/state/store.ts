@@ -4,9 +4,11 @@ import type { NamespaceConfig } from '../plan/types.js';
 import { HostError } from '../errors.js';
 import { existsLstat, isTrustedSubdir, listDir, openTrustedFile, readTrustedFile, removeIfExists, writeAll, writeFileAtomic } from '../sys/fsx.js';
 import { bootId } from '../sys/proc.js';
+import { pauseNow } from '../apply/crash.js';
 import { trace } from '../sys/trace.js';
 import { ensureLibDir, ensureRunDir, ensureRunSubdir } from './dirs.js';
 import { paths, runDir } from './paths.js';
+import { hostLockGeneration } from './lockinfo.js';
 import type { TakenOver } from '../sys/lan.js';
 
 // A process using the namespace: pid + start time (pids are reused; the pair is not).
@@ -133,10 +135,13 @@ function cachedState(c: Cache, name: string): NamespaceState | undefined {
   return st;
 }
 
+let stateWrites = 0;
+
 export function writeState(state: NamespaceState): void {
   ensureRunSubdir('ns', state.name);
   const gen = bumpGeneration();
   const text = JSON.stringify(state, null, 2) + '\n';
+  pauseNow('state', stateWrites++);
   writeFileAtomic(paths.state(state.name), text, 0o600);
   if (gen === '?') dropGeneration();
   if (cache && locked) {
@@ -314,6 +319,9 @@ function readIndex(gen: string): { names: string[]; entries: IndexEntry[] } | un
     const now = listDir(paths.nsRoot()).filter((n) => !n.startsWith('.')).sort();
     if (now.length !== names.length || now.some((n, i) => n !== names[i])) return undefined;
     if (!entries.every((e) => sigNow(e.name) === e.sig)) return undefined;
+    // A NAME listed without a state file (a journal alone) still has none.
+    const withFile = new Set(entries.map((e) => e.name));
+    if (!(names as string[]).every((n) => withFile.has(n) || sigNow(n) === undefined)) return undefined;
     trace({ ev: 'state-index-read' });
     return { names: names as string[], entries };
   } catch {
@@ -364,10 +372,17 @@ function readAllStates(): NamespaceState[] {
     c.complete = [...c.states.keys()].every((n) => c.states.get(n) === undefined || c.files?.has(n));
     return c.all;
   }
-  // Without the lock: read from the files, and kept for the next lock section only if the
-  // generation is the same before and after (and still is when the lock is taken). A full
-  // read this process made earlier without the lock stands while the generation has not moved
-  // (every writer bumps it first): `list` read every state twice (loadIds, then the listing).
+  // Without the lock: read from the files, and kept (for the next lock section, and as the
+  // index) only if nobody held the host lock at any time during the read: the host lock's
+  // generation is the same, and not held, before and after. The run dir's generation alone
+  // does not say that: a writer moves it on before its change, so a read that began after
+  // the move and overlapped the change (a state file not yet replaced) was tagged with the
+  // generation that stays once the change is made, and a later lock section of the same
+  // process acted on what was no longer there (races.test.ts r7: an exec tore down the
+  // namespace `up` had just made, read as a crashed create). A full read this process made
+  // earlier without the lock stands while the generation has not moved (every writer bumps
+  // it first): `list` read every state twice (loadIds, then the listing).
+  const lockGen = hostLockGeneration();
   const before = existsLstat(paths.nsRoot()) ? readGeneration() : '';
   if (cache?.unlockedAll && cache.gen === before && before !== '?') return cache.unlockedAll.map((t) => parseState(t.name, t.text));
   // The index, when it is of this very generation (the run dir and ns/ checked as knownNames
@@ -388,7 +403,8 @@ function readAllStates(): NamespaceState[] {
   });
   const after = existsLstat(paths.nsRoot()) ? readGeneration() : '';
   const files = new Map(entries.map((e) => [e.name, { text: e.text, sig: e.sig }]));
-  cache = before === after && before !== '?' ? { gen: before, states: new Map(entries.map((e) => [e.name, e.text])), names, unlockedAll: entries, files, complete: true } : undefined;
+  const steady = before === after && before !== '?' && lockGen !== undefined && hostLockGeneration() === lockGen;
+  cache = steady ? { gen: before, states: new Map(entries.map((e) => [e.name, e.text])), names, unlockedAll: entries, files, complete: true } : undefined;
   if (cache && before !== '') writeIndex(before, names, entries);
   return all;
 }

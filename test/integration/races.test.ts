@@ -16,6 +16,7 @@ import {
   type World,
 } from '../world/world.js';
 import { expectOk, holdScript, marker, PATH4, show, statusJson, waitForFile, type StatusJson, useWorld } from '../world/helpers.js';
+import { nsrouteProcesses } from '../world/procs.js';
 
 let w: World;
 let clean: Snapshot;
@@ -352,5 +353,39 @@ describe('up racing an ephemeral teardown', () => {
     }
     await expectClean();
     console.log(`r6 up created the namespace in ${created.filter(Boolean).length}/10 rounds`);
+  });
+});
+
+describe('a reader without the lock while a state file is being replaced', () => {
+  // `up` paused inside its last state write: the run dir's generation has moved on, the file
+  // still says "creating". An exec of the same NAME reads every state before it waits for the
+  // lock (its id bases). What it read then is half of a change: kept as a cache, it made the
+  // exec take the namespace for a crashed create and tear `up`'s namespace down (CI saw
+  // status say "not up" after both had succeeded).
+  it('an exec that read the states during up\'s write joins the NAME up made, which stays up and persistent', async () => {
+    const n = w.name('r7');
+    const pause = marker(w, 'r7-pause');
+    const up = w.spawnNsroute(['up', n, '--via', SLOW_GW, '--json'], { env: { NSROUTE_TEST_PAUSE: `state:1:${pause}` }, timeoutMs: SPAWN_TIMEOUT });
+    let exec: Spawned | undefined;
+    try {
+      await waitForFile(`${pause}.reached`, 60_000);
+      exec = w.spawnNsroute(['exec', n, '--via', SLOW_GW, '--', ...PATH4], { timeoutMs: SPAWN_TIMEOUT });
+      // The exec has read the states when it waits for the lock (its flock runs).
+      await waitFor(() => nsrouteProcesses(w.runDir).some((p) => p.argv[0]?.endsWith('flock') && p.argv.includes('-x')), 'the exec to wait for the lock', 60_000);
+      writeFileSync(pause, '');
+      const ru = await up.result;
+      expectOk(ru);
+      expect((JSON.parse(ru.stdout) as { created: boolean }).created).toBe(true);
+      const re = await exec.result;
+      expectOk(re);
+      expect(re.stdout.trim()).toBe(SLOW);
+      expect(await statusJson(w, n)).toMatchObject({ name: n, up: true, persistent: true, gateway: SLOW_GW, holders: [] });
+      expectOk(await w.nsroute(['down', n]));
+      await expectGone(n);
+    } finally {
+      writeFileSync(pause, '');
+      killAll([up, ...(exec ? [exec] : [])]);
+    }
+    await expectClean();
   });
 });

@@ -153,6 +153,31 @@ describe('the states index', () => {
     expect(await readAll()).toMatchObject({ names: NAMES, indexReads: 0, fileReads: 3 });
   });
 
+  it('an index naming a NAME with no entry while that NAME has a state file is ignored: the files', async () => {
+    await writeAll();
+    const whole = readFileSync(index(), 'utf8');
+    const m = /^ib\t[^\t]+\t(\d+)\n/m.exec(whole)!;
+    const cut = whole.slice(0, m.index) + whole.slice(m.index + m[0].length + Number(m[1]));
+    writeFileSync(index(), cut.replace('"count":3', '"count":2'), { mode: 0o600 });
+    expect(readFileSync(index(), 'utf8')).toContain('"names":["ia","ib","ic"],"count":2');
+    expect(await readAll()).toMatchObject({ names: NAMES, indexReads: 0, fileReads: 3 });
+  });
+
+  // A writer moves the run dir's generation on before it changes a state: a read overlapping
+  // the change carries the generation that stays. Only the host lock says nobody was inside.
+  it('a full read while someone holds the host lock is kept nowhere: no index, the next command reads the files', async () => {
+    await writeAll();
+    rmSync(index());
+    const record = (gen: number, held: boolean) => writeFileSync(join(run, 'lock'), JSON.stringify({ pid: 1, startTime: 1, argv: [], gen, held }) + '\n', { mode: 0o600 });
+    record(7, true);
+    expect(await readAll()).toMatchObject({ names: NAMES, indexReads: 0, fileReads: 3 });
+    expect(existsSync(index())).toBe(false);
+    expect(await readAll()).toMatchObject({ names: NAMES, indexReads: 0, fileReads: 3 });
+    record(8, false);
+    expect(await readAll()).toMatchObject({ names: NAMES, indexReads: 0, fileReads: 3 });
+    expect(await readAll()).toMatchObject({ names: NAMES, indexReads: 1, fileReads: 0 });
+  });
+
   it('a lock section that only read writes none; one that removed a NAME leaves an index without it', async () => {
     await writeAll();
     rmSync(index());
