@@ -24,6 +24,7 @@ import { netnsInode } from '../sys/proc.js';
 import { NETNS_RUN_DIR } from '../state/paths.js';
 import { SysError } from '../errors.js';
 import { crashPoint } from './crash.js';
+import { hostLockGeneration, hostLockTakenAt } from '../state/lock.js';
 
 // Applies steps in order through the journal, then `commit` (recording the result). On any
 // failure, a step's or a write of the journal or state (a full disk), everything intended so
@@ -121,7 +122,8 @@ async function applyCombined(steps: readonly Step[], journal: Journal, ctx: Step
 // the journal for a retry.
 async function undoCombined(journal: Journal, ctx: StepContext, intents: readonly Step[]): Promise<void> {
   const veths = intents.filter((s): s is Extract<Step, { kind: 'veth-add' }> => s.kind === 'veth-add');
-  const reads = ipJsonBatch([...veths.map((v) => `link show dev ${v.hostIface}`), 'rule show'], ['-4']);
+  const readLines = undoReadLines(intents);
+  const reads = takeEarlyUndoRead(journal.path, readLines) ?? ipJsonBatch(readLines, ['-4']);
   const errors: Error[] = [];
   // Files and sysctls (in reverse order, as step by step), nft's table and the firewall holes
   // (independent of each other and of the links and rules): parallel with the read and the
@@ -149,6 +151,50 @@ async function undoCombined(journal: Journal, ctx: StepContext, intents: readonl
   for (; i >= 0; i--) await crashPoint('undo', i);
   if (errors.length > 0) throw new AggregateSysError(errors);
   journal.remove();
+}
+
+// What undoCombined reads before it removes anything: each veth's owner tag, and the rules.
+function undoReadLines(intents: readonly Step[]): string[] {
+  const veths = intents.filter((s): s is Extract<Step, { kind: 'veth-add' }> => s.kind === 'veth-add');
+  return [...veths.map((v) => `link show dev ${v.hostIface}`), 'rule show'];
+}
+
+// That read, started before the host lock by a command that is about to take it to tear NAME
+// down (an exec whose command ended: it runs while the exec waits for the command's children
+// and for the lock, not under the lock). Used by the undo only when no other take of the lock
+// happened since it began: then nothing nsroute does changed what it read (other tools can
+// change the host between a read and the removal under the lock just as well), and the lines
+// are the very ones the undo would read. Anything else: the undo reads again, as without it.
+interface EarlyUndoRead {
+  journal: string;
+  gen: number;
+  lines: string[];
+  answers: Promise<(unknown[] | undefined)[]>;
+}
+let earlyUndo: EarlyUndoRead | undefined;
+
+export function readUndoFactsEarly(journalPath: string): void {
+  earlyUndo = undefined;
+  const gen = hostLockGeneration();
+  if (gen === undefined) return;
+  let intents: Step[];
+  try {
+    intents = new Journal(journalPath).intents();
+  } catch {
+    return; // the undo under the lock reads it, and says what is wrong
+  }
+  if (!intents.some((s) => s.kind === 'veth-add')) return;
+  const lines = undoReadLines(intents);
+  const answers = ipJsonBatch(lines, ['-4']);
+  answers.catch(() => undefined); // a failure is the undo's to report (it reads again)
+  earlyUndo = { journal: journalPath, gen, lines, answers };
+}
+
+function takeEarlyUndoRead(journalPath: string, lines: readonly string[]): Promise<(unknown[] | undefined)[]> | undefined {
+  const e = earlyUndo;
+  earlyUndo = undefined;
+  if (!e || e.journal !== journalPath || e.gen !== hostLockTakenAt() || e.lines.length !== lines.length || e.lines.some((l, i) => l !== lines[i])) return undefined;
+  return e.answers.catch(() => ipJsonBatch(lines, ['-4']));
 }
 
 // The directory to free space in: nsroute's run or lib dir holding the file, else its own.

@@ -16,7 +16,10 @@ import { callerContext } from '../policy/context.js';
 // 'state:K' (pause only, pauseNow): the K-th state file this process writes (from 0), after the
 // run dir's generation moved on and before the new file is in place (test/integration/races.test.ts:
 // a reader without the lock at that moment must not keep what it read).
-export type CrashPhase = 'apply' | 'undo' | 'join' | 'watch';
+// 'release:0': an exec whose command ended, after it started the teardown's read of the host
+// and before it takes the lock to leave (test/integration/spawns.test.ts: a take of the lock
+// in between makes the teardown read again).
+export type CrashPhase = 'apply' | 'undo' | 'join' | 'watch' | 'release';
 
 // Inert for a user who entered through sudo (policy/entry.ts also removes the variables).
 const hooksOff = (): boolean => callerContext() !== undefined;

@@ -18,7 +18,7 @@ import { withHostLock } from '../state/lock.js';
 import { netnsEtcDir, paths } from '../state/paths.js';
 import { ensureRunDir, ensureRunSubdir } from '../state/dirs.js';
 import { allStates, knownNames, readHostState, readState, removeNamespaceDir, staleBootStates, writeState, type Holder, type NamespaceState } from '../state/store.js';
-import { applySteps, stateRootOf, undoJournal } from './apply.js';
+import { applySteps, readUndoFactsEarly, stateRootOf, undoJournal } from './apply.js';
 import { Journal } from './journal.js';
 import { checkNetnsFiles, nsfsCtime, repairSteps, undoStep, type StepContext } from './executors.js';
 import { readListeners, recoverInbound } from './inbound.js';
@@ -161,7 +161,9 @@ function stopWatcher(st: NamespaceState): void {
 }
 
 // Reverses everything in the namespace's journal and forgets it. Caller holds the host lock.
-async function teardown(st: NamespaceState): Promise<void> {
+// `inside`: the processes in NAME's namespace, when the caller has just looked (only for the
+// line about what lost its network).
+async function teardown(st: NamespaceState, inside?: readonly number[]): Promise<void> {
   closeJoins(st.name); // before anything looks for processes inside (state/joins.ts)
   stopWatcher(st);
   st.status = 'tearing-down';
@@ -173,7 +175,7 @@ async function teardown(st: NamespaceState): Promise<void> {
     // lets it finish one either way.
     if (!(e instanceof WriteFailed)) throw e;
   }
-  const leftovers = userProcesses(st.name);
+  const leftovers = inside ?? userProcesses(st.name);
   await undoJournal(new Journal(paths.journal(st.name)), contextFor(st.name, st.config));
   removeNamespaceDir(st.name);
   if (leftovers.length > 0) {
@@ -258,7 +260,9 @@ export async function recoverLost(report: SweepReport, only?: string): Promise<v
 // undo a journal left without state, finish a crashed create or teardown, forget holders
 // whose process is gone (pid + start time), count processes still inside as holders, and take
 // down an ephemeral namespace nothing uses any more.
-export async function sweep(name: string, report = emptyReport()): Promise<NamespaceState | undefined> {
+// `leaving`: a holder that is done (release): dropped like a dead one, and the state written
+// only if NAME stays.
+export async function sweep(name: string, report = emptyReport(), leaving?: Pick<Holder, 'pid' | 'startTime'>): Promise<NamespaceState | undefined> {
   const st = readState(name);
   if (!st) {
     const journal = new Journal(paths.journal(name));
@@ -278,34 +282,39 @@ export async function sweep(name: string, report = emptyReport()): Promise<Names
     await teardown(st);
     return undefined;
   }
-  let live = st.holders.filter((h) => isSameProcessAlive(h.pid, h.startTime));
+  const left = (h: Holder) => leaving !== undefined && h.pid === leaving.pid && h.startTime === leaving.startTime;
+  const kept = st.holders.filter((h) => !left(h));
+  let live = kept.filter((h) => isSameProcessAlive(h.pid, h.startTime));
   // A host mode's process can leave NAME while it runs (`move --out`): then it holds it no longer.
   if (hostModeHooks(st.config.mode)) {
     const members = new Set(namespaceProcesses(name));
     live = live.filter((h) => h.kind !== 'process' || members.has(h.pid));
   }
   let changed = live.length !== st.holders.length;
-  for (const h of st.holders) if (!live.includes(h)) report.droppedHolders.push({ name, pid: h.pid, command: h.command });
+  for (const h of kept) if (!live.includes(h)) report.droppedHolders.push({ name, pid: h.pid, command: h.command });
   st.holders = live;
   // Execs that joined without the lock hold NAME too; the processes they run are theirs.
   const joined = joinHolders(name).length > 0;
+  let inside: number[] | undefined;
   if (live.length === 0 && !joined) {
     const found = await processHolders(name);
+    if (found.length === 0) inside = [];
     if (found.length > 0) {
       st.holders = found;
       changed = true;
       report.foundProcesses.push({ name, pids: found.map((h) => h.pid) });
     }
   }
-  if (changed) writeState(st);
   // Another tool deleted NAME (and maybe made its own): nothing is left to keep up, and
   // teardown removes only what is provably nsroute's, once nothing runs in ours any more.
   const replaced = netnsReplaced(name);
   if ((!st.persistent || replaced) && st.holders.length === 0 && !joined) {
-    await teardown(st);
+    // (teardown marks the state first: the holders dropped above need no write of their own)
+    await teardown(st, inside);
     report.tornDown.push(name);
     return undefined;
   }
+  if (changed) writeState(st);
   return st;
 }
 
@@ -510,6 +519,19 @@ function refuseJoin(name: string, mode: Parameters<typeof noProgramsError>[1]): 
   throw new UserError(e.message, e.hint);
 }
 
+// Before release(): when this holder is the last exec of an ephemeral NAME, the teardown's
+// read of the host starts now, outside the lock (apply.ts readUndoFactsEarly).
+export function prepareRelease(name: string, holder: Pick<Holder, 'pid' | 'startTime'>): void {
+  try {
+    const st = readState(name);
+    if (!st || st.persistent || st.status !== 'up') return;
+    if (liveHolders(st).some((h) => h.kind !== 'process' && !(h.pid === holder.pid && h.startTime === holder.startTime))) return;
+    readUndoFactsEarly(paths.journal(name));
+  } catch {
+    /* release reads it all again under the lock */
+  }
+}
+
 export interface ReleaseResult {
   tornDown: boolean;
   // Processes still running inside that keep an ephemeral namespace up after its last exec.
@@ -522,11 +544,8 @@ export interface ReleaseResult {
 // does not leave NAME half-released.
 export async function release(name: string, holder: Pick<Holder, 'pid' | 'startTime'>): Promise<ReleaseResult> {
   return withHostLock(async () => {
-    const st = readState(name);
-    if (!st) return { tornDown: false, keptFor: [] };
-    st.holders = st.holders.filter((h) => !(h.pid === holder.pid && h.startTime === holder.startTime));
-    writeState(st);
-    const after = await sweep(name);
+    if (!readState(name)) return { tornDown: false, keptFor: [] };
+    const after = await sweep(name, emptyReport(), holder);
     if (!after) return { tornDown: true, keptFor: [] };
     const onlyProcesses = !after.persistent && after.holders.every((h) => h.kind === 'process');
     return { tornDown: false, keptFor: onlyProcesses ? after.holders.map((h) => h.pid) : [] };

@@ -221,8 +221,11 @@ export async function runInNamespace(name: string, command: readonly string[] | 
       joined.leave(); // persistent: nothing to take down
       return code;
     }
+    const life = await lifecycle();
+    life.prepareRelease(name, holder);
+    await crashPoint('release', 0);
     await settle(name, holder);
-    const { keptFor } = await (await lifecycle()).release(name, holder);
+    const { keptFor } = await life.release(name, holder);
     if (keptFor.length > 0) {
       process.stderr.write(
         `nsroute: ${name} stays up while processes started in it still run (${keptFor.join(' ')}); ` +

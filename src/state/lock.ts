@@ -259,6 +259,14 @@ export interface HostLock {
   genBefore: number | undefined;
 }
 
+// While this process holds the host lock: the generation the lock had when it was taken (see
+// hostLockGeneration); undefined otherwise. What a read made before the take is checked
+// against (apply.ts takeEarlyUndoRead).
+let heldSince: number | undefined;
+export function hostLockTakenAt(): number | undefined {
+  return heldSince;
+}
+
 export async function acquireHostLock(opts: LockOptions = {}): Promise<HostLock> {
   ensureRunDir();
   let genBefore: number | undefined;
@@ -269,10 +277,12 @@ export async function acquireHostLock(opts: LockOptions = {}): Promise<HostLock>
   const { fd, unlock } = (await takeLock(paths.lock(), { ...opts, wait: true, what: 'the nsroute host lock', taken }))!;
   trace({ ev: 'lock', op: 'acquire' });
   const gen = (genBefore ?? 0) + 1;
+  heldSince = genBefore;
   let released = false;
   const release = async () => {
     if (released) return;
     released = true;
+    heldSince = undefined;
     recordHolder(fd, { gen: gen + 1, held: false });
     await unlock();
     trace({ ev: 'lock', op: 'release' });

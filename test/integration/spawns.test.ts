@@ -34,14 +34,23 @@ const isRunner = (a: readonly string[]) => a[0] === 'perl' && a[1] === '-e';
 // spawns: every tool nsroute ran (directly or through its runner), the runner itself not
 // counted; forks: the processes Node spawned itself (each a fork of the whole Node process);
 // lockOps: the runner's takes and releases of the host lock.
-async function traced(args: string[]): Promise<{ spawns: string[][]; forks: string[][]; locks: string[]; lockOps: string[]; probes: string[][] }> {
+// sections: per take of the host lock, the tools run while it was held.
+async function traced(args: string[]): Promise<{ spawns: string[][]; forks: string[][]; locks: string[]; lockOps: string[]; probes: string[][]; sections: string[][][] }> {
   const file = marker(w, `trace-${Math.random().toString(16).slice(2)}`);
   const r = await w.nsroute(args, { env: { NSROUTE_TRACE: file } });
   expectOk(r);
   const lines = readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as TraceLine);
   rmSync(file);
   const spawned = lines.filter((l) => l.ev === 'spawn');
+  const sections: string[][][] = [];
+  let inside: string[][] | undefined;
+  for (const l of lines) {
+    if (l.ev === 'lock' && l.op === 'acquire') sections.push((inside = []));
+    else if (l.ev === 'lock' && l.op === 'release') inside = undefined;
+    else if (inside && l.ev === 'spawn' && !isRunner(l.argv!) && !l.lock && !l.probe) inside.push(l.argv!);
+  }
   return {
+    sections,
     spawns: spawned.filter((l) => !isRunner(l.argv!) && !l.lock && !l.probe).map((l) => l.argv!),
     probes: spawned.filter((l) => l.probe).map((l) => l.argv!),
     forks: spawned.filter((l) => l.via !== 'runner').map((l) => l.argv!),
@@ -72,7 +81,31 @@ describe('spawns per exec', () => {
     expect(t.forks.filter(isRunner).length, forks).toBe(1);
     expect(t.locks).toEqual(['acquire', 'release', 'acquire', 'release']);
     expect(t.lockOps).toEqual(['flock -x 3', 'flock -u 3', 'flock -x 3', 'flock -u 3']);
+    // The teardown's read of the host (the veth's owner tag, the rules) ran before its lock
+    // section, while the exec waited for the lock: under the lock only what removes.
+    const teardown = t.sections[1]!.map((a) => a.slice(0, 5).join(' ')).join('\n');
+    expect(t.sections[1]!.filter((a) => a[0] === 'ip' && a.includes('-j')), teardown).toEqual([]);
+    expect(t.spawns.filter((a) => a[0] === 'ip' && a.includes('-j') && a.includes('-4') && !a.includes('-N')).length, shown).toBe(1);
     expect(w.netnsExists(w.name('cold'))).toBe(false);
+  });
+
+  it('a take of the host lock between the teardown\'s early read and its lock section: the teardown reads again, under the lock', async () => {
+    const n = w.name('cold2');
+    const pause = marker(w, 'early-read-pause');
+    const file = marker(w, 'early-read-trace');
+    const exec = w.spawnNsroute(['exec', n, '--via', SLOW_GW, '--', 'true'], { env: { NSROUTE_TRACE: file, NSROUTE_TEST_PAUSE: `release:0:${pause}` } });
+    try {
+      await waitFor(() => existsSync(`${pause}.reached`), 'the exec to have started its early read', 60_000);
+      expectOk(await w.nsroute(['gc']));
+    } finally {
+      closeSync(openSync(pause, 'w'));
+    }
+    expectOk(await exec.result);
+    const lines = readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as TraceLine);
+    const lastTake = lines.map((l) => l.ev === 'lock' && l.op === 'acquire').lastIndexOf(true);
+    const teardown = lines.slice(lastTake).filter((l) => l.ev === 'spawn' && l.argv![0] === 'ip' && l.argv!.includes('-j'));
+    expect(teardown.map((l) => l.argv!.join(' '))).toEqual(['ip -j -4 -force -batch -']);
+    expect(w.netnsExists(n)).toBe(false);
   });
 
   it('a hot exec into a watched persistent NAME takes no lock, spawns only the command after one look at the nft table, and makes no repair', async () => {
