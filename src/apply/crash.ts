@@ -19,7 +19,9 @@ import { callerContext } from '../policy/context.js';
 // 'release:0': an exec whose command ended, after it started the teardown's read of the host
 // and before it takes the lock to leave (test/integration/spawns.test.ts: a take of the lock
 // in between makes the teardown read again).
-export type CrashPhase = 'apply' | 'undo' | 'join' | 'watch' | 'release';
+// 'plan:0': a create that planned from the host facts it read before the lock, before it takes
+// the lock (spawns.test.ts: a take of the lock in between makes it plan again under the lock).
+export type CrashPhase = 'apply' | 'undo' | 'join' | 'watch' | 'release' | 'plan';
 
 // Inert for a user who entered through sudo (policy/entry.ts also removes the variables).
 const hooksOff = (): boolean => callerContext() !== undefined;

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { compareNames } from '../net/names.js';
 import { HostError, UserError } from '../errors.js';
 import { buildPlan, stepsFor, tagOf, type UplinkWaiting } from '../plan/plan.js';
-import type { NamespaceConfig } from '../plan/types.js';
+import type { HostFacts, NamespaceConfig } from '../plan/types.js';
 import { recoverConfig } from '../plan/recover.js';
 import type { Profile } from '../profile/profile.js';
 import { parseTag } from '../net/tag.js';
@@ -22,7 +22,8 @@ import { applySteps, readUndoFactsEarly, stateRootOf, undoJournal } from './appl
 import { Journal } from './journal.js';
 import { checkNetnsFiles, nsfsCtime, repairSteps, undoStep, type StepContext } from './executors.js';
 import { readListeners, recoverInbound } from './inbound.js';
-import { crashNow } from './crash.js';
+import { crashNow, crashPoint } from './crash.js';
+import { trace } from '../sys/trace.js';
 import { nftRulesetJson, nftTableExists } from '../sys/nft.js';
 import { hostModeHooks, isHostMode, prepareHostModeFacts, runsNoPrograms, noProgramsError } from './hostmode.js';
 import { closeJoins, joinHolders, joinHoldersByName, openJoins } from '../state/joins.js';
@@ -419,6 +420,26 @@ export async function bringUp(req: UpRequest): Promise<UpResult> {
   // Its answer is awaited before the lock is taken, not under it: at 1000 NAMEs ip alone takes
   // ~100 ms to print the host (2 MB of JSON), and parsing it as long again.
   if (early) await early.facts;
+  // And planned before it too, from those facts and the states read now: the plan is a
+  // function of them alone, and is used under the lock only when no other take of the lock
+  // happened since the facts were read (then neither has changed). A namespace mode only (a
+  // host mode's planner prepares its facts first), not with --publish (its listeners are read
+  // under the lock). A planning error is left to the plan under the lock, which says it again.
+  const waitForUplink = req.persistent ? (req.waitForMissingUplink ? 'missing-too' : 'existing') : false;
+  const planFor = (facts: HostFacts, others: readonly NamespaceState[]) => buildPlan(profile, facts, others.map((s) => s.config), { persistent: req.persistent, waitForUplink });
+  let earlyPlan: ReturnType<typeof buildPlan> | undefined;
+  if (early && !ownPlanner && !(profile.publish && profile.publish.length > 0)) {
+    const facts = await early.facts;
+    try {
+      if (facts) earlyPlan = planFor(facts, allStates().filter((s) => s.name !== name));
+    } catch {
+      earlyPlan = undefined;
+    }
+    if (earlyPlan) {
+      trace({ ev: 'plan', early: true });
+      await crashPoint('plan', 0);
+    }
+  }
   return withHostLock(async ({ genBefore }) => {
     const existing = await touch(name);
     if (existing && netnsReplaced(name)) {
@@ -463,14 +484,16 @@ export async function bringUp(req: UpRequest): Promise<UpResult> {
     if (!isHostMode(profile.mode) && existsSync(netnsPath(name))) {
       throw new UserError(`a network namespace called ${name} exists but nsroute did not create it`, 'pick another name; nsroute never touches namespaces it does not own');
     }
-    const facts = (early && genBefore === early.gen ? await early.facts : undefined) ?? (await gatherHostFacts(profile.via, { ipv6: profile.ipv6 === 'nat' }));
-    if (profile.publish && profile.publish.length > 0) facts.listeners = await readListeners();
-    const others = allStates().filter((s) => s.name !== name);
-    prepareHostModeFacts(profile, facts);
-    const waitForUplink = req.persistent ? (req.waitForMissingUplink ? 'missing-too' : 'existing') : false;
-    const plan = ownPlanner
-      ? ownPlanner.plan(profile, facts, others.map((s) => s.config), { waitForUplink })
-      : buildPlan(profile, facts, others.map((s) => s.config), { persistent: req.persistent, waitForUplink });
+    const unchanged = early && genBefore === early.gen ? early : undefined;
+    const facts = (unchanged ? await unchanged.facts : undefined) ?? (await gatherHostFacts(profile.via, { ipv6: profile.ipv6 === 'nat' }));
+    let plan = unchanged ? earlyPlan : undefined;
+    if (!plan) {
+      if (profile.publish && profile.publish.length > 0) facts.listeners = await readListeners();
+      const others = allStates().filter((s) => s.name !== name);
+      prepareHostModeFacts(profile, facts);
+      plan = ownPlanner ? ownPlanner.plan(profile, facts, others.map((s) => s.config), { waitForUplink }) : planFor(facts, others);
+      trace({ ev: 'plan', early: false });
+    }
     // Refused before the first change: what the files step cannot write safely, and a
     // host.json that is not root's alone (its saved values are what teardown writes back).
     for (const step of plan.steps) if (step.kind === 'netns-files') checkNetnsFiles(step.netns, Object.keys(step.files));

@@ -20,7 +20,8 @@ afterAll(async () => {
 });
 
 interface TraceLine {
-  ev: 'spawn' | 'lock' | 'done';
+  ev: 'spawn' | 'lock' | 'done' | 'plan';
+  early?: boolean; // plan: made before the lock from the host facts read before it
   argv?: string[];
   op?: 'acquire' | 'release';
   via?: 'runner';
@@ -35,7 +36,7 @@ const isRunner = (a: readonly string[]) => a[0] === 'perl' && a[1] === '-e';
 // counted; forks: the processes Node spawned itself (each a fork of the whole Node process);
 // lockOps: the runner's takes and releases of the host lock.
 // sections: per take of the host lock, the tools run while it was held.
-async function traced(args: string[]): Promise<{ spawns: string[][]; forks: string[][]; locks: string[]; lockOps: string[]; probes: string[][]; sections: string[][][] }> {
+async function traced(args: string[]): Promise<{ spawns: string[][]; forks: string[][]; locks: string[]; lockOps: string[]; probes: string[][]; sections: string[][][]; plans: string[] }> {
   const file = marker(w, `trace-${Math.random().toString(16).slice(2)}`);
   const r = await w.nsroute(args, { env: { NSROUTE_TRACE: file } });
   expectOk(r);
@@ -51,6 +52,8 @@ async function traced(args: string[]): Promise<{ spawns: string[][]; forks: stri
   }
   return {
     sections,
+    // 'early' (planned before the lock) / 'locked', and where: 'L' marks each take of the lock.
+    plans: lines.filter((l) => l.ev === 'plan' || (l.ev === 'lock' && l.op === 'acquire')).map((l) => (l.ev === 'lock' ? 'L' : l.early ? 'early' : 'locked')),
     spawns: spawned.filter((l) => !isRunner(l.argv!) && !l.lock && !l.probe).map((l) => l.argv!),
     probes: spawned.filter((l) => l.probe).map((l) => l.argv!),
     forks: spawned.filter((l) => l.via !== 'runner').map((l) => l.argv!),
@@ -81,6 +84,8 @@ describe('spawns per exec', () => {
     expect(t.forks.filter(isRunner).length, forks).toBe(1);
     expect(t.locks).toEqual(['acquire', 'release', 'acquire', 'release']);
     expect(t.lockOps).toEqual(['flock -x 3', 'flock -u 3', 'flock -x 3', 'flock -u 3']);
+    // Planned before the lock, from the host facts read before it; not again under it.
+    expect(t.plans).toEqual(['early', 'L', 'L']);
     // The teardown's read of the host (the veth's owner tag, the rules) ran before its lock
     // section, while the exec waited for the lock: under the lock only what removes.
     const teardown = t.sections[1]!.map((a) => a.slice(0, 5).join(' ')).join('\n');
@@ -105,6 +110,24 @@ describe('spawns per exec', () => {
     const lastTake = lines.map((l) => l.ev === 'lock' && l.op === 'acquire').lastIndexOf(true);
     const teardown = lines.slice(lastTake).filter((l) => l.ev === 'spawn' && l.argv![0] === 'ip' && l.argv!.includes('-j'));
     expect(teardown.map((l) => l.argv!.join(' '))).toEqual(['ip -j -4 -force -batch -']);
+    expect(w.netnsExists(n)).toBe(false);
+  });
+
+  it('a take of the host lock between planning before the lock and the create: planned again, under the lock, from the host read again', async () => {
+    const n = w.name('cold3');
+    const pause = marker(w, 'early-plan-pause');
+    const file = marker(w, 'early-plan-trace');
+    const exec = w.spawnNsroute(['exec', n, '--via', SLOW_GW, '--', 'true'], { env: { NSROUTE_TRACE: file, NSROUTE_TEST_PAUSE: `plan:0:${pause}` } });
+    try {
+      await waitFor(() => existsSync(`${pause}.reached`), 'the exec to have planned', 60_000);
+      expectOk(await w.nsroute(['gc']));
+    } finally {
+      closeSync(openSync(pause, 'w'));
+    }
+    expectOk(await exec.result);
+    const lines = readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as TraceLine);
+    const order = lines.filter((l) => l.ev === 'plan' || (l.ev === 'lock' && l.op === 'acquire') || (l.ev === 'spawn' && l.argv![0] === 'ip' && l.argv!.includes('-N')));
+    expect(order.map((l) => (l.ev === 'plan' ? `plan ${l.early ? 'early' : 'locked'}` : l.ev === 'lock' ? 'L' : 'read'))).toEqual(['read', 'read', 'plan early', 'L', 'read', 'read', 'plan locked', 'L']);
     expect(w.netnsExists(n)).toBe(false);
   });
 
