@@ -16,8 +16,29 @@ import { join } from 'node:path';
 import { Script } from 'node:vm';
 import { unsafeOwnerOrMode } from './sys/fsx.js';
 
-// node:zlib (for its crc32) loads Node's stream modules: not for --version.
-const crc32 = (data: Buffer): number => (require('node:zlib') as typeof import('node:zlib')).crc32(data);
+// node:zlib's crc32, without loading node:zlib: its JS loads Node's stream modules (5-10 ms
+// here, at every command that loads a chunk). It calls the zlib binding, which Node 20 still
+// hands out through process.binding (documentation-only deprecated, DEP0111: it warns only
+// with --pending-deprecation, and then node:zlib is used). Same function, same values
+// (test/unit/loader.test.ts).
+type Crc32 = (data: Buffer) => number;
+let crc32Fn: Crc32 | undefined;
+export function crc32(data: Buffer): number {
+  crc32Fn ??= bindingCrc32() ?? ((d) => (require('node:zlib') as typeof import('node:zlib')).crc32(d));
+  return crc32Fn(data);
+}
+
+function bindingCrc32(): Crc32 | undefined {
+  if (process.execArgv.some((a) => a.includes('pending-deprecation')) || /pending[-_]deprecation/.test(process.env.NODE_OPTIONS ?? '')) return undefined;
+  try {
+    const binding = (process as unknown as { binding(name: string): { crc32?: unknown } }).binding('zlib');
+    const native = binding.crc32;
+    if (typeof native !== 'function') return undefined;
+    return (d) => (native as (data: Buffer, value: number) => number)(d, 0);
+  } catch {
+    return undefined;
+  }
+}
 
 // Set by scripts/build.mjs.
 declare const NSROUTE_VERSION: string;
