@@ -28,7 +28,7 @@ export function start(): void {
   // Meanwhile the handlers stay.
   // NSROUTE_TRACE (sys/trace.ts) wraps node:child_process before anything spawns; loaded only
   // when set, so other runs do not load child_process at start-up.
-  const traced = process.env.NSROUTE_TRACE ? import('./sys/trace.js').then((t) => t.installTrace()) : Promise.resolve();
+  const traced = process.env.NSROUTE_TRACE ? import('./sys/trace-install.js').then((t) => t.installTrace()) : Promise.resolve();
   traced.then(() => main(process.argv)).then(
     (code) => flushed().then(() => process.exit(code)),
     (e: unknown) => {

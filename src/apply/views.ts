@@ -5,7 +5,7 @@ import { isDeadNetnsFile, readRegularFile, readTrustedFile } from '../sys/fsx.js
 import { dhcpPid } from '../sys/dhcppid.js';
 import { isSameProcessAlive, netnsInode, netnsProcessesByInode, netnsProcessScan, processInfo, type NetnsScan } from '../sys/proc.js';
 import { lookupAccount } from '../sys/users.js';
-import { hostLockGeneration } from '../state/lock.js';
+import { hostLockGeneration } from '../state/lockinfo.js';
 import { NETNS_RUN_DIR, paths } from '../state/paths.js';
 import { allStates, type Holder, type NamespaceState } from '../state/store.js';
 import { joinHolders, joinHoldersByName } from '../state/joins.js';

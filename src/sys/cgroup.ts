@@ -1,7 +1,6 @@
 import { existsSync, lstatSync, mkdirSync, readFileSync, readlinkSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { HostError, UserError } from '../errors.js';
-import { run } from './run.js';
 
 // cgroup mode's side effects on the cgroup v2 filesystem, and nft loads that name cgroups.
 
@@ -156,7 +155,9 @@ export function removeCgroupIfUnused(mount: string, rel: string): void {
 // `nft -f -` where nft resolves cgroup paths: nft looks them up under /sys/fs/cgroup, so on a
 // hybrid host (v2 at /sys/fs/cgroup/unified) it runs in a private mount namespace with the v2
 // mount bound there (PLATFORM.md). One transaction either way.
+// (The tool runner loaded here, not with the module: list reads cgroups, and runs no tool.)
 export async function nftApplyCg(ruleset: string, mount: string): Promise<void> {
+  const { run } = await import('./run.js');
   if (mount === '/sys/fs/cgroup') {
     await run(['nft', '-f', '-'], { input: ruleset });
     return;

@@ -5,7 +5,7 @@ import { nftForwardFacts } from './nft.js';
 import { wirelessInterfaces } from './lan.js';
 import { listDir, readTextIfExists } from './fsx.js';
 import { NETNS_RUN_DIR, hostNsswitchPath, hostResolvConfPath, paths, resolvedConfPath } from '../state/paths.js';
-import { hostLockGeneration } from '../state/lock.js';
+import { hostLockGeneration } from '../state/lockinfo.js';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 

@@ -1,6 +1,4 @@
-import childProcess from 'node:child_process';
 import { closeSync, constants, openSync, writeSync } from 'node:fs';
-import { syncBuiltinESMExports } from 'node:module';
 
 // NSROUTE_TRACE=FILE (off by default; for tests and the benchmark): appends one JSON line per
 // process nsroute spawns ({"ev":"spawn","argv":[...]}) and per take and release of the host
@@ -8,7 +6,6 @@ import { syncBuiltinESMExports } from 'node:module';
 // Installed on node:child_process itself, so no spawn escapes it (execa's included). Harmless:
 // the file is opened with O_NOFOLLOW and 0600, and any failure to write it is ignored.
 const { O_WRONLY, O_APPEND, O_CREAT, O_NOFOLLOW } = constants;
-let installed = false;
 
 export function trace(ev: Record<string, unknown>): void {
   const file = process.env.NSROUTE_TRACE;
@@ -23,19 +20,4 @@ export function trace(ev: Record<string, unknown>): void {
   } catch {
     /* tracing must never change what nsroute does */
   }
-}
-
-export function installTrace(): void {
-  if (installed || !process.env.NSROUTE_TRACE) return;
-  installed = true;
-  const cp = childProcess as unknown as Record<string, (...a: unknown[]) => unknown>; // the mutable CommonJS object
-  for (const fn of ['spawn', 'spawnSync', 'execFile', 'execFileSync'] as const) {
-    const orig = cp[fn]!;
-    cp[fn] = function (this: unknown, file: unknown, args?: unknown, ...rest: unknown[]) {
-      trace({ ev: 'spawn', argv: [String(file), ...(Array.isArray(args) ? args.map(String) : [])] });
-      return orig.call(this, file, args, ...rest);
-    };
-  }
-  // ES modules importing { spawn } see the wrapped functions from now on.
-  syncBuiltinESMExports();
 }

@@ -1,4 +1,3 @@
-import { run } from './run.js';
 import { readTextIfExists } from './fsx.js';
 
 export interface Account {
@@ -33,8 +32,11 @@ function fromFiles(nameOrUid: string): Account | undefined {
   return { ...entry, groups: [...groups] };
 }
 
-// Then NSS (getent, id), so LDAP/sssd users work too.
+// Then NSS (getent, id), so LDAP/sssd users work too. The tool runner is loaded only then:
+// `list` names the users of the processes it finds from /etc/passwd alone, and loading it
+// loads node:child_process and Node's stream modules.
 async function fromNss(nameOrUid: string): Promise<Account | undefined> {
+  const { run } = await import('./run.js');
   const { stdout, exitCode } = await run(['getent', 'passwd', nameOrUid], { allowFail: true });
   const entry = exitCode === 0 ? parsePasswdLine(stdout.trim().split('\n')[0] ?? '') : undefined;
   if (!entry) return undefined;
