@@ -13,9 +13,11 @@ async function main(argv: string[]): Promise<number> {
 }
 
 export function start(): void {
-  // A closed terminal must not turn a late status line into a crash mid-teardown.
-  process.stdout.on('error', () => undefined);
-  process.stderr.on('error', () => undefined);
+  // A closed terminal must not turn a late status line into a crash mid-teardown: each stream
+  // ignores its errors, from when it is first used (made at start-up, they loaded Node's
+  // stream modules for `list`, which prints without them: sys/stdout.ts).
+  ignoreErrorsOnFirstUse('stdout');
+  ignoreErrorsOnFirstUse('stderr');
 
   // The command's work is done when main() settles: exit then, explicitly. Left to drain, Node
   // closes its signal handles on the way out, and for that moment a signal has its default
@@ -40,7 +42,35 @@ export function start(): void {
 
 // Resolves once everything written to stdout and stderr so far has reached the fd (at once
 // when nothing waits, the usual case); a write that fails (a closed pipe) counts as done.
+// A stream never made has nothing waiting.
 function flushed(): Promise<unknown> {
-  const one = (s: NodeJS.WriteStream) => (s.writableLength === 0 ? undefined : new Promise((r) => s.write('', () => r(undefined))));
-  return Promise.all([one(process.stdout), one(process.stderr)]);
+  const one = (s: NodeJS.WriteStream | undefined) => (!s || s.writableLength === 0 ? undefined : new Promise((r) => s.write('', () => r(undefined))));
+  return Promise.all([one(made.stdout), one(made.stderr)]);
+}
+
+const made: { stdout?: NodeJS.WriteStream; stderr?: NodeJS.WriteStream } = {};
+
+// process.stdout and process.stderr are getters that make the stream on first use: wrapped so
+// that the stream gets its error handler then. Where Node defines them otherwise, at once.
+function ignoreErrorsOnFirstUse(name: 'stdout' | 'stderr'): void {
+  const desc = Object.getOwnPropertyDescriptor(process, name);
+  const getter = desc?.get;
+  const adopt = (s: NodeJS.WriteStream) => {
+    s.on('error', () => undefined);
+    made[name] = s;
+    return s;
+  };
+  if (!getter || !desc.configurable) {
+    adopt(process[name]);
+    return;
+  }
+  Object.defineProperty(process, name, {
+    configurable: true,
+    enumerable: desc.enumerable,
+    get() {
+      const s = adopt(getter.call(process) as NodeJS.WriteStream);
+      Object.defineProperty(process, name, { configurable: true, enumerable: desc.enumerable, writable: false, value: s });
+      return s;
+    },
+  });
 }

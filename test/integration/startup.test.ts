@@ -100,6 +100,16 @@ describe('list with a NAME up', () => {
       expect(loads.filter((l) => l.cache !== 'used'), show(r)).toEqual([]);
       // `list` and `list --json` are answered without commander (src/fastpath.ts)...
       expect(sourcesOf(loads).filter((s) => /node_modules\/commander\//.test(s) || s === 'src/cli.ts'), show(r)).toEqual([]);
+      // It runs no tool and prints with write(2): neither the tool runner nor node:child_process
+      // nor Node's stream modules (process.stdout's) are loaded, ~10 ms of a ~120 ms list.
+      expect(sources.filter((s) => s === 'src/sys/runner.ts' || s === 'src/sys/run.ts'), show(r)).toEqual([]);
+      const preload = join(w.dir, 'builtins.cjs');
+      writeFileSync(preload, "process.on('exit', () => require('fs').writeSync(2, 'builtins: ' + process.moduleLoadList.filter((m) => m.startsWith('NativeModule ')).join(',') + '\\n'));\n");
+      const b = await w.inHost([process.execPath, '-r', preload, w.bin, 'list', '--json']);
+      expectOk(b);
+      const builtins = /^builtins: (.*)$/m.exec(b.stderr)?.[1]?.split(',') ?? [];
+      expect(builtins, show(b)).toContain('NativeModule fs');
+      expect(builtins.filter((m) => /^NativeModule (child_process|stream|net|zlib)$/.test(m)), show(b)).toEqual([]);
       // ...and say what commander's path says (`--` sends it there; it changes nothing).
       for (const args of [['list', '--json'], ['list']]) {
         const fast = await w.nsroute(args, { env: { NSROUTE_TRACE_LOAD: '1' } });
