@@ -544,12 +544,12 @@ function refuseJoin(name: string, mode: Parameters<typeof noProgramsError>[1]): 
 
 // Before release(): when this holder is the last exec of an ephemeral NAME, the teardown's
 // read of the host starts now, outside the lock (apply.ts readUndoFactsEarly).
-export function prepareRelease(name: string, holder: Pick<Holder, 'pid' | 'startTime'>): void {
+// st: NAME's state as read now (without the lock).
+export function prepareRelease(st: NamespaceState | undefined, holder: Pick<Holder, 'pid' | 'startTime'>): void {
   try {
-    const st = readState(name);
     if (!st || st.persistent || st.status !== 'up') return;
     if (liveHolders(st).some((h) => h.kind !== 'process' && !(h.pid === holder.pid && h.startTime === holder.startTime))) return;
-    readUndoFactsEarly(paths.journal(name));
+    readUndoFactsEarly(paths.journal(st.name));
   } catch {
     /* release reads it all again under the lock */
   }

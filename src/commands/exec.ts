@@ -2,7 +2,7 @@ import { constants } from 'node:os';
 import { HostError, UserError } from '../errors.js';
 import { closeSync } from 'node:fs';
 import { liveHolders, openOwnNetns, userProcesses } from '../apply/views.js';
-import { readState } from '../state/store.js';
+import { readState, type NamespaceState } from '../state/store.js';
 import type { RouteOptions } from '../profile/profile.js';
 import { namespaceArgv } from '../sys/wrapper.js';
 import type { spawnInherited } from '../sys/command.js';
@@ -77,8 +77,7 @@ export function exitCodeOf(result: { exitCode?: number; signal?: string }): numb
 // running program) and is reported.
 const SETTLE_MS = 1000;
 
-async function settle(name: string, self: Holder): Promise<void> {
-  const st = readState(name);
+async function settle(name: string, st: NamespaceState | undefined, self: Holder): Promise<void> {
   if (!st || st.persistent) return;
   const othersExecs = liveHolders(st).some((h) => h.kind !== 'process' && !(h.pid === self.pid && h.startTime === self.startTime));
   if (othersExecs) return;
@@ -222,9 +221,10 @@ export async function runInNamespace(name: string, command: readonly string[] | 
       return code;
     }
     const life = await lifecycle();
-    life.prepareRelease(name, holder);
+    const now = readState(name);
+    life.prepareRelease(now, holder);
     await crashPoint('release', 0);
-    await settle(name, holder);
+    await settle(name, now, holder);
     const { keptFor } = await life.release(name, holder);
     if (keptFor.length > 0) {
       process.stderr.write(

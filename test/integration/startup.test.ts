@@ -152,6 +152,48 @@ describe('a hot exec', () => {
   });
 });
 
+describe('exec NAME -- COMMAND', () => {
+  let w: World;
+  useWorld((world) => (w = world));
+
+  // Answered without commander (src/fastpath.ts), saying what commander's path says: an
+  // option (--as-root changes nothing for root's own run) sends the same exec there.
+  it('loads neither commander nor cli.ts, and does what commander\'s path does', async () => {
+    const n = w.name('fx');
+    expectOk(await w.nsroute(['up', n, '--via', SLOW_GW]));
+    try {
+      await waitFor(() => hostWatcherPid(w) !== undefined, 'the host watcher');
+      const script = ['sh', '-c', 'echo "$NSROUTE_NAMESPACE $(id -u) $# $1"; echo to-stderr >&2; exit 3', 'sh', '--', '--help'];
+      const strip = (x: Awaited<ReturnType<World['nsroute']>>) => ({ exitCode: x.exitCode, stdout: x.stdout, stderr: x.stderr.replace(/^nsroute: load .*\n/gm, '') });
+      const cases: [string[], string[]][] = [
+        [['exec', n, '--', ...script], ['exec', n, '--as-root', '--', ...script]], // hot, the command's status and output
+        [['exec', 'bad/name', '--', 'true'], ['exec', 'bad/name', '--as-root', '--', 'true']], // refused: 125, one line
+      ];
+      for (const [fastArgs, slowArgs] of cases) {
+        const fast = await w.nsroute(fastArgs, { env: { NSROUTE_TRACE_LOAD: '1' } });
+        const slow = await w.nsroute(slowArgs, { env: { NSROUTE_TRACE_LOAD: '1' } });
+        const fastSources = sourcesOf(loadsOf(fast.stderr));
+        expect(fastSources.filter((s) => /node_modules\/commander\//.test(s) || s === 'src/cli.ts'), show(fast)).toEqual([]);
+        expect(sourcesOf(loadsOf(slow.stderr)).some((s) => /node_modules\/commander\//.test(s)), show(slow)).toBe(true);
+        expect(strip(fast)).toEqual(strip(slow));
+      }
+      const hot = await w.nsroute(cases[0]![0]);
+      expect(hot.exitCode, show(hot)).toBe(3);
+      expect(hot.stdout).toBe(`${n} 0 2 --\n`);
+      const bad = await w.nsroute(cases[1]![0]);
+      expect(bad.exitCode, show(bad)).toBe(125);
+      expect(bad.stderr, show(bad)).toMatch(/^nsroute: [^\n]*bad\/name[^\n]*\n$/);
+      // Not the fast path: no command after --, or an option before it.
+      for (const other of [['exec', n, '--'], ['exec', '--', n, 'true']]) {
+        const r = await w.nsroute(other, { env: { NSROUTE_TRACE_LOAD: '1' } });
+        expect(sourcesOf(loadsOf(r.stderr)).some((s) => /node_modules\/commander\//.test(s)), show(r)).toBe(true);
+      }
+    } finally {
+      expectOk(await w.nsroute(['down', n]));
+    }
+  });
+});
+
 describe('the code cache', () => {
   // Made when the tests run, not when they are collected: a run that filters them all out
   // (vitest -t) collects this block but runs no afterAll, which left the directory behind.
