@@ -17,8 +17,7 @@ export { EXIT } from './exit.js';
 // exec and shell always run tools and take the host lock: the runner (sys/runner.ts) starts
 // while their code loads, holding the lock file for them (state/lock.ts).
 async function warmRunner(): Promise<void> {
-  (await import('./state/lock.js')).openHostLockForRunner();
-  (await import('./sys/runner.js')).warmRunner();
+  (await import('./state/lock.js')).startRunnerForExec();
 }
 
 // only: the verb this command line runs; no other is defined (commander's definitions of all

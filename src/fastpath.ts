@@ -22,8 +22,7 @@ export function fastPath(argv: readonly string[]): (() => Promise<number>) | und
     return async () => {
       try {
         checkPathEnv();
-        (await import('./state/lock.js')).openHostLockForRunner();
-        (await import('./sys/runner.js')).warmRunner();
+        (await import('./state/lock.js')).startRunnerForExec();
         return await (await import('./commands/exec.js')).runInNamespace(name, command, {});
       } catch (e) {
         return reportError(e, true);

@@ -121,8 +121,8 @@ async function applyCombined(steps: readonly Step[], journal: Journal, ctx: Step
 // gone fail and are passed over (undo is idempotent); any other failure is reported and keeps
 // the journal for a retry.
 async function undoCombined(journal: Journal, ctx: StepContext, intents: readonly Step[]): Promise<void> {
-  const veths = intents.filter((s): s is Extract<Step, { kind: 'veth-add' }> => s.kind === 'veth-add');
-  const readLines = undoReadLines(intents);
+  const veths = vethSteps(intents);
+  const readLines = undoReadLines(veths);
   const reads = takeEarlyUndoRead(journal.path, readLines) ?? ipJsonBatch(readLines, ['-4']);
   const errors: Error[] = [];
   // Files and sysctls (in reverse order, as step by step), nft's table and the firewall holes
@@ -153,9 +153,10 @@ async function undoCombined(journal: Journal, ctx: StepContext, intents: readonl
   journal.remove();
 }
 
+const vethSteps = (intents: readonly Step[]) => intents.filter((s): s is Extract<Step, { kind: 'veth-add' }> => s.kind === 'veth-add');
+
 // What undoCombined reads before it removes anything: each veth's owner tag, and the rules.
-function undoReadLines(intents: readonly Step[]): string[] {
-  const veths = intents.filter((s): s is Extract<Step, { kind: 'veth-add' }> => s.kind === 'veth-add');
+function undoReadLines(veths: readonly Extract<Step, { kind: 'veth-add' }>[]): string[] {
   return [...veths.map((v) => `link show dev ${v.hostIface}`), 'rule show'];
 }
 
@@ -183,8 +184,9 @@ export function readUndoFactsEarly(journalPath: string): void {
   } catch {
     return; // the undo under the lock reads it, and says what is wrong
   }
-  if (!intents.some((s) => s.kind === 'veth-add')) return;
-  const lines = undoReadLines(intents);
+  const veths = vethSteps(intents);
+  if (veths.length === 0) return;
+  const lines = undoReadLines(veths);
   const answers = ipJsonBatch(lines, ['-4']);
   answers.catch(() => undefined); // a failure is the undo's to report (it reads again)
   earlyUndo = { journal: journalPath, gen, lines, answers };

@@ -11,7 +11,7 @@ import { readLockInfo, type HolderInfo } from './lockinfo.js';
 export { hostLockGeneration } from './lockinfo.js';
 import { beginStateSnapshot } from './store.js';
 import { trace } from '../sys/trace.js';
-import { dropRunnerLockFd, giveRunnerLockFd, runLockJob } from '../sys/runner.js';
+import { dropRunnerLockFd, giveRunnerLockFd, runLockJob, warmRunner } from '../sys/runner.js';
 
 // One host-wide lock around every change of nsroute state: allocation of subnets/tables and
 // the shared objects (nft table, uplink tables, forwarding) are decided from all namespaces
@@ -171,6 +171,13 @@ export function openHostLockForRunner(): void {
   } catch {
     /* taken the usual way */
   }
+}
+
+// exec and shell always run tools and take the host lock: the runner starts while their code
+// loads, holding the lock file for them (cli.ts, and fastpath.ts's exec).
+export function startRunnerForExec(): void {
+  openHostLockForRunner();
+  warmRunner();
 }
 
 // Takes flock(2) on `path` (created 0600 if missing). wait: block until it is free (a signal

@@ -94,41 +94,34 @@ describe('spawns per exec', () => {
     expect(w.netnsExists(w.name('cold'))).toBe(false);
   });
 
-  it('a take of the host lock between the teardown\'s early read and its lock section: the teardown reads again, under the lock', async () => {
-    const n = w.name('cold2');
-    const pause = marker(w, 'early-read-pause');
-    const file = marker(w, 'early-read-trace');
-    const exec = w.spawnNsroute(['exec', n, '--via', SLOW_GW, '--', 'true'], { env: { NSROUTE_TRACE: file, NSROUTE_TEST_PAUSE: `release:0:${pause}` } });
+  // A cold exec of NAME held at pause point `point` while a gc takes the host lock, then let go:
+  // what it traced.
+  async function coldExecWithTakeAt(n: string, point: string): Promise<TraceLine[]> {
+    const pause = marker(w, `${n}-pause`);
+    const file = marker(w, `${n}-trace`);
+    const exec = w.spawnNsroute(['exec', n, '--via', SLOW_GW, '--', 'true'], { env: { NSROUTE_TRACE: file, NSROUTE_TEST_PAUSE: `${point}:${pause}` } });
     try {
-      await waitFor(() => existsSync(`${pause}.reached`), 'the exec to have started its early read', 60_000);
+      await waitFor(() => existsSync(`${pause}.reached`), `the exec to reach ${point}`, 60_000);
       expectOk(await w.nsroute(['gc']));
     } finally {
       closeSync(openSync(pause, 'w'));
     }
     expectOk(await exec.result);
-    const lines = readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as TraceLine);
+    expect(w.netnsExists(n)).toBe(false);
+    return readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as TraceLine);
+  }
+
+  it('a take of the host lock between the teardown\'s early read and its lock section: the teardown reads again, under the lock', async () => {
+    const lines = await coldExecWithTakeAt(w.name('cold2'), 'release:0');
     const lastTake = lines.map((l) => l.ev === 'lock' && l.op === 'acquire').lastIndexOf(true);
     const teardown = lines.slice(lastTake).filter((l) => l.ev === 'spawn' && l.argv![0] === 'ip' && l.argv!.includes('-j'));
     expect(teardown.map((l) => l.argv!.join(' '))).toEqual(['ip -j -4 -force -batch -']);
-    expect(w.netnsExists(n)).toBe(false);
   });
 
   it('a take of the host lock between planning before the lock and the create: planned again, under the lock, from the host read again', async () => {
-    const n = w.name('cold3');
-    const pause = marker(w, 'early-plan-pause');
-    const file = marker(w, 'early-plan-trace');
-    const exec = w.spawnNsroute(['exec', n, '--via', SLOW_GW, '--', 'true'], { env: { NSROUTE_TRACE: file, NSROUTE_TEST_PAUSE: `plan:0:${pause}` } });
-    try {
-      await waitFor(() => existsSync(`${pause}.reached`), 'the exec to have planned', 60_000);
-      expectOk(await w.nsroute(['gc']));
-    } finally {
-      closeSync(openSync(pause, 'w'));
-    }
-    expectOk(await exec.result);
-    const lines = readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as TraceLine);
+    const lines = await coldExecWithTakeAt(w.name('cold3'), 'plan:0');
     const order = lines.filter((l) => l.ev === 'plan' || (l.ev === 'lock' && l.op === 'acquire') || (l.ev === 'spawn' && l.argv![0] === 'ip' && l.argv!.includes('-N')));
     expect(order.map((l) => (l.ev === 'plan' ? `plan ${l.early ? 'early' : 'locked'}` : l.ev === 'lock' ? 'L' : 'read'))).toEqual(['read', 'read', 'plan early', 'L', 'read', 'read', 'plan locked', 'L']);
-    expect(w.netnsExists(n)).toBe(false);
   });
 
   it('a hot exec into a watched persistent NAME takes no lock, spawns only the command after one look at the nft table, and makes no repair', async () => {

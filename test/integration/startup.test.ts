@@ -33,6 +33,11 @@ function traced(bin: string, args: string[], nodeArgs: string[] = []) {
   return { status: r.status, stdout: r.stdout, stderr: r.stderr, loads: loadsOf(r.stderr) };
 }
 
+// A result without the loader's trace lines: what two ways of running a command must share.
+function withoutLoads(r: { exitCode: number | null; stdout: string; stderr: string }) {
+  return { exitCode: r.exitCode, stdout: r.stdout, stderr: r.stderr.replace(/^nsroute: load .*\n/gm, '') };
+}
+
 function sourcesOf(loads: Load[]): string[] {
   return loads.flatMap((l) => {
     const inputs = chunkInputs[l.chunk];
@@ -115,8 +120,7 @@ describe('list with a NAME up', () => {
         const fast = await w.nsroute(args, { env: { NSROUTE_TRACE_LOAD: '1' } });
         const slow = await w.nsroute([...args, '--'], { env: { NSROUTE_TRACE_LOAD: '1' } });
         expect(sourcesOf(loadsOf(slow.stderr)).some((s) => /node_modules\/commander\//.test(s)), show(slow)).toBe(true);
-        const strip = (x: typeof fast) => ({ exitCode: x.exitCode, stdout: x.stdout, stderr: x.stderr.replace(/^nsroute: load .*\n/gm, '') });
-        expect(strip(fast)).toEqual(strip(slow));
+        expect(withoutLoads(fast)).toEqual(withoutLoads(slow));
       }
       for (const bad of [['list', '--bogus'], ['list', 'extra']]) {
         const r2 = await w.nsroute(bad);
@@ -133,38 +137,38 @@ describe('a hot exec', () => {
   let w: World;
   useWorld((world) => (w = world));
 
+  // NAME up (persistent), with the host watcher running: the execs in fn are hot. Down after.
+  async function withHotName(n: string, up: string[], fn: () => Promise<void>): Promise<void> {
+    expectOk(await w.nsroute(['up', n, ...up]));
+    try {
+      await waitFor(() => hostWatcherPid(w) !== undefined, 'the host watcher');
+      await fn();
+    } finally {
+      expectOk(await w.nsroute(['down', n]));
+    }
+  }
+
   it('into a NAME whose profile names a subnet loads neither the planner nor ip-cidr', async () => {
     const n = w.name('ht');
     // The profile's subnet is checked without ip-cidr (net/addresses.ts checkCidr4).
     w.writeProfile(n, `via = "${SLOW_GW}"\nsubnet = "10.231.7.0/30"\n`);
-    expectOk(await w.nsroute(['up', n]));
-    try {
-      await waitFor(() => hostWatcherPid(w) !== undefined, 'the host watcher');
+    await withHotName(n, [], async () => {
       const r = await w.nsroute(['exec', n, '--', 'true'], { env: { NSROUTE_TRACE_LOAD: '1' } });
       expectOk(r);
       const all = sourcesOf(loadsOf(r.stderr));
       expect(ours(all), show(r)).toContain('src/commands/exec.ts');
       expect(all.filter((s) => /node_modules\/(ip-cidr|ip-address|jsbn)\//.test(s)), show(r)).toEqual([]);
       expect(ours(all).filter((s) => /^src\/plan\/plan\.ts$|^src\/net\/cidr\.ts$/.test(s)), show(r)).toEqual([]);
-    } finally {
-      expectOk(await w.nsroute(['down', n]));
-    }
+    });
   });
-});
 
-describe('exec NAME -- COMMAND', () => {
-  let w: World;
-  useWorld((world) => (w = world));
-
-  // Answered without commander (src/fastpath.ts), saying what commander's path says: an
-  // option (--as-root changes nothing for root's own run) sends the same exec there.
-  it('loads neither commander nor cli.ts, and does what commander\'s path does', async () => {
+  // `exec NAME -- COMMAND` is answered without commander (src/fastpath.ts), saying what
+  // commander's path says: an option (--as-root changes nothing for root's own run) sends the
+  // same exec there.
+  it('as exec NAME -- COMMAND loads neither commander nor cli.ts, and does what commander\'s path does', async () => {
     const n = w.name('fx');
-    expectOk(await w.nsroute(['up', n, '--via', SLOW_GW]));
-    try {
-      await waitFor(() => hostWatcherPid(w) !== undefined, 'the host watcher');
+    await withHotName(n, ['--via', SLOW_GW], async () => {
       const script = ['sh', '-c', 'echo "$NSROUTE_NAMESPACE $(id -u) $# $1"; echo to-stderr >&2; exit 3', 'sh', '--', '--help'];
-      const strip = (x: Awaited<ReturnType<World['nsroute']>>) => ({ exitCode: x.exitCode, stdout: x.stdout, stderr: x.stderr.replace(/^nsroute: load .*\n/gm, '') });
       const cases: [string[], string[]][] = [
         [['exec', n, '--', ...script], ['exec', n, '--as-root', '--', ...script]], // hot, the command's status and output
         [['exec', 'bad/name', '--', 'true'], ['exec', 'bad/name', '--as-root', '--', 'true']], // refused: 125, one line
@@ -175,7 +179,7 @@ describe('exec NAME -- COMMAND', () => {
         const fastSources = sourcesOf(loadsOf(fast.stderr));
         expect(fastSources.filter((s) => /node_modules\/commander\//.test(s) || s === 'src/cli.ts'), show(fast)).toEqual([]);
         expect(sourcesOf(loadsOf(slow.stderr)).some((s) => /node_modules\/commander\//.test(s)), show(slow)).toBe(true);
-        expect(strip(fast)).toEqual(strip(slow));
+        expect(withoutLoads(fast)).toEqual(withoutLoads(slow));
       }
       const hot = await w.nsroute(cases[0]![0]);
       expect(hot.exitCode, show(hot)).toBe(3);
@@ -188,9 +192,7 @@ describe('exec NAME -- COMMAND', () => {
         const r = await w.nsroute(other, { env: { NSROUTE_TRACE_LOAD: '1' } });
         expect(sourcesOf(loadsOf(r.stderr)).some((s) => /node_modules\/commander\//.test(s)), show(r)).toBe(true);
       }
-    } finally {
-      expectOk(await w.nsroute(['down', n]));
-    }
+    });
   });
 });
 
