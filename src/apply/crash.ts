@@ -31,14 +31,21 @@ export function crashNow(point: 'watcher:0'): void {
   if (process.env.NSROUTE_TEST_CRASH === point) process.kill(process.pid, 'SIGKILL');
 }
 
+// NSROUTE_TEST_PAUSE names PHASE:K: the file to wait for, once FILE.reached is made.
+function pausedAt(phase: string, k: number): string | undefined {
+  const pause = process.env.NSROUTE_TEST_PAUSE;
+  const at = `${phase}:${k}:`;
+  if (!pause?.startsWith(at)) return undefined;
+  const file = pause.slice(at.length);
+  writeFileSync(`${file}.reached`, '');
+  return file;
+}
+
 // The same pause, for code that cannot await (a state file's write): the thread sleeps.
 export function pauseNow(phase: 'state', k: number): void {
   if (hooksOff()) return;
-  const pause = process.env.NSROUTE_TEST_PAUSE;
-  const at = `${phase}:${k}:`;
-  if (!pause?.startsWith(at)) return;
-  const file = pause.slice(at.length);
-  writeFileSync(`${file}.reached`, '');
+  const file = pausedAt(phase, k);
+  if (file === undefined) return;
   const cell = new Int32Array(new SharedArrayBuffer(4));
   while (!existsSync(file)) Atomics.wait(cell, 0, 0, 20);
 }
@@ -47,11 +54,6 @@ export async function crashPoint(phase: CrashPhase, k: number): Promise<void> {
   if (hooksOff()) return;
   const crash = process.env.NSROUTE_TEST_CRASH;
   if (crash && crash === `${phase}:${k}`) process.kill(process.pid, 'SIGKILL');
-  const pause = process.env.NSROUTE_TEST_PAUSE;
-  const at = `${phase}:${k}:`;
-  if (pause?.startsWith(at)) {
-    const file = pause.slice(at.length);
-    writeFileSync(`${file}.reached`, '');
-    while (!existsSync(file)) await new Promise((r) => setTimeout(r, 20));
-  }
+  const file = pausedAt(phase, k);
+  if (file !== undefined) while (!existsSync(file)) await new Promise((r) => setTimeout(r, 20));
 }

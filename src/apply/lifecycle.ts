@@ -17,7 +17,7 @@ import { isDeadNetnsFile, readRegularFile, removeIfExists, WriteFailed } from '.
 import { withHostLock } from '../state/lock.js';
 import { netnsEtcDir, paths } from '../state/paths.js';
 import { ensureRunDir, ensureRunSubdir } from '../state/dirs.js';
-import { allStates, knownNames, readHostState, readState, removeNamespaceDir, staleBootStates, writeState, type Holder, type NamespaceState } from '../state/store.js';
+import { allStates, knownNames, readHostState, readState, removeNamespaceDir, sameHolder, staleBootStates, writeState, type Holder, type NamespaceState } from '../state/store.js';
 import { applySteps, readUndoFactsEarly, stateRootOf, undoJournal } from './apply.js';
 import { Journal } from './journal.js';
 import { checkNetnsFiles, nsfsCtime, repairSteps, undoStep, type StepContext } from './executors.js';
@@ -27,7 +27,7 @@ import { trace } from '../sys/trace.js';
 import { nftRulesetJson, nftTableExists } from '../sys/nft.js';
 import { hostModeHooks, isHostMode, prepareHostModeFacts, runsNoPrograms, noProgramsError } from './hostmode.js';
 import { closeJoins, joinHolders, joinHoldersByName, openJoins } from '../state/joins.js';
-import { isLiveNetns, liveHolders, namespaceProcesses, netnsPath, ownNetnsInode, processHolders, runningNameWatcher, runningWatcher, userProcesses, viewOf, type NamespaceView } from './views.js';
+import { isLastExec, isLiveNetns, liveHolders, namespaceProcesses, netnsPath, ownNetnsInode, processHolders, runningNameWatcher, runningWatcher, userProcesses, viewOf, type NamespaceView } from './views.js';
 import { conflicts } from '../plan/conflicts.js';
 
 // What a sweep did, for gc's report (other commands ignore it).
@@ -283,8 +283,7 @@ export async function sweep(name: string, report = emptyReport(), leaving?: Pick
     await teardown(st);
     return undefined;
   }
-  const left = (h: Holder) => leaving !== undefined && h.pid === leaving.pid && h.startTime === leaving.startTime;
-  const kept = st.holders.filter((h) => !left(h));
+  const kept = leaving ? st.holders.filter((h) => !sameHolder(h, leaving)) : st.holders;
   let live = kept.filter((h) => isSameProcessAlive(h.pid, h.startTime));
   // A host mode's process can leave NAME while it runs (`move --out`): then it holds it no longer.
   if (hostModeHooks(st.config.mode)) {
@@ -419,7 +418,7 @@ export async function bringUp(req: UpRequest): Promise<UpResult> {
   const early = req.early !== undefined ? req.early : readHostFactsEarly(name, profile.via, profile.ipv6 === 'nat');
   // Its answer is awaited before the lock is taken, not under it: at 1000 NAMEs ip alone takes
   // ~100 ms to print the host (2 MB of JSON), and parsing it as long again.
-  if (early) await early.facts;
+  const earlyFacts = early ? await early.facts : undefined;
   // And planned before it too, from those facts and the states read now: the plan is a
   // function of them alone, and is used under the lock only when no other take of the lock
   // happened since the facts were read (then neither has changed). A namespace mode only (a
@@ -428,10 +427,9 @@ export async function bringUp(req: UpRequest): Promise<UpResult> {
   const waitForUplink = req.persistent ? (req.waitForMissingUplink ? 'missing-too' : 'existing') : false;
   const planFor = (facts: HostFacts, others: readonly NamespaceState[]) => buildPlan(profile, facts, others.map((s) => s.config), { persistent: req.persistent, waitForUplink });
   let earlyPlan: ReturnType<typeof buildPlan> | undefined;
-  if (early && !ownPlanner && !(profile.publish && profile.publish.length > 0)) {
-    const facts = await early.facts;
+  if (earlyFacts && !ownPlanner && !(profile.publish && profile.publish.length > 0)) {
     try {
-      if (facts) earlyPlan = planFor(facts, allStates().filter((s) => s.name !== name));
+      earlyPlan = planFor(earlyFacts, allStates().filter((s) => s.name !== name));
     } catch {
       earlyPlan = undefined;
     }
@@ -484,8 +482,8 @@ export async function bringUp(req: UpRequest): Promise<UpResult> {
     if (!isHostMode(profile.mode) && existsSync(netnsPath(name))) {
       throw new UserError(`a network namespace called ${name} exists but nsroute did not create it`, 'pick another name; nsroute never touches namespaces it does not own');
     }
-    const unchanged = early && genBefore === early.gen ? early : undefined;
-    const facts = (unchanged ? await unchanged.facts : undefined) ?? (await gatherHostFacts(profile.via, { ipv6: profile.ipv6 === 'nat' }));
+    const unchanged = early !== undefined && early !== null && genBefore === early.gen;
+    const facts = (unchanged ? earlyFacts : undefined) ?? (await gatherHostFacts(profile.via, { ipv6: profile.ipv6 === 'nat' }));
     let plan = unchanged ? earlyPlan : undefined;
     if (!plan) {
       if (profile.publish && profile.publish.length > 0) facts.listeners = await readListeners();
@@ -547,8 +545,7 @@ function refuseJoin(name: string, mode: Parameters<typeof noProgramsError>[1]): 
 // st: NAME's state as read now (without the lock).
 export function prepareRelease(st: NamespaceState | undefined, holder: Pick<Holder, 'pid' | 'startTime'>): void {
   try {
-    if (!st || st.persistent || st.status !== 'up') return;
-    if (liveHolders(st).some((h) => h.kind !== 'process' && !(h.pid === holder.pid && h.startTime === holder.startTime))) return;
+    if (!isLastExec(st, holder) || st.status !== 'up') return;
     readUndoFactsEarly(paths.journal(st.name));
   } catch {
     /* release reads it all again under the lock */

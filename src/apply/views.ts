@@ -7,7 +7,7 @@ import { isSameProcessAlive, netnsInode, netnsProcessesByInode, netnsProcessScan
 import { lookupAccount } from '../sys/users.js';
 import { hostLockGeneration } from '../state/lockinfo.js';
 import { NETNS_RUN_DIR, paths } from '../state/paths.js';
-import { allStates, type Holder, type NamespaceState } from '../state/store.js';
+import { allStates, sameHolder, type Holder, type NamespaceState } from '../state/store.js';
 import { joinHolders, joinHoldersByName } from '../state/joins.js';
 import { Journal } from './journal.js';
 import { hostModeMembers } from './hostmode.js';
@@ -30,6 +30,12 @@ export function isLiveNetns(name: string): boolean {
 // joins: the records of every NAME, read once by a caller that looks at many (inspectAll).
 export function liveHolders(st: NamespaceState, joins?: ReadonlyMap<string, Holder[]>): Holder[] {
   return [...st.holders.filter((h) => isSameProcessAlive(h.pid, h.startTime)), ...(joins ? (joins.get(st.name) ?? []) : joinHolders(st.name))];
+}
+
+// Whether `self` is the last exec holding an ephemeral NAME (processes inside do not count):
+// when it leaves, NAME goes, unless they still run (exec's settle, and its early teardown read).
+export function isLastExec(st: NamespaceState | undefined, self: Pick<Holder, 'pid' | 'startTime'>): st is NamespaceState {
+  return !!st && !st.persistent && !liveHolders(st).some((h) => h.kind !== 'process' && !sameHolder(h, self));
 }
 
 // Processes inside NAME that are not nsroute's own (the DHCP client of --dhcp).

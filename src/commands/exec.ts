@@ -1,7 +1,7 @@
 import { constants } from 'node:os';
 import { HostError, UserError } from '../errors.js';
 import { closeSync } from 'node:fs';
-import { liveHolders, openOwnNetns, userProcesses } from '../apply/views.js';
+import { isLastExec, openOwnNetns, userProcesses } from '../apply/views.js';
 import { readState, type NamespaceState } from '../state/store.js';
 import type { RouteOptions } from '../profile/profile.js';
 import { namespaceArgv } from '../sys/wrapper.js';
@@ -78,9 +78,7 @@ export function exitCodeOf(result: { exitCode?: number; signal?: string }): numb
 const SETTLE_MS = 1000;
 
 async function settle(name: string, st: NamespaceState | undefined, self: Holder): Promise<void> {
-  if (!st || st.persistent) return;
-  const othersExecs = liveHolders(st).some((h) => h.kind !== 'process' && !(h.pid === self.pid && h.startTime === self.startTime));
-  if (othersExecs) return;
+  if (!isLastExec(st, self)) return;
   const deadline = Date.now() + SETTLE_MS;
   while (userProcesses(name).length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
 }

@@ -24,6 +24,11 @@ export interface Holder {
   kind?: 'exec' | 'process';
 }
 
+// The same process: pid and start time.
+export function sameHolder(a: Pick<Holder, 'pid' | 'startTime'>, b: Pick<Holder, 'pid' | 'startTime'>): boolean {
+  return a.pid === b.pid && a.startTime === b.startTime;
+}
+
 export type Status = 'creating' | 'up' | 'tearing-down';
 
 export interface NamespaceState {
