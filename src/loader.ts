@@ -11,10 +11,11 @@
 // of the chunk it was made from (V8 itself checks little more than the source's length), and
 // when V8 accepts it (same Node, same flags). Anything else compiles the chunk from source
 // as if there were no cache: slower, never broken.
-import { closeSync, constants, fstatSync, openSync, readFileSync, readdirSync, renameSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readFileSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Script } from 'node:vm';
 import { unsafeOwnerOrMode } from './sys/fsx.js';
+import { writeStdout } from './sys/stdout.js';
 
 // node:zlib's crc32, without loading node:zlib: its JS loads Node's stream modules (5-10 ms
 // here, at every command that loads a chunk). It calls the zlib binding, which Node 20 still
@@ -178,13 +179,8 @@ if (require.main === module) {
   const args = process.argv.slice(2);
   if (args.length === 1 && (args[0] === '--version' || args[0] === '-V')) {
     // What commander prints for it, without loading commander, nor process.stdout (Node's
-    // streams) for one line. A closed stdout is ignored, as main.ts does.
-    const line = `${NSROUTE_VERSION}\n`;
-    try {
-      writeSync(1, line);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'EAGAIN') process.stdout.write(line);
-    }
+    // streams) for one line: written as list writes its output (sys/stdout.ts).
+    writeStdout(`${NSROUTE_VERSION}\n`);
   } else {
     (load(`./${NSROUTE_MAIN_CHUNK}`).exports.start as () => void)();
   }
