@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { trace } from './trace.js';
+import { callerContext } from '../policy/context.js';
 
 // One helper process per nsroute command that starts the short tools (ip, nft, sysctl...) for
 // it. Node's spawn() forks the whole ~50 MB Node process (libuv fork + exec): ~8-20 ms per
@@ -38,15 +39,17 @@ import { trace } from './trace.js';
 // Response: u32 id, i32 exit code (-1: killed by a signal or never ran), i32 signal,
 //           i32 exec errno (0: it ran), u32 stdout bytes, u32 stderr bytes, stdout, stderr.
 const SCRIPT = String.raw`
-use strict; use warnings; use POSIX ();
+use strict;
 my @sigs = qw(INT HUP TERM QUIT TSTP TTIN TTOU);
 $SIG{$_} = 'IGNORE' for @sigs, 'PIPE';
 binmode STDIN; binmode STDOUT;
 my ($req, $eof, %jobs) = ('', 0);
+my %opt = map { $_ => 1 } @ARGV;
+require POSIX if $opt{setsid};
 my $LOCK;
-if (@ARGV && $ARGV[0] eq 'lockfd') {
+if ($opt{lockfd}) {
   open($LOCK, '+<&=', 3) or die "nsroute runner: fd 3: $!\n";
-  fcntl($LOCK, POSIX::F_SETFD(), POSIX::FD_CLOEXEC()) or die "nsroute runner: fd 3: $!\n";
+  fcntl($LOCK, 2, 1) or die "nsroute runner: fd 3: $!\n"; # F_SETFD, FD_CLOEXEC
 }
 sub nft_table {
   my ($family, $name) = @_;
@@ -89,6 +92,7 @@ sub start {
     if ($argv[1] eq '-u') { $j->{status} = flock($LOCK, 8) ? 0 : 256; return respond($j); }
     if (flock($LOCK, 6)) { $j->{status} = 0; return respond($j); }
   }
+  require POSIX if $flags & 1;
   pipe(my $ir, my $iw) or return fail($j, $!); pipe(my $or, my $ow) or return fail($j, $!);
   pipe(my $er, my $ew) or return fail($j, $!);
   my $pid = fork();
@@ -96,10 +100,12 @@ sub start {
   if ($pid == 0) {
     $SIG{$_} = 'DEFAULT' for @sigs, 'PIPE';
     POSIX::setsid() if $flags & 1;
-    fcntl($LOCK, POSIX::F_SETFD(), 0) if $LOCK && $flags & 2;
+    fcntl($LOCK, 2, 0) if $LOCK && $flags & 2;
     open(STDIN, '<&', $ir); open(STDOUT, '>&', $ow); open(STDERR, '>&', $ew);
-    { no warnings; exec { $argv[0] } @argv; }
-    syswrite(STDERR, "\0nsroute-runner-exec-errno " . ($! + 0)); POSIX::_exit(127);
+    exec { $argv[0] } @argv;
+    my $errno = $! + 0;
+    syswrite(STDERR, "\0nsroute-runner-exec-errno $errno");
+    require POSIX; POSIX::_exit(127);
   }
   close $ir; close $ow; close $ew;
   @$j{qw(pid iw or er)} = ($pid, $iw, $or, $er);
@@ -187,7 +193,11 @@ function startHelper(): NonNullable<typeof helper> | undefined {
   let child: ChildProcess;
   try {
     const withLock = lockFd !== undefined ? [lockFd] : [];
-    child = spawn('perl', ['-e', SCRIPT, ...(withLock.length ? ['lockfd'] : [])], { stdio: ['pipe', 'pipe', 'inherit', ...withLock], env });
+    // perl loads no module unless told: `use POSIX` alone doubled its start (~12 ms of the
+    // 25 ms before it answered the first job). POSIX is for setsid, which every tool of a user
+    // who entered through sudo gets (run.ts): such a runner loads it as it starts.
+    const opts = [...(withLock.length ? ['lockfd'] : []), ...(callerContext() !== undefined ? ['setsid'] : [])];
+    child = spawn('perl', ['-e', SCRIPT, ...opts], { stdio: ['pipe', 'pipe', 'inherit', ...withLock], env });
   } catch {
     unavailable = true;
     return undefined;

@@ -68,6 +68,22 @@ describe.skipIf(!have)('tool runner', () => {
     expect(byNft.stderr).toMatch(/no-such-table|No such file/);
   });
 
+  // perl's start is on every command's path to its first tool: `use POSIX` doubled it. The
+  // runner maps POSIX's XS library only once a job needs setsid (before this test, none did).
+  it('starts without perl modules and loads POSIX for the first setsid job', async () => {
+    const maps = async () => {
+      const r = (await runViaHelper(['sh', '-c', 'echo $PPID; cat /proc/$PPID/maps'], undefined, false))!;
+      const [pid, ...rest] = r.stdout.split('\n');
+      return { pid, posix: rest.some((l) => /\/POSIX\.so$/.test(l)), xs: rest.filter((l) => /\/auto\/.*\.so$/.test(l)) };
+    };
+    const before = await maps();
+    expect(before.xs).toEqual([]);
+    expect((await runViaHelper(['true'], undefined, true))!.exitCode).toBe(0);
+    const after = await maps();
+    expect(after.pid).toBe(before.pid);
+    expect(after.posix).toBe(true);
+  });
+
   it('setsid puts the tool in a session of its own', async () => {
     const mine = (await runViaHelper(['ps', '-o', 'sess=', '-p', String(process.pid)], undefined, false))!.stdout.trim();
     const own = (await runViaHelper(['sh', '-c', 'ps -o sess= -p $$'], undefined, true))!.stdout.trim();
