@@ -83,9 +83,12 @@ interface StateFile {
 // chown, a copy put in its place) changes one of these too.
 const sigOf = (file: Stats): string => `${file.ino}/${file.size}/${file.mtimeMs}/${file.ctimeMs}`;
 
-// The signature NAME's state file has now; undefined when it is missing.
-function sigNow(name: string): string | undefined {
-  const st = lstatSync(paths.state(name), { throwIfNoEntry: false });
+// The signature NAME's state file has now; undefined when it is missing. `nsRoot`: paths.nsRoot(),
+// given by a caller that checks many NAMEs: the index's check stats every state file, and
+// path.join's normalising was a third of that (~8 ms of 25 at 1000 NAMEs); NAME is one
+// directory entry of it (a validated name, or one listed in it).
+function sigNow(name: string, nsRoot = paths.nsRoot()): string | undefined {
+  const st = lstatSync(`${nsRoot}/${name}/state.json`, { throwIfNoEntry: false });
   return st && sigOf(st);
 }
 
@@ -321,12 +324,14 @@ function readIndex(gen: string): { names: string[]; entries: IndexEntry[] } | un
       pos = nl + 1 + length;
     }
     if (pos !== end || entries.length !== head.count) return undefined;
-    const now = listDir(paths.nsRoot()).filter((n) => !n.startsWith('.')).sort();
+    const nsRoot = paths.nsRoot();
+    const now = listDir(nsRoot).filter((n) => !n.startsWith('.')).sort();
     if (now.length !== names.length || now.some((n, i) => n !== names[i])) return undefined;
-    if (!entries.every((e) => sigNow(e.name) === e.sig)) return undefined;
+    const listed = new Set(now);
+    if (!entries.every((e) => listed.has(e.name) && sigNow(e.name, nsRoot) === e.sig)) return undefined;
     // A NAME listed without a state file (a journal alone) still has none.
     const withFile = new Set(entries.map((e) => e.name));
-    if (!(names as string[]).every((n) => withFile.has(n) || sigNow(n) === undefined)) return undefined;
+    if (!now.every((n) => withFile.has(n) || sigNow(n, nsRoot) === undefined)) return undefined;
     trace({ ev: 'state-index-read' });
     return { names: names as string[], entries };
   } catch {
