@@ -1,6 +1,9 @@
 // Proves the test world itself: both uplinks answer, DNS differs per gateway, snapshots are
 // stable and sensitive, and destroy() leaves nothing behind.
-import { existsSync, mkdirSync, readdirSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   createWorld,
@@ -123,6 +126,30 @@ describe('test world', () => {
     expect(readdirSync('/run/netns').filter((n) => n.startsWith(w2.prefix))).toEqual([]);
     expect(existsSync(dir)).toBe(false);
     expect(existsSync(`/etc/netns/${w2.name('extra')}`)).toBe(false);
+  });
+
+  // A test process SIGKILLed while a NAME was up leaves /etc/netns/NAME; when its namespaces and
+  // directory were removed some other way, nothing named the prefix any more and the entry stayed.
+  it("the next world removes /etc/netns entries of a world that is gone, never a live world's", async () => {
+    let gone = '';
+    do gone = `nt${randomBytes(2).toString('hex')}-`;
+    while (readdirSync('/run/netns').some((n) => n.startsWith(gone)) || existsSync(join(tmpdir(), `nsroute-world-${gone}`)) || existsSync(`/etc/netns/${gone}x`));
+    const orphan = `/etc/netns/${gone}x`;
+    const kept = `/etc/netns/${w.name('kept')}`;
+    let w3: World | undefined;
+    try {
+      for (const d of [orphan, kept]) {
+        mkdirSync(d, { recursive: true });
+        writeFileSync(join(d, 'resolv.conf'), 'nameserver 198.18.0.53\n');
+      }
+      w3 = await createWorld();
+      expect(existsSync(orphan)).toBe(false);
+      expect(existsSync(join(kept, 'resolv.conf'))).toBe(true);
+    } finally {
+      await w3?.destroy();
+      rmSync(orphan, { recursive: true, force: true });
+      rmSync(kept, { recursive: true, force: true });
+    }
   });
 });
 

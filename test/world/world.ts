@@ -377,13 +377,7 @@ function sweepPrefix(prefix: string, extraPids: readonly number[], dir: string |
     const r = runSync(['ip', 'netns', 'del', n]);
     if (r.code !== 0 && existsSync(`/run/netns/${n}`)) problems.push(`ip netns del ${n}: ${r.stderr.trim()}`);
   }
-  try {
-    for (const e of readdirSync('/etc/netns')) {
-      if (e.startsWith(prefix)) rmSync(join('/etc/netns', e), { recursive: true, force: true });
-    }
-  } catch {
-    /* no /etc/netns */
-  }
+  for (const e of etcNetnsEntries()) if (e.startsWith(prefix)) removeEtcNetns(e);
   if (dir) rmSync(dir, { recursive: true, force: true });
   return problems;
 }
@@ -406,6 +400,31 @@ function sweepStaleWorlds(): void {
       continue; // no owner record: maybe being created right now, leave it
     }
     if (Number.isInteger(owner) && owner > 0 && !alive(owner)) sweepPrefix(p, [], dir);
+  }
+  // /etc/netns entries of a world whose directory and namespaces are gone: a test process
+  // SIGKILLed while a NAME was up, its world then removed by hand or by an older sweep. A live
+  // world has its directory from before its first namespace until after its last /etc/netns
+  // entry (createWorld, sweepPrefix), so none of its entries is taken here.
+  const live = new Set(listNetns().map((n) => PREFIX_RE.exec(n)?.[0]));
+  for (const e of etcNetnsEntries()) {
+    const p = PREFIX_RE.exec(e)?.[0];
+    if (p && !live.has(p) && !existsSync(join(tmpdir(), WORLD_DIR_PREFIX + p))) removeEtcNetns(e);
+  }
+}
+
+function removeEtcNetns(entry: string): void {
+  try {
+    rmSync(join('/etc/netns', entry), { recursive: true, force: true });
+  } catch {
+    /* left for the next sweep */
+  }
+}
+
+function etcNetnsEntries(): string[] {
+  try {
+    return readdirSync('/etc/netns');
+  } catch {
+    return []; // no /etc/netns
   }
 }
 
@@ -477,7 +496,7 @@ export async function createWorld(opts: WorldOptions = {}): Promise<World> {
   let prefix = '';
   for (;;) {
     prefix = `nt${randomBytes(2).toString('hex')}-`;
-    const taken = listNetns().some((n) => n.startsWith(prefix)) || existsSync(join(tmpdir(), WORLD_DIR_PREFIX + prefix));
+    const taken = [...listNetns(), ...etcNetnsEntries()].some((n) => n.startsWith(prefix)) || existsSync(join(tmpdir(), WORLD_DIR_PREFIX + prefix));
     if (!taken) break;
   }
   const dir = join(tmpdir(), WORLD_DIR_PREFIX + prefix);
