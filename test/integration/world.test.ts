@@ -1,11 +1,12 @@
 // Proves the test world itself: both uplinks answer, DNS differs per gateway, snapshots are
 // stable and sensitive, and destroy() leaves nothing behind.
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  CGROUP_ROOTS,
   createWorld,
   FAST_ANSWER,
   HOST_FAST_ADDR,
@@ -128,27 +129,45 @@ describe('test world', () => {
     expect(existsSync(`/etc/netns/${w2.name('extra')}`)).toBe(false);
   });
 
-  // A test process SIGKILLed while a NAME was up leaves /etc/netns/NAME; when its namespaces and
-  // directory were removed some other way, nothing named the prefix any more and the entry stayed.
-  it("the next world removes /etc/netns entries of a world that is gone, never a live world's", async () => {
+  // A test process SIGKILLed while a NAME was up (or its container ran) leaves /etc/netns/NAME
+  // and the test's cgroups; when its namespaces and directory were removed some other way,
+  // nothing named the prefix any more and they stayed.
+  it("the next world removes /etc/netns entries and cgroups of a world that is gone, never a live world's", async () => {
+    const cgRoot = CGROUP_ROOTS.find((r) => existsSync(join(r, 'cgroup.procs')));
     let gone = '';
     do gone = `nt${randomBytes(2).toString('hex')}-`;
-    while (readdirSync('/run/netns').some((n) => n.startsWith(gone)) || existsSync(join(tmpdir(), `nsroute-world-${gone}`)) || existsSync(`/etc/netns/${gone}x`));
+    while (
+      readdirSync('/run/netns').some((n) => n.startsWith(gone)) ||
+      existsSync(join(tmpdir(), `nsroute-world-${gone}`)) ||
+      existsSync(`/etc/netns/${gone}x`) ||
+      (cgRoot !== undefined && existsSync(join(cgRoot, `${gone}cg`)))
+    );
     const orphan = `/etc/netns/${gone}x`;
     const kept = `/etc/netns/${w.name('kept')}`;
+    const orphanCg = cgRoot && join(cgRoot, `${gone}cg`);
+    const keptCg = cgRoot && join(cgRoot, w.name('cgkept'));
     let w3: World | undefined;
     try {
       for (const d of [orphan, kept]) {
         mkdirSync(d, { recursive: true });
         writeFileSync(join(d, 'resolv.conf'), 'nameserver 198.18.0.53\n');
       }
+      if (orphanCg && keptCg) {
+        mkdirSync(join(orphanCg, 'payload'), { recursive: true });
+        mkdirSync(keptCg);
+      }
       w3 = await createWorld();
       expect(existsSync(orphan)).toBe(false);
       expect(existsSync(join(kept, 'resolv.conf'))).toBe(true);
+      if (orphanCg && keptCg) {
+        expect(existsSync(orphanCg)).toBe(false);
+        expect(existsSync(keptCg)).toBe(true);
+      }
     } finally {
       await w3?.destroy();
       rmSync(orphan, { recursive: true, force: true });
       rmSync(kept, { recursive: true, force: true });
+      for (const d of [orphanCg && join(orphanCg, 'payload'), orphanCg, keptCg]) if (d && existsSync(d)) rmdirSync(d);
     }
   });
 });

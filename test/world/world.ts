@@ -4,7 +4,7 @@
 // machine's network is never touched (ARCHITECTURE.md, "The test world").
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, readlinkSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync, writeFileSync, readlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -378,6 +378,7 @@ function sweepPrefix(prefix: string, extraPids: readonly number[], dir: string |
     if (r.code !== 0 && existsSync(`/run/netns/${n}`)) problems.push(`ip netns del ${n}: ${r.stderr.trim()}`);
   }
   for (const e of etcNetnsEntries()) if (e.startsWith(prefix)) removeEtcNetns(e);
+  for (const cg of worldCgroups()) if (basename(cg).startsWith(prefix)) removeCgroupTree(cg);
   if (dir) rmSync(dir, { recursive: true, force: true });
   return problems;
 }
@@ -401,14 +402,44 @@ function sweepStaleWorlds(): void {
     }
     if (Number.isInteger(owner) && owner > 0 && !alive(owner)) sweepPrefix(p, [], dir);
   }
-  // /etc/netns entries of a world whose directory and namespaces are gone: a test process
-  // SIGKILLed while a NAME was up, its world then removed by hand or by an older sweep. A live
-  // world has its directory from before its first namespace until after its last /etc/netns
-  // entry (createWorld, sweepPrefix), so none of its entries is taken here.
+  // /etc/netns entries and cgroups of a world whose directory and namespaces are gone: a test
+  // process SIGKILLed while a NAME was up (or a container ran), its world then removed by hand or
+  // by an older sweep. A live world has its directory from before its first namespace until
+  // after its last entry and cgroup (createWorld, sweepPrefix), so none of its own is taken here.
   const live = new Set(listNetns().map((n) => PREFIX_RE.exec(n)?.[0]));
-  for (const e of etcNetnsEntries()) {
-    const p = PREFIX_RE.exec(e)?.[0];
-    if (p && !live.has(p) && !existsSync(join(tmpdir(), WORLD_DIR_PREFIX + p))) removeEtcNetns(e);
+  const gone = (name: string) => {
+    const p = PREFIX_RE.exec(name)?.[0];
+    return !!p && !live.has(p) && !existsSync(join(tmpdir(), WORLD_DIR_PREFIX + p));
+  };
+  for (const e of etcNetnsEntries()) if (gone(e)) removeEtcNetns(e);
+  for (const cg of worldCgroups()) if (gone(basename(cg))) removeCgroupTree(cg);
+}
+
+// The cgroups tests make carry the world prefix at the top of a hierarchy (nspawn.test's
+// container, cgroup mode's NSROUTE_CGROUP_PARENT): of the cgroup2 mount, and of the named v1
+// `systemd` hierarchy of a hybrid host.
+export const CGROUP_ROOTS = ['/sys/fs/cgroup', '/sys/fs/cgroup/unified', '/sys/fs/cgroup/systemd'];
+function worldCgroups(): string[] {
+  const out: string[] = [];
+  for (const root of CGROUP_ROOTS) {
+    if (!existsSync(join(root, 'cgroup.procs'))) continue; // not a cgroup hierarchy's root
+    try {
+      for (const e of readdirSync(root, { withFileTypes: true })) if (e.isDirectory() && PREFIX_RE.test(e.name)) out.push(join(root, e.name));
+    } catch {
+      /* unreadable: nothing of ours */
+    }
+  }
+  return out;
+}
+
+// Deepest first. A cgroup that still has processes stays (rmdir fails): only processes in the
+// world's namespaces are killed (sweepPrefix), never by cgroup.
+function removeCgroupTree(dir: string): void {
+  try {
+    for (const e of readdirSync(dir, { withFileTypes: true })) if (e.isDirectory()) removeCgroupTree(join(dir, e.name));
+    rmdirSync(dir);
+  } catch {
+    /* busy, or gone: left for the next sweep */
   }
 }
 
