@@ -36,6 +36,7 @@ import {
   type Snapshot,
   type World,
   alive,
+  cgroupRoots,
 } from '../world/world.js';
 import { delta, NOTHING, show } from '../world/helpers.js';
 
@@ -116,15 +117,6 @@ function binds(): string[] {
   const out = new Set<string>([REPO_ROOT, dirname(dirname(NSROUTE_JS))]);
   if (statSync(process.execPath).dev !== statSync('/').dev) out.add(dirname(process.execPath));
   return [...out].map((p) => `--bind-ro=${p}`);
-}
-
-// The cgroup hierarchies nsroute's container gets a cgroup of its own in: the unified one (v2,
-// or v2 under /unified on a hybrid layout) and the named systemd one (v1 and hybrid).
-function cgroupRoots(): string[] {
-  const roots: string[] = [];
-  if (existsSync('/sys/fs/cgroup/cgroup.controllers')) roots.push('/sys/fs/cgroup');
-  for (const r of ['/sys/fs/cgroup/unified', '/sys/fs/cgroup/systemd']) if (existsSync(join(r, 'cgroup.procs'))) roots.push(r);
-  return roots;
 }
 
 function childrenOf(pid: number): { pid: number; comm: string }[] {

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  CGROUP_ROOTS,
+  cgroupRoots,
   createWorld,
   FAST_ANSWER,
   HOST_FAST_ADDR,
@@ -133,7 +133,7 @@ describe('test world', () => {
   // and the test's cgroups; when its namespaces and directory were removed some other way,
   // nothing named the prefix any more and they stayed.
   it("the next world removes /etc/netns entries and cgroups of a world that is gone, never a live world's", async () => {
-    const cgRoot = CGROUP_ROOTS.find((r) => existsSync(join(r, 'cgroup.procs')));
+    const cgRoot = cgroupRoots()[0];
     let gone = '';
     do gone = `nt${randomBytes(2).toString('hex')}-`;
     while (

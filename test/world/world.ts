@@ -415,14 +415,16 @@ function sweepStaleWorlds(): void {
   for (const cg of worldCgroups()) if (gone(basename(cg))) removeCgroupTree(cg);
 }
 
-// The cgroups tests make carry the world prefix at the top of a hierarchy (nspawn.test's
-// container, cgroup mode's NSROUTE_CGROUP_PARENT): of the cgroup2 mount, and of the named v1
-// `systemd` hierarchy of a hybrid host.
-export const CGROUP_ROOTS = ['/sys/fs/cgroup', '/sys/fs/cgroup/unified', '/sys/fs/cgroup/systemd'];
+// The cgroup hierarchies a test makes cgroups in: the unified one (v2, or v2 under /unified on
+// a hybrid layout) and the named systemd one (v1 and hybrid). Those cgroups carry the world
+// prefix at the top of them (nspawn.test's container, cgroup mode's NSROUTE_CGROUP_PARENT).
+export function cgroupRoots(): string[] {
+  return ['/sys/fs/cgroup', '/sys/fs/cgroup/unified', '/sys/fs/cgroup/systemd'].filter((r) => existsSync(join(r, 'cgroup.procs')));
+}
+
 function worldCgroups(): string[] {
   const out: string[] = [];
-  for (const root of CGROUP_ROOTS) {
-    if (!existsSync(join(root, 'cgroup.procs'))) continue; // not a cgroup hierarchy's root
+  for (const root of cgroupRoots()) {
     try {
       for (const e of readdirSync(root, { withFileTypes: true })) if (e.isDirectory() && PREFIX_RE.test(e.name)) out.push(join(root, e.name));
     } catch {
