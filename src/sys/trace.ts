@@ -3,7 +3,8 @@ import { closeSync, constants, openSync, writeSync } from 'node:fs';
 // NSROUTE_TRACE=FILE (off by default; for tests and the benchmark): appends one JSON line per
 // process nsroute spawns ({"ev":"spawn","argv":[...]}) and per take and release of the host
 // lock ({"ev":"lock","op":"acquire"|"release"}), each with the pid and a monotonic time in ms.
-// Installed on node:child_process itself, so no spawn escapes it (execa's included). Harmless:
+// Spawns are wrapped on node:child_process itself (trace-install.ts, loaded only with
+// NSROUTE_TRACE), so no spawn escapes it (execa's included). Harmless:
 // the file is opened with O_NOFOLLOW and 0600, and any failure to write it is ignored.
 const { O_WRONLY, O_APPEND, O_CREAT, O_NOFOLLOW } = constants;
 
