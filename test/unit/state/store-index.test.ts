@@ -178,6 +178,31 @@ describe('the states index', () => {
     expect(await readAll()).toMatchObject({ names: NAMES, indexReads: 1, fileReads: 0 });
   });
 
+  // The states a command read are parsed once: a second full read, and a lock section of the
+  // same generation, return those very objects (each a new array); a write makes new ones and
+  // leaves the objects earlier readers hold as they were.
+  it('one command parses each state once, until one is written', async () => {
+    await writeAll();
+    const c = await command();
+    const first = c.allStates();
+    const again = c.allStates();
+    expect(again).not.toBe(first);
+    expect(again.map((s) => s.name)).toEqual(NAMES);
+    NAMES.forEach((_, i) => expect(again[i]).toBe(first[i]));
+    await c.withHostLock(async () => {
+      const locked = c.allStates();
+      NAMES.forEach((_, i) => expect(locked[i]).toBe(first[i]));
+      expect(c.readState('ib')).not.toBe(first[1]);
+      c.writeState({ ...first[1]!, persistent: false });
+      expect(c.allStates()[1]).not.toBe(first[1]);
+      expect(c.allStates()[1]!.persistent).toBe(false);
+    });
+    expect(first[1]!.persistent).toBe(true);
+    const after = c.allStates();
+    expect(after[0]).not.toBe(first[0]);
+    expect(after[1]!.persistent).toBe(false);
+  });
+
   it('a lock section that only read writes none; one that removed a NAME leaves an index without it', async () => {
     await writeAll();
     rmSync(index());
