@@ -10,7 +10,9 @@ import { callerContext } from '../policy/context.js';
 // NSROUTE_TEST_CRASH=watcher:0 kills `up` (or gc) right after it spawned the host's watcher,
 // before that has taken its lock (gc must not start a second one).
 // 'join:0': an exec that joined NAME without the lock, right before it starts the command's
-// wrapper (test/integration/joins.test.ts).
+// wrapper (test/integration/joins.test.ts). 'join:1': an exec that read NAME's state for such a
+// join and checked its settings, before it reads which namespace is NAME's (joins.test.ts: a
+// `down` and an `up` with other settings in between must not be joined).
 // 'watch:0': a watcher that has looked whether what an event concerns is broken, before it acts
 // on what it saw (test/integration/systemd.test.ts: a loss while it looks is not forgotten).
 // 'state:K' (pause only, pauseNow): the K-th state file this process writes (from 0), after the

@@ -8,6 +8,7 @@ import { paths } from '../state/paths.js';
 import { Journal } from './journal.js';
 import { openOwnNetns, runningWatcher } from './views.js';
 import { conflicts } from '../plan/conflicts.js';
+import { crashPoint } from './crash.js';
 
 export interface LockFreeJoin {
   state: NamespaceState;
@@ -34,6 +35,7 @@ export async function joinWithoutLock(profile: Profile, holder: Holder): Promise
   }
   if (!st || st.status !== 'up' || !st.persistent || st.noWatch || st.bootId !== bootId()) return undefined;
   if (conflicts(profile, st.config).length > 0 || runningWatcher() === undefined) return undefined;
+  await crashPoint('join', 1);
   let owner;
   try {
     owner = new Journal(paths.journal(name)).netnsOwnership();
@@ -42,6 +44,11 @@ export async function joinWithoutLock(profile: Profile, holder: Holder): Promise
   }
   if (typeof owner !== 'object') return undefined;
   const key = joinKey(owner);
+  // The settings checked above are those of the namespace the state records: a `down` and an
+  // `up` with other settings since the state was read made another namespace of that name,
+  // whose journal and mark agree with each other. A state that records none (written by an
+  // older nsroute) cannot say which it describes: the locked path.
+  if (!st.netns || joinKey(st.netns) !== key) return undefined;
   if (readJoinMark(name) !== key) return undefined;
   // Recorded before the command's wrapper checks the mark: a teardown that looks after this
   // finds the exec; one that looked before has removed the mark, and the wrapper refuses.

@@ -6,7 +6,7 @@
 import { existsSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { HOST_SLOW_ADDR, SLOW_GW, waitFor, type Snapshot, type Spawned, type World } from '../world/world.js';
+import { FAST_GW, HOST_SLOW_ADDR, SLOW_GW, waitFor, type Snapshot, type Spawned, type World } from '../world/world.js';
 import { expectOk, holdScript, hostWatcherPid, marker, PATH4, show, statusJson, useWorld, waitForFile } from '../world/helpers.js';
 
 let w: World;
@@ -127,6 +127,33 @@ describe('joins without the host lock', () => {
     } finally {
       writeFileSync(stop, '');
       inside.kill('SIGKILL');
+    }
+    expectOk(await w.nsroute(['down', n]));
+    expect(await w.snapshot()).toEqual(clean);
+  });
+
+  // The state an exec checked its settings against must be that of the namespace it joins: one
+  // read, then NAME taken down and brought up again through the other uplink, must not be
+  // joined as if it were the first (the command would leave by the wrong path).
+  it('an exec that read NAME for a join, while NAME was taken down and brought up with other settings, does not join the new one', async () => {
+    const n = w.name('j6');
+    await upWatched(n);
+    const pause = marker(w, 'j6-pause');
+    const ran = marker(w, 'j6-ran');
+    const exec = w.spawnNsroute(['exec', n, '--via', SLOW_GW, '--', 'touch', ran], { env: { NSROUTE_TEST_PAUSE: `join:1:${pause}` }, timeoutMs: 600_000 });
+    try {
+      await waitForFile(`${pause}.reached`);
+      expectOk(await w.nsroute(['down', n]));
+      expectOk(await w.nsroute(['up', n, '--via', FAST_GW]));
+      await waitFor(watcherUp, 'the watcher');
+      writeFileSync(pause, '');
+      const r = await exec.result;
+      expect(r.exitCode, show(r)).toBe(125);
+      expect(r.stderr, show(r)).toContain(`${n} is already up with other settings`);
+      expect(existsSync(ran), 'the command must not run').toBe(false);
+    } finally {
+      writeFileSync(pause, '');
+      exec.kill('SIGKILL');
     }
     expectOk(await w.nsroute(['down', n]));
     expect(await w.snapshot()).toEqual(clean);
