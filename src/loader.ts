@@ -21,24 +21,40 @@ import { writeStdout } from './sys/stdout.js';
 // here, at every command that loads a chunk). It calls the zlib binding, which Node 20 still
 // hands out through process.binding (documentation-only deprecated, DEP0111: it warns only
 // with --pending-deprecation, and then node:zlib is used). Same function, same values
-// (test/unit/loader.test.ts).
+// (test/unit/loader.test.ts). Node before 20.15 has neither (zlib.crc32 came in 20.15, and
+// package.json allows any Node 20): then no cache can be checked, and none is used.
 type Crc32 = (data: Buffer) => number;
-let crc32Fn: Crc32 | undefined;
-export function crc32(data: Buffer): number {
-  crc32Fn ??= bindingCrc32() ?? ((d) => (require('node:zlib') as typeof import('node:zlib')).crc32(d));
-  return crc32Fn(data);
+let crc32Fn: Crc32 | null | undefined;
+function crc32Impl(): Crc32 | null {
+  if (crc32Fn === undefined) {
+    const native = bindingCrc32();
+    crc32Fn = native === undefined ? zlibCrc32() : native;
+  }
+  return crc32Fn;
 }
 
-function bindingCrc32(): Crc32 | undefined {
+export function crc32(data: Buffer): number {
+  const f = crc32Impl();
+  if (!f) throw new Error(`nsroute: Node ${process.version} has no CRC-32 (node:zlib crc32, Node 20.15 and later): code caches cannot be made or checked`);
+  return f(data);
+}
+
+// undefined: the binding could not be asked (then node:zlib is); null: it has no crc32.
+function bindingCrc32(): Crc32 | null | undefined {
   if (process.execArgv.some((a) => a.includes('pending-deprecation')) || /pending[-_]deprecation/.test(process.env.NODE_OPTIONS ?? '')) return undefined;
   try {
     const binding = (process as unknown as { binding(name: string): { crc32?: unknown } }).binding('zlib');
     const native = binding.crc32;
-    if (typeof native !== 'function') return undefined;
+    if (typeof native !== 'function') return null;
     return (d) => (native as (data: Buffer, value: number) => number)(d, 0);
   } catch {
     return undefined;
   }
+}
+
+function zlibCrc32(): Crc32 | null {
+  const f = (require('node:zlib') as { crc32?: unknown }).crc32;
+  return typeof f === 'function' ? (d) => (f as Crc32)(d) : null;
 }
 
 // Set by scripts/build.mjs.
@@ -57,7 +73,7 @@ const HEADER = MAGIC.length + 16;
 // needs and that a bad cache is ignored, and for measuring).
 const trace = process.env.NSROUTE_TRACE_LOAD === '1';
 
-type CacheUse = 'none' | 'untrusted' | 'stale' | 'rejected' | 'used';
+type CacheUse = 'none' | 'untrusted' | 'stale' | 'rejected' | 'uncheckable' | 'used';
 
 interface Loaded {
   exports: Record<string, unknown>;
@@ -91,6 +107,7 @@ function readTrustedCache(path: string): Buffer | 'none' | 'untrusted' {
 }
 
 function cacheFor(source: Buffer, path: string): { data?: Buffer; use: CacheUse } {
+  if (!crc32Impl()) return { use: 'uncheckable' };
   const file = readTrustedCache(`${path}.cache`);
   if (typeof file === 'string') return { use: file };
   if (file.length <= HEADER || !file.subarray(0, MAGIC.length).equals(MAGIC)) return { use: 'stale' };
@@ -141,6 +158,12 @@ function requireFrom(useCache: boolean): (id: string) => unknown {
 // what evaluation compiled too. Each file is written whole and renamed into place.
 export async function writeCodeCaches(dir = CHUNK_DIR): Promise<string[]> {
   const written: string[] = [];
+  // A Node without a CRC-32 (before 20.15) could not check them: none is made, nsroute works
+  // without (the build and the installers go on).
+  if (!crc32Impl()) {
+    process.stderr.write(`nsroute: Node ${process.version} has no CRC-32 (node:zlib crc32, Node 20.15 and later): no code caches made; nsroute works without them, only starts slower\n`);
+    return written;
+  }
   const scripts = new Map<string, { script: Script; source: Buffer }>();
   for (const name of readdirSync(dir).filter((f) => f.endsWith('.js')).sort()) {
     const path = join(dir, name);

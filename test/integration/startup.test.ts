@@ -273,6 +273,30 @@ describe('the code cache', () => {
     expect(withSpoiled(() => undefined, 'rejected', ['--no-opt']).stdout).toBe(helpText);
   });
 
+  // Node before 20.15 has no zlib crc32 (package.json allows any Node 20): simulated by a
+  // preload that takes it away from node:zlib and from the binding the loader asks first.
+  it('is neither read nor made on a Node without a CRC-32 (before 20.15): the chunks compile from source', () => {
+    const preload = join(tmp, 'no-crc32.cjs');
+    writeFileSync(
+      preload,
+      [
+        "delete require('node:zlib').crc32;",
+        'const binding = process.binding;',
+        "process.binding = function (name) { const b = binding.call(process, name); return name === 'zlib' ? { ...b, crc32: undefined } : b; };",
+        '',
+      ].join('\n'),
+    );
+    const r = withSpoiled(() => undefined, 'uncheckable', ['--require', preload]);
+    expect(r.stdout).toBe(helpText);
+    expect(r.loads.every((l) => l.cache === 'uncheckable'), r.stderr).toBe(true);
+    const dist = join(tmp, `dist${n++}`);
+    cpSync(DIST, dist, { recursive: true });
+    const made = spawnSync(process.execPath, ['--require', preload, '-e', `require(${JSON.stringify(join(dist, 'nsroute.js'))}).writeCodeCaches().then((w) => console.log(w.length))`], { encoding: 'utf8' });
+    expect(made.status, made.stderr).toBe(0);
+    expect(made.stdout.trim()).toBe('0');
+    expect(made.stderr).toContain('no code caches made');
+  });
+
   it('is used again when written anew by writeCodeCaches, for the Node that runs', () => {
     const r = withSpoiled((chunk, cache) => {
       rmSync(cache);
