@@ -131,12 +131,13 @@ function readJoins(only?: string): Map<string, Holder[]> {
   return out;
 }
 
-// gc: records whose exec is gone (SIGKILLed before it could remove its own).
+// gc: records whose exec is gone (SIGKILLed before it could remove its own), and the temp
+// files of records such an exec was writing (NAME.PID.START.tmp-PID, writeSmall).
 export function removeDeadJoins(): void {
   const dir = joinsDir();
   if (!isTrustedSubdir(dir)) return;
   for (const f of listDir(dir)) {
-    const m = /^[A-Za-z0-9][A-Za-z0-9_-]*\.(\d+)\.(\d+)$/.exec(f);
+    const m = /^[A-Za-z0-9][A-Za-z0-9_-]*\.(\d+)\.(\d+)(?:\.tmp-\d+)?$/.exec(f);
     if (m && !isSameProcessAlive(Number(m[1]), Number(m[2]))) rmSync(join(dir, f), { force: true });
   }
 }
