@@ -371,9 +371,10 @@ export function knownNames(): string[] {
 // Only names with a state file: a NAME with just a journal adds nothing to what is shared,
 // and its journal is checked (and, if untrusted, reported) by the sweep of that NAME. An
 // untrusted state file makes every command refuse: what it describes is shared by all.
-// The objects returned are shared with later calls (under the lock, and without it while the
-// generation stands): change a state only through writeState (readState gives a copy under
-// the lock). The run dir and ns/ are checked once for all NAMEs (knownNames), not
+// The objects returned, and the array, are shared with later calls (under the lock, and
+// without it while the generation stands; allStates and staleBootStates hand out filtered
+// copies of the array): change a state only through writeState (readState gives a copy
+// under the lock). The run dir and ns/ are checked once for all NAMEs (knownNames), not
 // once per NAME: they are root's alone, so nobody else can change them in between.
 function readAllStates(): NamespaceState[] {
   if (cache?.all && locked) return cache.all;
@@ -410,7 +411,7 @@ function readAllStates(): NamespaceState[] {
   const before = existsLstat(paths.nsRoot()) ? readGeneration() : '';
   if (cache?.unlockedAll && cache.gen === before && before !== '?') {
     cache.unlockedStates ??= cache.unlockedAll.map((t) => parseState(t.name, t.text));
-    return [...cache.unlockedStates];
+    return cache.unlockedStates;
   }
   // The index, when it is of this very generation (the run dir and ns/ checked as knownNames
   // checks them).
@@ -419,7 +420,7 @@ function readAllStates(): NamespaceState[] {
     const files = new Map(idx.entries.map((e) => [e.name, { text: e.text, sig: e.sig }]));
     const parsed = idx.entries.map((e) => parseState(e.name, e.text));
     cache = { gen: before, states: new Map(idx.entries.map((e) => [e.name, e.text])), names: idx.names, unlockedAll: idx.entries, unlockedStates: parsed, files, complete: true };
-    return [...parsed];
+    return parsed;
   }
   const names = knownNames();
   const entries: IndexEntry[] = [];
@@ -434,7 +435,7 @@ function readAllStates(): NamespaceState[] {
   const steady = before === after && before !== '?' && lockGen !== undefined && hostLockGeneration() === lockGen;
   cache = steady ? { gen: before, states: new Map(entries.map((e) => [e.name, e.text])), names, unlockedAll: entries, unlockedStates: all, files, complete: true } : undefined;
   if (cache && before !== '') writeIndex(before, names, entries);
-  return [...all];
+  return all;
 }
 
 // Every namespace of this boot (what shares the nft table, uplinks and forwarding).
