@@ -24,15 +24,16 @@ async function upWatched(n: string): Promise<void> {
   expect(existsSync(mark(n)), 'up leaves NAME joinable').toBe(true);
 }
 
-// An up, watched NAME and an exec into it (`touch RAN`) that has joined (mark checked, holder
-// recorded, namespace opened) and is stopped right before it starts the command's wrapper,
-// until PAUSE exists. The caller writes PAUSE and kills the exec in its finally.
-async function pausedJoin(tag: string): Promise<{ n: string; pause: string; ran: string; exec: Spawned }> {
+// An up, watched NAME and an exec into it (`touch RAN`, with `options`) stopped at `point` until
+// PAUSE exists; by default join:0, where it has joined (mark checked, holder recorded,
+// namespace opened) and is about to start the command's wrapper (apply/crash.ts). The caller
+// writes PAUSE and kills the exec in its finally.
+async function pausedJoin(tag: string, point = 'join:0', options: string[] = []): Promise<{ n: string; pause: string; ran: string; exec: Spawned }> {
   const n = w.name(tag);
   await upWatched(n);
   const pause = marker(w, `${tag}-pause`);
   const ran = marker(w, `${tag}-ran`);
-  const exec = w.spawnNsroute(['exec', n, '--', 'touch', ran], { env: { NSROUTE_TEST_PAUSE: `join:0:${pause}` }, timeoutMs: 600_000 });
+  const exec = w.spawnNsroute(['exec', n, ...options, '--', 'touch', ran], { env: { NSROUTE_TEST_PAUSE: `${point}:${pause}` }, timeoutMs: 600_000 });
   try {
     await waitForFile(`${pause}.reached`);
   } catch (e) {
@@ -136,13 +137,8 @@ describe('joins without the host lock', () => {
   // read, then NAME taken down and brought up again through the other uplink, must not be
   // joined as if it were the first (the command would leave by the wrong path).
   it('an exec that read NAME for a join, while NAME was taken down and brought up with other settings, does not join the new one', async () => {
-    const n = w.name('j6');
-    await upWatched(n);
-    const pause = marker(w, 'j6-pause');
-    const ran = marker(w, 'j6-ran');
-    const exec = w.spawnNsroute(['exec', n, '--via', SLOW_GW, '--', 'touch', ran], { env: { NSROUTE_TEST_PAUSE: `join:1:${pause}` }, timeoutMs: 600_000 });
+    const { n, pause, ran, exec } = await pausedJoin('j6', 'join:1', ['--via', SLOW_GW]);
     try {
-      await waitForFile(`${pause}.reached`);
       expectOk(await w.nsroute(['down', n]));
       expectOk(await w.nsroute(['up', n, '--via', FAST_GW]));
       await waitFor(watcherUp, 'the watcher');
