@@ -187,7 +187,7 @@ interface Cache {
   // A full read without the lock (the files' texts), for the next such read, and the states
   // it returned: the next such read returns those very objects again (`list` at 1000 NAMEs
   // parsed every state twice, ~7 ms: loadIds, then the listing). Shared, as a read under the
-  // lock shares its objects: callers never change a state they read.
+  // lock shares its objects: callers change a state only through writeState, on a copy.
   unlockedAll?: { name: string; text: string }[];
   unlockedStates?: NamespaceState[];
   // Each state file as read or as written by this process; with `complete`, that of every
