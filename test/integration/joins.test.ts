@@ -44,17 +44,24 @@ async function pausedJoin(tag: string, point = 'join:0', options: string[] = [])
   return { n, pause, ran, exec };
 }
 
+// Lets an exec paused by pausedJoin go on: it must refuse (125) with `message` and never run
+// its command.
+async function expectRefused(j: { pause: string; ran: string; exec: Spawned }, message: string): Promise<void> {
+  writeFileSync(j.pause, '');
+  const r = await j.exec.result;
+  expect(r.exitCode, show(r)).toBe(125);
+  expect(r.stderr, show(r)).toContain(message);
+  expect(existsSync(j.ran), 'the command must not run').toBe(false);
+}
+
 describe('joins without the host lock', () => {
   it('a joined exec whose NAME began its teardown before the command started never runs it', async () => {
-    const { n, pause, ran, exec } = await pausedJoin('j1');
+    const j = await pausedJoin('j1');
+    const { n, pause, exec } = j;
     try {
       // What a teardown does first (under the lock): NAME is no longer joinable.
       rmSync(mark(n));
-      writeFileSync(pause, '');
-      const r = await exec.result;
-      expect(r.exitCode, show(r)).toBe(125);
-      expect(r.stderr, show(r)).toContain(`${n} is being taken down; the command was not run`);
-      expect(existsSync(ran), 'the command must not run').toBe(false);
+      await expectRefused(j, `${n} is being taken down; the command was not run`);
     } finally {
       writeFileSync(pause, '');
       exec.kill('SIGKILL');
@@ -137,16 +144,13 @@ describe('joins without the host lock', () => {
   // read, then NAME taken down and brought up again through the other uplink, must not be
   // joined as if it were the first (the command would leave by the wrong path).
   it('an exec that read NAME for a join, while NAME was taken down and brought up with other settings, does not join the new one', async () => {
-    const { n, pause, ran, exec } = await pausedJoin('j6', 'join:1', ['--via', SLOW_GW]);
+    const j = await pausedJoin('j6', 'join:1', ['--via', SLOW_GW]);
+    const { n, pause, exec } = j;
     try {
       expectOk(await w.nsroute(['down', n]));
       expectOk(await w.nsroute(['up', n, '--via', FAST_GW]));
       await waitFor(watcherUp, 'the watcher');
-      writeFileSync(pause, '');
-      const r = await exec.result;
-      expect(r.exitCode, show(r)).toBe(125);
-      expect(r.stderr, show(r)).toContain(`${n} is already up with other settings`);
-      expect(existsSync(ran), 'the command must not run').toBe(false);
+      await expectRefused(j, `${n} is already up with other settings`);
     } finally {
       writeFileSync(pause, '');
       exec.kill('SIGKILL');
