@@ -93,9 +93,9 @@ export async function gc(): Promise<SweepReport> {
       if (st.status !== 'up') continue; // a teardown that failed above: not to be put back up
       for (const p of await repair(st)) report.kept.push({ name: st.name, reason: `could not restore ${p}` });
       // A watcher of this NAME alone, left by an older nsroute: the host watcher replaces it.
-      // On a copy: allStates' objects are shared and changed only through writeState (store.ts).
-      const own = structuredClone(st);
-      if (stopLegacyWatcher(own)) {
+      // Written without its field, not changed in place: allStates' objects are shared (store.ts).
+      if (stopLegacyWatcher(st)) {
+        const { watcher: _stopped, ...own } = st;
         writeState(own);
         report.removed.push({ object: 'watcher', name: st.name });
       }

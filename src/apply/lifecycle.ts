@@ -119,8 +119,9 @@ function startWatcherOrWarn(st: NamespaceState): void {
 
 // Per-NAME watchers of an older nsroute (recorded in the state; holding ns/NAME/watch.lock
 // with their output going to ns/NAME/watch.log, which tells them from a `watch NAME` someone
-// runs in a terminal): the host watcher replaces them. Returns whether the state changed.
-export function stopLegacyWatcher(st: NamespaceState): boolean {
+// runs in a terminal): the host watcher replaces them. Returns whether the state records one
+// (its `watcher` field, which the caller removes from its copy of the state and writes).
+export function stopLegacyWatcher(st: Readonly<NamespaceState>): boolean {
   const pids = new Set<number>();
   if (st.watcher && isSameProcessAlive(st.watcher.pid, st.watcher.startTime)) pids.add(st.watcher.pid);
   const locked = runningNameWatcher(st.name);
@@ -132,9 +133,7 @@ export function stopLegacyWatcher(st: NamespaceState): boolean {
       /* gone meanwhile */
     }
   }
-  if (!st.watcher) return false;
-  delete st.watcher;
-  return true;
+  return st.watcher !== undefined;
 }
 
 function outputOf(pid: number): string | undefined {
@@ -465,7 +464,7 @@ export async function bringUp(req: UpRequest): Promise<UpResult> {
         const { changeRates } = await import('./inbound-change.js');
         await changeRates(existing, profile);
       }
-      stopLegacyWatcher(existing);
+      if (stopLegacyWatcher(existing)) delete existing.watcher;
       if (req.persistent && req.watch === false) existing.noWatch = true;
       if (req.watch) delete existing.noWatch;
       writeState(existing);
