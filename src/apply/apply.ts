@@ -139,18 +139,49 @@ async function undoCombined(journal: Journal, ctx: StepContext, intents: readonl
   const lines = intents.map((step) => undoHostLines(step, ctx, facts));
   let i = intents.length - 1;
   while (i >= 0 && lines[i]!.length === 0) i--;
-  const batch = ipBatchForce(lines.slice(0, i + 1).reverse().flat(), 4);
+  const check = (failed: string | undefined) => {
+    if (failed !== undefined && !onlyGone(failed)) {
+      errors.push(new SysError(`ip -4 -force -batch (undo of ${ctx.name}): ${failed}`, ['ip', '-4', '-force', '-batch', '-'], undefined, failed));
+    }
+  };
+  const split = namespaceFirst(intents, lines, i);
+  const batch = ipBatchForce(split ? split.first : lines.slice(0, i + 1).reverse().flat(), 4);
+  // The second batch follows the first at once: it needs nothing of the local parts (nft).
+  const second = split ? batch.then((failed) => (check(failed), ipBatchForce(split.then, 4))) : batch.then(check);
+  second.catch(() => undefined); // a batch that throws is thrown below, by `await batch`
   // The steps at the end whose undo needed no `ip` line are undone once the local parts are:
   // a crash point each.
   await local;
   for (let j = intents.length - 1; j > i && errors.length === 0; j--) await crashPoint('undo', j);
-  const failed = await batch;
-  if (failed !== undefined && !onlyGone(failed)) {
-    errors.push(new SysError(`ip -4 -force -batch (undo of ${ctx.name}): ${failed}`, ['ip', '-4', '-force', '-batch', '-'], undefined, failed));
-  }
+  await batch;
+  if (split) for (; i > split.veth; i--) await crashPoint('undo', i);
+  check((await second) ?? undefined);
   for (; i >= 0; i--) await crashPoint('undo', i);
   if (errors.length > 0) throw new AggregateSysError(errors);
   journal.remove();
+}
+
+// `ip link del` of a veth waits for the kernel to finish with the device (20-45 ms here, under
+// the host lock), while deleting the namespace its peer is in makes the kernel remove the pair
+// by itself, in its own worker: the host end is gone ~2-5 ms later (measured on 6.18). So when the
+// undo removes both NAME's namespace and its veth, the namespace goes first, with the lines of
+// the steps made after the veth (the uplink's rule and table); a second batch then deletes the
+// veth, which is normally gone by then ("Cannot find device", passed over), and is still there
+// only when something keeps the namespace alive (processes left inside): then it is deleted
+// as before. The fail-closed rules change only in that second batch, after the veth is gone, so
+// a namespace kept alive is never left with its link up and its block unguarded.
+// `lines`: each intent's undo lines; `last`: the last intent with any. Undefined: one batch.
+function namespaceFirst(intents: readonly Step[], lines: readonly string[][], last: number): { first: string[]; then: string[]; veth: number } | undefined {
+  const ns = intents.findIndex((s) => s.kind === 'netns-add');
+  if (ns < 0 || lines[ns]!.length === 0) return undefined;
+  const name = (intents[ns] as Extract<Step, { kind: 'netns-add' }>).name;
+  let veth = -1;
+  for (const [k, s] of intents.entries()) if (s.kind === 'veth-add' && s.netns === name && lines[k]!.length > 0) veth = k;
+  if (veth < ns) return undefined;
+  // Each batch keeps the reverse order of creation within itself.
+  const first = [...lines[ns]!, ...lines.slice(veth + 1, last + 1).reverse().flat()];
+  const then = lines.slice(0, veth + 1).flatMap((l, k) => (k === ns ? [] : [l])).reverse().flat();
+  return { first, then, veth };
 }
 
 const vethSteps = (intents: readonly Step[]) => intents.filter((s): s is Extract<Step, { kind: 'veth-add' }> => s.kind === 'veth-add');

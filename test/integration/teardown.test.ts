@@ -88,6 +88,29 @@ describe('teardown exactness', () => {
     expect(await w.snapshot()).toEqual(clean);
   });
 
+  it('a namespace still held open by a descriptor loses its veth at down all the same', async () => {
+    // Teardown deletes NAME's namespace before its veth, so that the kernel removes the pair by
+    // itself (apply.ts, namespaceFirst). A namespace something keeps alive (here an open
+    // descriptor of a process in the host, not inside) keeps its veth: nsroute deletes it then.
+    const n = w.name('x6');
+    const ready = marker(w, 'x6-ready');
+    expectOk(await w.nsroute(['up', n, '--via', SLOW_GW, '--dns', DNS_SERVER]));
+    const holder = w.spawnIn(w.host, ['sh', '-c', `exec 3</run/netns/${n}; touch '${ready}'; exec sleep 600`], { timeoutMs: 700_000 });
+    try {
+      await waitForFile(ready);
+      expectOk(await w.nsroute(['down', n]));
+      expect(w.netnsExists(n)).toBe(false);
+      // The namespace lives on through the descriptor, with nothing but lo in it.
+      const links = await w.inHost(['nsenter', `--net=/proc/${holder.pid}/fd/3`, 'ip', '-j', 'link', 'show']);
+      expectOk(links);
+      expect((JSON.parse(links.stdout) as { ifname: string }[]).map((l) => l.ifname), links.stdout).toEqual(['lo']);
+      expect(await w.snapshot()).toEqual(clean);
+    } finally {
+      holder.kill('SIGKILL');
+      await holder.result;
+    }
+  });
+
   it('two namespaces on different uplinks: tearing one down leaves the other working', async () => {
     const slowA = w.name('ya');
     const slowB = w.name('yb');
