@@ -1,14 +1,20 @@
 import { run, runJson } from './run.js';
 import { SysError } from '../errors.js';
+import { join } from 'node:path';
+import { NETNS_RUN_DIR } from '../state/paths.js';
 import { parseRoutes, parseRules } from '../net/iproute-json.js';
 
 // iproute2, batched: one `ip -batch -` per namespace side (PLATFORM.md: ~3 ms for 100 lines).
 // `ip -batch` is NOT atomic: lines before a failing one stay applied. Callers journal the
 // step before running its batch, and undo is idempotent, so a partial batch is undone too.
+// Inside a namespace through `nsenter --net`, not `ip -n`: `ip -n` also unshares the mount
+// namespace (to remount /sys), which copies every mount, one per namespace in /run/netns:
+// 6.5-10.7 ms against 4-5 ms with 1000 namespaces (measured). Links, addresses and routes
+// need only the network namespace.
 export async function ipBatch(lines: readonly string[], netns?: string, family?: 4 | 6): Promise<void> {
   if (lines.length === 0) return;
-  const argv = ['ip', ...(family ? [`-${family}`] : []), ...(netns ? ['-n', netns] : []), '-batch', '-'];
-  await run(argv, { input: lines.join('\n') + '\n' });
+  const ip = ['ip', ...(family ? [`-${family}`] : []), '-batch', '-'];
+  await run(netns ? ['nsenter', `--net=${join(NETNS_RUN_DIR, netns)}`, '--', ...ip] : ip, { input: lines.join('\n') + '\n' });
 }
 
 // The same, going on past failing lines (`ip -force`); for repairs, where "exists" and "link
