@@ -139,23 +139,25 @@ async function undoCombined(journal: Journal, ctx: StepContext, intents: readonl
   const lines = intents.map((step) => undoHostLines(step, ctx, facts));
   let i = intents.length - 1;
   while (i >= 0 && lines[i]!.length === 0) i--;
-  const check = (failed: string | undefined) => {
-    if (failed !== undefined && !onlyGone(failed)) {
-      errors.push(new SysError(`ip -4 -force -batch (undo of ${ctx.name}): ${failed}`, ['ip', '-4', '-force', '-batch', '-'], undefined, failed));
-    }
-  };
   const split = namespaceFirst(intents, lines, i);
   const batch = ipBatchForce(split ? split.first : lines.slice(0, i + 1).reverse().flat(), 4);
   // The second batch follows the first at once: it needs nothing of the local parts (nft).
-  const second = split ? batch.then((failed) => (check(failed), ipBatchForce(split.then, 4))) : batch.then(check);
-  second.catch(() => undefined); // a batch that throws is thrown below, by `await batch`
+  const second = split ? batch.then(() => ipBatchForce(split.then, 4)) : undefined;
+  second?.catch(() => undefined); // a batch that throws is thrown below, by `await batch`
   // The steps at the end whose undo needed no `ip` line are undone once the local parts are:
   // a crash point each.
   await local;
   for (let j = intents.length - 1; j > i && errors.length === 0; j--) await crashPoint('undo', j);
-  await batch;
-  if (split) for (; i > split.veth; i--) await crashPoint('undo', i);
-  check((await second) ?? undefined);
+  const failed = [await batch];
+  if (split) {
+    for (; i > split.veth; i--) await crashPoint('undo', i);
+    failed.push(await second);
+  }
+  for (const f of failed) {
+    if (f !== undefined && !onlyGone(f)) {
+      errors.push(new SysError(`ip -4 -force -batch (undo of ${ctx.name}): ${f}`, ['ip', '-4', '-force', '-batch', '-'], undefined, f));
+    }
+  }
   for (; i >= 0; i--) await crashPoint('undo', i);
   if (errors.length > 0) throw new AggregateSysError(errors);
   journal.remove();
