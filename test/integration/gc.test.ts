@@ -93,6 +93,9 @@ describe('the watcher of the persistent namespaces', () => {
   it('is started again by gc when it died, and not for up --no-watch', async () => {
     const n = w.name('wd1');
     const quiet = w.name('wd2');
+    // The watcher of the tests before ends by itself once it sees their last NAME gone
+    // (watch.ts checkGone): not necessarily before the next command.
+    await waitFor(() => watcher() === undefined, 'the watcher of the namespaces before to end');
     expectOk(await w.nsroute(['up', quiet, ...ROUTE, '--no-watch']));
     expect(watcher()).toBeUndefined();
     expectOk(await w.nsroute(['up', n, ...ROUTE]));
