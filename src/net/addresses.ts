@@ -14,8 +14,29 @@ export function isIPv4(text: string): boolean {
   return IPV4_RE.test(text);
 }
 
+// Dotted quad to uint32, one pass over the characters: called for every address and route of
+// the host when a NAME is planned (~4000 at 1000 NAMEs), mostly before V8 has optimised it,
+// where split and reduce took ~1 us each. Same result as summing the parts base 256, NaN for
+// a part that is not digits (callers validate first: isIPv4, or the kernel's own output).
 export function ipToInt(ip: string): number {
-  return ip.split('.').reduce((acc, o) => acc * 256 + Number(o), 0);
+  let n = 0;
+  let part = 0;
+  let digits = 0;
+  for (let i = 0; i < ip.length; i++) {
+    const c = ip.charCodeAt(i);
+    if (c === 46) {
+      if (digits === 0) return NaN;
+      n = n * 256 + part;
+      part = 0;
+      digits = 0;
+    } else if (c >= 48 && c <= 57) {
+      part = part * 10 + (c - 48);
+      digits++;
+    } else {
+      return NaN;
+    }
+  }
+  return digits === 0 ? NaN : n * 256 + part;
 }
 
 export function intToIp(n: number): string {

@@ -30,6 +30,15 @@ describe('ipToInt / intToIp', () => {
     expect(intToIp(0xc0a80201)).toBe('192.168.2.1');
     expect(intToIp(ipToInt('10.231.0.2'))).toBe('10.231.0.2');
   });
+
+  it('ipToInt reads every dotted quad as the sum of its parts base 256, and no junk as a number', () => {
+    for (let i = 0; i < 2000; i++) {
+      const parts = [0, 0, 0, 0].map(() => Math.floor(Math.random() * 256));
+      expect(ipToInt(parts.join('.'))).toBe(((parts[0]! * 256 + parts[1]!) * 256 + parts[2]!) * 256 + parts[3]!);
+    }
+    expect(ipToInt('0.0.0.0')).toBe(0);
+    for (const junk of ['', 'a.b.c.d', '1..2.3', '1.2.3.', '.1.2.3', '1.2.3.x', '1.2.3.-4']) expect(ipToInt(junk), junk).toBeNaN();
+  });
 });
 
 describe('parseIPv4', () => {
