@@ -24,6 +24,7 @@ import { netnsInode } from '../sys/proc.js';
 import { NETNS_RUN_DIR } from '../state/paths.js';
 import { SysError } from '../errors.js';
 import { crashPoint } from './crash.js';
+import { parseTag } from '../net/tag.js';
 import { hostLockGeneration, hostLockTakenAt } from '../state/lock.js';
 
 // Applies steps in order through the journal, then `commit` (recording the result). On any
@@ -113,13 +114,13 @@ async function applyCombined(steps: readonly Step[], journal: Journal, ctx: Step
   }
 }
 
-// The undo of a nat namespace's journal in three spawns: one read (the owner tag of its veth,
-// the rules), then one `ip -4 -force -batch` removing, in reverse order of creation, the
-// uplink's rule and table (if no other namespace uses them), the veth, the fail-closed rules
-// nobody needs any more, the namespace; both in parallel with the nft table's update (and the
-// files, sysctls, firewall holes), which none of them waits for. Lines for objects already
-// gone fail and are passed over (undo is idempotent); any other failure is reported and keeps
-// the journal for a retry.
+// The undo of a nat namespace's journal in a few spawns: one read (the owner tag of its veth,
+// the rules), then `ip -4 -force -batch` removing, in reverse order of creation, the uplink's
+// rule and table (if no other namespace uses them), the veth, the fail-closed rules nobody
+// needs any more, the namespace (split in two batches, the namespace first: namespaceFirst);
+// in parallel with the nft table's update (and the files, sysctls, firewall holes), which
+// none of them waits for. Lines for objects already gone fail and are passed over (undo is
+// idempotent); any other failure is reported and keeps the journal for a retry.
 async function undoCombined(journal: Journal, ctx: StepContext, intents: readonly Step[]): Promise<void> {
   const veths = vethSteps(intents);
   const readLines = undoReadLines(veths);
@@ -135,27 +136,42 @@ async function undoCombined(journal: Journal, ctx: StepContext, intents: readonl
     throw e;
   });
   const facts: UndoFacts = { vethOurs: new Map(), guardJson: answers[answers.length - 1] };
-  for (const [k, v] of veths.entries()) facts.vethOurs.set(v.hostIface, await vethOwnership(v, answers[k], ctx));
+  const tagged = new Set<string>();
+  for (const [k, v] of veths.entries()) {
+    facts.vethOurs.set(v.hostIface, await vethOwnership(v, answers[k], ctx));
+    const alias = ((answers[k] ?? [])[0] as Record<string, unknown> | undefined)?.ifalias;
+    if (typeof alias === 'string' && parseTag(alias)?.name === v.netns) tagged.add(v.hostIface);
+  }
   const lines = intents.map((step) => undoHostLines(step, ctx, facts));
   let i = intents.length - 1;
   while (i >= 0 && lines[i]!.length === 0) i--;
-  const split = namespaceFirst(intents, lines, i);
-  const batch = ipBatchForce(split ? split.first : lines.slice(0, i + 1).reverse().flat(), 4);
+  const split = namespaceFirst(intents, lines, i, tagged);
+  // Settled, never rejected: a batch that throws (the runner died) is reported with the rest,
+  // and waits for nobody's handler while the local parts run.
+  const settle = (p: Promise<string | undefined>) => p.then((failed) => ({ failed }), (thrown: unknown) => ({ thrown: thrown as Error }));
+  const batch = settle(ipBatchForce(split ? split.first : lines.slice(0, i + 1).reverse().flat(), 4));
   // The second batch follows the first at once: it needs nothing of the local parts (nft).
-  const second = split ? batch.then(() => ipBatchForce(split.then, 4)) : undefined;
-  second?.catch(() => undefined); // a batch that throws is thrown below, by `await batch`
+  // The crash points of the steps the first batch undid come in between.
+  const last = i;
+  const second = split
+    ? batch.then(async () => {
+        for (let k = last; k > split.veth; k--) await crashPoint('undo', k);
+        return settle(ipBatchForce(split.then, 4));
+      })
+    : undefined;
   // The steps at the end whose undo needed no `ip` line are undone once the local parts are:
   // a crash point each.
   await local;
   for (let j = intents.length - 1; j > i && errors.length === 0; j--) await crashPoint('undo', j);
-  const failed = [await batch];
-  if (split) {
-    for (; i > split.veth; i--) await crashPoint('undo', i);
-    failed.push(await second);
+  const results = [await batch];
+  if (split && second) {
+    results.push(await second);
+    i = split.veth;
   }
-  for (const f of failed) {
-    if (f !== undefined && !onlyGone(f)) {
-      errors.push(new SysError(`ip -4 -force -batch (undo of ${ctx.name}): ${f}`, ['ip', '-4', '-force', '-batch', '-'], undefined, f));
+  for (const r of results) {
+    if ('thrown' in r) errors.push(r.thrown);
+    else if (r.failed !== undefined && !onlyGone(r.failed)) {
+      errors.push(new SysError(`ip -4 -force -batch (undo of ${ctx.name}): ${r.failed}`, ['ip', '-4', '-force', '-batch', '-'], undefined, r.failed));
     }
   }
   for (; i >= 0; i--) await crashPoint('undo', i);
@@ -163,25 +179,33 @@ async function undoCombined(journal: Journal, ctx: StepContext, intents: readonl
   journal.remove();
 }
 
-// `ip link del` of a veth waits for the kernel to finish with the device (20-45 ms here, under
-// the host lock), while deleting the namespace its peer is in makes the kernel remove the pair
-// by itself, in its own worker: the host end is gone ~2-5 ms later (measured on 6.18). So when the
-// undo removes both NAME's namespace and its veth, the namespace goes first, with the lines of
-// the steps made after the veth (the uplink's rule and table); a second batch then deletes the
-// veth, which is normally gone by then ("Cannot find device", passed over), and is still there
-// only when something keeps the namespace alive (processes left inside): then it is deleted
-// as before. The fail-closed rules change only in that second batch, after the veth is gone, so
-// a namespace kept alive is never left with its link up and its block unguarded.
-// `lines`: each intent's undo lines; `last`: the last intent with any. Undefined: one batch.
-function namespaceFirst(intents: readonly Step[], lines: readonly string[][], last: number): { first: string[]; then: string[]; veth: number } | undefined {
+// `ip link del` of a veth waits for the kernel to finish with the device (18-45 ms measured
+// here, under the host lock), while deleting the namespace its peer is in makes the kernel
+// remove the pair by itself, in its own worker: the host end is gone ~2-5 ms later (measured
+// on 6.18). So when the undo removes both NAME's namespace and its veth, a first batch sets
+// the veth down (nothing crosses it from then on, also where no fail-closed rule covers the
+// namespace: one without an uplink), deletes the namespace, and runs the lines of the steps
+// made after the veth (the uplink's rule and table); a second batch then deletes the veth,
+// normally gone by then ("Cannot find device", passed over), still there when something keeps
+// the namespace alive (processes left inside, an open descriptor) or the kernel's worker is
+// late: then it is deleted as before. The fail-closed rules change only in that second batch,
+// after the veth is gone. Not split (one batch, as before) when the veth is NAME's only by its
+// peer, not by its owner tag: once the namespace is gone, a retry after a crash between the two
+// batches could not prove it NAME's any more; nor when a fail-closed rule step comes after the
+// veth (the plans make it before). `lines`: each intent's undo lines; `last`: the last intent
+// with any; `tagged`: host ends whose owner tag names their NAME. Undefined: one batch.
+export function namespaceFirst(intents: readonly Step[], lines: readonly string[][], last: number, tagged: ReadonlySet<string>): { first: string[]; then: string[]; veth: number } | undefined {
   const ns = intents.findIndex((s) => s.kind === 'netns-add');
   if (ns < 0 || lines[ns]!.length === 0) return undefined;
   const name = (intents[ns] as Extract<Step, { kind: 'netns-add' }>).name;
   let veth = -1;
   for (const [k, s] of intents.entries()) if (s.kind === 'veth-add' && s.netns === name && lines[k]!.length > 0) veth = k;
   if (veth < ns) return undefined;
-  // Each batch keeps the reverse order of creation within itself.
-  const first = [...lines[ns]!, ...lines.slice(veth + 1, last + 1).reverse().flat()];
+  const step = intents[veth] as Extract<Step, { kind: 'veth-add' }>;
+  if (!tagged.has(step.hostIface) || intents.slice(veth + 1).some((s) => s.kind === 'route-guard')) return undefined;
+  // The first: the veth down, the namespace, then the later steps' lines in reverse order of
+  // creation; the second: the rest in reverse order, the namespace's line left out.
+  const first = [`link set dev ${step.hostIface} down`, ...lines[ns]!, ...lines.slice(veth + 1, last + 1).reverse().flat()];
   const then = lines.slice(0, veth + 1).flatMap((l, k) => (k === ns ? [] : [l])).reverse().flat();
   return { first, then, veth };
 }

@@ -88,13 +88,17 @@ describe('teardown exactness', () => {
     expect(await w.snapshot()).toEqual(clean);
   });
 
-  it('a namespace still held open by a descriptor loses its veth at down all the same', async () => {
-    // Teardown deletes NAME's namespace before its veth, so that the kernel removes the pair by
-    // itself (apply.ts, namespaceFirst). A namespace something keeps alive (here an open
-    // descriptor of a process in the host, not inside) keeps its veth: nsroute deletes it then.
-    const n = w.name('x6');
-    const ready = marker(w, 'x6-ready');
-    expectOk(await w.nsroute(['up', n, '--via', SLOW_GW, '--dns', DNS_SERVER]));
+  // Teardown deletes NAME's namespace before its veth, so that the kernel removes the pair by
+  // itself (apply.ts, namespaceFirst). A namespace something keeps alive (here an open
+  // descriptor of a process in the host, not inside) keeps its veth: nsroute deletes it then.
+  // With an uplink (fail-closed rules cover NAME) and without one (nothing but the veth does).
+  it.each([
+    ['with --via', 'x6', ['--via', SLOW_GW, '--dns', DNS_SERVER]],
+    ['without an uplink', 'x7', ['--dns', DNS_SERVER]],
+  ])('a namespace still held open by a descriptor loses its veth at down all the same (%s)', async (_, suffix, route) => {
+    const n = w.name(suffix);
+    const ready = marker(w, `${suffix}-ready`);
+    expectOk(await w.nsroute(['up', n, ...route]));
     const holder = w.spawnIn(w.host, ['sh', '-c', `exec 3</run/netns/${n}; touch '${ready}'; exec sleep 600`], { timeoutMs: 700_000 });
     try {
       await waitForFile(ready);
