@@ -182,18 +182,21 @@ async function undoCombined(journal: Journal, ctx: StepContext, intents: readonl
 // `ip link del` of a veth waits for the kernel to finish with the device (18-45 ms measured
 // here, under the host lock), while deleting the namespace its peer is in makes the kernel
 // remove the pair by itself, in its own worker: the host end is gone ~2-5 ms later (measured
-// on 6.18). So when the undo removes both NAME's namespace and its veth, a first batch sets
-// the veth down (nothing crosses it from then on, also where no fail-closed rule covers the
-// namespace: one without an uplink), deletes the namespace, and runs the lines of the steps
-// made after the veth (the uplink's rule and table); a second batch then deletes the veth,
-// normally gone by then ("Cannot find device", passed over), still there when something keeps
-// the namespace alive (processes left inside, an open descriptor) or the kernel's worker is
-// late: then it is deleted as before. The fail-closed rules change only in that second batch,
-// after the veth is gone. Not split (one batch, as before) when the veth is NAME's only by its
-// peer, not by its owner tag: once the namespace is gone, a retry after a crash between the two
-// batches could not prove it NAME's any more; nor when a fail-closed rule step comes after the
-// veth (the plans make it before). `lines`: each intent's undo lines; `last`: the last intent
-// with any; `tagged`: host ends whose owner tag names their NAME. Undefined: one batch.
+// on 6.18). So when the undo removes both NAME's namespace and its veth, a first batch deletes
+// the namespace and runs the lines of the steps made after the veth (the uplink's rule and
+// table); a second batch then deletes the veth, normally gone by then ("Cannot find device",
+// passed over), still there when something keeps the namespace alive (processes left inside,
+// an open descriptor) or the kernel's worker is late: then it is deleted as before.
+// The fail-closed rules change only in that second batch, after the veth is gone: until then a
+// namespace kept alive has no route out but its own (plan/guard.ts), whether or not its nft
+// elements are gone yet (one transaction removes them all). A namespace without an uplink has
+// no such rule (it follows the host's routing): its veth is set down first (~3 ms more), so
+// that nothing leaves it unmasqueraded once its elements are gone.
+// Not split (one batch, as before) when the veth is NAME's only by its peer, not by its owner
+// tag: once the namespace is gone, a retry after a crash between the two batches could not
+// prove it NAME's any more; nor when a fail-closed rule step comes after the veth (the plans
+// make it before). `lines`: each intent's undo lines; `last`: the last intent with any;
+// `tagged`: host ends whose owner tag names their NAME. Undefined: one batch.
 export function namespaceFirst(intents: readonly Step[], lines: readonly string[][], last: number, tagged: ReadonlySet<string>): { first: string[]; then: string[]; veth: number } | undefined {
   const ns = intents.findIndex((s) => s.kind === 'netns-add');
   if (ns < 0 || lines[ns]!.length === 0) return undefined;
@@ -203,9 +206,10 @@ export function namespaceFirst(intents: readonly Step[], lines: readonly string[
   if (veth < ns) return undefined;
   const step = intents[veth] as Extract<Step, { kind: 'veth-add' }>;
   if (!tagged.has(step.hostIface) || intents.slice(veth + 1).some((s) => s.kind === 'route-guard')) return undefined;
-  // The first: the veth down, the namespace, then the later steps' lines in reverse order of
-  // creation; the second: the rest in reverse order, the namespace's line left out.
-  const first = [`link set dev ${step.hostIface} down`, ...lines[ns]!, ...lines.slice(veth + 1, last + 1).reverse().flat()];
+  // The first: (without an uplink) the veth down, the namespace, then the later steps' lines in
+  // reverse order of creation; the second: the rest in reverse order, the namespace's left out.
+  const down = step.uplinkTable === undefined ? [`link set dev ${step.hostIface} down`] : [];
+  const first = [...down, ...lines[ns]!, ...lines.slice(veth + 1, last + 1).reverse().flat()];
   const then = lines.slice(0, veth + 1).flatMap((l, k) => (k === ns ? [] : [l])).reverse().flat();
   return { first, then, veth };
 }

@@ -8,7 +8,7 @@ const UPLINK = { via: '10.99.2.1', dev: 'ups', table: 7101, mark: 0x6e720001, pr
 const STEPS: Step[] = [
   { kind: 'netns-add', name: 'slow' },
   { kind: 'route-guard' },
-  { kind: 'veth-add', netns: 'slow', hostIface: 'nsr-slow', nsIface: 'eth0', hostCidr: '10.231.0.1/30', tag: 'nsroute:ns=slow:persistent=0' },
+  { kind: 'veth-add', netns: 'slow', hostIface: 'nsr-slow', nsIface: 'eth0', hostCidr: '10.231.0.1/30', tag: 'nsroute:ns=slow:persistent=0', uplinkTable: 7101, subnet: '10.231.0.0/30' },
   { kind: 'ns-config', netns: 'slow', nsIface: 'eth0', nsCidr: '10.231.0.2/30', gateway: '10.231.0.1' },
   { kind: 'netns-files', netns: 'slow', files: {} },
   { kind: 'ip-forward' },
@@ -21,9 +21,9 @@ const LAST = 6; // the last step with lines
 const TAGGED = new Set(['nsr-slow']);
 
 describe('namespaceFirst', () => {
-  it('sets the veth down and deletes the namespace first, with the uplink; the veth and the fail-closed rules after', () => {
+  it('deletes the namespace first, with the uplink; the veth and the fail-closed rules after', () => {
     expect(namespaceFirst(STEPS, LINES, LAST, TAGGED)).toEqual({
-      first: ['link set dev nsr-slow down', 'netns del slow', 'rule del pref 4200 fwmark 0x6e720001 lookup 7101', 'route flush table 7101'],
+      first: ['netns del slow', 'rule del pref 4200 fwmark 0x6e720001 lookup 7101', 'route flush table 7101'],
       then: ['link del dev nsr-slow', 'rule del pref 4202 from 10.231.0.0/30 unreachable'],
       veth: 2,
     });
@@ -31,7 +31,7 @@ describe('namespaceFirst', () => {
 
   it('keeps every line but the namespace\'s, once, in reverse order of creation within each batch', () => {
     const split = namespaceFirst(STEPS, LINES, LAST, TAGGED)!;
-    expect([...split.first, ...split.then].filter((l) => !l.endsWith(' down')).sort()).toEqual(LINES.flat().sort());
+    expect([...split.first, ...split.then].sort()).toEqual(LINES.flat().sort());
   });
 
   it('is one batch (undefined) when the namespace or the veth is not to be deleted, or the veth is not tagged as NAME\'s', () => {
@@ -47,8 +47,8 @@ describe('namespaceFirst', () => {
     expect(namespaceFirst(steps, lines, lines.length - 1, TAGGED)).toBeUndefined();
   });
 
-  it('without an uplink: nothing but the namespace in the first batch after the veth goes down', () => {
-    const steps = STEPS.filter((s) => s.kind !== 'uplink-route');
+  it('without an uplink (no fail-closed rule covers it): the veth is set down first', () => {
+    const steps = STEPS.filter((s) => s.kind !== 'uplink-route').map((s) => (s.kind === 'veth-add' ? { ...s, uplinkTable: undefined, subnet: undefined } : s));
     const lines = LINES.filter((_, i) => i !== 6);
     expect(namespaceFirst(steps, lines, 2, TAGGED)).toEqual({ first: ['link set dev nsr-slow down', 'netns del slow'], then: ['link del dev nsr-slow', 'rule del pref 4202 from 10.231.0.0/30 unreachable'], veth: 2 });
   });
