@@ -17,6 +17,7 @@ import {
   vethOwnership,
   type StepContext,
   type UndoFacts,
+  type VethOwner,
 } from './executors.js';
 import { nsConfigLines } from '../plan/plan.js';
 import { failedBatchLines, ipBatch, ipBatchForce, ipJsonBatch, onlyGone } from '../sys/ip.js';
@@ -24,7 +25,6 @@ import { netnsInode } from '../sys/proc.js';
 import { NETNS_RUN_DIR } from '../state/paths.js';
 import { SysError } from '../errors.js';
 import { crashPoint } from './crash.js';
-import { parseTag } from '../net/tag.js';
 import { hostLockGeneration, hostLockTakenAt } from '../state/lock.js';
 
 // Applies steps in order through the journal, then `commit` (recording the result). On any
@@ -136,16 +136,11 @@ async function undoCombined(journal: Journal, ctx: StepContext, intents: readonl
     throw e;
   });
   const facts: UndoFacts = { vethOurs: new Map(), guardJson: answers[answers.length - 1] };
-  const tagged = new Set<string>();
-  for (const [k, v] of veths.entries()) {
-    facts.vethOurs.set(v.hostIface, await vethOwnership(v, answers[k], ctx));
-    const alias = ((answers[k] ?? [])[0] as Record<string, unknown> | undefined)?.ifalias;
-    if (typeof alias === 'string' && parseTag(alias)?.name === v.netns) tagged.add(v.hostIface);
-  }
+  for (const [k, v] of veths.entries()) facts.vethOurs.set(v.hostIface, await vethOwnership(v, answers[k], ctx));
   const lines = intents.map((step) => undoHostLines(step, ctx, facts));
   let i = intents.length - 1;
   while (i >= 0 && lines[i]!.length === 0) i--;
-  const split = namespaceFirst(intents, lines, i, tagged);
+  const split = namespaceFirst(intents, lines, i, facts.vethOurs);
   // Settled, never rejected: a batch that throws (the runner died) is reported with the rest,
   // and waits for nobody's handler while the local parts run.
   const settle = (p: Promise<string | undefined>) => p.then((failed) => ({ failed }), (thrown: unknown) => ({ thrown: thrown as Error }));
@@ -196,8 +191,8 @@ async function undoCombined(journal: Journal, ctx: StepContext, intents: readonl
 // tag: once the namespace is gone, a retry after a crash between the two batches could not
 // prove it NAME's any more; nor when a fail-closed rule step comes after the veth (the plans
 // make it before). `lines`: each intent's undo lines; `last`: the last intent with any;
-// `tagged`: host ends whose owner tag names their NAME. Undefined: one batch.
-export function namespaceFirst(intents: readonly Step[], lines: readonly string[][], last: number, tagged: ReadonlySet<string>): { first: string[]; then: string[]; veth: number } | undefined {
+// `owners`: why each veth is NAME's (executors.ts vethOwnership). Undefined: one batch.
+export function namespaceFirst(intents: readonly Step[], lines: readonly string[][], last: number, owners: ReadonlyMap<string, VethOwner>): { first: string[]; then: string[]; veth: number } | undefined {
   const ns = intents.findIndex((s) => s.kind === 'netns-add');
   if (ns < 0 || lines[ns]!.length === 0) return undefined;
   const name = (intents[ns] as Extract<Step, { kind: 'netns-add' }>).name;
@@ -205,7 +200,7 @@ export function namespaceFirst(intents: readonly Step[], lines: readonly string[
   for (const [k, s] of intents.entries()) if (s.kind === 'veth-add' && s.netns === name && lines[k]!.length > 0) veth = k;
   if (veth < ns) return undefined;
   const step = intents[veth] as Extract<Step, { kind: 'veth-add' }>;
-  if (!tagged.has(step.hostIface) || intents.slice(veth + 1).some((s) => s.kind === 'route-guard')) return undefined;
+  if (owners.get(step.hostIface) !== 'tag' || intents.slice(veth + 1).some((s) => s.kind === 'route-guard')) return undefined;
   // The first: (without an uplink) the veth down, the namespace, then the later steps' lines in
   // reverse order of creation; the second: the rest in reverse order, the namespace's left out.
   const down = step.uplinkTable === undefined ? [`link set dev ${step.hostIface} down`] : [];

@@ -623,7 +623,7 @@ export async function createLocalPart(step: Step, ctx: StepContext, facts: HostF
 // Undo of a journal's intents through the combined path: what the host batch must do for a step
 // (read: the owner tag of the veth and the rules, read once before), and the rest.
 export interface UndoFacts {
-  vethOurs: Map<string, boolean>; // host iface -> may be deleted
+  vethOurs: Map<string, VethOwner>; // host iface -> may be deleted (and why)
   guardJson: unknown;
 }
 
@@ -662,17 +662,21 @@ export async function undoLocalPart(step: Step, ctx: StepContext): Promise<void>
   }
 }
 
+// Why a veth's host end is NAME's: its owner tag says so, or (untagged) its peer is in NAME's
+// own namespace. false: it is not (or is gone).
+export type VethOwner = 'tag' | 'peer' | false;
+
 // Whose the host ends of these veths are (removeOwnVeth's rule), from one read.
-export async function vethOwnership(step: Extract<Step, { kind: 'veth-add' }>, link: unknown[] | undefined, ctx: StepContext): Promise<boolean> {
+export async function vethOwnership(step: Extract<Step, { kind: 'veth-add' }>, link: unknown[] | undefined, ctx: StepContext): Promise<VethOwner> {
   const l = (link ?? [])[0] as Record<string, unknown> | undefined;
   if (!l) return false; // gone already
   const alias = typeof l.ifalias === 'string' ? l.ifalias : undefined;
-  if (parseTag(alias)?.name === step.netns) return true;
+  if (parseTag(alias)?.name === step.netns) return 'tag';
   if (alias === undefined && netnsIsOurs(step.netns, ctx.netns) === 'yes') {
     const id = await netnsId(step.netns);
     const ours = id !== undefined && l.link_netnsid === id;
     if (!ours) notice(`left interface ${step.hostIface} alone: it is not ${step.netns}'s (it has no nsroute owner tag)`);
-    return ours;
+    return ours ? 'peer' : false;
   }
   notice(`left interface ${step.hostIface} alone: it is not ${step.netns}'s (${alias ? `its owner tag is "${alias}"` : 'it has no nsroute owner tag'})`);
   return false;

@@ -18,7 +18,7 @@ const STEPS: Step[] = [
 ];
 const LINES = [['netns del slow'], ['rule del pref 4202 from 10.231.0.0/30 unreachable'], ['link del dev nsr-slow'], [], [], [], ['rule del pref 4200 fwmark 0x6e720001 lookup 7101', 'route flush table 7101'], [], []];
 const LAST = 6; // the last step with lines
-const TAGGED = new Set(['nsr-slow']);
+const TAGGED = new Map([['nsr-slow', 'tag' as const]]);
 
 describe('namespaceFirst', () => {
   it('deletes the namespace first, with the uplink; the veth and the fail-closed rules after', () => {
@@ -38,7 +38,7 @@ describe('namespaceFirst', () => {
     const without = (k: number) => LINES.map((l, i) => (i === k ? [] : l));
     expect(namespaceFirst(STEPS, without(0), LAST, TAGGED)).toBeUndefined();
     expect(namespaceFirst(STEPS, without(2), LAST, TAGGED)).toBeUndefined();
-    expect(namespaceFirst(STEPS, LINES, LAST, new Set())).toBeUndefined();
+    expect(namespaceFirst(STEPS, LINES, LAST, new Map([['nsr-slow', 'peer' as const]]))).toBeUndefined();
   });
 
   it('is one batch when a fail-closed rule step comes after the veth', () => {
