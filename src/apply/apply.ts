@@ -60,11 +60,12 @@ export async function applySteps(steps: readonly Step[], journal: Journal, ctx: 
 
 // A nat create in four spawns (PLATFORM.md: each costs ~10 ms from Node): one `ip -4 -batch`
 // for the host side (the namespace, the fail-closed rules, the veth, the uplink's table and
-// rule), then one `ip -batch` inside NAME (ip.ts ipBatch), while the nft table (and firewall holes, if the
-// ruleset read with the facts says they are needed) are written in parallel and the files
-// and sysctls in between (the inside batch starts as soon as the host batch is done). Every
-// intent is journaled (one fsync) before anything runs; undo replays intents done or not, so a
-// failure or a crash anywhere is undone exactly. Crash points follow everything.
+// rule), then one `ip -batch` inside NAME (ip.ts ipBatch), while the nft table (and firewall
+// holes, if the ruleset read with the facts says they are needed) are written in parallel and
+// the files and sysctls in between (the inside batch starts as soon as the host batch is
+// done). Every intent is journaled (one fsync) before anything runs; undo replays intents
+// done or not, so a failure or a crash anywhere is undone exactly. Crash points follow
+// everything.
 async function applyCombined(steps: readonly Step[], journal: Journal, ctx: StepContext, facts: HostFacts): Promise<void> {
   journal.intendAll(steps);
   const host: string[] = [];
